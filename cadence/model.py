@@ -1,0 +1,205 @@
+"""Domain types shared by every layer: plain frozen values, no I/O.
+
+The planner (`cadence.engine`) works only on these; the store turns rows into them and its
+results back into rows. Times are always timezone-aware UTC `datetime`s; the local time of a
+customer is computed where it is needed (send windows, calendar limits, display).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class Status(StrEnum):
+    """Where a message stands. Every message has exactly one, with the reason for it."""
+
+    SCHEDULED = "scheduled"  # will go as its own email at `send_at`
+    MERGED = "merged"  # will go inside a merged email (a digest)
+    DEFERRED = "deferred"  # a limit pushed it later; it has a `send_at`
+    SUPPRESSED = "suppressed"  # will never be sent (a rule, an unsubscribe, a bounce, a drop)
+    EXPIRED = "expired"  # could not go before its `expires_at`
+    CANCELLED = "cancelled"  # withdrawn by a person or by a playbook's `cancel_on` event
+    HELD = "held"  # an error (expression, template) stops it; fixed rules release it
+    SENT = "sent"
+    RECORDED = "recorded"  # sent elsewhere, written into the ledger
+    FAILED = "failed"  # the transport refused it for good
+    UNCONFIRMED = "unconfirmed"  # the provider may have it; settled by an event or an operator
+
+
+#: statuses after which the planner never looks at the message again
+SETTLED = frozenset(
+    {Status.SENT, Status.RECORDED, Status.CANCELLED, Status.FAILED, Status.UNCONFIRMED}
+)
+#: statuses whose message is on its way (an email is planned for it)
+PLANNED = frozenset({Status.SCHEDULED, Status.MERGED, Status.DEFERRED})
+
+
+class MessageKind(StrEnum):
+    SUBMITTED = "submitted"  # cadence is asked to send it
+    RECORDED = "recorded"  # already sent by another system
+
+
+class EmailStatus(StrEnum):
+    PLANNED = "planned"  # decided by the planner; rebuilt freely until claimed
+    CLAIMED = "claimed"  # a daemon holds a lease on it; nothing has left yet
+    SENDING = "sending"  # handed to the transport; outcome not yet written
+    SENT = "sent"
+    FAILED = "failed"
+    UNCONFIRMED = "unconfirmed"  # a daemon died while SENDING: never re-sent automatically
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    email: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reachability:
+    """What the customer's own actions allow, whatever the rules say."""
+
+    unsubscribed_all: bool = False
+    unsubscribed_categories: frozenset[str] = frozenset()
+    hard_bounced: bool = False
+    soft_bounces: int = 0
+    spam_reported: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: str
+    email: str
+    name: str
+    timezone: str | None = None  # None: the configured default_timezone
+    account: str | None = None
+    attributes: Mapping[str, Any] = EMPTY
+    created_at: datetime | None = None
+    reach: Reachability = Reachability()
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One customer-facing communication from one role."""
+
+    id: str
+    customer_id: str
+    role: str
+    kind: MessageKind = MessageKind.SUBMITTED
+    category: str | None = None
+    topic: str | None = None
+    template: str | None = None
+    data: Mapping[str, Any] = EMPTY
+    subject: str | None = None
+    body_text: str | None = None
+    body_html: str | None = None
+    sender: Sender | None = None
+    human: bool = False
+    transactional: bool = False
+    priority: int | None = None
+    send_after: datetime | None = None  # None only for recorded messages
+    expires_at: datetime | None = None  # None: send_after + the rules' max_delay
+    sent_at: datetime | None = None  # recorded messages
+    playbook: str | None = None  # the playbook that created it
+    origin: str | None = None  # the event id (or sweep) that created it
+    to: str | None = None  # "owner": an internal alert to customer.owner_email
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    customer_id: str
+    type: str
+    at: datetime
+    data: Mapping[str, Any] = EMPTY
+    attributes: Mapping[str, Any] = EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One email as it counts against the rules: sent, recorded elsewhere, or (for another
+    customer of the same account) planned. A merged email counts once, through its members."""
+
+    id: str
+    at: datetime
+    customer_id: str
+    members: tuple[Message, ...]
+    planned: bool = False
+
+    @property
+    def transactional(self) -> bool:
+        return all(m.transactional for m in self.members)
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    """What the planner proposes to send: one message, or several merged into one."""
+
+    id: str
+    customer_id: str
+    send_at: datetime
+    members: tuple[str, ...]
+    role: str
+    category: str | None
+    transactional: bool
+    merge_rule: str | None = None
+    template: str | None = None  # the merge rule's template for a digest
+    to_owner: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The planner's verdict on one message, with everything a person needs to read it."""
+
+    message_id: str
+    status: Status
+    reason: str
+    send_at: datetime | None = None
+    email_id: str | None = None
+    rule: str | None = None
+    counted: tuple[str, ...] = ()  # ids of the emails/recorded messages that filled the limit
+    won_by: str | None = None  # the message that took the slot
+    next_allowed: datetime | None = None  # the earliest time every rule allows
+    event: str | None = None  # the event that cancelled it
+    rules_version: str | None = None
+    final: bool = False  # True: the planner never revisits it
+
+    def same_verdict(self, other: Decision | None) -> bool:
+        """Whether a new decision says something different enough to be kept as history."""
+        if other is None:
+            return False
+        return (
+            self.status == other.status
+            and self.send_at == other.send_at
+            and self.email_id == other.email_id
+            and self.rule == other.rule
+            and self.reason == other.reason
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerContext:
+    """Everything the planner needs for one customer, read by the store in a few queries."""
+
+    customer: Customer
+    pending: tuple[Message, ...]  # open messages (not settled)
+    history: tuple[Sent, ...] = ()  # this customer's sent emails and recorded messages
+    account_history: tuple[Sent, ...] = ()  # other customers of the account: sent and planned
+    last_contact: Mapping[str, datetime] = field(default_factory=dict)
+    previous: Mapping[str, Decision] = field(default_factory=dict)  # current decisions
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    customer_id: str
+    as_of: datetime
+    emails: tuple[Email, ...]
+    decisions: tuple[Decision, ...]
+    next_plan_at: datetime | None  # when this plan must be looked at again, if nothing changes

@@ -1,0 +1,233 @@
+"""Compiled rules: what the planner reads. Built once at load by `cadence.rules.loader`, frozen.
+
+These are not the file format (that is `cadence.rules.schema`, pydantic); they are the checked,
+resolved form, with durations as `timedelta`, days as weekday numbers and expressions compiled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from cadence.model import Message
+
+DEFAULT_PRIORITIES: Mapping[str, int] = MappingProxyType(
+    {"support": 100, "billing": 90, "success": 70, "sales": 50, "product": 30, "marketing": 10}
+)
+DEFAULT_PRIORITY = 0  # a role missing from `priorities`
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a rule was written, for messages that point a person at it."""
+
+    file: str
+    line: int  # 1-based
+    column: int  # 1-based
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class ExpressionError(Exception):
+    """An expression failed while being evaluated (not at load: those are RuleErrors)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    """A `when` expression compiled once at load; `evaluate` runs it over a scope of names
+    (`customer`, `message`, `event`, `now` and the helper functions)."""
+
+    source: str
+    location: Location
+    run: Callable[[Mapping[str, Any]], Any] = field(repr=False, compare=False)
+
+    def evaluate(self, scope: Mapping[str, Any]) -> Any:
+        try:
+            return self.run(scope)
+        except ExpressionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of user code is reported, not raised
+            raise ExpressionError(f"`{self.source}` ({self.location}): {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which messages a rule is about; an unset field matches everything."""
+
+    roles: frozenset[str] | None = None
+    categories: frozenset[str] | None = None
+    topics: frozenset[str] | None = None
+    human: bool | None = None
+
+    def matches(self, message: Message) -> bool:
+        return (
+            (self.roles is None or message.role in self.roles)
+            and (self.categories is None or message.category in self.categories)
+            and (self.topics is None or message.topic in self.topics)
+            and (self.human is None or message.human == self.human)
+        )
+
+    def describe(self) -> str:
+        parts = []
+        if self.roles is not None:
+            parts.append("roles " + ", ".join(sorted(self.roles)))
+        if self.categories is not None:
+            parts.append("categories " + ", ".join(sorted(self.categories)))
+        if self.topics is not None:
+            parts.append("topics " + ", ".join(sorted(self.topics)))
+        if self.human is not None:
+            parts.append("human" if self.human else "automated")
+        return "; ".join(parts) or "all messages"
+
+
+class Scope(StrEnum):
+    CUSTOMER = "customer"
+    ACCOUNT = "account"
+
+
+class Over(StrEnum):
+    DEFER = "defer"
+    DROP = "drop"
+
+
+class CalendarUnit(StrEnum):
+    DAY = "day"
+    WEEK = "week"  # from Monday, local time
+    MONTH = "month"
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A frequency cap: at most `max` matching emails in any window of `per` (rolling), or in
+    each calendar `calendar` period; and/or at least `min_gap` between two matching emails."""
+
+    name: str
+    location: Location
+    filter: Filter = Filter()
+    max: int | None = None
+    per: timedelta | None = None
+    calendar: CalendarUnit | None = None  # set when `window: calendar`
+    min_gap: timedelta | None = None
+    scope: Scope = Scope.CUSTOMER
+    over: Over = Over.DEFER
+
+
+@dataclass(frozen=True, slots=True)
+class SendWindow:
+    """Local days and hours when a matching non-transactional email may go. `end` before
+    `start` means the window runs past midnight into the next day."""
+
+    location: Location
+    filter: Filter = Filter()
+    days: frozenset[int] = frozenset(range(7))  # 0 = Monday
+    start: time = time(0, 0)
+    end: time = time(0, 0)  # start == end: the whole day
+    name: str | None = None
+
+    def describe(self) -> str:
+        names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        days = ",".join(names[d] for d in sorted(self.days))
+        label = f"{days} {self.start:%H:%M}-{self.end:%H:%M}"
+        return f"{self.name} ({label})" if self.name else label
+
+
+class SameKey(StrEnum):
+    TOPIC = "topic"
+    CATEGORY = "category"
+    TEMPLATE = "template"
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressRule:
+    name: str
+    location: Location
+    filter: Filter = Filter()
+    when: Expression | None = None
+    same: SameKey | None = None
+    within: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MergeRule:
+    name: str
+    location: Location
+    filter: Filter = Filter()
+    window: timedelta = timedelta(hours=48)
+    max_items: int = 10
+    template: str = "digest"
+    at: time | None = None  # a fixed local time: a daily/weekly digest
+    days: frozenset[int] | None = None  # with `at`: the days it goes
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybookSend:
+    """The message a playbook creates; the fields of a submitted message."""
+
+    role: str = "success"
+    category: str | None = "check-in"
+    topic: str | None = None
+    template: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    subject: str | None = None
+    body_text: str | None = None
+    priority: int | None = None
+    transactional: bool = False
+    expires_after: timedelta | None = None
+    to: str | None = None  # "owner": an internal alert to customer.owner_email
+
+
+@dataclass(frozen=True, slots=True)
+class Playbook:
+    name: str
+    location: Location
+    send: PlaybookSend
+    on: tuple[str, ...] = ()  # event types; empty with `every` set: a sweep
+    every: timedelta | None = None
+    when: Expression | None = None
+    wait: timedelta = timedelta(0)
+    cancel_on: tuple[str, ...] = ()
+    cooldown: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """One consistent set of rules, as read from a rules folder at one moment."""
+
+    version: str  # a digest of the rule files' bytes: decisions say which rules made them
+    priorities: Mapping[str, int] = DEFAULT_PRIORITIES
+    max_delay: timedelta = timedelta(days=7)
+    limits: tuple[Limit, ...] = ()
+    send_windows: tuple[SendWindow, ...] = ()
+    suppress: tuple[SuppressRule, ...] = ()
+    merge: tuple[MergeRule, ...] = ()
+    playbooks: tuple[Playbook, ...] = ()
+    files: tuple[str, ...] = ()
+
+    def priority_of(self, message: Message) -> int:
+        if message.priority is not None:
+            return message.priority
+        return self.priorities.get(message.role, DEFAULT_PRIORITY)
+
+    def lookback(self) -> timedelta:
+        """How far back the planner must see the ledger to apply every rule."""
+        spans = [timedelta(days=1)]
+        spans += [lim.per for lim in self.limits if lim.per is not None]
+        spans += [lim.min_gap for lim in self.limits if lim.min_gap is not None]
+        spans += [rule.within for rule in self.suppress if rule.within is not None]
+        spans += [rule.window for rule in self.merge]
+        spans += [timedelta(days=31) for lim in self.limits if lim.calendar is not None]
+        return max(spans)
+
+    def templates(self) -> frozenset[str]:
+        """Every template the rules name (merge digests and playbook messages)."""
+        names = {rule.template for rule in self.merge}
+        names |= {pb.send.template for pb in self.playbooks if pb.send.template}
+        return frozenset(names)
+
+
+EMPTY_RULES = Rules(version="none")

@@ -1,0 +1,1 @@
+"""Starter files that `cadence init` and `cadence demo` write."""

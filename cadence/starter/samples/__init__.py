@@ -1,0 +1,1 @@
+"""Sample customers, messages and events."""

@@ -1,0 +1,1 @@
+"""Alembic migrations, shipped inside the package as cadence.migrations (see pyproject.toml)."""
