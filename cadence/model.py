@@ -79,7 +79,7 @@ class Customer:
     name: str
     timezone: str | None = None  # None: the configured default_timezone
     account: str | None = None
-    attributes: Mapping[str, Any] = EMPTY
+    attributes: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     created_at: datetime | None = None
     reach: Reachability = Reachability()
 
@@ -95,7 +95,7 @@ class Message:
     category: str | None = None
     topic: str | None = None
     template: str | None = None
-    data: Mapping[str, Any] = EMPTY
+    data: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     subject: str | None = None
     body_text: str | None = None
     body_html: str | None = None
@@ -118,8 +118,8 @@ class Event:
     customer_id: str
     type: str
     at: datetime
-    data: Mapping[str, Any] = EMPTY
-    attributes: Mapping[str, Any] = EMPTY
+    data: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    attributes: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
 
 @dataclass(frozen=True, slots=True)

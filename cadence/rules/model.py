@@ -199,7 +199,7 @@ class Rules:
     """One consistent set of rules, as read from a rules folder at one moment."""
 
     version: str  # a digest of the rule files' bytes: decisions say which rules made them
-    priorities: Mapping[str, int] = DEFAULT_PRIORITIES
+    priorities: Mapping[str, int] = field(default_factory=lambda: DEFAULT_PRIORITIES)
     max_delay: timedelta = timedelta(days=7)
     limits: tuple[Limit, ...] = ()
     send_windows: tuple[SendWindow, ...] = ()
