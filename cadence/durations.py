@@ -28,7 +28,7 @@ def parse_duration(text: object) -> timedelta:
 def format_duration(delta: timedelta) -> str:
     """The shortest exact `7d`-style text for a duration."""
     seconds = int(delta.total_seconds())
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"

@@ -1,0 +1,78 @@
+"""One readable sentence per decision: what a CSM needs to know without reading the rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from cadence.durations import format_duration
+from cadence.model import CustomerContext, Email, Message, MessageKind
+
+if TYPE_CHECKING:
+    from cadence.engine.limits import Blocked
+    from cadence.engine.merge import Candidate
+
+
+def local(t: datetime, tz: ZoneInfo) -> str:
+    """`Tue 24 Nov 09:00 EST`: the customer's own clock, which is what rules speak in."""
+    return t.astimezone(tz).strftime("%a %d %b %H:%M %Z")
+
+
+def _message_label(message: Message) -> str:
+    who = f"{message.role} note by a person" if message.human else message.role
+    where = " from another system" if message.kind == MessageKind.RECORDED else ""
+    return f"{who} {message.id}{where}"
+
+
+class Labels:
+    """Names for the emails and recorded messages a limit counted."""
+
+    def __init__(self, ctx: CustomerContext) -> None:
+        self._labels: dict[str, str] = {}
+        for sent in (*ctx.history, *ctx.account_history):
+            self._labels[sent.id] = self._describe(sent.members, sent.customer_id, ctx)
+
+    @staticmethod
+    def _describe(members: Sequence[Message], customer_id: str, ctx: CustomerContext) -> str:
+        other = "" if customer_id == ctx.customer.id else f" to {customer_id}"
+        if len(members) == 1:
+            return _message_label(members[0]) + other
+        return "digest of " + ", ".join(m.id for m in members) + other
+
+    def add_email(self, email: Email, members: Sequence[Message]) -> None:
+        if len(members) == 1:
+            self._labels[email.id] = f"{_message_label(members[0])} (planned)"
+        else:
+            self._labels[email.id] = "digest of " + ", ".join(m.id for m in members)
+
+    def __getitem__(self, item_id: str) -> str:
+        return self._labels.get(item_id, item_id)
+
+
+def held(block: Blocked | None, until: datetime | None, tz: ZoneInfo, labels: Labels) -> str:
+    """`: weekly-total already has 3 emails in 7d (sales s-41, ...)`."""
+    if block is None:
+        return ""
+    limit = block.limit
+    items = ", ".join(labels[i] for i in block.counted)
+    if limit.min_gap is not None and block.counted and limit.max is None:
+        text = f"; {limit.name} keeps {format_duration(limit.min_gap)} after {items}"
+    elif limit.calendar is not None:
+        text = f"; {limit.name} already has {len(block.counted)} this {limit.calendar} ({items})"
+    else:
+        span = format_duration(limit.per) if limit.per else ""
+        scope = " for the account" if limit.scope == "account" else ""
+        text = (
+            f"; {limit.name} already has {len(block.counted)} emails in {span}{scope} ({items})"
+        )
+    if until is not None:
+        text += f"; next allowed {local(until, tz)}"
+    return text
+
+
+def window_note(candidate: Candidate, t: datetime, tz: ZoneInfo) -> str:
+    if candidate.window is not None and t > candidate.ready:
+        return f", when its send window {candidate.window.describe()} opens"
+    return ""

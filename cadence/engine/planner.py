@@ -1,0 +1,304 @@
+"""`plan_customer`: one customer's open messages in, one decision each and the emails out.
+
+Pure: no clock, no I/O. The same context, rules and time always give the same plan, which is
+what makes `preview`, `simulate` and the daemon agree.
+
+The order of work:
+1. messages past their `expires_at` expire; internal owner alerts and transactional mail go at
+   once (never capped, delayed, merged or suppressed by fatigue rules); the customer's own
+   unsubscribes, bounces and spam reports suppress what they cover;
+2. suppress rules, in the order the messages would go (so the later of two redundant ones is
+   the one suppressed);
+3. each survivor's earliest time inside its send window; merge rules cluster them into units;
+4. units are placed one at a time, earliest feasible slot first (the higher priority wins a
+   tie), each limit checked against the ledger and the units placed before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from cadence.engine import explain
+from cadence.engine.limits import Blocked, Point, PointSet, check
+from cadence.engine.merge import Candidate, Unit, form_units
+from cadence.engine.suppress import by_rules, reachability
+from cadence.engine.windows import next_open, next_open_all, window_for, zone
+from cadence.model import CustomerContext, Decision, Email, Message, Plan, Sent, Status
+from cadence.rules.model import Limit, Over, Rules, Scope
+
+_STEP = timedelta(seconds=1)
+_MAX_STEPS = 1000
+
+
+def email_id(member_ids: Iterable[str]) -> str:
+    """Stable id of the email made of these messages: re-planning the same members yields the
+    same email, so a rebuilt plan never creates a second digest for the same messages."""
+    digest = hashlib.sha256("\x1f".join(sorted(member_ids)).encode()).hexdigest()
+    return f"e-{digest[:16]}"
+
+
+def counts_against_limits(message: Message) -> bool:
+    return not message.transactional and message.to is None
+
+
+class _Planner:
+    def __init__(self, ctx: CustomerContext, rules: Rules, now: datetime, tz: ZoneInfo):
+        self.ctx, self.rules, self.now, self.tz = ctx, rules, now, tz
+        self.decisions: dict[str, Decision] = {}
+        self.emails: list[Email] = []
+        self.wakeups: list[datetime] = []
+        self.labels = explain.Labels(ctx)
+        self.points = {lim.name: PointSet(self._history_points(lim)) for lim in rules.limits}
+        self.placed_lead: dict[str, str] = {}  # email id -> its lead message, for `won_by`
+
+    # -- the ledger as each limit sees it ---------------------------------------------------
+
+    def _history_points(self, limit: Limit) -> list[Point]:
+        sources: list[Sent] = list(self.ctx.history)
+        if limit.scope is Scope.ACCOUNT:
+            sources += self.ctx.account_history
+        return [
+            Point(sent.at, sent.id)
+            for sent in sources
+            if any(counts_against_limits(m) and limit.filter.matches(m) for m in sent.members)
+        ]
+
+    def _limits_of(self, unit: Unit) -> list[Limit]:
+        return [
+            lim
+            for lim in self.rules.limits
+            if any(lim.filter.matches(c.message) for c in unit.members)
+        ]
+
+    # -- decisions --------------------------------------------------------------------------
+
+    def decide(self, message: Message, status: Status, reason: str, **fields: object) -> None:
+        final = bool(fields.pop("final", False))
+        self.decisions[message.id] = Decision(
+            message_id=message.id,
+            status=status,
+            reason=reason,
+            rules_version=self.rules.version,
+            final=final,
+            **fields,  # type: ignore[arg-type]
+        )
+
+    def add_email(self, unit_members: list[Message], at: datetime, **fields: object) -> Email:
+        lead = unit_members[0]
+        email = Email(
+            id=email_id(m.id for m in unit_members),
+            customer_id=self.ctx.customer.id,
+            send_at=at,
+            members=tuple(m.id for m in unit_members),
+            role=lead.role,
+            category=lead.category,
+            transactional=all(m.transactional for m in unit_members),
+            **fields,  # type: ignore[arg-type]
+        )
+        self.emails.append(email)
+        if at > self.now:
+            self.wakeups.append(at)
+        return email
+
+    # -- the steps --------------------------------------------------------------------------
+
+    def run(self) -> Plan:
+        candidates: list[Candidate] = []
+        planned_before: list[tuple[datetime, Message]] = []
+        for message in sorted(self.ctx.pending, key=self._order):
+            ready = max(message.send_after or self.now, self.now)
+            expires = message.expires_at or (message.send_after or self.now) + self.rules.max_delay
+            if expires <= self.now:
+                self.decide(
+                    message, Status.EXPIRED,
+                    f"its expires_at {explain.local(expires, self.tz)} passed before it could go",
+                    final=True,
+                )
+                continue
+            blocked = reachability(self.ctx, message)
+            if blocked is not None:
+                self._suppress(message, ready, blocked.rule, blocked.reason)
+                continue
+            if message.to == "owner" or message.transactional:
+                email = self.add_email([message], ready, to_owner=message.to == "owner")
+                why = (
+                    "an internal alert to the account owner: never capped"
+                    if message.to == "owner"
+                    else "transactional: goes at once, outside every fatigue rule"
+                )
+                self.decide(
+                    message, Status.SCHEDULED,
+                    f"{why}; {explain.local(ready, self.tz)}",
+                    send_at=ready, email_id=email.id,
+                )
+                planned_before.append((ready, message))
+                continue
+            verdict = by_rules(self.ctx, self.rules, message, ready, planned_before)
+            if verdict is not None:
+                if verdict.held:
+                    self.decide(message, Status.HELD, verdict.reason, rule=verdict.rule)
+                else:
+                    self._suppress(message, ready, verdict.rule, verdict.reason)
+                continue
+            window = window_for(message, self.rules)
+            base = next_open(ready, window, self.tz)
+            if base is None:
+                self.decide(message, Status.HELD, "its send window never opens", rule=None)
+                continue
+            candidates.append(
+                Candidate(message, ready, expires, self.rules.priority_of(message), window, base)
+            )
+            planned_before.append((ready, message))
+        self._place(form_units(candidates, self.rules, self.tz))
+        future = [t for t in self.wakeups if t > self.now]
+        return Plan(
+            customer_id=self.ctx.customer.id,
+            as_of=self.now,
+            emails=tuple(sorted(self.emails, key=lambda e: (e.send_at, e.id))),
+            decisions=tuple(self.decisions[m.id] for m in self.ctx.pending),
+            next_plan_at=min(future) if future else None,
+        )
+
+    def _order(self, message: Message) -> tuple[datetime, int, str]:
+        return (message.send_after or self.now, -self.rules.priority_of(message), message.id)
+
+    def _suppress(self, message: Message, ready: datetime, rule: str, reason: str) -> None:
+        final = ready <= self.now
+        if not final:
+            self.wakeups.append(ready)  # looked at again when it would have gone
+        self.decide(message, Status.SUPPRESSED, reason, rule=rule, final=final)
+
+    # -- placing units under the limits -----------------------------------------------------
+
+    def _slot(self, unit: Unit) -> tuple[datetime | None, list[Blocked]]:
+        """The earliest time every rule allows this unit, and what pushed it there."""
+        limits = self._limits_of(unit)
+        blocks: list[Blocked] = []
+        t = unit.ready
+        for _ in range(_MAX_STEPS):
+            opened = next_open_all(t, unit.windows, self.tz)
+            if opened is None:
+                return None, blocks
+            t = opened
+            blocked = next(
+                (b for lim in limits if (b := check(lim, self.points[lim.name], t, self.tz))),
+                None,
+            )
+            if blocked is None:
+                return t, blocks
+            blocks.append(blocked)
+            if blocked.limit.over is Over.DROP or t > unit.expires:
+                return t, blocks
+            t = max(blocked.next_try, t + _STEP)
+        return None, blocks
+
+    def _place(self, units: list[Unit]) -> None:
+        pending = list(units)
+        while pending:
+            slots = {id(u): self._slot(u) for u in pending}
+
+            def rank(u: Unit) -> tuple[datetime, int, datetime, str]:
+                t = slots[id(u)][0] or datetime.max.replace(tzinfo=self.now.tzinfo)
+                return (t, -u.priority, u.ready, u.lead.message.id)
+
+            unit = min(pending, key=rank)
+            pending.remove(unit)
+            t, blocks = slots[id(unit)]
+            if t is None:
+                for c in unit.members:
+                    self.decide(c.message, Status.HELD, "its send windows never open together")
+                continue
+            if blocks and blocks[-1].limit.over is Over.DROP:
+                self._drop(unit, blocks[-1])
+                continue
+            if t > unit.expires:
+                late = [c for c in unit.members if c.expires < t]
+                for c in late:
+                    self._expire(c, t, blocks)
+                rest = [c for c in unit.members if c.expires >= t]
+                if rest:
+                    pending.append(Unit(rest, max(c.base for c in rest), unit.rule))
+                continue
+            self._commit(unit, t, blocks)
+
+    def _commit(self, unit: Unit, t: datetime, blocks: list[Blocked]) -> None:
+        ordered = sorted(unit.members, key=lambda c: (-c.priority, c.base, c.message.id))
+        messages = [c.message for c in ordered]
+        merged = len(messages) > 1
+        email = self.add_email(
+            messages, t,
+            merge_rule=unit.rule.name if unit.rule else None,
+            template=unit.rule.template if unit.rule and merged else None,
+        )
+        self.placed_lead[email.id] = messages[0].id
+        for lim in self._limits_of(unit):
+            self.points[lim.name].add(Point(t, email.id))
+        self.labels.add_email(email, messages)
+        first = blocks[-1] if blocks else None  # the block that settled the final time
+        counted = first.counted if first else ()
+        won_by = next((self.placed_lead[i] for i in counted if i in self.placed_lead), None)
+        when = explain.local(t, self.tz)
+        held = explain.held(first, None, self.tz, self.labels) if first else ""
+        for c in ordered:
+            window_note = explain.window_note(c, t, self.tz) if not first else ""
+            common = {
+                "send_at": t, "email_id": email.id, "counted": counted,
+                "won_by": won_by if won_by != c.message.id else None,
+                "next_allowed": t if first else None,
+            }
+            if merged:
+                others = ", ".join(m.id for m in messages if m.id != c.message.id)
+                rule = unit.rule.name if unit.rule else None
+                self.decide(
+                    c.message, Status.MERGED,
+                    f"merged by {rule} with {others} into one email at {when}{held}{window_note}",
+                    rule=rule, **common,
+                )
+            elif first:
+                self.decide(
+                    c.message, Status.DEFERRED, f"held until {when}{held}",
+                    rule=first.limit.name, **common,
+                )
+            else:
+                digest = f" (waits for the {unit.rule.name} digest)" if unit.rule else ""
+                self.decide(
+                    c.message, Status.SCHEDULED, f"goes {when}{digest}{window_note}",
+                    rule=unit.rule.name if unit.rule else None, **common,
+                )
+
+    def _drop(self, unit: Unit, block: Blocked) -> None:
+        why = explain.held(block, None, self.tz, self.labels)
+        for c in unit.members:
+            self._suppress(
+                c.message, c.ready, block.limit.name, f"dropped (over: drop){why}"
+            )
+            self.decisions[c.message.id] = replace(
+                self.decisions[c.message.id], counted=block.counted
+            )
+
+    def _expire(self, c: Candidate, t: datetime, blocks: list[Blocked]) -> None:
+        block = blocks[-1] if blocks else None
+        final = c.expires <= self.now
+        if not final:
+            self.wakeups.append(c.expires)
+        why = explain.held(block, t, self.tz, self.labels) if block else ""
+        self.decide(
+            c.message, Status.EXPIRED,
+            f"cannot go before it expires at {explain.local(c.expires, self.tz)}{why}",
+            rule=block.limit.name if block else None,
+            counted=block.counted if block else (), next_allowed=t, final=final,
+        )
+
+
+def plan_customer(
+    ctx: CustomerContext, rules: Rules, now: datetime, default_timezone: str = "UTC"
+) -> Plan:
+    """Decide every open message of one customer as of `now`."""
+    if now.tzinfo is None:
+        raise ValueError("plan_customer needs an aware `now`")
+    tz = zone(ctx.customer.timezone or default_timezone)
+    return _Planner(ctx, rules, now, tz).run()

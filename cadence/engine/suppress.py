@@ -1,0 +1,126 @@
+"""Why a message must never go: the customer's own choices first, then the team's rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cadence.durations import format_duration
+from cadence.engine.scope import make_scope
+from cadence.model import CustomerContext, Message
+from cadence.rules.model import ExpressionError, Rules, SameKey
+
+#: built-in rule names, for the customer's own actions (they beat every rule file)
+HARD_BOUNCE = "hard-bounce"
+SPAM_REPORT = "spam-report"
+UNSUBSCRIBED = "unsubscribed"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    rule: str
+    reason: str
+    held: bool = False  # an error, not a decision: the message waits for fixed rules
+
+
+def reachability(ctx: CustomerContext, message: Message) -> Verdict | None:
+    """What the customer asked for, or what their mailbox said, whatever the rules say."""
+    reach = ctx.customer.reach
+    if message.to == "owner":
+        return None  # an internal alert goes to our own staff, not to this address
+    if reach.hard_bounced:
+        return Verdict(HARD_BOUNCE, "the address hard-bounced; nothing more is sent to it")
+    if message.transactional:
+        return None
+    if reach.spam_reported:
+        return Verdict(SPAM_REPORT, "the customer reported our mail as spam")
+    if reach.unsubscribed_all:
+        return Verdict(UNSUBSCRIBED, "the customer unsubscribed from all non-transactional mail")
+    if message.category is not None and message.category in reach.unsubscribed_categories:
+        return Verdict(UNSUBSCRIBED, f"the customer unsubscribed from {message.category} mail")
+    return None
+
+
+def _key(message: Message, same: SameKey) -> str | None:
+    if same is SameKey.TOPIC:
+        return message.topic
+    if same is SameKey.CATEGORY:
+        return message.category
+    return message.template
+
+
+def _describe(message: Message) -> str:
+    origin = " (recorded from another system)" if message.kind == "recorded" else ""
+    who = "a person's" if message.human else "an"
+    return f"{who} {message.role} message {message.id}{origin}"
+
+
+def by_rules(
+    ctx: CustomerContext,
+    rules: Rules,
+    message: Message,
+    ready: datetime,
+    planned_before: Sequence[tuple[datetime, Message]],
+) -> Verdict | None:
+    """The first suppress rule that matches, evaluated as of the message's own time `ready`.
+
+    `planned_before` holds the messages that will go and come earlier in this plan: a later
+    message on the same topic as one of them is the redundant one.
+    """
+    for rule in rules.suppress:
+        if not rule.filter.matches(message):
+            continue
+        redundant = None
+        if rule.same is not None and rule.within is not None:
+            redundant = _earlier_same(ctx, rule.same, rule.within, message, ready, planned_before)
+            if redundant is None:
+                continue
+        if rule.when is not None:
+            scope = make_scope(ctx.customer, ctx.history, ctx.last_contact, ready, message=message)
+            try:
+                hit = bool(rule.when.evaluate(scope))
+            except ExpressionError as exc:
+                return Verdict(rule.name, f"held: rule {rule.name} failed: {exc}", held=True)
+            if not hit:
+                continue
+        if redundant is not None:
+            return Verdict(rule.name, f"{rule.name}: {redundant}")
+        if rule.when is not None:
+            return Verdict(rule.name, f"{rule.name}: `{rule.when.source}` holds")
+        # a rule with filters only suppresses everything it matches: the way to turn off a
+        # kind of redundant automated mail altogether
+        return Verdict(rule.name, f"{rule.name}: turned off for {rule.filter.describe()}")
+    return None
+
+
+def _earlier_same(
+    ctx: CustomerContext,
+    same: SameKey,
+    within: timedelta,
+    message: Message,
+    ready: datetime,
+    planned_before: Sequence[tuple[datetime, Message]],
+) -> str | None:
+    """Why `message` is redundant under `same`/`within`, or None if it is not."""
+    key = _key(message, same)
+    if key is None:
+        return None
+    since = ready - within
+    span = format_duration(within)
+    for sent in ctx.history:
+        if sent.planned or not since <= sent.at <= ready:
+            continue
+        for other in sent.members:
+            if other.id != message.id and _key(other, same) == key:
+                return (
+                    f"redundant: {_describe(other)} on the same {same} `{key}` went out "
+                    f"{sent.at:%Y-%m-%d %H:%M} UTC, within {span}"
+                )
+    for at, other in planned_before:
+        if since <= at <= ready and _key(other, same) == key:
+            return (
+                f"redundant: {_describe(other)} on the same {same} `{key}` is planned "
+                f"earlier, within {span}"
+            )
+    return None

@@ -1,0 +1,108 @@
+"""Send windows in the customer's own time zone, across daylight-saving changes.
+
+A window is a set of local weekdays and a local time span; the question the planner asks is
+always "what is the earliest instant at or after `t` when this email may go?".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from cadence.model import Message
+from cadence.rules.model import Rules, SendWindow
+
+_MIDNIGHT = time(0, 0)
+#: a window set whose openings never line up (e.g. 07:00-08:00 and 17:00-18:00) must not loop
+_MAX_ALIGN_STEPS = 64
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def window_for(message: Message, rules: Rules) -> SendWindow | None:
+    """The first send window whose filter matches; None means any time of day."""
+    for window in rules.send_windows:
+        if window.filter.matches(message):
+            return window
+    return None
+
+
+def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
+    # zoneinfo resolves a wall time that does not exist (spring forward) with the offset in
+    # force before the change, which lands after the gap: the window opens at the first real
+    # instant, as a person would expect.
+    return datetime.combine(day, at, tzinfo=tz)
+
+
+def _span(day: date, window: SendWindow, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The window's opening on local `day`, as (start, end) aware datetimes."""
+    start = _local(day, window.start, tz)
+    if window.start == window.end:
+        end = _local(day + timedelta(days=1), _MIDNIGHT, tz)
+    elif window.end > window.start:
+        end = _local(day, window.end, tz)
+    else:  # runs past midnight into the next day
+        end = _local(day + timedelta(days=1), window.end, tz)
+    return start, end
+
+
+def next_open(t: datetime, window: SendWindow | None, tz: ZoneInfo) -> datetime | None:
+    """The earliest instant >= t inside the window (t itself when open); None if never."""
+    if window is None:
+        return t
+    if not window.days:
+        return None
+    local_day = t.astimezone(tz).date()
+    # start a day early: an overnight window opened yesterday may still be open
+    for offset in range(-1, 9):
+        day = local_day + timedelta(days=offset)
+        if day.weekday() not in window.days:
+            continue
+        start, end = _span(day, window, tz)
+        if end > t:
+            return max(t, start.astimezone(UTC))
+    return None
+
+
+def is_open(t: datetime, window: SendWindow | None, tz: ZoneInfo) -> bool:
+    return next_open(t, window, tz) == t
+
+
+def next_open_all(
+    t: datetime, windows: Sequence[SendWindow | None], tz: ZoneInfo
+) -> datetime | None:
+    """The earliest instant >= t when every window is open at once (a merged email must sit
+    inside the window of each member); None if they never line up."""
+    distinct = [w for w in dict.fromkeys(windows) if w is not None]
+    current = t
+    for _ in range(_MAX_ALIGN_STEPS):
+        moved = False
+        for window in distinct:
+            opened = next_open(current, window, tz)
+            if opened is None:
+                return None
+            if opened > current:
+                current, moved = opened, True
+        if not moved:
+            return current
+    return None
+
+
+def next_local_time(
+    t: datetime, at: time, days: frozenset[int] | None, tz: ZoneInfo
+) -> datetime:
+    """The first local `at` on an allowed day at or after t (merge rules with `at`)."""
+    local_day = t.astimezone(tz).date()
+    for offset in range(0, 8):
+        day = local_day + timedelta(days=offset)
+        if days is not None and day.weekday() not in days:
+            continue
+        candidate = _local(day, at, tz)
+        if candidate >= t:
+            return candidate.astimezone(UTC)
+    raise ValueError("merge rule `days` is empty")  # the loader rejects this; defensive
