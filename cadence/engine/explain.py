@@ -64,9 +64,7 @@ def held(block: Blocked | None, until: datetime | None, tz: ZoneInfo, labels: La
     else:
         span = format_duration(limit.per) if limit.per else ""
         scope = " for the account" if limit.scope == "account" else ""
-        text = (
-            f"; {limit.name} already has {len(block.counted)} emails in {span}{scope} ({items})"
-        )
+        text = f"; {limit.name} already has {len(block.counted)} emails in {span}{scope} ({items})"
     if until is not None:
         text += f"; next allowed {local(until, tz)}"
     return text

@@ -111,9 +111,9 @@ def calendar_period(t: datetime, unit: CalendarUnit, tz: ZoneInfo) -> tuple[date
     aware datetimes."""
     local = t.astimezone(tz)
     day = local.date()
-    if unit is CalendarUnit.DAY:
+    if unit == CalendarUnit.DAY:
         first, after = day, day + timedelta(days=1)
-    elif unit is CalendarUnit.WEEK:
+    elif unit == CalendarUnit.WEEK:
         first = day - timedelta(days=day.weekday())
         after = first + timedelta(days=7)
     else:

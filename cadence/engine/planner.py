@@ -59,7 +59,7 @@ class _Planner:
 
     def _history_points(self, limit: Limit) -> list[Point]:
         sources: list[Sent] = list(self.ctx.history)
-        if limit.scope is Scope.ACCOUNT:
+        if limit.scope == Scope.ACCOUNT:
             sources += self.ctx.account_history
         return [
             Point(sent.at, sent.id)
@@ -114,7 +114,8 @@ class _Planner:
             expires = message.expires_at or (message.send_after or self.now) + self.rules.max_delay
             if expires <= self.now:
                 self.decide(
-                    message, Status.EXPIRED,
+                    message,
+                    Status.EXPIRED,
                     f"its expires_at {explain.local(expires, self.tz)} passed before it could go",
                     final=True,
                 )
@@ -131,9 +132,11 @@ class _Planner:
                     else "transactional: goes at once, outside every fatigue rule"
                 )
                 self.decide(
-                    message, Status.SCHEDULED,
+                    message,
+                    Status.SCHEDULED,
                     f"{why}; {explain.local(ready, self.tz)}",
-                    send_at=ready, email_id=email.id,
+                    send_at=ready,
+                    email_id=email.id,
                 )
                 planned_before.append((ready, message))
                 continue
@@ -191,7 +194,7 @@ class _Planner:
             if blocked is None:
                 return t, blocks
             blocks.append(blocked)
-            if blocked.limit.over is Over.DROP or t > unit.expires:
+            if blocked.limit.over == Over.DROP or t > unit.expires:
                 return t, blocks
             t = max(blocked.next_try, t + _STEP)
         return None, blocks
@@ -200,19 +203,20 @@ class _Planner:
         pending = list(units)
         while pending:
             slots = {id(u): self._slot(u) for u in pending}
-
-            def rank(u: Unit) -> tuple[datetime, int, datetime, str]:
-                t = slots[id(u)][0] or datetime.max.replace(tzinfo=self.now.tzinfo)
-                return (t, -u.priority, u.ready, u.lead.message.id)
-
-            unit = min(pending, key=rank)
+            never = datetime.max.replace(tzinfo=self.now.tzinfo)
+            unit = min(
+                pending,
+                key=lambda u, slots=slots: (  # type: ignore[misc]
+                    slots[id(u)][0] or never, -u.priority, u.ready, u.lead.message.id
+                ),
+            )
             pending.remove(unit)
             t, blocks = slots[id(unit)]
             if t is None:
                 for c in unit.members:
                     self.decide(c.message, Status.HELD, "its send windows never open together")
                 continue
-            if blocks and blocks[-1].limit.over is Over.DROP:
+            if blocks and blocks[-1].limit.over == Over.DROP:
                 self._drop(unit, blocks[-1])
                 continue
             if t > unit.expires:
@@ -230,7 +234,8 @@ class _Planner:
         messages = [c.message for c in ordered]
         merged = len(messages) > 1
         email = self.add_email(
-            messages, t,
+            messages,
+            t,
             merge_rule=unit.rule.name if unit.rule else None,
             template=unit.rule.template if unit.rule and merged else None,
         )
@@ -246,7 +251,9 @@ class _Planner:
         for c in ordered:
             window_note = explain.window_note(c, t, self.tz) if not first else ""
             common = {
-                "send_at": t, "email_id": email.id, "counted": counted,
+                "send_at": t,
+                "email_id": email.id,
+                "counted": counted,
                 "won_by": won_by if won_by != c.message.id else None,
                 "next_allowed": t if first else None,
             }
@@ -254,28 +261,34 @@ class _Planner:
                 others = ", ".join(m.id for m in messages if m.id != c.message.id)
                 rule = unit.rule.name if unit.rule else None
                 self.decide(
-                    c.message, Status.MERGED,
+                    c.message,
+                    Status.MERGED,
                     f"merged by {rule} with {others} into one email at {when}{held}{window_note}",
-                    rule=rule, **common,
+                    rule=rule,
+                    **common,
                 )
             elif first:
                 self.decide(
-                    c.message, Status.DEFERRED, f"held until {when}{held}",
-                    rule=first.limit.name, **common,
+                    c.message,
+                    Status.DEFERRED,
+                    f"held until {when}{held}",
+                    rule=first.limit.name,
+                    **common,
                 )
             else:
                 digest = f" (waits for the {unit.rule.name} digest)" if unit.rule else ""
                 self.decide(
-                    c.message, Status.SCHEDULED, f"goes {when}{digest}{window_note}",
-                    rule=unit.rule.name if unit.rule else None, **common,
+                    c.message,
+                    Status.SCHEDULED,
+                    f"goes {when}{digest}{window_note}",
+                    rule=unit.rule.name if unit.rule else None,
+                    **common,
                 )
 
     def _drop(self, unit: Unit, block: Blocked) -> None:
         why = explain.held(block, None, self.tz, self.labels)
         for c in unit.members:
-            self._suppress(
-                c.message, c.ready, block.limit.name, f"dropped (over: drop){why}"
-            )
+            self._suppress(c.message, c.ready, block.limit.name, f"dropped (over: drop){why}")
             self.decisions[c.message.id] = replace(
                 self.decisions[c.message.id], counted=block.counted
             )
@@ -287,10 +300,13 @@ class _Planner:
             self.wakeups.append(c.expires)
         why = explain.held(block, t, self.tz, self.labels) if block else ""
         self.decide(
-            c.message, Status.EXPIRED,
+            c.message,
+            Status.EXPIRED,
             f"cannot go before it expires at {explain.local(c.expires, self.tz)}{why}",
             rule=block.limit.name if block else None,
-            counted=block.counted if block else (), next_allowed=t, final=final,
+            counted=block.counted if block else (),
+            next_allowed=t,
+            final=final,
         )
 
 

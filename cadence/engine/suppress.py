@@ -43,9 +43,9 @@ def reachability(ctx: CustomerContext, message: Message) -> Verdict | None:
 
 
 def _key(message: Message, same: SameKey) -> str | None:
-    if same is SameKey.TOPIC:
+    if same == SameKey.TOPIC:
         return message.topic
-    if same is SameKey.CATEGORY:
+    if same == SameKey.CATEGORY:
         return message.category
     return message.template
 

@@ -93,9 +93,7 @@ def next_open_all(
     return None
 
 
-def next_local_time(
-    t: datetime, at: time, days: frozenset[int] | None, tz: ZoneInfo
-) -> datetime:
+def next_local_time(t: datetime, at: time, days: frozenset[int] | None, tz: ZoneInfo) -> datetime:
     """The first local `at` on an allowed day at or after t (merge rules with `at`)."""
     local_day = t.astimezone(tz).date()
     for offset in range(0, 8):
