@@ -1,0 +1,200 @@
+"""Playbooks: the messages lifecycle events and sweeps create, and the ones events cancel.
+
+Pure, like the planner. Every created message has an id derived from the playbook and what
+fired it (the event id, or the sweep's period), so creating it twice is the same insert twice:
+re-ingested events, repeated sweeps and two daemons sweeping at once all converge on one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cadence.engine.scope import make_scope
+from cadence.model import Customer, Event, Message, Sent
+from cadence.rules.model import ExpressionError, Playbook, Rules
+
+_EPOCH = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday: sweep periods line up with weeks
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybookRun:
+    """The last message a playbook created for one customer, for its cooldown."""
+
+    playbook: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    message_id: str
+    event: Event
+    playbook: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A playbook that matched but did not fire, and why (shown by preview and logs)."""
+
+    playbook: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    messages: tuple[Message, ...] = ()
+    cancellations: tuple[Cancellation, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+
+
+def _in_cooldown(playbook: Playbook, runs: Iterable[PlaybookRun], at: datetime) -> bool:
+    if playbook.cooldown is None:
+        return False
+    return any(
+        r.playbook == playbook.name and at - playbook.cooldown < r.created_at <= at for r in runs
+    )
+
+
+def _message(
+    playbook: Playbook,
+    customer: Customer,
+    mid: str,
+    at: datetime,
+    origin: str,
+    data: Mapping[str, object],
+) -> Message:
+    send = playbook.send
+    send_after = at + playbook.wait
+    return Message(
+        id=mid,
+        customer_id=customer.id,
+        role=send.role,
+        category=send.category,
+        topic=send.topic,
+        template=send.template,
+        data={**send.data, **data},
+        subject=send.subject,
+        body_text=send.body_text,
+        transactional=send.transactional,
+        priority=send.priority,
+        send_after=send_after,
+        expires_at=send_after + send.expires_after if send.expires_after else None,
+        playbook=playbook.name,
+        origin=origin,
+        to=send.to,
+        created_at=at,
+    )
+
+
+def _when(
+    playbook: Playbook,
+    customer: Customer,
+    history: Sequence[Sent],
+    last_contact: Mapping[str, datetime],
+    at: datetime,
+    event: Event | None,
+) -> tuple[bool, str | None]:
+    if playbook.when is None:
+        return True, None
+    scope = make_scope(customer, history, last_contact, at, event=event)
+    try:
+        return bool(playbook.when.evaluate(scope)), None
+    except ExpressionError as exc:
+        return False, f"{playbook.name} failed: {exc}"
+
+
+def on_event(
+    event: Event,
+    customer: Customer,
+    rules: Rules,
+    *,
+    history: Sequence[Sent] = (),
+    last_contact: Mapping[str, datetime] | None = None,
+    runs: Sequence[PlaybookRun] = (),
+    open_playbook_messages: Sequence[Message] = (),
+) -> Fired:
+    """What one event does: the check-ins it creates and the pending ones it cancels.
+
+    `open_playbook_messages` are this customer's playbook messages that have not gone yet.
+    """
+    created: list[Message] = []
+    skipped: list[Skipped] = []
+    cancelled: list[Cancellation] = []
+    by_name = {pb.name: pb for pb in rules.playbooks}
+    for message in open_playbook_messages:
+        playbook = by_name.get(message.playbook or "")
+        if (
+            playbook is not None
+            and event.type in playbook.cancel_on
+            and message.created_at is not None
+            and message.created_at <= event.at
+        ):
+            cancelled.append(Cancellation(message.id, event, playbook.name))
+    for playbook in rules.playbooks:
+        if event.type not in playbook.on:
+            continue
+        if _in_cooldown(playbook, runs, event.at):
+            skipped.append(Skipped(playbook.name, f"in its {playbook.name} cooldown"))
+            continue
+        ok, error = _when(playbook, customer, history, last_contact or {}, event.at, event)
+        if error is not None:
+            skipped.append(Skipped(playbook.name, error))
+        if not ok:
+            continue
+        mid = f"pb:{playbook.name}:{event.id}"
+        data = {"event": dict(event.data), "event_type": event.type}
+        created.append(_message(playbook, customer, mid, event.at, f"event {event.id}", data))
+    return Fired(tuple(created), tuple(cancelled), tuple(skipped))
+
+
+def sweep_period(playbook: Playbook, at: datetime) -> datetime:
+    """The start of the sweep period holding `at`: one id per customer per period, whoever
+    sweeps and however often."""
+    assert playbook.every is not None
+    periods = (at - _EPOCH) // playbook.every
+    return _EPOCH + periods * playbook.every
+
+
+def sweep(
+    customer: Customer,
+    rules: Rules,
+    at: datetime,
+    *,
+    history: Sequence[Sent] = (),
+    last_contact: Mapping[str, datetime] | None = None,
+    runs: Sequence[PlaybookRun] = (),
+) -> Fired:
+    """The swept playbooks (`every`) for one customer as of `at`."""
+    created: list[Message] = []
+    skipped: list[Skipped] = []
+    for playbook in rules.playbooks:
+        if playbook.every is None:
+            continue
+        if _in_cooldown(playbook, runs, at):
+            continue
+        ok, error = _when(playbook, customer, history, last_contact or {}, at, None)
+        if error is not None:
+            skipped.append(Skipped(playbook.name, error))
+        if not ok:
+            continue
+        period = sweep_period(playbook, at)
+        mid = f"pb:{playbook.name}:{customer.id}:{period:%Y%m%dT%H%M}"
+        origin = f"sweep {playbook.name} at {period:%Y-%m-%d %H:%M} UTC"
+        created.append(_message(playbook, customer, mid, at, origin, {}))
+    return Fired(tuple(created), (), tuple(skipped))
+
+
+def sweep_times(playbook: Playbook, start: datetime, end: datetime) -> list[datetime]:
+    """The period starts of a swept playbook within [start, end): what preview looks ahead at."""
+    if playbook.every is None or playbook.every <= timedelta(0):
+        return []
+    first = sweep_period(playbook, start)
+    if first < start:
+        first += playbook.every
+    out = []
+    t = first
+    while t < end:
+        out.append(t)
+        t += playbook.every
+    return out
