@@ -194,6 +194,9 @@ class CustomerContext:
     account_history: tuple[Sent, ...] = ()  # other customers of the account: sent and planned
     last_contact: Mapping[str, datetime] = field(default_factory=dict)
     previous: Mapping[str, Decision] = field(default_factory=dict)  # current decisions
+    # when each playbook last created a (not cancelled) message for this customer: cooldowns
+    # reach further back than the ledger slice
+    playbook_runs: Mapping[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
