@@ -1,0 +1,104 @@
+"""What every command and the daemon start from: settings, the store, the rules, templates.
+
+Built lazily, so a command pays only for what it uses (`preview` should not import the
+transports, `rules check` should not open the database).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cadence.config import Settings
+    from cadence.delivery.render import Renderer
+    from cadence.rules.model import Rules
+    from cadence.store.gateway import Store
+
+
+class NotReady(Exception):
+    """The setup cannot serve the command yet; the message says what to run."""
+
+
+@dataclass
+class App:
+    settings: Settings
+    _store: Store | None = field(default=None, repr=False)
+    _rules: Rules | None = field(default=None, repr=False)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.settings.database_url)
+        return self._store
+
+    def rules(self, directory: Path | None = None) -> Rules:
+        """The live rules, or those in `directory` (preview/simulate of rules not yet live).
+        Raises `RuleErrors` with every problem found."""
+        from cadence.rules import load_rules
+
+        if directory is not None:
+            return load_rules(directory)
+        if self._rules is None:
+            self._rules = load_rules(Path(self.settings.rules_dir))
+        return self._rules
+
+    def renderer(self) -> Renderer:
+        from cadence.delivery.render import Renderer
+
+        return Renderer(Path(self.settings.templates_dir))
+
+    def unsubscribe_secret(self) -> bytes:
+        """From the environment variable the config names; else one generated once and kept
+        in the database, so links keep working across restarts of a setup with no secret."""
+        name = self.settings.unsubscribe.secret_env
+        value = os.environ.get(name) if name else None
+        if value:
+            return value.encode()
+        stored = self.store.get_meta("unsubscribe_secret")
+        if stored is None:
+            stored = secrets.token_urlsafe(32)
+            self.store.set_meta("unsubscribe_secret", stored)
+        return stored.encode()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def open_store(url: str) -> Store:
+    """The store at `url`, its schema brought up to date when it is a new embedded SQLite
+    database (the default setup should just work); any other database must be upgraded on
+    purpose with `cadence db upgrade`."""
+    from cadence.store.db import schema_state, upgrade
+    from cadence.store.gateway import Store
+
+    state = schema_state(url)
+    if state != "current":
+        if url.startswith("sqlite") and state == "empty":
+            upgrade(url)
+        else:
+            raise NotReady(
+                f"the database at {_safe(url)} is {'empty' if state == 'empty' else 'at an older schema'}:"
+                " run `cadence db upgrade` first"
+            )
+    return Store(url)
+
+
+def _safe(url: str) -> str:
+    """The URL without a password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.split("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+    return url
+
+
+def open_app(config: Path | None = None) -> App:
+    from cadence.config import load_settings
+
+    return App(load_settings(config))

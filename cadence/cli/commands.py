@@ -1,0 +1,103 @@
+"""`cadence preview`, `run`, `simulate` and `demo`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cadence.cli.main import app, errors, fail, get_app, now_or, parse_time
+
+FormatOption = Annotated[str, typer.Option("--format", help="table or json")]
+RulesOption = Annotated[
+    Path | None, typer.Option("--rules", help="a rules folder to use instead of the live rules")
+]
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ("table", "json"):
+        fail(f"error: --format must be table or json, not {fmt!r}", 2)
+
+
+@app.command()
+def preview(
+    customer: Annotated[str, typer.Argument(help="customer id")],
+    days: Annotated[int, typer.Option(help="how far ahead to look")] = 14,
+    at: Annotated[str | None, typer.Option(help="as of this time (ISO 8601, with offset)")] = None,
+    rules: RulesOption = None,
+    fmt: FormatOption = "table",
+    render: Annotated[bool, typer.Option("--render", help="show each email's final subject and body")] = False,
+) -> None:
+    """The customer's upcoming emails and every decision on their messages, with the reason."""
+    from cadence.planning import UnknownCustomer, render_preview
+    from cadence.planning import preview as make_preview
+
+    _check_format(fmt)
+    a = get_app()
+    as_of = now_or(at, "--at")
+    with errors():
+        live = a.rules(rules)
+        try:
+            p = make_preview(a.store, live, customer, as_of, days, a.settings.default_timezone)
+        except UnknownCustomer:
+            fail(f"error: no customer with id {customer!r}")
+        rendered = render_preview(p, a.renderer(), a.settings.sender, bodies=render)
+    from cadence.cli.output import preview_json, print_preview
+
+    if fmt == "json":
+        typer.echo(json.dumps(preview_json(p, rendered), indent=2))
+        return
+    from rich.console import Console
+
+    print_preview(Console(), p, rendered, render=render)
+
+
+@app.command()
+def run(
+    once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = False,
+    now: Annotated[str | None, typer.Option(help="the time of the pass (default: the clock)")] = None,
+) -> None:
+    """The daemon: sweep playbooks, plan, send what is due. With --once, a single pass."""
+    a = get_app()
+    if not once:
+        if now is not None:
+            fail("error: --now goes with --once; the daemon keeps the clock's time", 2)
+        from cadence.daemon import run_daemon
+
+        with errors():
+            run_daemon(a)
+        return
+    from cadence.passes import run_pass
+
+    when = now_or(now)
+    with errors():
+        report = run_pass(a, when)
+    typer.echo(report.summary())
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Argument(help="a folder of its own for the demo")] = Path(
+        "cadence-demo"
+    ),
+    weeks: Annotated[int, typer.Option(help="how many weeks of virtual time to run")] = 4,
+) -> None:
+    """Sample customers and every role's messages, run through the engine; what it did."""
+    from rich.console import Console
+
+    from cadence.cli.demo_output import print_demo
+    from cadence.clock import utcnow
+    from cadence.demo import build, next_monday
+
+    console = Console()
+    base = next_monday(utcnow())
+    with errors(), console.status("building the demo") as status:
+        app, result = build(directory.resolve(), base, weeks, lambda s: status.update(s))
+    try:
+        print_demo(console, app, result)
+    finally:
+        app.close()

@@ -1,0 +1,77 @@
+"""What `cadence demo` prints: the story of what the engine did, and what to try next."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cadence.app import App
+    from cadence.demo import DemoResult
+
+
+def print_demo(console: Console, app: App, r: DemoResult) -> None:
+    from cadence.cli.output import print_preview
+    from cadence.planning import render_preview
+
+    folder = r.folder
+    console.rule("[bold]cadence demo")
+    console.print(
+        f"In [bold]{folder}[/bold]: cadence.yaml, rules/, templates/ and samples/ from "
+        f"`cadence init`, and an embedded SQLite database (cadence.db)."
+    )
+    imported = ", ".join(f"{n} {k}" for k, n in r.imported.items())
+    console.print(f"Imported {imported}.\n")
+    if r.preview is not None:
+        console.print(
+            f"[bold]1. What customer {r.preview.customer_id} would get[/bold], as planned on "
+            f"{r.base:%a %d %b %Y} before anything was sent (`cadence preview`):"
+        )
+        rendered = render_preview(r.preview, app.renderer(), app.settings.sender, bodies=False)
+        print_preview(console, r.preview, rendered, render=False)
+    console.print(
+        f"\n[bold]2. The engine ran[/bold] from {r.base:%d %b} to {r.end:%d %b} in virtual "
+        f"time ({r.passes} passes of `cadence run --once`), sending to the file transport."
+    )
+    roles = Table(title="Messages asked for vs emails that went out, by role", title_justify="left")
+    for col in ("role", "messages submitted", "emails sent (leading role)"):
+        roles.add_column(col, justify="right" if col != "role" else "left")
+    for role in sorted(set(r.submitted_by_role) | set(r.emails_by_role)):
+        roles.add_row(role, str(r.submitted_by_role[role]), str(r.emails_by_role[role]))
+    roles.add_row(
+        "[bold]all[/bold]",
+        f"[bold]{sum(r.submitted_by_role.values())}[/bold]",
+        f"[bold]{sum(r.emails_by_role.values())}[/bold]",
+    )
+    console.print(roles)
+    console.print(f"{r.merged_emails} of the emails were digests that merged several messages.")
+    if r.by_rule:
+        rules = Table(title="What the rules held back", title_justify="left")
+        rules.add_column("decision: rule")
+        rules.add_column("messages", justify="right")
+        for key, n in r.by_rule.most_common():
+            rules.add_row(key, str(n))
+        console.print(rules)
+    if r.checkins:
+        checkins = Table(title="Check-ins the playbooks created", title_justify="left")
+        for col in ("customer", "playbook", "status"):
+            checkins.add_column(col)
+        for row in sorted(r.checkins):
+            checkins.add_row(*row)
+        console.print(checkins)
+    status = ", ".join(f"{n} {s}" for s, n in r.statuses.most_common())
+    console.print(f"Every message ended in one status: {status}.")
+    console.print(f"{r.eml_files} emails were written to {folder / 'outbox'} as .eml files.\n")
+    console.print("[bold]Try next[/bold]")
+    cfg = folder / "cadence.yaml"
+    for line in (
+        f"cadence -c {cfg} preview c-17 --at {r.base:%Y-%m-%dT%H:%MZ} --days 21",
+        f"cadence -c {cfg} preview c-17 --at {r.base:%Y-%m-%dT%H:%MZ} --render",
+        f"cadence -c {cfg} rules check",
+        f"edit {folder / 'rules' / 'fatigue.yaml'} (say weekly-total max: 2), then preview again",
+        f"ls {folder / 'outbox'}",
+    ):
+        console.print(f"  {line}")

@@ -1,0 +1,155 @@
+"""Turning previews and decisions into the contract's JSON and into Rich tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from cadence.model import Decision, Email, Status
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cadence.planning import Preview
+
+STATUS_STYLE = {
+    Status.SCHEDULED: "green",
+    Status.MERGED: "cyan",
+    Status.DEFERRED: "yellow",
+    Status.SUPPRESSED: "red",
+    Status.EXPIRED: "red",
+    Status.CANCELLED: "magenta",
+    Status.HELD: "bold red",
+    Status.SENT: "green",
+    Status.RECORDED: "dim",
+    Status.FAILED: "bold red",
+    Status.UNCONFIRMED: "bold yellow",
+}
+
+
+def iso(t: datetime | None) -> str | None:
+    """UTC with a Z, the contract's form."""
+    if t is None:
+        return None
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def local_iso(t: datetime, tz: str) -> str:
+    return t.astimezone(ZoneInfo(tz)).isoformat()
+
+
+def local_short(t: datetime | None, tz: str) -> str:
+    if t is None:
+        return ""
+    return t.astimezone(ZoneInfo(tz)).strftime("%a %d %b %H:%M")
+
+
+def decision_json(d: Decision) -> dict[str, Any]:
+    return {
+        "message": d.message_id,
+        "status": str(d.status),
+        "send_at": iso(d.send_at),
+        "email": d.email_id,
+        "rule": d.rule,
+        "reason": d.reason,
+        "counted": list(d.counted),
+        "won_by": d.won_by,
+        "next_allowed": iso(d.next_allowed),
+        "event": d.event,
+        "rules_version": d.rules_version,
+    }
+
+
+def email_json(email: Email, tz: str, rendered: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": email.id,
+        "send_at": iso(email.send_at),
+        "send_at_local": local_iso(email.send_at, tz),
+        "role": email.role,
+        "category": email.category,
+        "subject": (rendered or {}).get("subject"),
+        "members": list(email.members),
+        "merge_rule": email.merge_rule,
+        "transactional": email.transactional,
+        "to_owner": email.to_owner,
+    }
+    if rendered and "text" in rendered:
+        out["body_text"] = rendered["text"]
+        out["body_html"] = rendered.get("html")
+    return out
+
+
+def preview_json(p: Preview, rendered: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    decisions = []
+    for d in p.decisions:
+        item = decision_json(d)
+        message = p.messages.get(d.message_id)
+        if message is not None:
+            item["role"] = message.role
+            item["category"] = message.category
+            item["created_by"] = _origin(message.playbook, message.origin)
+        decisions.append(item)
+    return {
+        "customer": p.customer_id,
+        "as_of": iso(p.as_of),
+        "timezone": p.timezone,
+        "days": p.days,
+        "emails": [email_json(e, p.timezone, rendered.get(e.id)) for e in p.emails],
+        "decisions": decisions,
+    }
+
+
+def _origin(playbook: str | None, origin: str | None) -> str | None:
+    if playbook is None:
+        return None
+    return f"playbook {playbook} ({origin})" if origin else f"playbook {playbook}"
+
+
+def print_preview(console: Console, p: Preview, rendered: dict[str, dict[str, Any]], *, render: bool) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    tz = p.timezone
+    title = (
+        f"Upcoming emails for {p.customer_id} ({tz}), {local_short(p.as_of, tz)} "
+        f"+ {p.days} days"
+    )
+    emails = Table(title=title, title_justify="left", show_lines=False)
+    for col in ("when (local)", "role", "category", "subject", "messages"):
+        emails.add_column(col)
+    for e in p.emails:
+        subject = (rendered.get(e.id) or {}).get("subject") or ""
+        note = " [dim](digest)[/dim]" if len(e.members) > 1 else ""
+        emails.add_row(
+            local_short(e.send_at, tz), e.role, e.category or "", subject + note, ", ".join(e.members)
+        )
+    if not p.emails:
+        emails.add_row("[dim]nothing planned in this horizon[/dim]", "", "", "", "")
+    console.print(emails)
+    decisions = Table(title="Every decision, with its reason", title_justify="left", show_lines=True)
+    for col in ("message", "role", "status", "when (local)", "rule", "why"):
+        decisions.add_column(col, overflow="fold")
+    for d in p.decisions:
+        message = p.messages.get(d.message_id)
+        style = STATUS_STYLE.get(d.status, "")
+        why = d.reason
+        origin = _origin(message.playbook, message.origin) if message else None
+        if origin:
+            why = f"{why} [dim](created by {origin})[/dim]"
+        if d.event:
+            why = f"{why} [dim](event {d.event})[/dim]"
+        decisions.add_row(
+            d.message_id,
+            message.role if message else "",
+            f"[{style}]{d.status}[/{style}]" if style else str(d.status),
+            local_short(d.send_at, tz),
+            d.rule or "",
+            why,
+        )
+    console.print(decisions)
+    if render:
+        for e in p.emails:
+            r = rendered.get(e.id) or {}
+            body = r.get("text") or r.get("error") or ""
+            console.print(Panel(body, title=f"{e.id}: {r.get('subject', '')}", title_align="left"))

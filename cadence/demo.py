@@ -1,0 +1,112 @@
+"""`cadence demo`: a folder of its own, the starter files, the samples, the engine run over a
+few weeks of virtual time with the `file` transport, and what happened, told in tables."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cadence.app import App
+    from cadence.planning import Preview
+
+DEMO_CUSTOMER = "c-17"
+
+
+@dataclass
+class DemoResult:
+    folder: Path
+    base: datetime
+    end: datetime
+    imported: dict[str, int] = field(default_factory=dict)
+    passes: int = 0
+    sent: int = 0
+    eml_files: int = 0
+    preview: Preview | None = None
+    statuses: Counter[str] = field(default_factory=Counter)
+    by_rule: Counter[str] = field(default_factory=Counter)
+    submitted_by_role: Counter[str] = field(default_factory=Counter)
+    emails_by_role: Counter[str] = field(default_factory=Counter)
+    merged_emails: int = 0
+    checkins: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def build(folder: Path, base: datetime, weeks: int, progress: Callable[[str], None]) -> tuple[App, DemoResult]:
+    """Write and run the demo in `folder` (its database and outbox are made anew)."""
+    from cadence import ingest
+    from cadence.app import App
+    from cadence.config import load_settings
+    from cadence.lifecycle import process_events
+    from cadence.passes import run_pass
+    from cadence.planning import preview
+    from cadence.starter.writer import write_starter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in ("cadence.db", "cadence.db-wal", "cadence.db-shm"):
+        (folder / stale).unlink(missing_ok=True)
+    shutil.rmtree(folder / "outbox", ignore_errors=True)
+    write_starter(folder, base, overwrite=True)
+    app = App(load_settings(folder / "cadence.yaml"))
+    result = DemoResult(folder=folder, base=base, end=base + timedelta(weeks=weeks))
+    store = app.store
+    samples = folder / "samples"
+    progress("importing the samples")
+    steps = [
+        ("customers", ingest.import_customers, "customers.jsonl"),
+        ("recorded", ingest.record_messages, "recorded.jsonl"),
+        ("messages", ingest.submit_messages, "messages.jsonl"),
+        ("events", ingest.ingest_events, "events.jsonl"),
+    ]
+    for name, fn, file in steps:
+        report = fn(store, str(samples / file), now=base)
+        if report.errors:
+            raise RuntimeError("; ".join(str(e) for e in report.errors))
+        result.imported[name] = report.added
+    rules = app.rules()
+    process_events(store, rules, base)
+    result.preview = preview(store, rules, DEMO_CUSTOMER, base, 21, app.settings.default_timezone)
+    progress("running the engine over the weeks")
+    t = base
+    while t <= result.end:
+        report = run_pass(app, t, sweep=True)
+        result.passes += 1
+        result.sent += len(report.dispatch.sent)
+        wake = store.next_wakeup()
+        if wake is None:
+            break
+        t = max(wake, t + timedelta(minutes=1))
+        if result.passes > 5000:
+            break
+    _tally(app, result)
+    outbox = Path(app.settings.transport.file.dir)
+    result.eml_files = len(list(outbox.glob("*.eml"))) if outbox.exists() else 0
+    return app, result
+
+
+def _tally(app: App, result: DemoResult) -> None:
+    store = app.store
+    for customer_id in store.customer_ids():
+        for message, decision in store.messages_of(customer_id):
+            result.statuses[str(decision.status)] += 1
+            if decision.rule and decision.status in ("suppressed", "expired", "deferred", "held"):
+                result.by_rule[f"{decision.status}: {decision.rule}"] += 1
+            if message.kind == "submitted":
+                result.submitted_by_role[message.role] += 1
+            if message.playbook:
+                result.checkins.append((customer_id, message.playbook, str(decision.status)))
+        for email, status in store.emails_of(customer_id):
+            if status == "sent":
+                result.emails_by_role[email.role] += 1
+                if len(email.members) > 1:
+                    result.merged_emails += 1
+
+
+def next_monday(t: datetime) -> datetime:
+    from cadence.starter.writer import next_monday as nm
+
+    return nm(t)

@@ -1,0 +1,108 @@
+"""Sending what is due: claim, render, hand to the transport, record the outcome.
+
+The status is written before and after the transport call. A daemon that dies between the
+two leaves the email `sending`; when its lease runs out, `recover_leases` turns it into
+`unconfirmed`, which is never re-sent automatically: no email goes twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from cadence.delivery.compose import compose
+from cadence.delivery.render import RenderError
+from cadence.delivery.unsubscribe import make_token, unsubscribe_url
+
+if TYPE_CHECKING:
+    from cadence.config import Settings
+    from cadence.delivery.render import Renderer
+    from cadence.delivery.transports import Transport
+    from cadence.store.gateway import Claimed, Store
+
+log = logging.getLogger("cadence.dispatch")
+
+
+@dataclass
+class DispatchReport:
+    sent: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+    released: int = 0
+    unconfirmed: int = 0
+
+
+@dataclass
+class Dispatcher:
+    store: Store
+    transport: Transport
+    renderer: Renderer
+    settings: Settings
+    secret: bytes
+    owner: str
+    should_stop: Callable[[], bool] = lambda: False
+
+    def run(self, now: datetime, *, batch: int | None = None) -> DispatchReport:
+        report = DispatchReport()
+        report.released, report.unconfirmed = self.store.recover_leases(now)
+        lease: timedelta = self.settings.daemon.lease
+        limit = batch or self.settings.daemon.claim_batch
+        while not self.should_stop():
+            claimed = self.store.claim_due(now, self.owner, lease, limit)
+            if not claimed:
+                break
+            for item in claimed:
+                if self.should_stop():
+                    self.store.release(item.email.id)
+                    continue
+                self._send(item, now, report)
+            if len(claimed) < limit:
+                break
+        return report
+
+    def _unsubscribe(self, item: Claimed, now: datetime) -> str | None:
+        if item.email.transactional or item.email.to_owner:
+            return None
+        categories = sorted({m.category for m in item.members if m.category})
+        token = make_token(self.secret, item.customer.id, categories or None, now)
+        return unsubscribe_url(self.settings.unsubscribe.base_url, token)
+
+    def _send(self, item: Claimed, now: datetime, report: DispatchReport) -> None:
+        email = item.email
+        try:
+            out = compose(
+                email,
+                item.customer,
+                item.members,
+                self.renderer,
+                self.settings.sender,
+                self._unsubscribe(item, now),
+                now,
+            )
+        except (RenderError, ValueError) as exc:
+            # nothing half-rendered goes out: the members wait, with the error, for a fix
+            self.store.hold_email(email.id, f"held: {exc}")
+            report.held.append(email.id)
+            log.warning("held email=%s customer=%s: %s", email.id, email.customer_id, exc)
+            return
+        if not self.store.mark_sending(email.id, self.owner):
+            return  # the lease was lost to another daemon: it is theirs now
+        try:
+            result = self.transport.send(out)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
+            self.store.mark_failed(email.id, f"{type(exc).__name__}: {exc}")
+            report.failed.append(email.id)
+            log.error(
+                "failed email=%s customer=%s messages=%s: %s",
+                email.id, email.customer_id, ",".join(email.members), exc,
+            )
+            return
+        self.store.mark_sent(email.id, now, result.provider_id)
+        report.sent.append(email.id)
+        log.info(
+            "sent email=%s customer=%s messages=%s",
+            email.id, email.customer_id, ",".join(email.members),
+        )

@@ -1,0 +1,97 @@
+"""Playbooks against the store: events in, check-ins created or cancelled; periodic sweeps.
+
+The decisions are the pure functions of `cadence.engine.playbooks`; this module reads what
+they need and writes what they return. Created messages have ids derived from what fired them
+and are inserted only if absent, so doing the same work twice (re-ingested events, a second
+daemon sweeping at once) changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from cadence.engine.playbooks import Cancellation, PlaybookRun, on_event, sweep
+from cadence.model import Message
+from cadence.planning import runs_of
+
+if TYPE_CHECKING:
+    from cadence.rules.model import Rules
+    from cadence.store.gateway import Store
+
+log = logging.getLogger("cadence.lifecycle")
+
+
+def process_events(
+    store: Store, rules: Rules, now: datetime, *, batch: int = 500
+) -> tuple[int, int]:
+    """Run every unprocessed event through the playbooks; returns (created, cancelled)."""
+    created = cancelled = 0
+    while True:
+        events = store.unprocessed_events(batch)
+        if not events:
+            return created, cancelled
+        ids = sorted({e.customer_id for e in events})
+        contexts = {c.customer.id: c for c in store.load_contexts(ids, now, rules.lookback())}
+        new: list[Message] = []
+        cancels: list[Cancellation] = []
+        for event in sorted(events, key=lambda e: (e.at, e.id)):
+            ctx = contexts.get(event.customer_id)
+            if ctx is None or not rules.playbooks:
+                continue
+            mine = [m for m in new if m.customer_id == event.customer_id]
+            fired = on_event(
+                event,
+                ctx.customer,
+                rules,
+                history=ctx.history,
+                last_contact=ctx.last_contact,
+                runs=runs_of(ctx) + [PlaybookRun(m.playbook or "", event.at) for m in mine],
+                open_playbook_messages=[m for m in ctx.pending if m.playbook] + mine,
+            )
+            new.extend(fired.messages)
+            cancels.extend(fired.cancellations)
+            for skip in fired.skipped:
+                log.info(
+                    "playbook %s skipped customer=%s event=%s: %s",
+                    skip.playbook, event.customer_id, event.id, skip.reason,
+                )
+        cancelled_now = {c.message_id for c in cancels}
+        created += store.add_playbook_messages([m for m in new if m.id not in cancelled_now])
+        for c in cancels:
+            if c.message_id in {m.id for m in new}:
+                continue  # created and cancelled in the same batch: never stored
+            refused = store.cancel_messages(
+                [c.message_id],
+                f"event {c.event.id} ({c.event.type}) under playbook {c.playbook}",
+                c.event.at,
+                event=c.event.id,
+            )
+            cancelled += 0 if refused else 1
+        store.mark_events_processed([e.id for e in events])
+
+
+def sweep_all(store: Store, rules: Rules, now: datetime, *, batch: int = 500) -> int:
+    """Sweep the `every` playbooks over every reachable customer; returns messages created."""
+    if not any(p.every for p in rules.playbooks):
+        return 0
+    created = 0
+    after: str | None = None
+    while True:
+        ids = store.reachable_customer_ids(after, batch)
+        if not ids:
+            return created
+        after = ids[-1]
+        new: list[Message] = []
+        for ctx in store.load_contexts(ids, now, rules.lookback()):
+            fired = sweep(
+                ctx.customer,
+                rules,
+                now,
+                history=ctx.history,
+                last_contact=ctx.last_contact,
+                runs=runs_of(ctx),
+            )
+            new.extend(fired.messages)
+        created += store.add_playbook_messages(new)

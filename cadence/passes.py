@@ -1,0 +1,86 @@
+"""One pass of the engine as of a time: the unit `run --once`, the daemon's tick and the demo
+share. Events through playbooks, sweeps, re-planning what changed, sending what is due."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from cadence.dispatch import DispatchReport, Dispatcher
+from cadence.lifecycle import process_events, sweep_all
+from cadence.planning import plan_due
+
+if TYPE_CHECKING:
+    from cadence.app import App
+    from cadence.delivery.transports import Transport
+
+
+def daemon_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class PassReport:
+    at: datetime
+    created: int = 0
+    cancelled: int = 0
+    swept: int = 0
+    planned: int = 0
+    dispatch: DispatchReport = field(default_factory=DispatchReport)
+
+    @property
+    def failed(self) -> list[str]:
+        return self.dispatch.failed
+
+    def summary(self) -> str:
+        d = self.dispatch
+        parts = [
+            f"pass at {self.at.isoformat()}",
+            f"playbooks created {self.created + self.swept} and cancelled {self.cancelled}",
+            f"planned {self.planned} customers",
+            f"sent {len(d.sent)}",
+        ]
+        if d.failed:
+            parts.append(f"failed {len(d.failed)}")
+        if d.held:
+            parts.append(f"held {len(d.held)} (template errors)")
+        if d.unconfirmed:
+            parts.append(f"{d.unconfirmed} became unconfirmed")
+        return "; ".join(parts)
+
+
+def run_pass(
+    app: App,
+    now: datetime,
+    *,
+    transport: Transport | None = None,
+    sweep: bool = True,
+) -> PassReport:
+    from cadence.delivery.transports import make_transport
+
+    rules = app.rules()
+    store = app.store
+    report = PassReport(at=now)
+    report.created, report.cancelled = process_events(store, rules, now)
+    if sweep:
+        report.swept = sweep_all(store, rules, now)
+    report.planned = plan_due(store, rules, now, app.settings.default_timezone)
+    own_transport = transport is None
+    transport = transport or make_transport(app.settings)
+    try:
+        dispatcher = Dispatcher(
+            store=store,
+            transport=transport,
+            renderer=app.renderer(),
+            settings=app.settings,
+            secret=app.unsubscribe_secret(),
+            owner=daemon_id(),
+        )
+        report.dispatch = dispatcher.run(now)
+    finally:
+        if own_transport:
+            transport.close()
+    return report
