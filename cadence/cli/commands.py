@@ -28,7 +28,9 @@ def preview(
     at: Annotated[str | None, typer.Option(help="as of this time (ISO 8601, with offset)")] = None,
     rules: RulesOption = None,
     fmt: FormatOption = "table",
-    render: Annotated[bool, typer.Option("--render", help="show each email's final subject and body")] = False,
+    render: Annotated[
+        bool, typer.Option("--render", help="show each email's final subject and body")
+    ] = False,
 ) -> None:
     """The customer's upcoming emails and every decision on their messages, with the reason."""
     from cadence.planning import UnknownCustomer, render_preview
@@ -57,7 +59,9 @@ def preview(
 @app.command()
 def run(
     once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = False,
-    now: Annotated[str | None, typer.Option(help="the time of the pass (default: the clock)")] = None,
+    now: Annotated[
+        str | None, typer.Option(help="the time of the pass (default: the clock)")
+    ] = None,
 ) -> None:
     """The daemon: sweep playbooks, plan, send what is due. With --once, a single pass."""
     a = get_app()
@@ -101,3 +105,42 @@ def demo(
         print_demo(console, app, result)
     finally:
         app.close()
+
+
+@app.command()
+def simulate(
+    start: Annotated[str, typer.Option(help="start of the virtual period (ISO 8601, with offset)")],
+    end: Annotated[str, typer.Option(help="end of the virtual period")],
+    rules: RulesOption = None,
+    replay_history: Annotated[
+        bool,
+        typer.Option("--replay-history", help="treat recorded past messages as candidates"),
+    ] = False,
+    fmt: FormatOption = "table",
+) -> None:
+    """Run the engine over virtual time and send nothing: what the rules would do."""
+    from cadence.simulate import simulate as run_simulation
+
+    _check_format(fmt)
+    t0, t1 = parse_time(start, "--start"), parse_time(end, "--end")
+    assert t0 is not None and t1 is not None
+    if t1 <= t0:
+        fail("error: --end must be after --start", 2)
+    a = get_app()
+    with errors():
+        sim = run_simulation(
+            a.store,
+            a.rules(rules),
+            t0,
+            t1,
+            a.settings.default_timezone,
+            replay_history=replay_history,
+        )
+    from cadence.cli.simulate_output import print_simulation, simulation_json
+
+    if fmt == "json":
+        typer.echo(json.dumps(simulation_json(sim), indent=2))
+    else:
+        from rich.console import Console
+
+        print_simulation(Console(), sim)

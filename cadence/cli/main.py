@@ -132,7 +132,9 @@ def db_upgrade() -> None:
 
 @rules_app.command("check")
 def rules_check(
-    directory: Annotated[Path | None, typer.Argument(help="rules folder (default: rules_dir)")] = None,
+    directory: Annotated[
+        Path | None, typer.Argument(help="rules folder (default: rules_dir)")
+    ] = None,
     templates: Annotated[Path | None, typer.Option(help="templates folder")] = None,
 ) -> None:
     """Validate rule files and the templates they name; FILE:LINE:COL for each problem."""
@@ -173,7 +175,9 @@ def _ingest(kind: str, source: str, skip_invalid: bool, fmt: str | None = None) 
     with errors():
         store = a.store
         if kind == "customers":
-            report = ingest.import_customers(store, source, now=now, skip_invalid=skip_invalid, fmt=fmt)
+            report = ingest.import_customers(
+                store, source, now=now, skip_invalid=skip_invalid, fmt=fmt
+            )
         elif kind == "submit":
             report = ingest.submit_messages(store, source, now=now, skip_invalid=skip_invalid)
         elif kind == "record":

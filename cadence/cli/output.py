@@ -106,14 +106,15 @@ def _origin(playbook: str | None, origin: str | None) -> str | None:
     return f"playbook {playbook} ({origin})" if origin else f"playbook {playbook}"
 
 
-def print_preview(console: Console, p: Preview, rendered: dict[str, dict[str, Any]], *, render: bool) -> None:
+def print_preview(
+    console: Console, p: Preview, rendered: dict[str, dict[str, Any]], *, render: bool
+) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
     tz = p.timezone
     title = (
-        f"Upcoming emails for {p.customer_id} ({tz}), {local_short(p.as_of, tz)} "
-        f"+ {p.days} days"
+        f"Upcoming emails for {p.customer_id} ({tz}), {local_short(p.as_of, tz)} + {p.days} days"
     )
     emails = Table(title=title, title_justify="left", show_lines=False)
     for col in ("when (local)", "role", "category", "subject", "messages"):
@@ -122,12 +123,18 @@ def print_preview(console: Console, p: Preview, rendered: dict[str, dict[str, An
         subject = (rendered.get(e.id) or {}).get("subject") or ""
         note = " [dim](digest)[/dim]" if len(e.members) > 1 else ""
         emails.add_row(
-            local_short(e.send_at, tz), e.role, e.category or "", subject + note, ", ".join(e.members)
+            local_short(e.send_at, tz),
+            e.role,
+            e.category or "",
+            subject + note,
+            ", ".join(e.members),
         )
     if not p.emails:
         emails.add_row("[dim]nothing planned in this horizon[/dim]", "", "", "", "")
     console.print(emails)
-    decisions = Table(title="Every decision, with its reason", title_justify="left", show_lines=True)
+    decisions = Table(
+        title="Every decision, with its reason", title_justify="left", show_lines=True
+    )
     for col in ("message", "role", "status", "when (local)", "rule", "why"):
         decisions.add_column(col, overflow="fold")
     for d in p.decisions:
