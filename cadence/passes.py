@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -58,6 +59,7 @@ def run_pass(
     *,
     transport: Transport | None = None,
     sweep: bool = True,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> PassReport:
     from cadence.delivery.transports import make_transport
 
@@ -78,6 +80,7 @@ def run_pass(
             settings=app.settings,
             secret=app.unsubscribe_secret(),
             owner=daemon_id(),
+            should_stop=should_stop,
         )
         report.dispatch = dispatcher.run(now)
     finally:

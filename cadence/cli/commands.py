@@ -68,10 +68,13 @@ def run(
     if not once:
         if now is not None:
             fail("error: --now goes with --once; the daemon keeps the clock's time", 2)
-        from cadence.daemon import run_daemon
+        from cadence.daemon import AlreadyRunning, run_daemon
 
         with errors():
-            run_daemon(a)
+            try:
+                run_daemon(a)
+            except AlreadyRunning as exc:
+                fail(f"error: {exc}")
         return
     from cadence.passes import run_pass
 

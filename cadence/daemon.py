@@ -1,0 +1,178 @@
+"""`cadence run`: APScheduler paces this replica's loop; the database coordinates replicas.
+
+Jobs: a tick (events, re-planning, sending what is due), the playbook sweep, and a watch that
+reloads rules and templates when their files change (a reload that fails keeps the last good
+rules and logs every error with file and line). SIGTERM/SIGINT finish the email in flight,
+release the rest of the batch and stop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cadence.clock import utcnow
+
+if TYPE_CHECKING:
+    from cadence.app import App
+
+log = logging.getLogger("cadence.daemon")
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+def folder_digest(*folders: Path) -> str:
+    """What the watch compares: names, sizes and modification times of the rule/template
+    files (cheap to read every few seconds)."""
+    h = hashlib.sha256()
+    for folder in folders:
+        if not folder.exists():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                st = path.stat()
+                h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+@contextmanager
+def single_sqlite_daemon(url: str) -> Iterator[None]:
+    """SQLite has one writer: a second daemon on the same file is refused, clearly."""
+    if not url.startswith("sqlite"):
+        yield
+        return
+    import fcntl
+
+    path = url.split("///", 1)[-1] or "cadence.db"
+    lock_path = f"{path}.daemon.lock"
+    handle = open(lock_path, "w")  # noqa: SIM115 - held for the daemon's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise AlreadyRunning(
+            f"another `cadence run` already uses {path} (lock {lock_path}); SQLite allows one "
+            "daemon. Stop it, or move to PostgreSQL to run several."
+        ) from None
+    try:
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+class Daemon:
+    def __init__(self, app: App) -> None:
+        from apscheduler.schedulers.blocking import BlockingScheduler
+
+        self.app = app
+        self.stopping = threading.Event()
+        self.scheduler = BlockingScheduler(timezone="UTC")
+        self.folders = (Path(app.settings.rules_dir), Path(app.settings.templates_dir))
+        self.digest = folder_digest(*self.folders)
+        self.last_tick: Any = None
+        self._busy = threading.Lock()
+
+    def tick(self) -> None:
+        from cadence.passes import run_pass
+
+        if self.stopping.is_set() or not self._busy.acquire(blocking=False):
+            return
+        try:
+            now = utcnow()
+            report = run_pass(self.app, now, sweep=False, should_stop=self.stopping.is_set)
+            self.last_tick = now
+            if report.dispatch.sent or report.dispatch.failed or report.planned:
+                log.info(report.summary())
+        except Exception:  # noqa: BLE001 - one bad tick must not stop the daemon
+            log.exception("tick failed; the next tick tries again")
+        finally:
+            self._busy.release()
+
+    def sweep(self) -> None:
+        from cadence.lifecycle import sweep_all
+
+        try:
+            created = sweep_all(self.app.store, self.app.rules(), utcnow())
+            if created:
+                log.info("sweep created %d check-ins", created)
+        except Exception:  # noqa: BLE001
+            log.exception("sweep failed; the next sweep tries again")
+
+    def watch(self) -> None:
+        from cadence.rules import RuleErrors, load_rules
+
+        digest = folder_digest(*self.folders)
+        if digest == self.digest:
+            return
+        self.digest = digest
+        try:
+            rules = load_rules(self.folders[0])
+        except RuleErrors as exc:
+            for error in exc.errors:
+                log.error("rules reload failed, keeping the last good rules: %s", error)
+            return
+        from cadence.checks import check_rules
+
+        problems, _ = check_rules(*self.folders)
+        if problems:
+            for problem in problems:
+                log.error("rules reload failed, keeping the last good rules: %s", problem)
+            return
+        self.app._rules = rules
+        self.app.store.release_held()
+        self.app.store.mark_all_dirty()
+        log.info("rules reloaded: version %s", rules.version)
+
+    def stop(self, *_: object) -> None:
+        log.info("stopping: finishing the email in flight")
+        self.stopping.set()
+        self.scheduler.shutdown(wait=False)
+
+    def run(self) -> None:
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        settings = self.app.settings
+        tick: timedelta = settings.daemon.tick
+        rules = self.app.rules()
+        every = [p.every for p in rules.playbooks if p.every is not None]
+        sweep_every = min(every) if every else timedelta(hours=1)
+        now = utcnow()
+        self.scheduler.add_job(
+            self.tick, IntervalTrigger(seconds=tick.total_seconds()), next_run_time=now,
+            id="tick", max_instances=1, coalesce=True,
+        )
+        self.scheduler.add_job(
+            self.sweep, IntervalTrigger(seconds=sweep_every.total_seconds()),
+            next_run_time=now, id="sweep", max_instances=1, coalesce=True,
+        )
+        self.scheduler.add_job(
+            self.watch, IntervalTrigger(seconds=2), id="watch", max_instances=1, coalesce=True
+        )
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        log.info("cadence daemon started: tick %s, rules version %s", tick, rules.version)
+        self.scheduler.start()
+        with self._busy:  # wait for the tick in flight
+            pass
+        log.info("cadence daemon stopped")
+
+
+def run_daemon(app: App) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    with single_sqlite_daemon(app.settings.database_url):
+        Daemon(app).run()
