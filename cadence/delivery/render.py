@@ -1,0 +1,301 @@
+"""Templates -> subject, text and HTML, in the one Jinja2 sandbox.
+
+A template NAME is up to three files in the templates folder: `NAME.subject.j2` and
+`NAME.text.j2` (both required) and `NAME.html.j2` (optional). Only the HTML part is autoescaped:
+escaping a plain-text part would put `&amp;` in front of the customer.
+
+Why it is strict: an email that went out with a blank where the customer's name should be cannot
+be taken back. An undefined variable is an error (StrictUndefined), every part renders before any
+is returned, and `RenderError` names the template, the file, the line and the reason, so the
+message can be held with that reason rather than sent half-right.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from jinja2 import FileSystemLoader, Template, TemplateNotFound, TemplateSyntaxError
+from markupsafe import Markup
+
+from cadence.jinja import sandbox
+from cadence.model import EMPTY, Customer, Message, Sender
+
+PARTS = ("subject", "text", "html")
+REQUIRED = ("subject", "text")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str  # one line
+    text: str
+    html: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestItem:
+    """One member of a merged email, already rendered on its own."""
+
+    role: str
+    sender: Sender  # who speaks in this item: the message's own sender or the configured one
+    subject: str
+    body_text: str
+    body_html: str | None
+    message: Message
+
+
+class RenderError(Exception):
+    """A template could not be rendered; says which template, which file and line, and why."""
+
+    def __init__(
+        self, template: str, reason: str, file: str | None = None, line: int | None = None
+    ) -> None:
+        self.template = template
+        self.reason = reason
+        self.file = file
+        self.line = line
+        where = f"{file}:{line}" if file and line else file
+        super().__init__(f"template {template!r}: {where + ': ' if where else ''}{reason}")
+
+
+class View:
+    """Attribute access over a mapping for templates (`customer.plan`, `data.feature`).
+
+    Unlike a dict, its methods cannot shadow keys (`data.items` is the key `items`), and a
+    missing key is undefined, so `data.ticket | default("your ticket")` works while a bare
+    `data.ticket` fails under StrictUndefined.
+    """
+
+    __slots__ = ("_kind", "_values")
+
+    def __init__(self, kind: str, values: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_kind", kind)
+        object.__setattr__(self, "_values", values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"{self._kind} has no attribute {name!r}") from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]  # KeyError: the sandbox then returns an Undefined
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"<{self._kind} {dict(self._values)!r}>"
+
+
+_KINDS: dict[str, type[View]] = {}
+
+
+def view(kind: str, values: Mapping[str, Any]) -> View:
+    """A View whose class is named after `kind`, so that Jinja's own error reads
+    "'data object' has no attribute 'ticket'" rather than naming this module's class."""
+    cls = _KINDS.get(kind)
+    if cls is None:
+        cls = _KINDS[kind] = type(kind, (View,), {"__slots__": (), "__module__": "builtins"})
+    return cls(kind, values)
+
+
+def customer_view(customer: Customer) -> View:
+    values: dict[str, Any] = dict(customer.attributes)
+    values.update(
+        id=customer.id,
+        email=customer.email,
+        name=customer.name,
+        timezone=customer.timezone,
+        account=customer.account,
+    )
+    return view("customer", values)
+
+
+def message_view(message: Message) -> View:
+    return view(
+        "message",
+        {
+            "id": message.id,
+            "role": message.role,
+            "category": message.category,
+            "topic": message.topic,
+            "template": message.template,
+            "data": view("data", message.data),
+            "human": message.human,
+            "transactional": message.transactional,
+            "priority": message.priority,
+            "playbook": message.playbook,
+            "send_after": message.send_after,
+        },
+    )
+
+
+def sender_view(sender: Sender | None) -> View:
+    if sender is None:
+        return view("sender", {})
+    return view("sender", {"email": sender.email, "name": sender.name or sender.email})
+
+
+def one_line(text: str) -> str:
+    """Subjects are one line: a header with a newline in it is either broken or an injection."""
+    return " ".join(text.split())
+
+
+def _body(text: str) -> str:
+    return text.strip("\n").rstrip() + "\n"
+
+
+def _template_line(tb: TracebackType | None, filename: str | None) -> int | None:
+    """The last line of the template file in a traceback (Jinja rewrites it to point there)."""
+    line = None
+    while tb is not None:
+        if filename and tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+class Renderer:
+    """Renders messages and digests from one templates folder."""
+
+    def __init__(self, templates_dir: Path, sender: Sender | None = None) -> None:
+        self.templates_dir = Path(templates_dir)
+        self.default_sender = sender
+        loader = FileSystemLoader(str(self.templates_dir))
+        self._text_env = sandbox(loader)
+        self._html_env = sandbox(loader, html=True)
+
+    # --- public ---------------------------------------------------------------------------
+
+    def available(self) -> list[str]:
+        """Template names that have both required files."""
+        if not self.templates_dir.is_dir():
+            return []
+        names = {
+            p.name.removesuffix(".subject.j2") for p in self.templates_dir.glob("*.subject.j2")
+        }
+        return sorted(n for n in names if (self.templates_dir / f"{n}.text.j2").is_file())
+
+    def check(self, names: Iterable[str]) -> dict[str, str]:
+        """Template name -> what is wrong with it (missing files, syntax errors); {} when fine."""
+        problems: dict[str, str] = {}
+        for name in dict.fromkeys(names):
+            try:
+                self._load(name)
+            except RenderError as exc:
+                where = f"{exc.file}:{exc.line}: " if exc.file and exc.line else ""
+                problems[name] = where + exc.reason
+        return problems
+
+    def render_message(
+        self,
+        message: Message,
+        customer: Customer,
+        extra: Mapping[str, Any] = EMPTY,
+        *,
+        sender: Sender | None = None,
+    ) -> Rendered:
+        """A message as the customer will read it: its ready subject and body as they are, or
+        its template over `customer`, `message`, `data`, `sender` and the `extra` names."""
+        if message.subject is not None and message.body_text is not None:
+            html = message.body_html
+            return Rendered(one_line(message.subject), _body(message.body_text), html)
+        if message.template is None:
+            raise RenderError(
+                f"<message {message.id}>",
+                "the message has neither a template nor a subject with body_text",
+            )
+        context = {
+            **extra,
+            "customer": customer_view(customer),
+            "message": message_view(message),
+            "data": view("data", message.data),
+            "sender": sender_view(sender or message.sender or self.default_sender),
+        }
+        return self._render(message.template, context)
+
+    def render_digest(
+        self,
+        template: str,
+        customer: Customer,
+        items: Sequence[DigestItem],
+        extra: Mapping[str, Any] = EMPTY,
+        *,
+        sender: Sender | None = None,
+    ) -> Rendered:
+        """Several messages as one email: the template sees `items`, each with `role`,
+        `sender` (name, email), `subject`, `body_text`, `body_html`, `message` and `data`."""
+        views = [
+            view(
+                "item",
+                {
+                    "role": item.role,
+                    "sender": sender_view(item.sender),
+                    "subject": item.subject,
+                    "body_text": item.body_text,
+                    # our own rendered HTML (or the submitter's): already safe to embed
+                    "body_html": Markup(item.body_html) if item.body_html is not None else None,
+                    "message": message_view(item.message),
+                    "data": view("data", item.message.data),
+                },
+            )
+            for item in items
+        ]
+        context = {
+            **extra,
+            "customer": customer_view(customer),
+            "items": views,
+            "sender": sender_view(sender or self.default_sender),
+        }
+        return self._render(template, context)
+
+    # --- inside ---------------------------------------------------------------------------
+
+    def _load(self, name: str) -> dict[str, Template]:
+        if not _NAME.match(name):
+            raise RenderError(name, "a template name is letters, digits, '_', '-' and '.'")
+        loaded: dict[str, Template] = {}
+        missing = []
+        for part in PARTS:
+            file = f"{name}.{part}.j2"
+            env = self._html_env if part == "html" else self._text_env
+            try:
+                loaded[part] = env.get_template(file)
+            except TemplateNotFound:
+                if part in REQUIRED:
+                    missing.append(file)
+            except TemplateSyntaxError as exc:
+                raise RenderError(name, exc.message or str(exc), file, exc.lineno) from None
+        if missing:
+            raise RenderError(
+                name, f"missing {' and '.join(missing)} in {self.templates_dir}", missing[0]
+            )
+        return loaded
+
+    def _render(self, name: str, context: Mapping[str, Any]) -> Rendered:
+        templates = self._load(name)
+        out: dict[str, str] = {}
+        for part, template in templates.items():
+            try:
+                out[part] = template.render(context)
+            except Exception as exc:  # any failure in a template is reported
+                line = _template_line(exc.__traceback__, template.filename)
+                reason = str(exc) or type(exc).__name__
+                raise RenderError(name, reason, f"{name}.{part}.j2", line) from exc
+        subject = one_line(out["subject"])
+        if not subject:
+            raise RenderError(name, "the subject is empty", f"{name}.subject.j2")
+        html = out.get("html")
+        return Rendered(subject, _body(out["text"]), html.strip() + "\n" if html else None)
