@@ -1,0 +1,179 @@
+"""From a planned `Email` to the exact `OutgoingEmail` a transport sends.
+
+One function decides everything the transports must not decide differently: who it is from
+and to, which template (the member's own or the digest), the unsubscribe link and headers, and
+the cadence headers that tie the email back to the ledger. Transports only change the wire
+format, so the file, SMTP and SendGrid outputs of one email say the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from markupsafe import escape
+
+from cadence.delivery.render import DigestItem, Rendered, Renderer
+from cadence.delivery.unsubscribe import make_token, unsubscribe_url
+from cadence.model import Customer, Email, Message, Sender
+
+DIGEST_TEMPLATE = "digest"
+H_CUSTOMER = "X-Cadence-Customer"
+H_MESSAGES = "X-Cadence-Messages"
+H_EMAIL = "X-Cadence-Email"
+H_UNSUBSCRIBE = "List-Unsubscribe"
+H_UNSUBSCRIBE_POST = "List-Unsubscribe-Post"
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+class SenderConfig(Protocol):
+    """The configured sender (`settings.sender`)."""
+
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def reply_to(self) -> str | None: ...
+
+
+class ComposeError(Exception):
+    """The email cannot be built as planned (a member missing, no owner address...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEmail:
+    """Everything a transport needs, already decided; identical for every transport."""
+
+    email_id: str
+    customer_id: str
+    to_email: str
+    to_name: str | None
+    from_email: str
+    from_name: str | None
+    reply_to: str | None
+    subject: str
+    text: str
+    html: str | None
+    headers: tuple[tuple[str, str], ...]
+    message_ids: tuple[str, ...]
+    transactional: bool
+    categories: tuple[str, ...]
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+def unsubscribe_link(
+    base_url: str, secret: bytes, customer_id: str, members: Sequence[Message], now: datetime
+) -> str:
+    """The one-click link for an email: it leaves the members' categories (all mail when none
+    of them has one), which is what the customer is looking at when they click."""
+    categories = sorted({m.category for m in members if m.category})
+    return unsubscribe_url(base_url, make_token(secret, customer_id, categories or None, now))
+
+
+def _ordered(email: Email, members: Sequence[Message]) -> list[Message]:
+    by_id = {m.id: m for m in members}
+    missing = [mid for mid in email.members if mid not in by_id]
+    if missing:
+        raise ComposeError(f"email {email.id}: members not given: {', '.join(missing)}")
+    return [by_id[mid] for mid in email.members]
+
+
+def _recipient(email: Email, customer: Customer) -> tuple[str, str | None]:
+    if not email.to_owner:
+        return customer.email, customer.name
+    owner = customer.attributes.get("owner_email")
+    if not owner or not isinstance(owner, str):
+        raise ComposeError(
+            f"email {email.id} goes to the account owner, but customer {customer.id} "
+            "has no owner_email attribute"
+        )
+    name = customer.attributes.get("owner_name")
+    return owner, name if isinstance(name, str) else None
+
+
+def _footer(rendered: Rendered, url: str) -> Rendered:
+    text = f"{rendered.text}\n--\nTo stop receiving these emails, open: {url}\n"
+    html = rendered.html
+    if html is not None:
+        link = escape(url)
+        html = (
+            f'{html}<p style="font-size:12px;color:#777">'
+            f'<a href="{link}">Unsubscribe</a> from these emails.</p>\n'
+        )
+    return Rendered(rendered.subject, text, html)
+
+
+def _safe_header(name: str, value: str) -> tuple[str, str]:
+    if "\r" in value or "\n" in value:
+        raise ComposeError(f"header {name} would contain a line break: {value!r}")
+    return name, value
+
+
+def compose(
+    email: Email,
+    customer: Customer,
+    members: Sequence[Message],
+    renderer: Renderer,
+    sender: SenderConfig,
+    unsubscribe_url: str | None,
+    now: datetime,
+) -> OutgoingEmail:
+    """Render and address one planned email. Raises RenderError or ComposeError; never
+    returns something half-built."""
+    ordered = _ordered(email, members)
+    configured = Sender(sender.email, sender.name)
+    listed = not email.transactional and not email.to_owner  # internal alerts: no unsubscribe
+    if listed and not unsubscribe_url:
+        raise ComposeError(f"email {email.id} is not transactional and needs an unsubscribe link")
+    extra = {"unsubscribe_url": unsubscribe_url if listed else None, "now": now}
+    if len(ordered) == 1:
+        (message,) = ordered
+        own = message.sender
+        from_ = own or configured
+        reply_to = None if own else sender.reply_to
+        rendered = renderer.render_message(message, customer, extra, sender=from_)
+    else:
+        items = []
+        for message in ordered:
+            voice = message.sender or configured
+            part = renderer.render_message(message, customer, extra, sender=voice)
+            items.append(
+                DigestItem(message.role, voice, part.subject, part.text, part.html, message)
+            )
+        from_, reply_to = configured, sender.reply_to
+        template = email.template or DIGEST_TEMPLATE
+        rendered = renderer.render_digest(template, customer, items, extra, sender=configured)
+    headers = [
+        _safe_header(H_CUSTOMER, customer.id),
+        _safe_header(H_MESSAGES, ",".join(m.id for m in ordered)),
+        _safe_header(H_EMAIL, email.id),
+    ]
+    if listed and unsubscribe_url:
+        rendered = _footer(rendered, unsubscribe_url)
+        headers.append(_safe_header(H_UNSUBSCRIBE, f"<{unsubscribe_url}>"))
+        headers.append((H_UNSUBSCRIBE_POST, ONE_CLICK))
+    to_email, to_name = _recipient(email, customer)
+    return OutgoingEmail(
+        email_id=email.id,
+        customer_id=customer.id,
+        to_email=to_email,
+        to_name=to_name,
+        from_email=from_.email,
+        from_name=from_.name,
+        reply_to=reply_to,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        headers=tuple(headers),
+        message_ids=tuple(m.id for m in ordered),
+        transactional=email.transactional,
+        categories=tuple(sorted({m.category for m in ordered if m.category})),
+    )
