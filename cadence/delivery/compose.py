@@ -100,14 +100,16 @@ def _recipient(email: Email, customer: Customer) -> tuple[str, str | None]:
 
 
 def _footer(rendered: Rendered, url: str) -> Rendered:
+    """The unsubscribe link in the text part (and the HTML one, inside its body)."""
     text = f"{rendered.text}\n--\nTo stop receiving these emails, open: {url}\n"
     html = rendered.html
     if html is not None:
-        link = escape(url)
-        html = (
-            f'{html}<p style="font-size:12px;color:#777">'
-            f'<a href="{link}">Unsubscribe</a> from these emails.</p>\n'
+        note = (
+            f'<p style="font-size:12px;color:#777;text-align:center">'
+            f'<a href="{escape(url)}">Unsubscribe</a> from these emails.</p>\n'
         )
+        end = html.lower().rfind("</body>")
+        html = html[:end] + note + html[end:] if end >= 0 else html + note
     return Rendered(rendered.subject, text, html)
 
 
@@ -144,7 +146,9 @@ def compose(
         items = []
         for message in ordered:
             voice = message.sender or configured
-            part = renderer.render_message(message, customer, extra, sender=voice)
+            part = renderer.render_message(
+                message, customer, extra, sender=voice, in_digest=True
+            )
             items.append(
                 DigestItem(message.role, voice, part.subject, part.text, part.html, message)
             )

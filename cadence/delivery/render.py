@@ -206,9 +206,12 @@ class Renderer:
         extra: Mapping[str, Any] = EMPTY,
         *,
         sender: Sender | None = None,
+        in_digest: bool = False,
     ) -> Rendered:
         """A message as the customer will read it: its ready subject and body as they are, or
-        its template over `customer`, `message`, `data`, `sender` and the `extra` names."""
+        its template over `customer`, `message`, `data`, `sender`, `in_digest` and the `extra`
+        names. `in_digest`: it becomes one item of a digest, so the template's layout leaves
+        out what the digest already has once (greeting, signature, the HTML page around it)."""
         if message.subject is not None and message.body_text is not None:
             html = message.body_html
             return Rendered(one_line(message.subject), _body(message.body_text), html)
@@ -223,6 +226,7 @@ class Renderer:
             "message": message_view(message),
             "data": view("data", message.data),
             "sender": sender_view(sender or message.sender or self.default_sender),
+            "in_digest": in_digest,
         }
         return self._render(message.template, context)
 
@@ -258,6 +262,7 @@ class Renderer:
             "customer": customer_view(customer),
             "items": views,
             "sender": sender_view(sender or self.default_sender),
+            "in_digest": False,
         }
         return self._render(template, context)
 
