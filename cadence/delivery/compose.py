@@ -39,7 +39,7 @@ class SenderConfig(Protocol):
     def reply_to(self) -> str | None: ...
 
 
-class ComposeError(Exception):
+class ComposeError(ValueError):
     """The email cannot be built as planned (a member missing, no owner address...)."""
 
 
