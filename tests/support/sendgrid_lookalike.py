@@ -1,0 +1,112 @@
+"""A local HTTP server that speaks the part of SendGrid's v3 API cadence uses.
+
+`POST /v3/mail/send` with a bearer key: 202 and an `X-Message-Id`, or whatever the test scripts
+(429 with `X-RateLimit-Reset`, 500, 400 with SendGrid's error JSON). Every accepted request is
+kept, with the time it arrived, so tests and benchmarks can count sends and measure latency.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Received:
+    at: float
+    payload: dict[str, Any]
+    status: int
+
+
+class SendgridLookalike:
+    def __init__(self, api_key: str = "SG.test-key") -> None:
+        self.api_key = api_key
+        self.script: deque[Reply] = deque()
+        self.received: list[Received] = []
+        self.accepted: list[Received] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                if self.path != "/v3/mail/send":
+                    return self._reply(Reply(404, {"errors": [{"message": "not found"}]}))
+                if self.headers.get("Authorization") != f"Bearer {outer.api_key}":
+                    return self._reply(Reply(401, {"errors": [{"message": "authorization required"}]}))
+                try:
+                    payload = json.loads(raw)
+                    assert payload["personalizations"][0]["to"][0]["email"]
+                    assert payload["from"]["email"] and payload["subject"]
+                except Exception:  # noqa: BLE001
+                    return self._reply(Reply(400, {"errors": [{"message": "bad request body"}]}))
+                with outer._lock:
+                    reply = outer.script.popleft() if outer.script else Reply(202)
+                    item = Received(time.time(), payload, reply.status)
+                    outer.received.append(item)
+                    if reply.status == 202:
+                        outer.accepted.append(item)
+                if reply.status == 202:
+                    reply.headers.setdefault("X-Message-Id", uuid.uuid4().hex[:22])
+                self._reply(reply)
+
+            def _reply(self, reply: Reply) -> None:
+                body = json.dumps(reply.body).encode() if reply.body is not None else b""
+                self.send_response(reply.status)
+                for k, v in reply.headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                if body:
+                    self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> SendgridLookalike:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def then(self, *replies: Reply) -> None:
+        with self._lock:
+            self.script.extend(replies)
+
+    def email_ids(self) -> list[str]:
+        """The cadence email id of each accepted request (from custom_args)."""
+        out = []
+        for item in self.accepted:
+            args = item.payload.get("custom_args") or {}
+            for p in item.payload.get("personalizations", []):
+                args = {**args, **(p.get("custom_args") or {})}
+            out.append(args.get("cadence_email", ""))
+        return out
