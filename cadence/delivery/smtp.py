@@ -22,6 +22,10 @@ from cadence.delivery.mime import message_id, to_mime
 from cadence.delivery.transports import SendResult, TransportError
 
 
+def _text(reply: bytes | str) -> str:
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else reply
+
+
 def _permanent(code: int) -> bool:
     return 500 <= code < 600
 
@@ -66,7 +70,7 @@ class SmtpTransport:
             self._quietly_close(smtp)
             raise TransportError(
                 f"SMTP server {where} refused the login for {self.username!r}: "
-                f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace')}"
+                f"{exc.smtp_code} {_text(exc.smtp_error)}"
             ) from exc
         except (OSError, smtplib.SMTPException) as exc:
             self._quietly_close(smtp)
@@ -93,8 +97,7 @@ class SmtpTransport:
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             detail = "; ".join(
-                f"{rcpt}: {code} {text.decode(errors='replace')}"
-                for rcpt, (code, text) in exc.recipients.items()
+                f"{rcpt}: {code} {_text(text)}" for rcpt, (code, text) in exc.recipients.items()
             )
             self._reset(smtp)
             raise TransportError(
@@ -103,7 +106,7 @@ class SmtpTransport:
         except smtplib.SMTPResponseException as exc:
             # sender refused, data refused, ...: the server answered, it does not have it
             self._reset(smtp)
-            text = exc.smtp_error.decode(errors="replace")
+            text = _text(exc.smtp_error)
             raise TransportError(
                 f"SMTP server refused the email: {exc.smtp_code} {text}",
                 permanent=_permanent(exc.smtp_code),

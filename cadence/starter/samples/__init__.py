@@ -90,6 +90,7 @@ def _message(
     topic: str | None = None,
     transactional: bool = False,
     expires_at: datetime | None = None,
+    sender: Record | None = None,
     **extra: Any,
 ) -> Record:
     record: Record = {"id": mid, "customer": customer, "role": role, "category": category}
@@ -103,6 +104,8 @@ def _message(
         record["expires_at"] = iso(expires_at)
     record["transactional"] = transactional
     record["priority"] = None
+    if sender is not None:
+        record["from"] = sender  # the contract's `from`: a role's or a person's own sender
     record.update(extra)
     return record
 
@@ -118,7 +121,7 @@ def _ana(base: datetime) -> list[Record]:
             _at(base, 1, 14),
             template="onboarding_welcome",
             data={"product": "Vendor Analytics", "guide_url": "https://vendor.test/start/pro"},
-            **{"from": KIM},
+            sender=KIM,
         ),
         _message(
             "prd-7",
@@ -156,7 +159,7 @@ def _ana(base: datetime) -> list[Record]:
                 "and let us know?",
                 "agent": "Sam from Support",
             },
-            **{"from": SUPPORT},
+            sender=SUPPORT,
         ),
         _message(
             "sales-44",
@@ -167,7 +170,7 @@ def _ana(base: datetime) -> list[Record]:
             topic="upgrade:business",
             template="upgrade_offer",
             data={"plan": "Business", "discount": "20%", "until": _day(_at(base, 25))},
-            **{"from": RAVI},
+            sender=RAVI,
         ),
         _message(
             "bill-88",
@@ -182,7 +185,7 @@ def _ana(base: datetime) -> list[Record]:
                 "invoice": f"INV-{_at(base, 7):%Y%m}-1107",
                 "period": f"{_at(base, 7):%B %Y}",
             },
-            **{"from": BILLING},
+            sender=BILLING,
         ),
         _message(
             "mkt-302",
