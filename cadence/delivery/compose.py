@@ -146,9 +146,7 @@ def compose(
         items = []
         for message in ordered:
             voice = message.sender or configured
-            part = renderer.render_message(
-                message, customer, extra, sender=voice, in_digest=True
-            )
+            part = renderer.render_message(message, customer, extra, sender=voice, in_digest=True)
             items.append(
                 DigestItem(message.role, voice, part.subject, part.text, part.html, message)
             )
