@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from jinja2 import FileSystemLoader, Template, TemplateNotFound, TemplateSyntaxError
+from jinja2 import FileSystemLoader, Template, TemplateNotFound, TemplateSyntaxError, meta
 from markupsafe import Markup
 
 from cadence.jinja import sandbox
@@ -157,14 +157,16 @@ def _body(text: str) -> str:
     return text.strip("\n").rstrip() + "\n"
 
 
-def _template_line(tb: TracebackType | None, filename: str | None) -> int | None:
-    """The last line of the template file in a traceback (Jinja rewrites it to point there)."""
-    line = None
+def _template_frame(tb: TracebackType | None, folder: Path) -> tuple[str, int] | None:
+    """The innermost template file and line in a traceback (Jinja rewrites its frames to point
+    at template sources): in a layout or an include, that is the file to look at."""
+    found = None
     while tb is not None:
-        if filename and tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2") and Path(filename).parent == folder:
+            found = (Path(filename).name, tb.tb_lineno)
         tb = tb.tb_next
-    return line
+    return found
 
 
 class Renderer:
@@ -173,7 +175,8 @@ class Renderer:
     def __init__(self, templates_dir: Path, sender: Sender | None = None) -> None:
         self.templates_dir = Path(templates_dir)
         self.default_sender = sender
-        loader = FileSystemLoader(str(self.templates_dir))
+        self._folder = self.templates_dir.resolve()
+        loader = FileSystemLoader(str(self._folder))
         self._text_env = sandbox(loader)
         self._html_env = sandbox(loader, html=True)
 
@@ -193,7 +196,8 @@ class Renderer:
         problems: dict[str, str] = {}
         for name in dict.fromkeys(names):
             try:
-                self._load(name)
+                for part, template in self._load(name).items():
+                    self._check_references(name, part, template)
             except RenderError as exc:
                 where = f"{exc.file}:{exc.line}: " if exc.file and exc.line else ""
                 problems[name] = where + exc.reason
@@ -289,6 +293,26 @@ class Renderer:
             )
         return loaded
 
+    def _check_references(self, name: str, part: str, template: Template) -> None:
+        """Layouts and includes load only when rendering; `check` loads them now, so a broken
+        `_layout.html.j2` is reported by `rules check`, not by the first email."""
+        env = self._html_env if part == "html" else self._text_env
+        pending: list[tuple[str | None, str | None]] = [(template.name, None)]
+        seen: set[str] = set()
+        while pending:
+            current, used_by = pending.pop()
+            if current is None or current in seen:
+                continue
+            seen.add(current)
+            try:
+                source = env.loader.get_source(env, current)[0]  # type: ignore[union-attr]
+                parsed = env.parse(source, current)
+            except TemplateNotFound:
+                raise RenderError(name, f"{current} not found (used by {used_by})") from None
+            except TemplateSyntaxError as exc:
+                raise RenderError(name, exc.message or str(exc), current, exc.lineno) from None
+            pending.extend((ref, current) for ref in meta.find_referenced_templates(parsed))
+
     def _render(self, name: str, context: Mapping[str, Any]) -> Rendered:
         templates = self._load(name)
         out: dict[str, str] = {}
@@ -296,9 +320,10 @@ class Renderer:
             try:
                 out[part] = template.render(context)
             except Exception as exc:  # any failure in a template is reported
-                line = _template_line(exc.__traceback__, template.filename)
+                frame = _template_frame(exc.__traceback__, self._folder)
+                file, line = frame if frame else (f"{name}.{part}.j2", None)
                 reason = str(exc) or type(exc).__name__
-                raise RenderError(name, reason, f"{name}.{part}.j2", line) from exc
+                raise RenderError(name, reason, file, line) from exc
         subject = one_line(out["subject"])
         if not subject:
             raise RenderError(name, "the subject is empty", f"{name}.subject.j2")

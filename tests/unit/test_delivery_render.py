@@ -181,3 +181,34 @@ def test_digest_over_items(tmp_path: Path) -> None:
     assert out.subject == "2 updates from Vendor"
     assert out.text == "[success] Kim: Welcome\nHi\n[product] p@vendor.test: A <tour>\nLook\n"
     assert out.html == "<h2>Welcome</h2>Hi\n<h2>A &lt;tour&gt;</h2><p>L</p>\n"
+
+
+def test_check_follows_layouts_and_includes(tmp_path: Path) -> None:
+    r = templates(
+        tmp_path,
+        _base__text__j2="{% block content %}{% endblock %}\n{% if %}\n",
+        _ok__text__j2="{% block content %}{% endblock %}",
+        child__subject__j2="s",
+        child__text__j2='{% extends "_base.text.j2" %}{% block content %}x{% endblock %}',
+        lost__subject__j2="s",
+        lost__text__j2='{% include "_nowhere.j2" %}',
+        fine__subject__j2="s",
+        fine__text__j2='{% extends "_ok.text.j2" %}{% block content %}x{% endblock %}',
+    )
+    problems = r.check(["child", "lost", "fine"])
+    assert problems["child"].startswith("_base.text.j2:2: ")
+    assert problems["lost"] == "_nowhere.j2 not found (used by lost.text.j2)"
+    assert "fine" not in problems
+
+
+def test_error_inside_a_layout_names_the_layout(tmp_path: Path) -> None:
+    r = templates(
+        tmp_path,
+        _base__text__j2="Hi {{ customer.nickname }}\n{% block content %}{% endblock %}",
+        child__subject__j2="s",
+        child__text__j2='{% extends "_base.text.j2" %}{% block content %}x{% endblock %}',
+    )
+    with pytest.raises(RenderError) as info:
+        r.render_message(msg(template="child"), ANA)
+    assert (info.value.file, info.value.line) == ("_base.text.j2", 1)
+    assert "nickname" in info.value.reason
