@@ -29,9 +29,10 @@ SEND_PATH = "/v3/mail/send"
 MAX_CATEGORIES = 10  # SendGrid's limit per email
 
 #: keys of `custom_args`; the SendGrid webhook reads them back
-ARG_EMAIL = "cadence_email_id"
-ARG_CUSTOMER = "cadence_customer_id"
-ARG_MESSAGES = "cadence_message_ids"
+ARG_EMAIL = "cadence_email"
+ARG_CUSTOMER = "cadence_customer"
+ARG_MESSAGES = "cadence_messages"
+ARG_CATEGORIES = "cadence_categories"  # what an `unsubscribe` event from SendGrid covers
 
 
 def _address(email: str, name: str | None) -> dict[str, str]:
@@ -53,6 +54,7 @@ def sendgrid_payload(out: OutgoingEmail, *, sandbox: bool = False) -> dict[str, 
             ARG_EMAIL: out.email_id,
             ARG_CUSTOMER: out.customer_id,
             ARG_MESSAGES: ",".join(out.message_ids),
+            ARG_CATEGORIES: ",".join(out.categories),
         },
         "mail_settings": {"sandbox_mode": {"enable": sandbox}},
     }

@@ -108,7 +108,7 @@ def test_posts_the_payload_and_returns_the_message_id(
     assert request["auth"] == "Bearer SG.key"
     assert request["type"] == "application/json"
     body = request["json"]
-    assert body["custom_args"]["cadence_email_id"] == "e-0123456789abcdef"
+    assert body["custom_args"]["cadence_email"] == "e-0123456789abcdef"
     assert body["mail_settings"] == {"sandbox_mode": {"enable": True}}
 
 

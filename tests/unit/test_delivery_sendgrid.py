@@ -53,9 +53,10 @@ def test_full_payload() -> None:
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         },
         "custom_args": {
-            "cadence_email_id": "e-0123456789abcdef",
-            "cadence_customer_id": "c-17",
-            "cadence_message_ids": "cs-12,prd-7",
+            "cadence_email": "e-0123456789abcdef",
+            "cadence_customer": "c-17",
+            "cadence_messages": "cs-12,prd-7",
+            "cadence_categories": "onboarding,product-tour",
         },
         "categories": ["onboarding", "product-tour"],
         "mail_settings": {"sandbox_mode": {"enable": False}},
