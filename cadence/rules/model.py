@@ -51,7 +51,7 @@ class Expression:
             return self.run(scope)
         except ExpressionError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any failure of user code is reported, not raised
+        except Exception as exc:  # any failure of user code is reported, never raised as is
             raise ExpressionError(f"`{self.source}` ({self.location}): {exc}") from exc
 
 

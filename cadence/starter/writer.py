@@ -88,8 +88,9 @@ def _resources(package: str, suffix: str) -> list[Traversable]:
 def planned_files(target: Path) -> dict[Path, Traversable | str | None]:
     """Every file `write_starter` writes, with where its content comes from (None: samples)."""
     files: dict[Path, Traversable | str | None] = {target / "cadence.yaml": CONFIG}
-    for rule in _resources(RULES_PACKAGE, ".yaml"):
-        files[target / "rules" / rule.name] = rule
+    for suffix in (".yaml", ".json"):  # the rules, and the schema their modeline names
+        for rule in _resources(RULES_PACKAGE, suffix):
+            files[target / "rules" / rule.name] = rule
     for template in _resources(TEMPLATES_PACKAGE, ".j2"):
         files[target / "templates" / template.name] = template
     for name in SAMPLE_FILES:

@@ -1,0 +1,345 @@
+"""From validated rule files to the frozen objects the planner reads: durations, days, hours and
+expressions parsed here, with the file position of anything that does not make sense."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import time, timedelta
+from typing import TYPE_CHECKING, Any
+
+from cadence.durations import parse_duration
+from cadence.rules.errors import RuleError
+from cadence.rules.expressions import ExpressionSyntaxError, compile_expression
+from cadence.rules.model import (
+    DEFAULT_PRIORITIES,
+    CalendarUnit,
+    Expression,
+    Filter,
+    Limit,
+    Location,
+    MergeRule,
+    Over,
+    Playbook,
+    PlaybookSend,
+    Rules,
+    SameKey,
+    Scope,
+    SendWindow,
+    SuppressRule,
+)
+from cadence.rules.schema import _Filters
+
+if TYPE_CHECKING:
+    from cadence.rules.loader import Positions
+
+DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+_AT = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_days(text: str) -> frozenset[int]:
+    """`mon-fri`, `sat,sun`, `mon-sun`, `wed`, `fri-mon` (ranges wrap round the week)."""
+    out: set[int] = set()
+    for part in text.lower().replace(" ", "").split(","):
+        if "-" in part:
+            first, _, last = part.partition("-")
+            if first not in DAYS or last not in DAYS:
+                raise ValueError(f"`{part}` is not a range of days like mon-fri")
+            i, j = DAYS.index(first), DAYS.index(last)
+            while True:
+                out.add(i)
+                if i == j:
+                    break
+                i = (i + 1) % 7
+        elif part in DAYS:
+            out.add(DAYS.index(part))
+        else:
+            raise ValueError(f"`{part}` is not a day: write mon, tue, wed, thu, fri, sat or sun")
+    return frozenset(out)
+
+
+def _clock(h: str, m: str, allow_24: bool = False) -> time:
+    hour, minute = int(h), int(m)
+    if allow_24 and hour == 24 and minute == 0:
+        return time(0, 0)
+    if hour > 23 or minute > 59:
+        raise ValueError(f"{h}:{m} is not a time of day")
+    return time(hour, minute)
+
+
+def parse_hours(text: str) -> tuple[time, time]:
+    """`"09:00-17:30"`; an end before the start runs past midnight; `00:00-24:00` is all day."""
+    match = _HOURS.match(text)
+    if match is None:
+        raise ValueError(f'`{text}` is not hours like "09:00-17:30"')
+    start = _clock(match[1], match[2])
+    end = _clock(match[3], match[4], allow_24=True)
+    return start, end
+
+
+def parse_at(text: str) -> time:
+    match = _AT.match(text)
+    if match is None:
+        raise ValueError(f'`{text}` is not a local time like "09:00"')
+    return _clock(match[1], match[2])
+
+
+def _filter(item: _Filters) -> Filter:
+    def fs(values: list[str] | None) -> frozenset[str] | None:
+        return frozenset(values) if values is not None else None
+
+    return Filter(fs(item.roles), fs(item.categories), fs(item.topics), item.human)
+
+
+class Builder:
+    """Collects rules from every file, checking what one file alone cannot (unique names,
+    one `max_delay`, consistent priorities)."""
+
+    def __init__(self) -> None:
+        self.errors: list[RuleError] = []
+        self.priorities: dict[str, int] = dict(DEFAULT_PRIORITIES)
+        self._priority_set: dict[str, tuple[int, Location]] = {}
+        self.max_delay: timedelta | None = None
+        self._max_delay_at: Location | None = None
+        self.names: dict[str, Location] = {}
+        self.limits: list[Limit] = []
+        self.windows: list[SendWindow] = []
+        self.suppress: list[SuppressRule] = []
+        self.merge: list[MergeRule] = []
+        self.playbooks: list[Playbook] = []
+
+    # -- helpers that turn a bad value into an error at its place ---------------------------
+
+    def _loc(self, p: Positions, loc: Sequence[str | int]) -> Location:
+        line, col = p.at(loc)
+        return Location(p.file, line, col)
+
+    def _fail(self, p: Positions, loc: Sequence[str | int], message: str) -> None:
+        self.errors.append(p.error(loc, message))
+
+    def _duration(
+        self, p: Positions, loc: Sequence[str | int], text: str | None
+    ) -> timedelta | None:
+        if text is None:
+            return None
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            self._fail(p, loc, str(exc))
+            return None
+
+    def _expr(self, p: Positions, loc: Sequence[str | int], text: str | None) -> Expression | None:
+        if text is None:
+            return None
+        try:
+            return compile_expression(text, self._loc(p, loc))
+        except ExpressionSyntaxError as exc:
+            self._fail(p, loc, str(exc))
+            return None
+
+    def _name(self, p: Positions, loc: Sequence[str | int], name: str) -> None:
+        here = self._loc(p, loc)
+        if name in self.names:
+            self._fail(p, loc, f"the name `{name}` is already used at {self.names[name]}")
+        else:
+            self.names[name] = here
+
+    # -- one file ---------------------------------------------------------------------------
+
+    def add_top(
+        self, p: Positions, priorities: dict[str, int] | None, max_delay: str | None
+    ) -> None:
+        if priorities:
+            for role, value in priorities.items():
+                seen = self._priority_set.get(role)
+                if seen is not None and seen[0] != value:
+                    self._fail(
+                        p,
+                        ("priorities", role),
+                        f"priority of `{role}` is already {seen[0]} at {seen[1]}",
+                    )
+                self._priority_set[role] = (value, self._loc(p, ("priorities", role)))
+                self.priorities[role] = value
+        if max_delay is not None:
+            if self._max_delay_at is not None:
+                self._fail(p, ("max_delay",), f"max_delay is already set at {self._max_delay_at}")
+            self._max_delay_at = self._loc(p, ("max_delay",))
+            self.max_delay = self._duration(p, ("max_delay",), max_delay)
+
+    def add_item(self, p: Positions, section: str, index: int, item: Any) -> None:
+        handler = {
+            "limits": self._limit,
+            "send_windows": self._window,
+            "suppress": self._suppress,
+            "merge": self._merge,
+            "playbooks": self._playbook,
+        }[section]
+        handler(p, (section, index), item)
+
+    def _limit(self, p: Positions, at: tuple[str, int], x: Any) -> None:
+        self._name(p, (*at, "name"), x.name)
+        calendar = None
+        per = None
+        if x.window == "calendar":
+            units = {
+                "1d": CalendarUnit.DAY,
+                "7d": CalendarUnit.WEEK,
+                "1w": CalendarUnit.WEEK,
+                "month": CalendarUnit.MONTH,
+                "1mo": CalendarUnit.MONTH,
+            }
+            calendar = units.get((x.per or "").strip())
+            if calendar is None:
+                self._fail(
+                    p,
+                    (*at, "per"),
+                    "with window: calendar, `per` is 1d, 7d (a week from Monday) or month",
+                )
+                return
+        else:
+            per = self._duration(p, (*at, "per"), x.per)
+        gap = self._duration(p, (*at, "min_gap"), x.min_gap)
+        if x.min_gap is None and not (x.max is not None and (per or calendar)):
+            self._fail(p, at, f"limit `{x.name}` needs `max` with `per`, or `min_gap`")
+            return
+        if (x.max is None) != (x.per is None):
+            self._fail(p, at, f"limit `{x.name}`: `max` and `per` go together")
+            return
+        self.limits.append(
+            Limit(
+                name=x.name,
+                location=self._loc(p, at),
+                filter=_filter(x),
+                max=x.max,
+                per=per,
+                calendar=calendar,
+                min_gap=gap,
+                scope=Scope(x.scope),
+                over=Over(x.over),
+            )
+        )
+
+    def _window(self, p: Positions, at: tuple[str, int], x: Any) -> None:
+        try:
+            days = parse_days(x.days)
+        except ValueError as exc:
+            self._fail(p, (*at, "days"), str(exc))
+            return
+        try:
+            start, end = parse_hours(x.hours)
+        except ValueError as exc:
+            self._fail(p, (*at, "hours"), str(exc))
+            return
+        self.windows.append(
+            SendWindow(
+                location=self._loc(p, at),
+                filter=_filter(x),
+                days=days,
+                start=start,
+                end=end,
+                name=x.name,
+            )
+        )
+
+    def _suppress(self, p: Positions, at: tuple[str, int], x: Any) -> None:
+        self._name(p, (*at, "name"), x.name)
+        within = self._duration(p, (*at, "within"), x.within)
+        if x.same is not None and x.within is None:
+            self._fail(
+                p,
+                (*at, "same"),
+                f"suppress rule `{x.name}`: `same` needs `within` (e.g. within: 14d)",
+            )
+            return
+        self.suppress.append(
+            SuppressRule(
+                name=x.name,
+                location=self._loc(p, at),
+                filter=_filter(x),
+                when=self._expr(p, (*at, "when"), x.when),
+                same=SameKey(x.same) if x.same else None,
+                within=within,
+            )
+        )
+
+    def _merge(self, p: Positions, at: tuple[str, int], x: Any) -> None:
+        self._name(p, (*at, "name"), x.name)
+        window = self._duration(p, (*at, "window"), x.window) or timedelta(hours=48)
+        at_time = days = None
+        try:
+            at_time = parse_at(x.at) if x.at is not None else None
+            if x.days is not None:
+                if x.at is None:
+                    self._fail(p, (*at, "days"), "`days` goes with `at` in a merge rule")
+                days = parse_days(x.days)
+        except ValueError as exc:
+            self._fail(p, (*at, "at" if x.days is None else "days"), str(exc))
+            return
+        self.merge.append(
+            MergeRule(
+                name=x.name,
+                location=self._loc(p, at),
+                filter=_filter(x),
+                window=window,
+                max_items=x.max_items,
+                template=x.template,
+                at=at_time,
+                days=days,
+            )
+        )
+
+    def _playbook(self, p: Positions, at: tuple[str, int], x: Any) -> None:
+        self._name(p, (*at, "name"), x.name)
+        on = (x.on,) if isinstance(x.on, str) else tuple(x.on or ())
+        every = self._duration(p, (*at, "every"), x.every)
+        if not on and every is None:
+            self._fail(p, at, f"playbook `{x.name}` needs `on` (event types) or `every` (a sweep)")
+            return
+        s = x.send
+        if s.template is None and (s.subject is None or s.body_text is None):
+            self._fail(
+                p,
+                (*at, "send"),
+                f"playbook `{x.name}`: `send` needs `template`, or `subject` and `body_text`",
+            )
+            return
+        send = PlaybookSend(
+            role=s.role,
+            category=s.category,
+            topic=s.topic,
+            template=s.template,
+            data=dict(s.data),
+            subject=s.subject,
+            body_text=s.body_text,
+            priority=s.priority,
+            transactional=s.transactional,
+            expires_after=self._duration(p, (*at, "send", "expires_after"), s.expires_after),
+            to=s.to,
+        )
+        self.playbooks.append(
+            Playbook(
+                name=x.name,
+                location=self._loc(p, at),
+                send=send,
+                on=on,
+                every=every,
+                when=self._expr(p, (*at, "when"), x.when),
+                wait=self._duration(p, (*at, "wait"), x.wait) or timedelta(0),
+                cancel_on=tuple(x.cancel_on),
+                cooldown=self._duration(p, (*at, "cooldown"), x.cooldown),
+            )
+        )
+
+    def rules(self, *, version: str, files: tuple[str, ...]) -> Rules:
+        return Rules(
+            version=version,
+            priorities=dict(self.priorities),
+            max_delay=self.max_delay or timedelta(days=7),
+            limits=tuple(self.limits),
+            send_windows=tuple(self.windows),
+            suppress=tuple(self.suppress),
+            merge=tuple(self.merge),
+            playbooks=tuple(self.playbooks),
+            files=files,
+        )
