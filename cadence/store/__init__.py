@@ -1,0 +1,1 @@
+"""The ledger in a database: the only package that speaks SQL."""

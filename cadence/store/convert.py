@@ -1,0 +1,172 @@
+"""Rows to domain values and back: the boundary nothing above the store crosses with a row."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from cadence.model import (
+    Customer,
+    Decision,
+    Email,
+    Event,
+    Message,
+    MessageKind,
+    Reachability,
+    Sender,
+    Status,
+)
+
+
+def customer(row: Mapping[str, Any]) -> Customer:
+    return Customer(
+        id=row["id"],
+        email=row["email"],
+        name=row["name"],
+        timezone=row["timezone"],
+        account=row["account"],
+        attributes=row["attributes"] or {},
+        created_at=row["created_at"],
+        reach=Reachability(
+            unsubscribed_all=row["unsubscribed_all"],
+            unsubscribed_categories=frozenset(row["unsubscribed_categories"] or ()),
+            hard_bounced=row["hard_bounced"],
+            soft_bounces=row["soft_bounces"],
+            spam_reported=row["spam_reported"],
+        ),
+    )
+
+
+def message(row: Mapping[str, Any]) -> Message:
+    sender = Sender(row["sender_email"], row["sender_name"]) if row["sender_email"] else None
+    return Message(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        role=row["role"],
+        kind=MessageKind(row["kind"]),
+        category=row["category"],
+        topic=row["topic"],
+        template=row["template"],
+        data=row["data"] or {},
+        subject=row["subject"],
+        body_text=row["body_text"],
+        body_html=row["body_html"],
+        sender=sender,
+        human=row["human"],
+        transactional=row["transactional"],
+        priority=row["priority"],
+        send_after=row["send_after"],
+        expires_at=row["expires_at"],
+        sent_at=row["sent_at"],
+        playbook=row["playbook"],
+        origin=row["origin"],
+        to=row["recipient"],
+        created_at=row["created_at"],
+    )
+
+
+def message_values(m: Message, digest: str, now: datetime) -> dict[str, Any]:
+    recorded = m.kind == MessageKind.RECORDED
+    return {
+        "id": m.id,
+        "customer_id": m.customer_id,
+        "kind": str(m.kind),
+        "role": m.role,
+        "category": m.category,
+        "topic": m.topic,
+        "template": m.template,
+        "data": dict(m.data),
+        "subject": m.subject,
+        "body_text": m.body_text,
+        "body_html": m.body_html,
+        "sender_email": m.sender.email if m.sender else None,
+        "sender_name": m.sender.name if m.sender else None,
+        "human": m.human,
+        "transactional": m.transactional,
+        "priority": m.priority,
+        "send_after": m.send_after,
+        "expires_at": m.expires_at,
+        "sent_at": m.sent_at,
+        "playbook": m.playbook,
+        "origin": m.origin,
+        "recipient": m.to,
+        "created_at": m.created_at or now,
+        "digest": digest,
+        "status": str(Status.RECORDED if recorded else Status.SCHEDULED),
+        "rule": None,
+        "reason": "sent by another system, recorded" if recorded else "not planned yet",
+        "send_at": m.sent_at if recorded else None,
+        "email_id": None,
+        "details": {},
+        "rules_version": None,
+        "final": recorded,
+        "decided_at": now,
+        "in_flight": False,
+        "cancelled_by": None,
+    }
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def details(d: Decision) -> dict[str, Any]:
+    return {
+        "counted": list(d.counted),
+        "won_by": d.won_by,
+        "next_allowed": d.next_allowed.isoformat() if d.next_allowed else None,
+        "event": d.event,
+    }
+
+
+def decision(row: Mapping[str, Any]) -> Decision:
+    extra = row["details"] or {}
+    return Decision(
+        message_id=row.get("message_id") or row["id"],
+        status=Status(row["status"]),
+        reason=row["reason"],
+        send_at=row["send_at"],
+        email_id=row["email_id"],
+        rule=row["rule"],
+        counted=tuple(extra.get("counted") or ()),
+        won_by=extra.get("won_by"),
+        next_allowed=_time(extra.get("next_allowed")),
+        event=extra.get("event"),
+        rules_version=row["rules_version"],
+        final=bool(row.get("final", False)),
+    )
+
+
+def email(row: Mapping[str, Any]) -> Email:
+    return Email(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        send_at=row["send_at"],
+        members=tuple(row["members"]),
+        role=row["role"],
+        category=row["category"],
+        transactional=row["transactional"],
+        merge_rule=row["merge_rule"],
+        template=row["template"],
+        to_owner=row["to_owner"],
+    )
+
+
+def event(row: Mapping[str, Any]) -> Event:
+    return Event(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        type=row["type"],
+        at=row["at"],
+        data=row["data"] or {},
+        attributes=row["attributes"] or {},
+    )
+
+
+def contact_keys(m: Message) -> list[str]:
+    """The `last_contact` keys one sent message updates."""
+    keys = ["any", f"role:{m.role}"]
+    if m.human:
+        keys += ["human", f"role:{m.role}:human"]
+    return keys

@@ -1,0 +1,82 @@
+"""Engines and the schema: SQLite (WAL) as the embedded default, PostgreSQL through psycopg 3;
+Alembic brings either to the newest migration."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Engine, create_engine, event, inspect
+
+SchemaState = Literal["empty", "current", "outdated"]
+
+
+class UnsupportedDatabase(ValueError):
+    pass
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            # WAL: readers (preview) never block the daemon's writes, and the other way round
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    if url.startswith("postgresql+psycopg://"):
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    if url.startswith("postgresql"):
+        raise UnsupportedDatabase(
+            f"{url.split('://')[0]}: use postgresql+psycopg://user@host/db (psycopg 3)"
+        )
+    raise UnsupportedDatabase(
+        f"unsupported database_url {url.split('://')[0]}://...: use sqlite:///cadence.db or "
+        "postgresql+psycopg://user@host/db"
+    )
+
+
+def _alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    import cadence.migrations
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(cadence.migrations.__file__).parent))
+    cfg.attributes["url"] = url
+    return cfg
+
+
+def upgrade(url: str) -> None:
+    """Bring the database at `url` to the newest migration."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(url), "head")
+
+
+@cache
+def _head() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config("sqlite://")).get_current_head()
+
+
+def schema_state(url: str) -> SchemaState:
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return "empty"
+            current = MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+    return "current" if current == _head() else "outdated"

@@ -1,0 +1,488 @@
+"""`Store`: the one object that speaks SQL. Each method is one transaction.
+
+Ingestion and reading live here; planning and dispatch in their own modules, mixed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
+
+from cadence.clock import utcnow
+from cadence.model import Customer, Decision, Email, Event, Message, MessageKind, Status
+from cadence.store import convert
+from cadence.store.db import make_engine
+from cadence.store.dispatch_ops import Claimed, DispatchOps
+from cadence.store.planning_ops import PlanningOps
+from cadence.store.tables import customers, decisions, emails, events, messages, meta
+
+__all__ = ["Claimed", "DecisionRecord", "Store"]
+
+CHUNK = 500  # ids per IN (...) list: well under every database's parameter limit
+
+
+def chunks(ids: Sequence[str], size: int = CHUNK) -> Iterable[Sequence[str]]:
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    decided_at: datetime
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationInput:
+    customer: Customer
+    submitted: tuple[Message, ...]
+    recorded: tuple[Message, ...]
+    sent_before: tuple[Any, ...]  # Sent
+    events: tuple[Event, ...]
+
+
+class Store(PlanningOps, DispatchOps):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.is_postgres = url.startswith("postgresql")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- ingestion --------------------------------------------------------------------------
+
+    def _digests(self, table: Any, ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for part in chunks(list(ids)):
+                rows = conn.execute(select(table.c.id, table.c.digest).where(table.c.id.in_(part)))
+                out.update({r.id: r.digest for r in rows})
+        return out
+
+    def customer_digests(self, ids: Sequence[str]) -> dict[str, str]:
+        return self._digests(customers, ids)
+
+    def message_digests(self, ids: Sequence[str]) -> dict[str, str]:
+        return self._digests(messages, ids)
+
+    def event_digests(self, ids: Sequence[str]) -> dict[str, str]:
+        return self._digests(events, ids)
+
+    def customers_by_id(self, ids: Sequence[str]) -> dict[str, Customer]:
+        out: dict[str, Customer] = {}
+        with self.engine.connect() as conn:
+            for part in chunks(list(ids)):
+                rows = conn.execute(select(customers).where(customers.c.id.in_(part))).mappings()
+                out.update({r["id"]: convert.customer(r) for r in rows})
+        return out
+
+    def customer(self, customer_id: str) -> Customer | None:
+        return self.customers_by_id([customer_id]).get(customer_id)
+
+    def upsert_customers(self, items: Sequence[tuple[Customer, str]]) -> None:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            existing = set()
+            for part in chunks([c.id for c, _ in items]):
+                existing |= set(
+                    conn.scalars(select(customers.c.id).where(customers.c.id.in_(part)))
+                )
+            new = [
+                {
+                    "id": c.id,
+                    "email": c.email,
+                    "name": c.name,
+                    "timezone": c.timezone,
+                    "account": c.account,
+                    "attributes": dict(c.attributes),
+                    "attributes_at": None,
+                    "created_at": c.created_at or now,
+                    "updated_at": now,
+                    "digest": digest,
+                    "unsubscribed_all": False,
+                    "unsubscribed_categories": [],
+                    "hard_bounced": False,
+                    "soft_bounces": 0,
+                    "spam_reported": False,
+                    "last_contact": {},
+                    "dirty": True,
+                    "next_plan_at": None,
+                }
+                for c, digest in items
+                if c.id not in existing
+            ]
+            if new:
+                conn.execute(insert(customers), new)
+            for c, digest in items:
+                if c.id in existing:
+                    conn.execute(
+                        update(customers)
+                        .where(customers.c.id == c.id)
+                        .values(
+                            email=c.email,
+                            name=c.name,
+                            timezone=c.timezone,
+                            account=c.account,
+                            attributes=dict(c.attributes),
+                            updated_at=now,
+                            digest=digest,
+                            dirty=True,
+                        )
+                    )
+
+    def add_messages(self, items: Sequence[tuple[Message, str]]) -> None:
+        now = utcnow()
+        if not items:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(insert(messages), [convert.message_values(m, d, now) for m, d in items])
+            recorded = [m for m, _ in items if m.kind == MessageKind.RECORDED and m.sent_at]
+            self._touch_contact(conn, recorded)
+            self._mark_dirty(conn, {m.customer_id for m, _ in items})
+
+    def add_playbook_messages(self, new: Sequence[Message]) -> int:
+        """Insert the ones not stored yet (ids derive from what fired them); returns how many."""
+        if not new:
+            return 0
+        unique = {m.id: m for m in new}
+        now = utcnow()
+        with self.engine.begin() as conn:
+            have: set[str] = set()
+            for part in chunks(list(unique)):
+                have |= set(conn.scalars(select(messages.c.id).where(messages.c.id.in_(part))))
+            rows = [
+                convert.message_values(m, "playbook", now)
+                for i, m in unique.items()
+                if i not in have
+            ]
+            if rows:
+                conn.execute(insert(messages), rows)
+                self._mark_dirty(conn, {r["customer_id"] for r in rows})
+        return len(rows)
+
+    def add_events(self, items: Sequence[tuple[Event, str]]) -> None:
+        """Insert the events and apply what they mean to each customer, in time order."""
+        if not items:
+            return
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(events),
+                [
+                    {
+                        "id": e.id,
+                        "customer_id": e.customer_id,
+                        "type": e.type,
+                        "at": e.at,
+                        "data": dict(e.data),
+                        "attributes": dict(e.attributes),
+                        "received_at": now,
+                        "digest": d,
+                        "processed": False,
+                    }
+                    for e, d in items
+                ],
+            )
+            ids = sorted({e.customer_id for e, _ in items})
+            rows = {
+                r["id"]: dict(r)
+                for part in chunks(ids)
+                for r in conn.execute(select(customers).where(customers.c.id.in_(part))).mappings()
+            }
+            for e, _ in sorted(items, key=lambda x: (x[0].at, x[0].id)):
+                row = rows.get(e.customer_id)
+                if row is not None:
+                    _apply(row, e)
+            for row in rows.values():
+                conn.execute(
+                    update(customers)
+                    .where(customers.c.id == row["id"])
+                    .values(
+                        unsubscribed_all=row["unsubscribed_all"],
+                        unsubscribed_categories=sorted(row["unsubscribed_categories"]),
+                        hard_bounced=row["hard_bounced"],
+                        soft_bounces=row["soft_bounces"],
+                        spam_reported=row["spam_reported"],
+                        attributes=row["attributes"],
+                        attributes_at=row["attributes_at"],
+                        dirty=True,
+                    )
+                )
+
+    def unprocessed_events(self, limit: int) -> list[Event]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(events)
+                .where(events.c.processed.is_(False))
+                .order_by(events.c.at, events.c.id)
+                .limit(limit)
+            ).mappings()
+            return [convert.event(r) for r in rows]
+
+    def mark_events_processed(self, ids: Sequence[str]) -> None:
+        with self.engine.begin() as conn:
+            for part in chunks(list(ids)):
+                conn.execute(update(events).where(events.c.id.in_(part)).values(processed=True))
+
+    def cancel_messages(
+        self, ids: Sequence[str], by: str, at: datetime, *, event: str | None = None
+    ) -> dict[str, str]:
+        refused: dict[str, str] = {}
+        with self.engine.begin() as conn:
+            rows = {
+                r["id"]: r
+                for part in chunks(list(ids))
+                for r in conn.execute(select(messages).where(messages.c.id.in_(part))).mappings()
+            }
+            done = []
+            for mid in ids:
+                row = rows.get(mid)
+                if row is None:
+                    refused[mid] = "no such message"
+                elif row["kind"] == MessageKind.RECORDED:
+                    refused[mid] = "it was sent by another system (recorded)"
+                elif row["in_flight"]:
+                    refused[mid] = "it is being sent right now"
+                elif row["final"] and row["status"] != Status.HELD:
+                    refused[mid] = f"it is already {row['status']}"
+                else:
+                    done.append(row)
+            reason = f"cancelled by {by}"
+            for row in done:
+                extra = {"counted": [], "won_by": None, "next_allowed": None, "event": event}
+                conn.execute(
+                    update(messages)
+                    .where(messages.c.id == row["id"])
+                    .values(
+                        status=str(Status.CANCELLED),
+                        reason=reason,
+                        rule=None,
+                        final=True,
+                        cancelled_by=by,
+                        decided_at=at,
+                        send_at=None,
+                        email_id=None,
+                        details=extra,
+                    )
+                )
+                conn.execute(
+                    insert(decisions).values(
+                        message_id=row["id"],
+                        customer_id=row["customer_id"],
+                        decided_at=at,
+                        status=str(Status.CANCELLED),
+                        send_at=None,
+                        email_id=None,
+                        rule=None,
+                        reason=reason,
+                        details=extra,
+                        rules_version=row["rules_version"],
+                    )
+                )
+                if row["email_id"]:
+                    conn.execute(
+                        delete(emails).where(
+                            and_(emails.c.id == row["email_id"], emails.c.status == "planned")
+                        )
+                    )
+            self._mark_dirty(conn, {r["customer_id"] for r in done})
+        return refused
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def messages_of(self, customer_id: str) -> list[tuple[Message, Decision]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(messages)
+                .where(messages.c.customer_id == customer_id)
+                .order_by(messages.c.send_after, messages.c.sent_at, messages.c.id)
+            ).mappings()
+            return [(convert.message(r), convert.decision(r)) for r in rows]
+
+    def emails_of(self, customer_id: str) -> list[tuple[Email, str]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(emails).where(emails.c.customer_id == customer_id).order_by(emails.c.send_at)
+            ).mappings()
+            return [(convert.email(r), r["status"]) for r in rows]
+
+    def decision_history(self, message_id: str) -> list[DecisionRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(decisions)
+                .where(decisions.c.message_id == message_id)
+                .order_by(decisions.c.id)
+            ).mappings()
+            return [DecisionRecord(r["decided_at"], convert.decision(r)) for r in rows]
+
+    def customer_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.scalars(select(customers.c.id).order_by(customers.c.id)))
+
+    def customer_page(self, after: str | None, limit: int) -> list[str]:
+        query = select(customers.c.id).order_by(customers.c.id).limit(limit)
+        if after is not None:
+            query = query.where(customers.c.id > after)
+        with self.engine.connect() as conn:
+            return list(conn.scalars(query))
+
+    def reachable_customer_ids(self, after: str | None, limit: int) -> list[str]:
+        """Customers a sweep may check in with: not bounced, not complaining, not gone."""
+        query = (
+            select(customers.c.id)
+            .where(
+                customers.c.hard_bounced.is_(False),
+                customers.c.spam_reported.is_(False),
+                customers.c.unsubscribed_all.is_(False),
+            )
+            .order_by(customers.c.id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(customers.c.id > after)
+        with self.engine.connect() as conn:
+            return list(conn.scalars(query))
+
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            value: str | None = conn.scalar(select(meta.c.value).where(meta.c.key == key))
+            return value
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.engine.begin() as conn:
+            if conn.scalar(select(func.count()).select_from(meta).where(meta.c.key == key)):
+                conn.execute(update(meta).where(meta.c.key == key).values(value=value))
+            else:
+                conn.execute(insert(meta).values(key=key, value=value))
+
+    # -- shared helpers ---------------------------------------------------------------------
+
+    def _mark_dirty(self, conn: Connection, ids: Iterable[str]) -> None:
+        ordered = sorted(set(ids))
+        for part in chunks(ordered):
+            conn.execute(update(customers).where(customers.c.id.in_(part)).values(dirty=True))
+
+    def _touch_contact(
+        self, conn: Connection, sent: Sequence[Message], at: datetime | None = None
+    ) -> None:
+        """Keep each customer's last contact times, per role and for human mail."""
+        by_customer: dict[str, dict[str, datetime]] = {}
+        for m in sent:
+            when = at or m.sent_at
+            if when is None or m.to is not None:
+                continue
+            keys = by_customer.setdefault(m.customer_id, {})
+            for key in convert.contact_keys(m):
+                if key not in keys or keys[key] < when:
+                    keys[key] = when
+        for part in chunks(sorted(by_customer)):
+            rows = conn.execute(
+                select(customers.c.id, customers.c.last_contact).where(customers.c.id.in_(part))
+            )
+            for cid, current in rows:
+                merged = dict(current or {})
+                for key, when in by_customer[cid].items():
+                    old = merged.get(key)
+                    if old is None or datetime.fromisoformat(old) < when:
+                        merged[key] = when.isoformat()
+                conn.execute(
+                    update(customers).where(customers.c.id == cid).values(last_contact=merged)
+                )
+
+    def simulation_inputs(
+        self, ids: Sequence[str], start: datetime, end: datetime
+    ) -> list[SimulationInput]:
+        from cadence.model import Sent
+
+        with self.engine.connect() as conn:
+            custs = {
+                r["id"]: convert.customer(r)
+                for r in conn.execute(select(customers).where(customers.c.id.in_(ids))).mappings()
+            }
+            msgs = [
+                convert.message(r)
+                for r in conn.execute(
+                    select(messages).where(messages.c.customer_id.in_(ids))
+                ).mappings()
+            ]
+            evs = [
+                convert.event(r)
+                for r in conn.execute(
+                    select(events).where(events.c.customer_id.in_(ids)).order_by(events.c.at)
+                ).mappings()
+            ]
+            sent_rows = (
+                conn.execute(
+                    select(emails).where(
+                        emails.c.customer_id.in_(ids),
+                        emails.c.status == "sent",
+                        emails.c.sent_at < start,
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        by_id = {m.id: m for m in msgs}
+        out = []
+        for cid in ids:
+            if cid not in custs:
+                continue
+            mine = [m for m in msgs if m.customer_id == cid]
+            before = tuple(
+                Sent(
+                    r["id"], r["sent_at"], cid, tuple(by_id[i] for i in r["members"] if i in by_id)
+                )
+                for r in sent_rows
+                if r["customer_id"] == cid
+            )
+            out.append(
+                SimulationInput(
+                    customer=custs[cid],
+                    submitted=tuple(
+                        m for m in mine if m.kind == MessageKind.SUBMITTED and not m.playbook
+                    ),
+                    recorded=tuple(
+                        m
+                        for m in mine
+                        if m.kind == MessageKind.RECORDED and m.sent_at and m.sent_at < end
+                    ),
+                    sent_before=before,
+                    events=tuple(e for e in evs if e.customer_id == cid),
+                )
+            )
+        return out
+
+
+def _apply(row: dict[str, Any], e: Event) -> None:
+    """What an event means to the customer's reachability and attributes."""
+    cats = set(e.data.get("categories") or ()) if isinstance(e.data, dict) else set()
+    current = set(row["unsubscribed_categories"] or ())
+    if e.type == "unsubscribed":
+        if cats:
+            row["unsubscribed_categories"] = current | cats
+        else:
+            row["unsubscribed_all"] = True
+    elif e.type == "resubscribed":
+        if cats:
+            row["unsubscribed_categories"] = current - cats
+        else:
+            row["unsubscribed_all"] = False
+            row["unsubscribed_categories"] = set()
+    elif e.type == "bounced":
+        if e.data.get("kind") == "hard":
+            row["hard_bounced"] = True
+        else:
+            row["soft_bounces"] = (row["soft_bounces"] or 0) + 1
+    elif e.type == "spam_reported":
+        row["spam_reported"] = True
+    row["unsubscribed_categories"] = set(row["unsubscribed_categories"] or ())
+    if e.attributes and (row["attributes_at"] is None or e.at >= row["attributes_at"]):
+        row["attributes"] = {**(row["attributes"] or {}), **e.attributes}
+        row["attributes_at"] = e.at
+
+

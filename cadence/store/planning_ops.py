@@ -1,0 +1,300 @@
+"""Reading what the planner needs, in a few queries a batch, and writing its plans back."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, insert, or_, select, update
+
+from cadence.model import CustomerContext, Message, Plan, Sent
+from cadence.store import convert
+from cadence.store.tables import customers, decisions, emails, messages
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+IN_LEDGER = ("claimed", "sending", "sent", "unconfirmed")  # went, or may have
+
+
+class PlanningOps:
+    engine: Engine
+    is_postgres: bool
+
+    def customers_to_plan(self, now: datetime, limit: int) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.scalars(
+                    select(customers.c.id)
+                    .where(or_(customers.c.dirty.is_(True), customers.c.next_plan_at <= now))
+                    .order_by(customers.c.id)
+                    .limit(limit)
+                )
+            )
+
+    def mark_all_dirty(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(customers).values(dirty=True))
+
+    def next_wakeup(self) -> datetime | None:
+        """The earliest time anything is due: a planned email, or a customer's next plan."""
+        with self.engine.connect() as conn:
+            a = conn.scalar(select(func.min(emails.c.send_at)).where(emails.c.status == "planned"))
+            b = conn.scalar(select(func.min(customers.c.next_plan_at)))
+        times = [t for t in (a, b) if t is not None]
+        if times and any(isinstance(t, str) for t in times):  # SQLite aggregate: text
+            times = [datetime.fromisoformat(str(t)).replace(tzinfo=None) for t in times]
+        from datetime import UTC
+
+        times = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in times]
+        return min(times) if times else None
+
+    def load_contexts(
+        self, ids: Sequence[str], now: datetime, lookback: timedelta, *, account: bool = True
+    ) -> list[CustomerContext]:
+        if not ids:
+            return []
+        since = now - lookback
+        with self.engine.connect() as conn:
+            custs = [
+                convert.customer(r)
+                for r in conn.execute(select(customers).where(customers.c.id.in_(ids))).mappings()
+            ]
+            if not custs:
+                return []
+            contact = {
+                r.id: r.last_contact
+                for r in conn.execute(
+                    select(customers.c.id, customers.c.last_contact).where(customers.c.id.in_(ids))
+                )
+            }
+            pending_rows = (
+                conn.execute(
+                    select(messages)
+                    .where(
+                        messages.c.customer_id.in_(ids),
+                        messages.c.final.is_(False),
+                        messages.c.in_flight.is_(False),
+                    )
+                    .order_by(messages.c.id)
+                )
+                .mappings()
+                .all()
+            )
+            accounts = sorted({c.account for c in custs if c.account}) if account else []
+            peers: dict[str, list[str]] = defaultdict(list)
+            if accounts:
+                for cid, acct in conn.execute(
+                    select(customers.c.id, customers.c.account).where(
+                        customers.c.account.in_(accounts)
+                    )
+                ):
+                    peers[acct].append(cid)
+            scope_ids = sorted(set(ids) | {p for group in peers.values() for p in group})
+            history = self._history(conn, scope_ids, since, own=set(ids))
+            runs = defaultdict(dict)
+            for cid, playbook, last in conn.execute(
+                select(messages.c.customer_id, messages.c.playbook, func.max(messages.c.created_at))
+                .where(
+                    messages.c.customer_id.in_(ids),
+                    messages.c.playbook.is_not(None),
+                    messages.c.status != "cancelled",
+                )
+                .group_by(messages.c.customer_id, messages.c.playbook)
+            ):
+                runs[cid][playbook] = _aware(last)
+        pending: dict[str, list[Message]] = defaultdict(list)
+        previous: dict[str, dict[str, Any]] = defaultdict(dict)
+        for r in pending_rows:
+            pending[r["customer_id"]].append(convert.message(r))
+            previous[r["customer_id"]][r["id"]] = convert.decision(r)
+        out = []
+        for c in custs:
+            others = [p for p in peers.get(c.account or "", []) if p != c.id] if c.account else []
+            out.append(
+                CustomerContext(
+                    customer=c,
+                    pending=tuple(pending[c.id]),
+                    history=tuple(history.get(c.id, ())),
+                    account_history=tuple(s for o in others for s in history.get(o, ())),
+                    last_contact={
+                        k: datetime.fromisoformat(v) for k, v in (contact.get(c.id) or {}).items()
+                    },
+                    previous=previous[c.id],
+                    playbook_runs=runs.get(c.id, {}),
+                )
+            )
+        return out
+
+    def _history(
+        self, conn: Connection, ids: Sequence[str], since: datetime, own: set[str]
+    ) -> dict[str, list[Sent]]:
+        """Sent (or in-flight) emails and recorded messages since `since`; for customers not in
+        `own` (account peers) their planned emails too, which must count for the account."""
+        rows = (
+            conn.execute(
+                select(emails).where(
+                    emails.c.customer_id.in_(ids),
+                    or_(
+                        emails.c.status.in_(IN_LEDGER),
+                        emails.c.customer_id.not_in(own) & (emails.c.status == "planned"),
+                    ),
+                    or_(emails.c.sent_at >= since, emails.c.send_at >= since),
+                )
+            )
+            .mappings()
+            .all()
+        )
+        member_ids = sorted({i for r in rows for i in r["members"]})
+        members: dict[str, Message] = {}
+        for i in range(0, len(member_ids), 500):
+            for m in conn.execute(
+                select(messages).where(messages.c.id.in_(member_ids[i : i + 500]))
+            ).mappings():
+                members[m["id"]] = convert.message(m)
+        out: dict[str, list[Sent]] = defaultdict(list)
+        for r in rows:
+            at = r["sent_at"] or r["send_at"]
+            group = tuple(members[i] for i in r["members"] if i in members)
+            out[r["customer_id"]].append(
+                Sent(r["id"], at, r["customer_id"], group, planned=r["status"] == "planned")
+            )
+        for m in conn.execute(
+            select(messages).where(
+                messages.c.customer_id.in_(ids),
+                messages.c.kind == "recorded",
+                messages.c.sent_at >= since,
+            )
+        ).mappings():
+            msg = convert.message(m)
+            assert msg.sent_at is not None
+            out[msg.customer_id].append(Sent(msg.id, msg.sent_at, msg.customer_id, (msg,)))
+        for group in out.values():
+            group.sort(key=lambda s: (s.at, s.id))
+        return out
+
+    def save_plans(self, plans: Sequence[Plan], rules_version: str) -> None:
+        if not plans:
+            return
+        ids = [p.customer_id for p in plans]
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(emails).where(emails.c.customer_id.in_(ids), emails.c.status == "planned")
+            )
+            new_emails = [e for p in plans for e in p.emails]
+            taken = (
+                set(
+                    conn.scalars(
+                        select(emails.c.id).where(emails.c.id.in_([e.id for e in new_emails]))
+                    )
+                )
+                if new_emails
+                else set()
+            )
+            rows = []
+            for p in plans:
+                for e in p.emails:
+                    if e.id in taken:
+                        continue
+                    rows.append(
+                        {
+                            "id": e.id,
+                            "customer_id": e.customer_id,
+                            "send_at": e.send_at,
+                            "status": "planned",
+                            "members": list(e.members),
+                            "role": e.role,
+                            "category": e.category,
+                            "transactional": e.transactional,
+                            "merge_rule": e.merge_rule,
+                            "template": e.template,
+                            "to_owner": e.to_owner,
+                            "lease_owner": None,
+                            "lease_until": None,
+                            "attempts": 0,
+                            "provider_id": None,
+                            "error": None,
+                            "sent_at": None,
+                            "created_at": p.as_of,
+                            "updated_at": p.as_of,
+                            "rules_version": rules_version,
+                        }
+                    )
+            if rows:
+                conn.execute(insert(emails), rows)
+            decided = [d.message_id for p in plans for d in p.decisions]
+            current = {
+                r["id"]: r
+                for i in range(0, len(decided), 500)
+                for r in conn.execute(
+                    select(
+                        messages.c.id,
+                        messages.c.customer_id,
+                        messages.c.status,
+                        messages.c.send_at,
+                        messages.c.email_id,
+                        messages.c.rule,
+                        messages.c.reason,
+                    ).where(messages.c.id.in_(decided[i : i + 500]))
+                ).mappings()
+            }
+            history = []
+            for p in plans:
+                for d in p.decisions:
+                    old = current.get(d.message_id)
+                    if old is None:
+                        continue
+                    values = {
+                        "status": str(d.status),
+                        "rule": d.rule,
+                        "reason": d.reason,
+                        "send_at": d.send_at,
+                        "email_id": d.email_id,
+                        "details": convert.details(d),
+                        "rules_version": d.rules_version,
+                        "final": d.final,
+                        "decided_at": p.as_of,
+                    }
+                    conn.execute(
+                        update(messages).where(messages.c.id == d.message_id).values(**values)
+                    )
+                    changed = (
+                        old["status"] != str(d.status)
+                        or _aware(old["send_at"]) != d.send_at
+                        or old["email_id"] != d.email_id
+                        or old["rule"] != d.rule
+                        or old["reason"] != d.reason
+                    )
+                    if changed:
+                        history.append(
+                            {
+                                "message_id": d.message_id,
+                                "customer_id": p.customer_id,
+                                "decided_at": p.as_of,
+                                "status": str(d.status),
+                                "send_at": d.send_at,
+                                "email_id": d.email_id,
+                                "rule": d.rule,
+                                "reason": d.reason,
+                                "details": values["details"],
+                                "rules_version": d.rules_version,
+                            }
+                        )
+            if history:
+                conn.execute(insert(decisions), history)
+            for p in plans:
+                conn.execute(
+                    update(customers)
+                    .where(customers.c.id == p.customer_id)
+                    .values(dirty=False, next_plan_at=p.next_plan_at)
+                )
+
+
+def _aware(t: datetime | None) -> datetime | None:
+    from datetime import UTC
+
+    if t is None:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
