@@ -82,9 +82,9 @@ def open_store(url: str) -> Store:
         if url.startswith("sqlite") and state == "empty":
             upgrade(url)
         else:
+            what = "empty" if state == "empty" else "at an older schema"
             raise NotReady(
-                f"the database at {_safe(url)} is {'empty' if state == 'empty' else 'at an older schema'}:"
-                " run `cadence db upgrade` first"
+                f"the database at {_safe(url)} is {what}: run `cadence db upgrade` first"
             )
     return Store(url)
 

@@ -96,7 +96,7 @@ class Daemon:
             self.last_tick = now
             if report.dispatch.sent or report.dispatch.failed or report.planned:
                 log.info(report.summary())
-        except Exception:  # noqa: BLE001 - one bad tick must not stop the daemon
+        except Exception:
             log.exception("tick failed; the next tick tries again")
         finally:
             self._busy.release()
@@ -108,7 +108,7 @@ class Daemon:
             created = sweep_all(self.app.store, self.app.rules(), utcnow())
             if created:
                 log.info("sweep created %d check-ins", created)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("sweep failed; the next sweep tries again")
 
     def watch(self) -> None:
@@ -151,12 +151,20 @@ class Daemon:
         sweep_every = min(every) if every else timedelta(hours=1)
         now = utcnow()
         self.scheduler.add_job(
-            self.tick, IntervalTrigger(seconds=tick.total_seconds()), next_run_time=now,
-            id="tick", max_instances=1, coalesce=True,
+            self.tick,
+            IntervalTrigger(seconds=tick.total_seconds()),
+            next_run_time=now,
+            id="tick",
+            max_instances=1,
+            coalesce=True,
         )
         self.scheduler.add_job(
-            self.sweep, IntervalTrigger(seconds=sweep_every.total_seconds()),
-            next_run_time=now, id="sweep", max_instances=1, coalesce=True,
+            self.sweep,
+            IntervalTrigger(seconds=sweep_every.total_seconds()),
+            next_run_time=now,
+            id="sweep",
+            max_instances=1,
+            coalesce=True,
         )
         self.scheduler.add_job(
             self.watch, IntervalTrigger(seconds=2), id="watch", max_instances=1, coalesce=True
@@ -171,8 +179,6 @@ class Daemon:
 
 
 def run_daemon(app: App) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with single_sqlite_daemon(app.settings.database_url):
         Daemon(app).run()

@@ -36,7 +36,9 @@ class DemoResult:
     checkins: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def build(folder: Path, base: datetime, weeks: int, progress: Callable[[str], None]) -> tuple[App, DemoResult]:
+def build(
+    folder: Path, base: datetime, weeks: int, progress: Callable[[str], None]
+) -> tuple[App, DemoResult]:
     """Write and run the demo in `folder` (its database and outbox are made anew)."""
     from cadence import ingest
     from cadence.app import App

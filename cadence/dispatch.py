@@ -97,12 +97,17 @@ class Dispatcher:
             report.failed.append(email.id)
             log.error(
                 "failed email=%s customer=%s messages=%s: %s",
-                email.id, email.customer_id, ",".join(email.members), exc,
+                email.id,
+                email.customer_id,
+                ",".join(email.members),
+                exc,
             )
             return
         self.store.mark_sent(email.id, now, result.provider_id)
         report.sent.append(email.id)
         log.info(
             "sent email=%s customer=%s messages=%s",
-            email.id, email.customer_id, ",".join(email.members),
+            email.id,
+            email.customer_id,
+            ",".join(email.members),
         )

@@ -10,7 +10,9 @@ from jinja2 import BaseLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
-def sandbox(loader: BaseLoader | None = None, *, html: bool = False) -> ImmutableSandboxedEnvironment:
+def sandbox(
+    loader: BaseLoader | None = None, *, html: bool = False
+) -> ImmutableSandboxedEnvironment:
     """A sandboxed environment where an undefined name is an error, never a silent blank.
 
     `html=True` autoescapes everything rendered, for the HTML part of an email.

@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cadence.engine.playbooks import Cancellation, PlaybookRun, on_event, sweep
-from cadence.model import Message
+from cadence.engine.simulation import apply_event
+from cadence.model import Customer, Message
 from cadence.planning import runs_of
 
 if TYPE_CHECKING:
@@ -26,24 +27,30 @@ log = logging.getLogger("cadence.lifecycle")
 def process_events(
     store: Store, rules: Rules, now: datetime, *, batch: int = 500
 ) -> tuple[int, int]:
-    """Run every unprocessed event through the playbooks; returns (created, cancelled)."""
+    """Apply every event whose time has come (reachability, attributes) and run it through
+    the playbooks; returns (check-ins created, cancelled)."""
     created = cancelled = 0
     while True:
-        events = store.unprocessed_events(batch)
+        events = store.unprocessed_events(batch, until=now)
         if not events:
             return created, cancelled
         ids = sorted({e.customer_id for e in events})
         contexts = {c.customer.id: c for c in store.load_contexts(ids, now, rules.lookback())}
         new: list[Message] = []
         cancels: list[Cancellation] = []
+        changed: dict[str, Customer] = {}
         for event in sorted(events, key=lambda e: (e.at, e.id)):
             ctx = contexts.get(event.customer_id)
             if ctx is None or not rules.playbooks:
                 continue
+            # the playbook sees the customer as the event leaves them (its attributes merged)
+            customer = changed[event.customer_id] = apply_event(
+                changed.get(event.customer_id, ctx.customer), event
+            )
             mine = [m for m in new if m.customer_id == event.customer_id]
             fired = on_event(
                 event,
-                ctx.customer,
+                customer,
                 rules,
                 history=ctx.history,
                 last_contact=ctx.last_contact,
@@ -55,7 +62,10 @@ def process_events(
             for skip in fired.skipped:
                 log.info(
                     "playbook %s skipped customer=%s event=%s: %s",
-                    skip.playbook, event.customer_id, event.id, skip.reason,
+                    skip.playbook,
+                    event.customer_id,
+                    event.id,
+                    skip.reason,
                 )
         cancelled_now = {c.message_id for c in cancels}
         created += store.add_playbook_messages([m for m in new if m.id not in cancelled_now])
@@ -69,7 +79,7 @@ def process_events(
                 event=c.event.id,
             )
             cancelled += 0 if refused else 1
-        store.mark_events_processed([e.id for e in events])
+        store.apply_events(events)
 
 
 def sweep_all(store: Store, rules: Rules, now: datetime, *, batch: int = 500) -> int:

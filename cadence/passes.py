@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from cadence.dispatch import DispatchReport, Dispatcher
+from cadence.dispatch import Dispatcher, DispatchReport
 from cadence.lifecycle import process_events, sweep_all
 from cadence.planning import plan_due
 

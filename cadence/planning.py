@@ -161,7 +161,9 @@ def render_preview(
     for email in p.emails:
         members = [p.messages[i] for i in email.members if i in p.messages]
         try:
-            composed = compose(email, p.customer, members, renderer, sender, "(unsubscribe link)", p.as_of)
+            composed = compose(
+                email, p.customer, members, renderer, sender, "(unsubscribe link)", p.as_of
+            )
         except (RenderError, ValueError) as exc:
             out[email.id] = {"subject": f"(held: {exc})", "error": str(exc)}
             continue

@@ -61,13 +61,14 @@ def errors() -> Iterator[None]:
     """Known failures become their message and exit 1 (invalid input or rules)."""
     from cadence.app import NotReady
     from cadence.config import ConfigError
+    from cadence.ingest import SourceError
     from cadence.rules import RuleErrors
 
     try:
         yield
     except RuleErrors as exc:
         fail("\n".join(str(e) for e in exc.errors))
-    except (ConfigError, NotReady) as exc:
+    except (ConfigError, NotReady, SourceError) as exc:
         fail(f"error: {exc}")
 
 

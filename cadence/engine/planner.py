@@ -207,7 +207,10 @@ class _Planner:
             unit = min(
                 pending,
                 key=lambda u, slots=slots: (  # type: ignore[misc]
-                    slots[id(u)][0] or never, -u.priority, u.ready, u.lead.message.id
+                    slots[id(u)][0] or never,
+                    -u.priority,
+                    u.ready,
+                    u.lead.message.id,
                 ),
             )
             pending.remove(unit)

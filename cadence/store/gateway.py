@@ -166,7 +166,8 @@ class Store(PlanningOps, DispatchOps):
         return len(rows)
 
     def add_events(self, items: Sequence[tuple[Event, str]]) -> None:
-        """Insert the events and apply what they mean to each customer, in time order."""
+        """Insert events. What they mean (reachability, attributes, playbooks) applies when
+        their time comes: see `unprocessed_events` and `apply_events`."""
         if not items:
             return
         now = utcnow()
@@ -188,13 +189,28 @@ class Store(PlanningOps, DispatchOps):
                     for e, d in items
                 ],
             )
-            ids = sorted({e.customer_id for e, _ in items})
+
+    def unprocessed_events(self, limit: int, until: datetime | None = None) -> list[Event]:
+        """Events not yet applied whose time has come (all of them without `until`)."""
+        query = select(events).where(events.c.processed.is_(False))
+        if until is not None:
+            query = query.where(events.c.at <= until)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(events.c.at, events.c.id).limit(limit)).mappings()
+            return [convert.event(r) for r in rows]
+
+    def apply_events(self, applied: Sequence[Event]) -> None:
+        """Apply what events mean to each customer, in time order, and mark them processed."""
+        if not applied:
+            return
+        with self.engine.begin() as conn:
+            ids = sorted({e.customer_id for e in applied})
             rows = {
                 r["id"]: dict(r)
                 for part in chunks(ids)
                 for r in conn.execute(select(customers).where(customers.c.id.in_(part))).mappings()
             }
-            for e, _ in sorted(items, key=lambda x: (x[0].at, x[0].id)):
+            for e in sorted(applied, key=lambda x: (x.at, x.id)):
                 row = rows.get(e.customer_id)
                 if row is not None:
                     _apply(row, e)
@@ -213,20 +229,7 @@ class Store(PlanningOps, DispatchOps):
                         dirty=True,
                     )
                 )
-
-    def unprocessed_events(self, limit: int) -> list[Event]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(events)
-                .where(events.c.processed.is_(False))
-                .order_by(events.c.at, events.c.id)
-                .limit(limit)
-            ).mappings()
-            return [convert.event(r) for r in rows]
-
-    def mark_events_processed(self, ids: Sequence[str]) -> None:
-        with self.engine.begin() as conn:
-            for part in chunks(list(ids)):
+            for part in chunks([e.id for e in applied]):
                 conn.execute(update(events).where(events.c.id.in_(part)).values(processed=True))
 
     def cancel_messages(
@@ -484,5 +487,3 @@ def _apply(row: dict[str, Any], e: Event) -> None:
     if e.attributes and (row["attributes_at"] is None or e.at >= row["attributes_at"]):
         row["attributes"] = {**(row["attributes"] or {}), **e.attributes}
         row["attributes_at"] = e.at
-
-

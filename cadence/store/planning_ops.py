@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 
 from cadence.model import CustomerContext, Message, Plan, Sent
 from cadence.store import convert
-from cadence.store.tables import customers, decisions, emails, messages
+from cadence.store.tables import customers, decisions, emails, events, messages
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -43,7 +43,8 @@ class PlanningOps:
         with self.engine.connect() as conn:
             a = conn.scalar(select(func.min(emails.c.send_at)).where(emails.c.status == "planned"))
             b = conn.scalar(select(func.min(customers.c.next_plan_at)))
-        times = [t for t in (a, b) if t is not None]
+            c = conn.scalar(select(func.min(events.c.at)).where(events.c.processed.is_(False)))
+        times = [t for t in (a, b, c) if t is not None]
         if times and any(isinstance(t, str) for t in times):  # SQLite aggregate: text
             times = [datetime.fromisoformat(str(t)).replace(tzinfo=None) for t in times]
         from datetime import UTC
