@@ -46,13 +46,15 @@ class SendgridLookalike:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 if self.path != "/v3/mail/send":
                     return self._reply(Reply(404, {"errors": [{"message": "not found"}]}))
                 if self.headers.get("Authorization") != f"Bearer {outer.api_key}":
-                    return self._reply(Reply(401, {"errors": [{"message": "authorization required"}]}))
+                    return self._reply(
+                        Reply(401, {"errors": [{"message": "authorization required"}]})
+                    )
                 try:
                     payload = json.loads(raw)
                     assert payload["personalizations"][0]["to"][0]["email"]

@@ -1,0 +1,198 @@
+"""The store on real databases (SQLite and PostgreSQL, a fresh one per test)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from cadence.engine import plan_customer
+from cadence.model import Customer, Event, Message, MessageKind, Status
+from cadence.rules.model import Rules
+
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+def _customers(store, *ids: str, account: str | None = "acme") -> None:  # type: ignore[no-untyped-def]
+    store.upsert_customers(
+        [
+            (Customer(i, f"{i}@acme.test", i, "Europe/Berlin", account, {"plan": "pro"}), f"d-{i}")
+            for i in ids
+        ]
+    )
+
+
+def _msg(mid: str, cid: str = "c-1", after: timedelta = H, **kw) -> Message:  # type: ignore[no-untyped-def]
+    return Message(
+        mid,
+        cid,
+        kw.pop("role", "success"),
+        subject="s",
+        body_text="b",
+        send_after=NOW + after,
+        **kw,
+    )
+
+
+def _plan(store, rules: Rules, now: datetime = NOW) -> None:  # type: ignore[no-untyped-def]
+    ids = store.customers_to_plan(now, 100)
+    ctxs = store.load_contexts(ids, now, rules.lookback())
+    store.save_plans([plan_customer(c, rules, now) for c in ctxs], rules.version)
+
+
+def test_round_trip_with_aware_times(store) -> None:  # type: ignore[no-untyped-def]
+    _customers(store, "c-1")
+    store.add_messages([(_msg("m1", category="tip", data={"x": 1}), "d1")])
+    ((m, d),) = store.messages_of("c-1")
+    assert m.send_after == NOW + H and m.send_after.tzinfo is not None
+    assert m.data == {"x": 1} and d.status is Status.SCHEDULED
+    assert store.message_digests(["m1", "nope"]) == {"m1": "d1"}
+
+
+def test_events_apply_at_their_time_in_order(store) -> None:  # type: ignore[no-untyped-def]
+    _customers(store, "c-1")
+    store.add_events(
+        [
+            (Event("e2", "c-1", "resubscribed", NOW + H, {"categories": ["announcement"]}), "x"),
+            (
+                Event(
+                    "e1",
+                    "c-1",
+                    "unsubscribed",
+                    NOW,
+                    {"categories": ["announcement", "tip"]},
+                    {"open_tickets": 1},
+                ),
+                "y",
+            ),
+            (Event("e3", "c-1", "bounced", NOW + 2 * H, {"kind": "hard"}), "z"),
+            (Event("e0", "c-1", "ticket_resolved", NOW - H, {}, {"open_tickets": 0}), "w"),
+        ]
+    )
+    assert [e.id for e in store.unprocessed_events(10, until=NOW)] == ["e0", "e1"]
+    store.apply_events(store.unprocessed_events(10, until=NOW))
+    c = store.customer("c-1")
+    assert c.reach.unsubscribed_categories == {"announcement", "tip"}
+    assert c.attributes["open_tickets"] == 1  # the later event wins, whatever the order given
+    store.apply_events(store.unprocessed_events(10))
+    c = store.customer("c-1")
+    assert c.reach.unsubscribed_categories == {"tip"} and c.reach.hard_bounced
+
+
+def test_save_plans_writes_history_only_when_the_verdict_changes(store) -> None:  # type: ignore[no-untyped-def]
+    _customers(store, "c-1")
+    store.add_messages([(_msg("m1"), "d1"), (_msg("m2", after=2 * H), "d2")])
+    rules = Rules(version="v1")
+    _plan(store, rules)
+    store.mark_all_dirty()
+    _plan(store, rules)  # the same verdicts: no new history
+    assert len(store.decision_history("m1")) == 1
+    (email, status), *_ = store.emails_of("c-1")
+    assert status == "planned"
+    store.cancel_messages(["m2"], "kim", NOW)
+    _plan(store, rules)
+    hist = store.decision_history("m2")
+    assert [h.decision.status for h in hist] == [Status.SCHEDULED, Status.CANCELLED]
+    assert "kim" in hist[-1].decision.reason
+    assert [e.members for e, _ in store.emails_of("c-1")] == [("m1",)]
+
+
+def test_claim_lease_and_recovery(store) -> None:  # type: ignore[no-untyped-def]
+    _customers(store, "c-1")
+    store.add_messages(
+        [
+            (_msg("m1", after=timedelta(0)), "d1"),
+            (_msg("m2", role="support", transactional=True), "d2"),
+        ]
+    )
+    _plan(store, Rules(version="v1"))
+    claimed = store.claim_due(NOW, "a", timedelta(minutes=5), 10)
+    assert [c.email.members for c in claimed] == [("m1",)]
+    assert store.claim_due(NOW, "b", timedelta(minutes=5), 10) == []  # nobody claims it twice
+    assert store.mark_sending(claimed[0].email.id, "a")
+    # the daemon dies while sending: after the lease it is unconfirmed, never planned again
+    assert store.recover_leases(NOW + timedelta(minutes=6)) == (0, 1)
+    ((m, d),) = [x for x in store.messages_of("c-1") if x[0].id == "m1"]
+    assert d.status is Status.UNCONFIRMED
+    _plan(store, Rules(version="v1"), NOW + timedelta(minutes=7))
+    assert store.claim_due(NOW + timedelta(minutes=7), "a", timedelta(minutes=5), 10) == []
+    assert [e.id for e, _ in store.unconfirmed_emails()] == [claimed[0].email.id]
+    assert store.settle_email(claimed[0].email.id, sent=True, by="operator")
+    assert store.unconfirmed_emails() == []
+
+
+def test_expired_claim_goes_back_to_planned(store) -> None:  # type: ignore[no-untyped-def]
+    _customers(store, "c-1")
+    store.add_messages([(_msg("m1", after=timedelta(0)), "d1")])
+    _plan(store, Rules(version="v1"))
+    (c,) = store.claim_due(NOW, "a", timedelta(minutes=5), 10)
+    assert store.recover_leases(NOW + timedelta(minutes=6)) == (1, 0)
+    (again,) = store.claim_due(NOW + timedelta(minutes=6), "b", timedelta(minutes=5), 10)
+    assert again.email.id == c.email.id
+    store.mark_sending(again.email.id, "b")
+    store.mark_sent(again.email.id, NOW, "prov-1")
+    ((m, d),) = store.messages_of("c-1")
+    assert d.status is Status.SENT and m.sent_at == NOW
+
+
+def test_contexts_hold_history_and_the_account(store) -> None:  # type: ignore[no-untyped-def]
+    _customers(store, "c-1", "c-2")
+    store.add_messages(
+        [
+            (Message("r1", "c-2", "sales", kind=MessageKind.RECORDED, sent_at=NOW - H), "r"),
+            (
+                Message(
+                    "r0",
+                    "c-1",
+                    "success",
+                    kind=MessageKind.RECORDED,
+                    sent_at=NOW - 2 * H,
+                    human=True,
+                ),
+                "q",
+            ),
+            (_msg("m1"), "d1"),
+        ]
+    )
+    (ctx,) = store.load_contexts(["c-1"], NOW, timedelta(days=7))
+    assert [m.id for m in ctx.pending] == ["m1"]
+    assert [s.id for s in ctx.history] == ["r0"]
+    assert [s.id for s in ctx.account_history] == ["r1"]
+    assert ctx.last_contact["human"] == NOW - 2 * H
+
+
+def test_playbook_messages_insert_once(store) -> None:  # type: ignore[no-untyped-def]
+    _customers(store, "c-1")
+    m = _msg("pb:x:ev-1", playbook="x", created_at=NOW)
+    assert store.add_playbook_messages([m, m]) == 1
+    assert store.add_playbook_messages([m]) == 0
+
+
+def test_concurrent_claims_never_share_an_email(pg_url: str) -> None:
+    from cadence.store.db import upgrade
+    from cadence.store.gateway import Store
+
+    upgrade(pg_url)
+    stores = [Store(pg_url) for _ in range(3)]
+    try:
+        _customers(stores[0], *(f"c-{i}" for i in range(30)), account=None)
+        stores[0].add_messages(
+            [(_msg(f"m{i}", f"c-{i}", after=timedelta(0)), f"d{i}") for i in range(30)]
+        )
+        _plan(stores[0], Rules(version="v1"))
+        got: list[list[str]] = [[] for _ in stores]
+
+        def worker(k: int) -> None:
+            while batch := stores[k].claim_due(NOW, f"w{k}", timedelta(minutes=5), 3):
+                got[k] += [c.email.id for c in batch]
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        everything = [i for g in got for i in g]
+        assert len(everything) == 30 and len(set(everything)) == 30
+    finally:
+        for s in stores:
+            s.close()
