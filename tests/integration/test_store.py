@@ -87,7 +87,7 @@ def test_save_plans_writes_history_only_when_the_verdict_changes(store) -> None:
     store.mark_all_dirty()
     _plan(store, rules)  # the same verdicts: no new history
     assert len(store.decision_history("m1")) == 1
-    (email, status), *_ = store.emails_of("c-1")
+    (_email, status), *_ = store.emails_of("c-1")
     assert status == "planned"
     store.cancel_messages(["m2"], "kim", NOW)
     _plan(store, rules)
@@ -112,7 +112,7 @@ def test_claim_lease_and_recovery(store) -> None:  # type: ignore[no-untyped-def
     assert store.mark_sending(claimed[0].email.id, "a")
     # the daemon dies while sending: after the lease it is unconfirmed, never planned again
     assert store.recover_leases(NOW + timedelta(minutes=6)) == (0, 1)
-    ((m, d),) = [x for x in store.messages_of("c-1") if x[0].id == "m1"]
+    ((_m, d),) = [x for x in store.messages_of("c-1") if x[0].id == "m1"]
     assert d.status is Status.UNCONFIRMED
     _plan(store, Rules(version="v1"), NOW + timedelta(minutes=7))
     assert store.claim_due(NOW + timedelta(minutes=7), "a", timedelta(minutes=5), 10) == []
