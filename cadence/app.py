@@ -43,7 +43,16 @@ class App:
         if directory is not None:
             return load_rules(directory)
         if self._rules is None:
-            self._rules = load_rules(Path(self.settings.rules_dir))
+            folder = Path(self.settings.rules_dir)
+            unset = self.settings.source is None and "CADENCE_RULES_DIR" not in os.environ
+            if not folder.exists() and unset:
+                # no configuration at all: the defaults serve (priorities, max_delay), as the
+                # contract promises; a rules_dir someone set and got wrong is still an error
+                from cadence.rules.model import EMPTY_RULES
+
+                self._rules = EMPTY_RULES
+            else:
+                self._rules = load_rules(folder)
         return self._rules
 
     def renderer(self) -> Renderer:

@@ -183,7 +183,16 @@ def load_rules(directory: Path) -> Rules:
     """Every `*.yaml` in `directory`, compiled. Raises RuleErrors with every problem found."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise RuleErrors([RuleError(str(directory), 1, 1, "no such rules folder")])
+        raise RuleErrors(
+            [
+                RuleError(
+                    str(directory),
+                    1,
+                    1,
+                    "no such rules folder (`cadence init` writes one; or set rules_dir)",
+                )
+            ]
+        )
     files = sorted(directory.glob("*.yaml"))
     errors: list[RuleError] = []
     builder = Builder()
