@@ -300,7 +300,7 @@ def test_write_starter_writes_a_working_folder(tmp_path: Path) -> None:
     package_rules = {
         f.name
         for f in resources.files("cadence.starter.rules").iterdir()
-        if f.name.endswith(".yaml")
+        if f.name.endswith((".yaml", ".json"))  # the rules and the schema their modeline names
     }
     assert {n.removeprefix("rules/") for n in names if n.startswith("rules/")} == package_rules
     templates = {n.removeprefix("templates/") for n in names if n.startswith("templates/")}
