@@ -1,1 +1,4 @@
-"""Not Python: makes this folder ship inside the package as cadence.starter.rules (see pyproject.toml)."""
+"""Not Python: ships this folder inside the package as cadence.starter.rules.
+
+See the package-dir mapping in pyproject.toml.
+"""

@@ -1,1 +1,4 @@
-"""Not Python: makes this folder ship inside the package as cadence.starter.templates (see pyproject.toml)."""
+"""Not Python: ships this folder inside the package as cadence.starter.templates.
+
+See the package-dir mapping in pyproject.toml.
+"""
