@@ -8,6 +8,7 @@ two leaves the email `sending`; when its lease runs out, `recover_leases` turns 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from cadence.delivery.compose import compose
 from cadence.delivery.render import RenderError
+from cadence.delivery.transports import TransportError
 from cadence.delivery.unsubscribe import make_token, unsubscribe_url
 
 if TYPE_CHECKING:
@@ -26,8 +28,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("cadence.dispatch")
 
 
+MAX_ATTEMPTS = 8
+BACKOFF_BASE = timedelta(seconds=2)
+BACKOFF_CAP = timedelta(minutes=30)
+
+
+def backoff(attempts: int) -> timedelta:
+    """2s, 4s, 8s... up to 30 minutes, each with +-50% jitter so retries do not march together."""
+    delay = min(BACKOFF_BASE * (2**attempts), BACKOFF_CAP)
+    return delay * random.uniform(0.5, 1.5)
+
+
 @dataclass
 class DispatchReport:
+    retried: int = 0
     sent: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)
@@ -70,6 +84,29 @@ class Dispatcher:
         token = make_token(self.secret, item.customer.id, categories or None, now)
         return unsubscribe_url(self.settings.unsubscribe.base_url, token)
 
+    def _failed(
+        self, item: Claimed, exc: TransportError, now: datetime, report: DispatchReport
+    ) -> None:
+        """Every failure ends in a status: unconfirmed when the provider may have it (never
+        re-sent blindly), failed when retrying cannot help or the retries are spent, else a
+        retry after exponential backoff with jitter (or when the provider said)."""
+        email = item.email
+        ids = f"email={email.id} customer={email.customer_id} messages={','.join(email.members)}"
+        if exc.maybe_sent:
+            self.store.mark_unconfirmed(email.id, exc.reason, now)
+            report.unconfirmed += 1
+            log.error("unconfirmed %s: %s", ids, exc.reason)
+        elif exc.permanent or item.attempts + 1 >= MAX_ATTEMPTS:
+            spent = "" if exc.permanent else f" (after {item.attempts + 1} attempts)"
+            self.store.mark_failed(email.id, exc.reason + spent, now)
+            report.failed.append(email.id)
+            log.error("failed %s: %s%s", ids, exc.reason, spent)
+        else:
+            at = exc.retry_at or now + backoff(item.attempts)
+            self.store.retry_later(email.id, max(at, now), exc.reason)
+            report.retried += 1
+            log.warning("retry %s at %s: %s", ids, at.isoformat(), exc.reason)
+
     def _send(self, item: Claimed, now: datetime, report: DispatchReport) -> None:
         email = item.email
         try:
@@ -92,16 +129,13 @@ class Dispatcher:
             return  # the lease was lost to another daemon: it is theirs now
         try:
             result = self.transport.send(out)
+        except TransportError as exc:
+            self._failed(item, exc, now, report)
+            return
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
-            self.store.mark_failed(email.id, f"{type(exc).__name__}: {exc}")
-            report.failed.append(email.id)
-            log.error(
-                "failed email=%s customer=%s messages=%s: %s",
-                email.id,
-                email.customer_id,
-                ",".join(email.members),
-                exc,
-            )
+            # an unknown error after the hand-over began: the provider may have it
+            unknown = TransportError(f"{type(exc).__name__}: {exc}", maybe_sent=True)
+            self._failed(item, unknown, now, report)
             return
         self.store.mark_sent(email.id, now, result.provider_id)
         report.sent.append(email.id)

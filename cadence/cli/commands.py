@@ -147,3 +147,58 @@ def simulate(
         from rich.console import Console
 
         print_simulation(Console(), sim)
+
+
+emails_app = typer.Typer(help="Emails whose fate needs a person.", no_args_is_help=True)
+app.add_typer(emails_app, name="emails")
+
+
+@emails_app.command("unconfirmed")
+def emails_unconfirmed(fmt: FormatOption = "table") -> None:
+    """Emails a daemon may or may not have handed over: never re-sent until settled."""
+    _check_format(fmt)
+    a = get_app()
+    with errors():
+        rows = a.store.unconfirmed_emails()
+    if fmt == "json":
+        from cadence.cli.output import iso
+
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "id": e.id,
+                        "customer": e.customer_id,
+                        "send_at": iso(e.send_at),
+                        "members": list(e.members),
+                        "reason": reason,
+                    }
+                    for e, reason in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not rows:
+        typer.echo("no unconfirmed emails")
+    for e, reason in rows:
+        typer.echo(
+            f"{e.id}  customer {e.customer_id}  messages {','.join(e.members)}  {reason or ''}"
+        )
+
+
+@emails_app.command("settle")
+def emails_settle(
+    email_id: Annotated[str, typer.Argument(help="an unconfirmed email")],
+    sent: Annotated[bool, typer.Option("--sent/--not-sent", help="did it reach the provider?")],
+    by: Annotated[str, typer.Option(help="who settles it (kept in the decisions)")] = "operator",
+) -> None:
+    """Settle an unconfirmed email: --sent records it; --not-sent plans its messages again."""
+    a = get_app()
+    with errors():
+        done = a.store.settle_email(email_id, sent, by)
+    if not done:
+        fail(f"error: {email_id} is not an unconfirmed email")
+    typer.echo(
+        f"{email_id} settled as {'sent' if sent else 'not sent: its messages are planned again'}"
+    )

@@ -7,8 +7,9 @@ The plain standard library does the HTTP, so the transport adds no dependency an
 is exactly the configured one.
 
 Failures, sorted as the dispatcher needs them (an email is never sent twice):
-- 4xx other than 401/403/429: SendGrid rejected this request for good (`permanent`);
-- 401/403 (the API key), 429 and 5xx: SendGrid did not take it, try again later;
+- 4xx other than 429 (400 bad request, 401/403 the key, 413 too large): the email fails at once
+  with SendGrid's own error text (`permanent`);
+- 429 and 5xx: SendGrid did not take it, try again later (429: at `X-RateLimit-Reset`);
 - no answer after the request went out (a timeout, a dropped connection): SendGrid may have
   queued it (`maybe_sent`; the email becomes `unconfirmed`).
 """
@@ -20,6 +21,7 @@ import socket
 import ssl
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from typing import Any
 
 from cadence.delivery.compose import OutgoingEmail
@@ -98,9 +100,11 @@ class SendgridTransport:
         except urllib.error.HTTPError as exc:
             detail = _error_detail(exc)
             code = exc.code
-            permanent = 400 <= code < 500 and code not in (401, 403, 429)
+            permanent = 400 <= code < 500 and code != 429
             raise TransportError(
-                f"SendGrid refused the email: HTTP {code} {detail}", permanent=permanent
+                f"SendGrid refused the email: HTTP {code} {detail}",
+                permanent=permanent,
+                retry_at=_reset_time(exc.headers.get("X-RateLimit-Reset")) if code == 429 else None,
             ) from exc
         except urllib.error.URLError as exc:
             reason = exc.reason
@@ -129,3 +133,11 @@ def _error_detail(exc: urllib.error.HTTPError) -> str:
         ) or str(exc.reason)
     except (ValueError, AttributeError, OSError):
         return str(exc.reason)
+
+
+def _reset_time(value: str | None) -> datetime | None:
+    """`X-RateLimit-Reset` is the Unix time when the rate limit resets."""
+    try:
+        return datetime.fromtimestamp(int(value or ""), UTC)
+    except ValueError:
+        return None

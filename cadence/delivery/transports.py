@@ -40,11 +40,19 @@ class TransportError(Exception):
     request). `maybe_sent`: the provider may have accepted it (a timeout after handing it
     over): never retry automatically, settle it from the provider's events or by hand."""
 
-    def __init__(self, reason: str, *, permanent: bool = False, maybe_sent: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        permanent: bool = False,
+        maybe_sent: bool = False,
+        retry_at: datetime | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
         self.maybe_sent = maybe_sent
+        self.retry_at = retry_at  # the provider said when (429 with X-RateLimit-Reset)
 
 
 class Transport(Protocol):

@@ -28,6 +28,7 @@ class Claimed:
     email: Email
     customer: Customer
     members: tuple[Message, ...]
+    attempts: int = 0  # earlier transport calls for this email (temporary failures)
 
 
 class DispatchOps:
@@ -88,6 +89,7 @@ class DispatchOps:
                 convert.email(by_id[i]),
                 custs[by_id[i]["customer_id"]],
                 tuple(members[m] for m in by_id[i]["members"] if m in members),
+                by_id[i]["attempts"],
             )
             for i in ids
         ]

@@ -130,7 +130,16 @@ def test_bad_request_is_permanent_with_sendgrids_reason(api: tuple[FakeApi, str]
     assert "HTTP 400 from.email: Does not contain a valid address." in str(info.value)
 
 
-@pytest.mark.parametrize("status", [401, 429, 500, 503])
+@pytest.mark.parametrize("status", [401, 403, 413])
+def test_key_and_size_refusals_fail_at_once(api: tuple[FakeApi, str], status: int) -> None:
+    state, host = api
+    state.status = status
+    with pytest.raises(TransportError) as info:
+        SendgridTransport("SG.key", host).send(outgoing())
+    assert info.value.permanent and f"HTTP {status}" in str(info.value)
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
 def test_retryable_refusals(api: tuple[FakeApi, str], status: int) -> None:
     state, host = api
     state.status = status

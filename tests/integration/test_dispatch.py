@@ -1,0 +1,108 @@
+"""Dispatch against a local SendGrid look-alike: retries, failures, never twice."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cadence.app import App
+from cadence.config import load_settings
+from cadence.delivery.sendgrid import SendgridTransport
+from cadence.model import Customer, Message, Status
+from cadence.passes import run_pass
+from tests.support.sendgrid_lookalike import Reply, SendgridLookalike
+
+NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # Tuesday, working hours in Berlin
+
+
+@pytest.fixture
+def app(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    repo = Path(__file__).resolve().parents[2]
+    env = {
+        "CADENCE_DATABASE_URL": db_url,
+        "CADENCE_RULES_DIR": str(repo / "rules"),
+        "CADENCE_TEMPLATES_DIR": str(repo / "templates"),
+    }
+    from cadence.store.db import upgrade
+
+    upgrade(db_url)
+    a = App(load_settings(None, env))
+    a.store.upsert_customers(
+        [(Customer("c-1", "a@acme.test", "A", "Europe/Berlin", None, {}), "d")]
+    )
+    a.store.add_messages(
+        [
+            (
+                Message(
+                    "m1",
+                    "c-1",
+                    "billing",
+                    category="receipt",
+                    subject="Your receipt",
+                    body_text="Thanks",
+                    transactional=True,
+                    send_after=NOW,
+                ),
+                "x",
+            )
+        ]
+    )
+    yield a
+    a.close()
+
+
+def _status(app: App) -> Status:
+    return {m.id: d for m, d in app.store.messages_of("c-1")}["m1"].status
+
+
+def test_429_then_500_then_202_sends_once(app: App) -> None:
+    with SendgridLookalike() as sg:
+        sg.then(
+            Reply(
+                429,
+                {"errors": [{"message": "too many"}]},
+                {"X-RateLimit-Reset": str(int((NOW + timedelta(seconds=1)).timestamp()))},
+            ),
+            Reply(500, {"errors": [{"message": "oops"}]}),
+        )
+        transport = SendgridTransport(sg.api_key, sg.url, timeout=5)
+        t = NOW
+        for _ in range(10):
+            report = run_pass(app, t, transport=transport)
+            if report.dispatch.sent:
+                break
+            t += timedelta(minutes=10)  # past any backoff and lease
+        assert [r.status for r in sg.received] == [429, 500, 202]
+        assert sg.email_ids() == [report.dispatch.sent[0]]
+        run_pass(app, t + timedelta(hours=1), transport=transport)
+        assert len(sg.accepted) == 1
+        assert _status(app) is Status.SENT
+
+
+def test_400_fails_at_once_with_the_providers_text(app: App) -> None:
+    with SendgridLookalike() as sg:
+        sg.then(
+            Reply(
+                400, {"errors": [{"message": "The from address does not match", "field": "from"}]}
+            )
+        )
+        report = run_pass(app, NOW, transport=SendgridTransport(sg.api_key, sg.url, timeout=5))
+        assert report.dispatch.failed
+        ((_m, d),) = app.store.messages_of("c-1")
+        assert d.status is Status.FAILED and "from address does not match" in d.reason
+        run_pass(
+            app,
+            NOW + timedelta(hours=1),
+            transport=SendgridTransport(sg.api_key, sg.url, timeout=5),
+        )
+        assert len(sg.received) == 1
+
+
+def test_no_answer_leaves_it_unconfirmed_never_resent(app: App) -> None:
+    with SendgridLookalike() as sg:
+        url = sg.url
+    # the server is gone: connection refused means nothing left -> retried later, not unconfirmed
+    report = run_pass(app, NOW, transport=SendgridTransport("k", url, timeout=1))
+    assert report.dispatch.retried == 1 and _status(app) is not Status.UNCONFIRMED
