@@ -146,24 +146,25 @@ class Store(PlanningOps, DispatchOps):
             self._mark_dirty(conn, {m.customer_id for m, _ in items})
 
     def add_playbook_messages(self, new: Sequence[Message]) -> int:
-        """Insert the ones not stored yet (ids derive from what fired them); returns how many."""
+        """Insert the ones not stored yet; returns how many. Ids derive from what fired them,
+        and the insert skips an id that exists, so two daemons doing the same sweep at the
+        same moment still make one message."""
         if not new:
             return 0
         unique = {m.id: m for m in new}
         now = utcnow()
+        rows = [convert.message_values(m, "playbook", now) for m in unique.values()]
+        if self.is_postgres:
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+        created = 0
         with self.engine.begin() as conn:
-            have: set[str] = set()
-            for part in chunks(list(unique)):
-                have |= set(conn.scalars(select(messages.c.id).where(messages.c.id.in_(part))))
-            rows = [
-                convert.message_values(m, "playbook", now)
-                for i, m in unique.items()
-                if i not in have
-            ]
-            if rows:
-                conn.execute(insert(messages), rows)
-                self._mark_dirty(conn, {r["customer_id"] for r in rows})
-        return len(rows)
+            for row in rows:
+                statement = upsert(messages).values(**row).on_conflict_do_nothing()
+                created += len(conn.execute(statement.returning(messages.c.id)).all())
+            self._mark_dirty(conn, {r["customer_id"] for r in rows})
+        return created
 
     def add_events(self, items: Sequence[tuple[Event, str]]) -> None:
         """Insert events. What they mean (reachability, attributes, playbooks) applies when
