@@ -131,9 +131,10 @@ class Daemon:
             for problem in problems:
                 log.error("rules reload failed, keeping the last good rules: %s", problem)
             return
+        from cadence.passes import adopt_rules
+
         self.app._rules = rules
-        self.app.store.release_held()
-        self.app.store.mark_all_dirty()
+        adopt_rules(self.app.store, rules.version)
         log.info("rules reloaded: version %s", rules.version)
 
     def stop(self, *_: object) -> None:

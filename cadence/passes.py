@@ -17,6 +17,7 @@ from cadence.planning import plan_due
 if TYPE_CHECKING:
     from cadence.app import App
     from cadence.delivery.transports import Transport
+    from cadence.store.gateway import Store
 
 
 def daemon_id() -> str:
@@ -53,6 +54,17 @@ class PassReport:
         return "; ".join(parts)
 
 
+def adopt_rules(store: Store, version: str) -> bool:
+    """New rules (or templates fixed) since the last pass: every customer is planned again
+    under them and held messages get another chance. What was sent stays sent."""
+    if store.get_meta("rules_version") == version:
+        return False
+    store.release_held()
+    store.mark_all_dirty()
+    store.set_meta("rules_version", version)
+    return True
+
+
 def run_pass(
     app: App,
     now: datetime,
@@ -65,6 +77,7 @@ def run_pass(
 
     rules = app.rules()
     store = app.store
+    adopt_rules(store, rules.version)
     report = PassReport(at=now)
     report.created, report.cancelled = process_events(store, rules, now)
     if sweep:

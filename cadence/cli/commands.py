@@ -202,3 +202,53 @@ def emails_settle(
     typer.echo(
         f"{email_id} settled as {'sent' if sent else 'not sent: its messages are planned again'}"
     )
+
+
+@app.command()
+def explain(
+    message_id: Annotated[str, typer.Argument(help="a message id")],
+    fmt: FormatOption = "table",
+) -> None:
+    """A message's decisions over time, each with its rules version, and what changed."""
+    from cadence.cli.output import decision_json, iso
+
+    _check_format(fmt)
+    a = get_app()
+    with errors():
+        history = a.store.decision_history(message_id)
+    if not history:
+        fail(f"error: no decisions for message {message_id!r}")
+    rows = []
+    previous: dict[str, object] | None = None
+    for record in history:
+        item = {"decided_at": iso(record.decided_at), **decision_json(record.decision)}
+        if previous is not None:
+            item["changed"] = sorted(
+                k
+                for k in ("status", "send_at", "email", "rule", "reason", "rules_version")
+                if item[k] != previous[k]
+            )
+        rows.append(item)
+        previous = item
+    if fmt == "json":
+        typer.echo(json.dumps({"message": message_id, "history": rows}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"Decisions on {message_id}, oldest first", title_justify="left", show_lines=True
+    )
+    for col in ("decided (UTC)", "status", "send at (UTC)", "rule", "rules", "why", "changed"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            str(r["decided_at"])[:16],
+            str(r["status"]),
+            str(r["send_at"] or "")[:16],
+            str(r["rule"] or ""),
+            str(r["rules_version"] or ""),
+            str(r["reason"]),
+            ", ".join(r.get("changed", [])),
+        )
+    Console().print(table)

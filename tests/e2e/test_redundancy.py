@@ -71,3 +71,21 @@ def test_simulate_replay_history_prints_before_and_after(setup: Cli) -> None:
     stats = out["stats"]["emails_per_customer_week"]
     assert stats["after"]["mean"] < stats["before"]["mean"]
     assert all("customer" in d for d in out["decisions"]) and out["emails"]
+
+
+def test_explain_keeps_the_old_rules_version_after_a_change(setup: Cli) -> None:
+    base = _base()
+    setup("run", "--once", "--now", base.isoformat())
+    (first,) = json.loads(setup("explain", "mkt-302", "--format", "json").out)["history"]
+    assert first["status"] == "scheduled"
+    (setup.cwd / "rules" / "pause.yaml").write_text(
+        "suppress:\n  - name: pause-marketing\n    roles: [marketing]\n"
+    )
+    setup("run", "--once", "--now", (base + timedelta(hours=1)).isoformat())
+    history = json.loads(setup("explain", "mkt-302", "--format", "json").out)["history"]
+    assert history[0] == first  # the earlier decision keeps the rules it was made under
+    last = history[-1]
+    assert last["status"] == "suppressed" and last["rule"] == "pause-marketing"
+    assert last["rules_version"] != first["rules_version"]
+    assert {"status", "rules_version"} <= set(last["changed"])
+    assert "pause-marketing" in setup("explain", "mkt-302").out
