@@ -32,10 +32,13 @@ def plan_due(
         if not ids:
             return planned
         seen.update(ids)
-        contexts = store.load_contexts(ids, now, rules.lookback())
-        plans = [plan_customer(ctx, rules, now, default_timezone) for ctx in contexts]
-        store.save_plans(plans, rules.version)
-        planned += len(plans)
+        planned += store.plan_batch(
+            ids,
+            now,
+            rules.lookback(),
+            lambda ctx: plan_customer(ctx, rules, now, default_timezone),
+            rules.version,
+        )
 
 
 @dataclass(frozen=True)

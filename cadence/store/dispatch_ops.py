@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, or_, select, update
 
 from cadence.model import Customer, Email, Message, Status
 from cadence.store import convert
@@ -56,6 +56,9 @@ class DispatchOps:
             ids = list(conn.scalars(query))
             if not ids:
                 return []
+            ids = self._still_valid(conn, ids)
+            if not ids:
+                return []
             conn.execute(
                 update(emails)
                 .where(emails.c.id.in_(ids), emails.c.status == "planned")
@@ -93,6 +96,29 @@ class DispatchOps:
             )
             for i in ids
         ]
+
+    def _still_valid(self, conn: Connection, ids: list[str]) -> list[str]:
+        """The last line of defence when several daemons run: an email one of whose messages
+        is already in flight or settled (another daemon's plan got there first) is dropped
+        and its customer planned again, never sent."""
+        rows = conn.execute(
+            select(emails.c.id, emails.c.members, emails.c.customer_id).where(emails.c.id.in_(ids))
+        ).all()
+        member_ids = sorted({m for r in rows for m in r.members})
+        busy = set(
+            conn.scalars(
+                select(messages.c.id).where(
+                    messages.c.id.in_(member_ids),
+                    or_(messages.c.in_flight.is_(True), messages.c.final.is_(True)),
+                )
+            )
+        )
+        stale = [r for r in rows if busy & set(r.members)]
+        if stale:
+            conn.execute(delete(emails).where(emails.c.id.in_([r.id for r in stale])))
+            self._mark_dirty(conn, {r.customer_id for r in stale})
+        keep = {r.id for r in rows} - {r.id for r in stale}
+        return [i for i in ids if i in keep]
 
     def mark_sending(self, email_id: str, owner: str, now: datetime | None = None) -> bool:
         with self.engine.begin() as conn:

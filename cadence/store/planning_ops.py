@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, text, update
 
 from cadence.model import CustomerContext, Message, Plan, Sent
 from cadence.store import convert
@@ -55,57 +55,93 @@ class PlanningOps:
     def load_contexts(
         self, ids: Sequence[str], now: datetime, lookback: timedelta, *, account: bool = True
     ) -> list[CustomerContext]:
+        with self.engine.connect() as conn:
+            return self._load_contexts(conn, ids, now, lookback, account=account)
+
+    def plan_batch(
+        self,
+        ids: Sequence[str],
+        now: datetime,
+        lookback: timedelta,
+        plan: Callable[[CustomerContext], Plan],
+        rules_version: str,
+    ) -> int:
+        """Read, plan and write back a batch in one transaction. On PostgreSQL each customer
+        is locked for the transaction (an advisory lock; customers another daemon holds are
+        left to it), so limits hold however many daemons run."""
+        with self.engine.begin() as conn:
+            if self.is_postgres:
+                ids = list(
+                    conn.scalars(
+                        text(
+                            "SELECT x FROM unnest(CAST(:ids AS text[])) AS x "
+                            "WHERE pg_try_advisory_xact_lock(hashtext(x))"
+                        ),
+                        {"ids": list(ids)},
+                    )
+                )
+            contexts = self._load_contexts(conn, ids, now, lookback)
+            plans = [plan(ctx) for ctx in contexts]
+            self._save_plans(conn, plans, rules_version)
+            return len(plans)
+
+    def _load_contexts(
+        self,
+        conn: Connection,
+        ids: Sequence[str],
+        now: datetime,
+        lookback: timedelta,
+        *,
+        account: bool = True,
+    ) -> list[CustomerContext]:
         if not ids:
             return []
         since = now - lookback
-        with self.engine.connect() as conn:
-            custs = [
-                convert.customer(r)
-                for r in conn.execute(select(customers).where(customers.c.id.in_(ids))).mappings()
-            ]
-            if not custs:
-                return []
-            contact = {
-                r.id: r.last_contact
-                for r in conn.execute(
-                    select(customers.c.id, customers.c.last_contact).where(customers.c.id.in_(ids))
-                )
-            }
-            pending_rows = (
-                conn.execute(
-                    select(messages)
-                    .where(
-                        messages.c.customer_id.in_(ids),
-                        messages.c.final.is_(False),
-                        messages.c.in_flight.is_(False),
-                    )
-                    .order_by(messages.c.id)
-                )
-                .mappings()
-                .all()
+        custs = [
+            convert.customer(r)
+            for r in conn.execute(select(customers).where(customers.c.id.in_(ids))).mappings()
+        ]
+        if not custs:
+            return []
+        contact = {
+            r.id: r.last_contact
+            for r in conn.execute(
+                select(customers.c.id, customers.c.last_contact).where(customers.c.id.in_(ids))
             )
-            accounts = sorted({c.account for c in custs if c.account}) if account else []
-            peers: dict[str, list[str]] = defaultdict(list)
-            if accounts:
-                for cid, acct in conn.execute(
-                    select(customers.c.id, customers.c.account).where(
-                        customers.c.account.in_(accounts)
-                    )
-                ):
-                    peers[acct].append(cid)
-            scope_ids = sorted(set(ids) | {p for group in peers.values() for p in group})
-            history = self._history(conn, scope_ids, since, own=set(ids))
-            runs = defaultdict(dict)
-            for cid, playbook, last in conn.execute(
-                select(messages.c.customer_id, messages.c.playbook, func.max(messages.c.created_at))
+        }
+        pending_rows = (
+            conn.execute(
+                select(messages)
                 .where(
                     messages.c.customer_id.in_(ids),
-                    messages.c.playbook.is_not(None),
-                    messages.c.status != "cancelled",
+                    messages.c.final.is_(False),
+                    messages.c.in_flight.is_(False),
                 )
-                .group_by(messages.c.customer_id, messages.c.playbook)
+                .order_by(messages.c.id)
+            )
+            .mappings()
+            .all()
+        )
+        accounts = sorted({c.account for c in custs if c.account}) if account else []
+        peers: dict[str, list[str]] = defaultdict(list)
+        if accounts:
+            for cid, acct in conn.execute(
+                select(customers.c.id, customers.c.account).where(customers.c.account.in_(accounts))
             ):
-                runs[cid][playbook] = _aware(last)
+                peers[acct].append(cid)
+        scope_ids = sorted(set(ids) | {p for group in peers.values() for p in group})
+        history = self._history(conn, scope_ids, since, own=set(ids))
+        runs = defaultdict(dict)
+        for cid, playbook, last in conn.execute(
+            select(messages.c.customer_id, messages.c.playbook, func.max(messages.c.created_at))
+            .where(
+                messages.c.customer_id.in_(ids),
+                messages.c.playbook.is_not(None),
+                messages.c.status != "cancelled",
+            )
+            .group_by(messages.c.customer_id, messages.c.playbook)
+        ):
+            runs[cid][playbook] = _aware(last)
         pending: dict[str, list[Message]] = defaultdict(list)
         previous: dict[str, dict[str, Any]] = defaultdict(dict)
         for r in pending_rows:
@@ -177,120 +213,119 @@ class PlanningOps:
         return out
 
     def save_plans(self, plans: Sequence[Plan], rules_version: str) -> None:
+        with self.engine.begin() as conn:
+            self._save_plans(conn, plans, rules_version)
+
+    def _save_plans(self, conn: Connection, plans: Sequence[Plan], rules_version: str) -> None:
         if not plans:
             return
         ids = [p.customer_id for p in plans]
-        with self.engine.begin() as conn:
-            conn.execute(
-                delete(emails).where(emails.c.customer_id.in_(ids), emails.c.status == "planned")
+        conn.execute(
+            delete(emails).where(emails.c.customer_id.in_(ids), emails.c.status == "planned")
+        )
+        new_emails = [e for p in plans for e in p.emails]
+        taken = (
+            set(
+                conn.scalars(select(emails.c.id).where(emails.c.id.in_([e.id for e in new_emails])))
             )
-            new_emails = [e for p in plans for e in p.emails]
-            taken = (
-                set(
-                    conn.scalars(
-                        select(emails.c.id).where(emails.c.id.in_([e.id for e in new_emails]))
-                    )
+            if new_emails
+            else set()
+        )
+        rows = []
+        for p in plans:
+            for e in p.emails:
+                if e.id in taken:
+                    continue
+                rows.append(
+                    {
+                        "id": e.id,
+                        "customer_id": e.customer_id,
+                        "send_at": e.send_at,
+                        "status": "planned",
+                        "members": list(e.members),
+                        "role": e.role,
+                        "category": e.category,
+                        "transactional": e.transactional,
+                        "merge_rule": e.merge_rule,
+                        "template": e.template,
+                        "to_owner": e.to_owner,
+                        "lease_owner": None,
+                        "lease_until": None,
+                        "attempts": 0,
+                        "provider_id": None,
+                        "error": None,
+                        "sent_at": None,
+                        "created_at": p.as_of,
+                        "updated_at": p.as_of,
+                        "rules_version": rules_version,
+                    }
                 )
-                if new_emails
-                else set()
-            )
-            rows = []
-            for p in plans:
-                for e in p.emails:
-                    if e.id in taken:
-                        continue
-                    rows.append(
+        if rows:
+            conn.execute(insert(emails), rows)
+        decided = [d.message_id for p in plans for d in p.decisions]
+        current = {
+            r["id"]: r
+            for i in range(0, len(decided), 500)
+            for r in conn.execute(
+                select(
+                    messages.c.id,
+                    messages.c.customer_id,
+                    messages.c.status,
+                    messages.c.send_at,
+                    messages.c.email_id,
+                    messages.c.rule,
+                    messages.c.reason,
+                ).where(messages.c.id.in_(decided[i : i + 500]))
+            ).mappings()
+        }
+        history = []
+        for p in plans:
+            for d in p.decisions:
+                old = current.get(d.message_id)
+                if old is None:
+                    continue
+                values = {
+                    "status": str(d.status),
+                    "rule": d.rule,
+                    "reason": d.reason,
+                    "send_at": d.send_at,
+                    "email_id": d.email_id,
+                    "details": convert.details(d),
+                    "rules_version": d.rules_version,
+                    "final": d.final,
+                    "decided_at": p.as_of,
+                }
+                conn.execute(update(messages).where(messages.c.id == d.message_id).values(**values))
+                changed = (
+                    old["status"] != str(d.status)
+                    or _aware(old["send_at"]) != d.send_at
+                    or old["email_id"] != d.email_id
+                    or old["rule"] != d.rule
+                    or old["reason"] != d.reason
+                )
+                if changed:
+                    history.append(
                         {
-                            "id": e.id,
-                            "customer_id": e.customer_id,
-                            "send_at": e.send_at,
-                            "status": "planned",
-                            "members": list(e.members),
-                            "role": e.role,
-                            "category": e.category,
-                            "transactional": e.transactional,
-                            "merge_rule": e.merge_rule,
-                            "template": e.template,
-                            "to_owner": e.to_owner,
-                            "lease_owner": None,
-                            "lease_until": None,
-                            "attempts": 0,
-                            "provider_id": None,
-                            "error": None,
-                            "sent_at": None,
-                            "created_at": p.as_of,
-                            "updated_at": p.as_of,
-                            "rules_version": rules_version,
+                            "message_id": d.message_id,
+                            "customer_id": p.customer_id,
+                            "decided_at": p.as_of,
+                            "status": str(d.status),
+                            "send_at": d.send_at,
+                            "email_id": d.email_id,
+                            "rule": d.rule,
+                            "reason": d.reason,
+                            "details": values["details"],
+                            "rules_version": d.rules_version,
                         }
                     )
-            if rows:
-                conn.execute(insert(emails), rows)
-            decided = [d.message_id for p in plans for d in p.decisions]
-            current = {
-                r["id"]: r
-                for i in range(0, len(decided), 500)
-                for r in conn.execute(
-                    select(
-                        messages.c.id,
-                        messages.c.customer_id,
-                        messages.c.status,
-                        messages.c.send_at,
-                        messages.c.email_id,
-                        messages.c.rule,
-                        messages.c.reason,
-                    ).where(messages.c.id.in_(decided[i : i + 500]))
-                ).mappings()
-            }
-            history = []
-            for p in plans:
-                for d in p.decisions:
-                    old = current.get(d.message_id)
-                    if old is None:
-                        continue
-                    values = {
-                        "status": str(d.status),
-                        "rule": d.rule,
-                        "reason": d.reason,
-                        "send_at": d.send_at,
-                        "email_id": d.email_id,
-                        "details": convert.details(d),
-                        "rules_version": d.rules_version,
-                        "final": d.final,
-                        "decided_at": p.as_of,
-                    }
-                    conn.execute(
-                        update(messages).where(messages.c.id == d.message_id).values(**values)
-                    )
-                    changed = (
-                        old["status"] != str(d.status)
-                        or _aware(old["send_at"]) != d.send_at
-                        or old["email_id"] != d.email_id
-                        or old["rule"] != d.rule
-                        or old["reason"] != d.reason
-                    )
-                    if changed:
-                        history.append(
-                            {
-                                "message_id": d.message_id,
-                                "customer_id": p.customer_id,
-                                "decided_at": p.as_of,
-                                "status": str(d.status),
-                                "send_at": d.send_at,
-                                "email_id": d.email_id,
-                                "rule": d.rule,
-                                "reason": d.reason,
-                                "details": values["details"],
-                                "rules_version": d.rules_version,
-                            }
-                        )
-            if history:
-                conn.execute(insert(decisions), history)
-            for p in plans:
-                conn.execute(
-                    update(customers)
-                    .where(customers.c.id == p.customer_id)
-                    .values(dirty=False, next_plan_at=p.next_plan_at)
-                )
+        if history:
+            conn.execute(insert(decisions), history)
+        for p in plans:
+            conn.execute(
+                update(customers)
+                .where(customers.c.id == p.customer_id)
+                .values(dirty=False, next_plan_at=p.next_plan_at)
+            )
 
 
 def _aware(t: datetime | None) -> datetime | None:
