@@ -3,8 +3,9 @@
 `sendgrid_payload` is pure, so what goes to SendGrid can be checked without a network. The
 cadence ids travel in `custom_args`, which SendGrid copies into every event of its event
 webhook: that is how a bounce or an unsubscribe finds its way back to the customer and email.
-The plain standard library does the HTTP, so the transport adds no dependency and its timeout
-is exactly the configured one.
+httpx does the HTTP: one client per transport keeps connections open between emails (the
+sendgrid library's own client opens one per request and has no timeout), and every call has
+the configured timeout.
 
 Failures, sorted as the dispatcher needs them (an email is never sent twice):
 - 4xx other than 429 (400 bad request, 401/403 the key, 413 too large): the email fails at once
@@ -17,12 +18,10 @@ Failures, sorted as the dispatcher needs them (an email is never sent twice):
 from __future__ import annotations
 
 import json
-import socket
-import ssl
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from typing import Any
+
+import httpx
 
 from cadence.delivery.compose import OutgoingEmail
 from cadence.delivery.transports import SendResult, TransportError
@@ -76,63 +75,62 @@ class SendgridTransport:
         sandbox: bool = False,
         timeout: float = 30.0,
     ) -> None:
-        self.api_key = api_key
         self.url = api_host.rstrip("/") + SEND_PATH
         self.sandbox = sandbox
         self.timeout = timeout
-
-    def send(self, out: OutgoingEmail) -> SendResult:
-        body = json.dumps(sendgrid_payload(out, sandbox=self.sandbox)).encode("utf-8")
-        request = urllib.request.Request(
-            self.url,
-            data=body,
-            method="POST",
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(timeout),
             headers={
-                "Authorization": f"Bearer {self.api_key}",
+                "Authorization": f"Bearer {api_key}",
                 "Content-Type": "application/json",
                 "User-Agent": "cadence",
             },
+            limits=httpx.Limits(max_keepalive_connections=8, max_connections=8),
         )
+
+    def send(self, out: OutgoingEmail) -> SendResult:
+        body = json.dumps(sendgrid_payload(out, sandbox=self.sandbox)).encode("utf-8")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                # 202: queued; 200: valid but not sent (sandbox mode)
-                return SendResult(response.headers.get("X-Message-Id"))
-        except urllib.error.HTTPError as exc:
-            detail = _error_detail(exc)
-            code = exc.code
-            permanent = 400 <= code < 500 and code != 429
+            response = self.client.post(self.url, content=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # refused, no such host, TLS failed, no free connection: nothing was sent
+            raise TransportError(f"cannot reach {self.url}: {exc}") from exc
+        except httpx.TimeoutException as exc:
             raise TransportError(
-                f"SendGrid refused the email: HTTP {code} {detail}",
-                permanent=permanent,
-                retry_at=_reset_time(exc.headers.get("X-RateLimit-Reset")) if code == 429 else None,
+                f"no answer from {self.url} (within {self.timeout:g}s): {exc}", maybe_sent=True
             ) from exc
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            if isinstance(reason, str | ConnectionRefusedError | socket.gaierror | ssl.SSLError):
-                # refused, no such host, TLS failed: nothing was sent
-                raise TransportError(f"cannot reach {self.url}: {reason}") from exc
-            raise TransportError(
-                f"no answer from {self.url} (within {self.timeout:g}s): {reason}", maybe_sent=True
-            ) from exc
-        except (TimeoutError, ConnectionError, OSError) as exc:
+        except httpx.HTTPError as exc:
             # the request may have gone out: only SendGrid's events can tell
             raise TransportError(f"connection to {self.url} lost: {exc}", maybe_sent=True) from exc
+        code = response.status_code
+        if code in (200, 202):  # 202: queued; 200: valid but not sent (sandbox mode)
+            return SendResult(response.headers.get("X-Message-Id"))
+        permanent = 400 <= code < 500 and code != 429
+        raise TransportError(
+            f"SendGrid refused the email: HTTP {code} {_error_detail(response)}",
+            permanent=permanent,
+            retry_at=_reset_time(response.headers.get("X-RateLimit-Reset"))
+            if code == 429
+            else None,
+        )
 
     def close(self) -> None:
-        pass
+        self.client.close()
 
 
-def _error_detail(exc: urllib.error.HTTPError) -> str:
+def _error_detail(response: httpx.Response) -> str:
     """SendGrid explains a refusal as `{"errors": [{"message", "field"}]}`."""
     try:
-        body = json.loads(exc.read().decode("utf-8", errors="replace"))
-        errors = body.get("errors", [])
-        return "; ".join(
-            f"{e.get('field')}: {e.get('message')}" if e.get("field") else str(e.get("message"))
-            for e in errors
-        ) or str(exc.reason)
-    except (ValueError, AttributeError, OSError):
-        return str(exc.reason)
+        errors = response.json().get("errors", [])
+        return (
+            "; ".join(
+                f"{e.get('field')}: {e.get('message')}" if e.get("field") else str(e.get("message"))
+                for e in errors
+            )
+            or response.reason_phrase
+        )
+    except (ValueError, AttributeError):
+        return response.reason_phrase
 
 
 def _reset_time(value: str | None) -> datetime | None:
