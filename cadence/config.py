@@ -153,7 +153,8 @@ class HttpSettings(_Section):
     @classmethod
     def _host_port(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        # port 0: any free port (tests, or several daemons on one machine)
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ValueError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8787)")
         return value
 

@@ -34,6 +34,7 @@ class Received:
 class SendgridLookalike:
     def __init__(self, api_key: str = "SG.test-key") -> None:
         self.api_key = api_key
+        self.delay = 0.0  # seconds before answering: a slow provider
         self.script: deque[Reply] = deque()
         self.received: list[Received] = []
         self.accepted: list[Received] = []
@@ -61,6 +62,8 @@ class SendgridLookalike:
                     assert payload["from"]["email"] and payload["subject"]
                 except Exception:  # noqa: BLE001
                     return self._reply(Reply(400, {"errors": [{"message": "bad request body"}]}))
+                if outer.delay:
+                    time.sleep(outer.delay)
                 with outer._lock:
                     reply = outer.script.popleft() if outer.script else Reply(202)
                     item = Received(time.time(), payload, reply.status)

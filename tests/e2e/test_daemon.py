@@ -1,0 +1,223 @@
+"""`cadence run` as a long-running process: sending, stopping, reloading, crashing, scaling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cadence.model import Customer, Message
+from cadence.store.db import upgrade
+from cadence.store.gateway import Store
+from tests.support.sendgrid_lookalike import SendgridLookalike
+
+REPO = Path(__file__).resolve().parents[2]
+RULES = """\
+limits:
+  - name: one-a-week
+    max: 1
+    per: 7d
+"""
+
+
+def write_setup(
+    folder: Path, url: str, sg: SendgridLookalike, rules: str = RULES
+) -> dict[str, str]:
+    (folder / "rules").mkdir(parents=True, exist_ok=True)
+    (folder / "rules" / "limits.yaml").write_text(rules)
+    (folder / "cadence.yaml").write_text(
+        f"database_url: {url}\n"
+        f"templates_dir: {REPO / 'templates'}\n"
+        "transport:\n  kind: sendgrid\n"
+        f"  sendgrid: {{api_host: '{sg.url}', api_key_env: SG_KEY, timeout: 5s}}\n"
+        "http: {listen: '127.0.0.1:0'}\n"
+        "daemon: {tick: 1s, lease: 3s, claim_batch: 50}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CADENCE_")}
+    env.update(SG_KEY=sg.api_key, CADENCE_CONFIG=str(folder / "cadence.yaml"))
+    return env
+
+
+def seed(url: str, customers: int, per_customer: int) -> None:
+    upgrade(url)
+    store = Store(url)
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    store.upsert_customers(
+        [
+            (Customer(f"c-{i:04}", f"c{i}@acme.test", "C", "UTC", None, {}), "d")
+            for i in range(customers)
+        ]
+    )
+    store.add_messages(
+        [
+            (
+                Message(
+                    f"m-{i:04}-{k}",
+                    f"c-{i:04}",
+                    "sales",
+                    category="offer",
+                    subject="Hello",
+                    body_text="An offer",
+                    send_after=now,
+                ),
+                "x",
+            )
+            for i in range(customers)
+            for k in range(per_customer)
+        ]
+    )
+    store.close()
+
+
+class Daemon:
+    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        self.log = cwd / f"daemon-{time.monotonic_ns()}.log"
+        self.handle = self.log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cadence", "run"],
+            cwd=cwd,
+            env=env,
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+        )
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def wait_for(self, needle: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.text():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.text()}")
+            time.sleep(0.1)
+        raise AssertionError(f"{needle!r} not seen in time:\n{self.text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=30)
+        self.handle.close()
+        return code
+
+
+def until(check, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def test_sends_stops_cleanly_and_refuses_a_second_sqlite_daemon(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cadence.db'}"
+    with SendgridLookalike() as sg:
+        env = write_setup(tmp_path, url, sg)
+        seed(url, 20, 2)
+        daemon = Daemon(tmp_path, env)
+        try:
+            daemon.wait_for("cadence daemon started")
+            until(lambda: len(sg.accepted) >= 20)
+            second = subprocess.run(
+                [sys.executable, "-m", "cadence", "run"],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert second.returncode == 1 and "SQLite allows one daemon" in second.stderr
+        finally:
+            code = daemon.stop()
+        assert code == 0 and "cadence daemon stopped" in daemon.text()
+        ids = sg.email_ids()
+        assert len(ids) == len(set(ids)) == 20  # one a week each: 20 sent, 20 held back
+        assert "sent email=" in daemon.text()
+
+
+def test_a_bad_rule_edit_keeps_the_old_rules_and_says_where(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cadence.db'}"
+    with SendgridLookalike() as sg:
+        env = write_setup(tmp_path, url, sg)
+        seed(url, 1, 0)
+        daemon = Daemon(tmp_path, env)
+        try:
+            daemon.wait_for("cadence daemon started")
+            (tmp_path / "rules" / "limits.yaml").write_text(RULES.replace("max: 1", "maxx: 1"))
+            daemon.wait_for("rules reload failed")
+            assert "limits.yaml:3:5: unknown key `maxx`" in daemon.text()
+            assert daemon.proc.poll() is None
+            seed_more = Store(url)
+            seed_more.add_messages(
+                [
+                    (
+                        Message(
+                            "late",
+                            "c-0000",
+                            "sales",
+                            subject="s",
+                            body_text="b",
+                            send_after=datetime.now(UTC),
+                        ),
+                        "y",
+                    )
+                ]
+            )
+            seed_more.close()
+            until(lambda: len(sg.accepted) == 1)  # still sending, on the old rules
+        finally:
+            assert daemon.stop() == 0
+
+
+def test_killed_mid_batch_and_restarted_sends_nothing_twice(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cadence.db'}"
+    with SendgridLookalike() as sg:
+        sg.delay = 0.15
+        env = write_setup(tmp_path, url, sg)
+        seed(url, 30, 1)
+        daemon = Daemon(tmp_path, env)
+        until(lambda: len(sg.accepted) >= 5)
+        daemon.stop(signal.SIGKILL)
+        restarted = Daemon(tmp_path, env)
+        try:
+            store = Store(url)
+            until(lambda: len(sg.accepted) + len(store.unconfirmed_emails()) >= 30, timeout=90)
+            store.close()
+        finally:
+            restarted.stop()
+        ids = sg.email_ids()
+        assert len(ids) == len(set(ids))  # never twice
+        assert len(set(ids)) >= 29  # at most the one in flight is left unconfirmed
+
+
+@pytest.mark.postgres
+def test_three_daemons_on_postgresql_send_each_email_once_within_limits(
+    pg_url: str, tmp_path: Path
+) -> None:
+    with SendgridLookalike() as sg:
+        env = write_setup(tmp_path, pg_url, sg)
+        seed(pg_url, 1000, 2)
+        daemons = [Daemon(tmp_path, env) for _ in range(3)]
+        try:
+            until(lambda: len(sg.accepted) >= 1000, timeout=180)
+            time.sleep(3)  # anything more would be a breach
+        finally:
+            codes = [d.stop() for d in daemons]
+        assert codes == [0, 0, 0]
+        ids = sg.email_ids()
+        assert len(ids) == len(set(ids)) == 1000
+        per_customer = Counter(p.payload["custom_args"]["cadence_customer"] for p in sg.accepted)
+        assert max(per_customer.values()) == 1  # one a week, however many daemons
+        assert (
+            all("sent email=" in d.text() for d in daemons)
+            or sum("sent email=" in d.text() for d in daemons) >= 2
+        )
