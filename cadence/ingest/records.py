@@ -1,8 +1,15 @@
 """What may come in, checked at the door: customers, messages (to send or already sent) and
-events. A record that does not fit is reported with a reason a person can act on."""
+events, as pydantic models that turn into `cadence.model` values.
+
+Why so strict: every record is kept for good and decides what customers receive, so a guess
+made here (a naive time read as UTC, `"yes"` read as true, a misspelt field ignored) would
+become a wrong email later. Models forbid unknown fields and validate strictly; a record that
+does not fit gets one reason a person can act on (`explain`), never a pydantic dump.
+"""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -14,82 +21,175 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cadence.model import Customer, Event, Message, MessageKind, Sender
 
+__all__ = [
+    "CustomerIn",
+    "EventIn",
+    "FromIn",
+    "MessageIn",
+    "Record",
+    "RecordedIn",
+    "aware",
+    "check_address",
+    "check_zone",
+    "explain",
+]
+
+INT32 = 2**31 - 1  # `priority` is an INTEGER column on both databases
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A value as the user wrote it (JSON), cut short: error reasons stay one readable line."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 def check_address(value: str) -> str:
+    """A syntactically valid address, normalised (domain lower-cased, Unicode NFC).
+
+    `test_environment=True` because the contract's own examples use `.test` domains
+    (`ana@acme.test`), which email-validator rejects as special-use by default; the other
+    special-use names (`.local`, `.invalid`, `localhost`, ...) stay rejected. No DNS lookups:
+    ingestion must not depend on the network, and bounces tell us about dead addresses.
+    """
     try:
-        # test_environment: the contract's own examples use `.test` domains
         return validate_email(value, check_deliverability=False, test_environment=True).normalized
     except EmailNotValidError as exc:
-        raise ValueError(f"{value!r} is not an email address: {exc}") from None
+        why = str(exc).rstrip(".")
+        raise ValueError(f"{_show(value)} is not an email address: {why}") from None
 
 
-def aware(value: Any) -> Any:
-    """Times need an offset: a naive time is an error, not a guess."""
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{value!r} is not an ISO 8601 time") from None
-        if parsed.tzinfo is None:
-            raise ValueError(
-                f"{value} has no UTC offset; write {value}Z or with an offset like +01:00"
-            )
-        return parsed.astimezone(UTC)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"{value} has no UTC offset")
-        return value.astimezone(UTC)
+def check_zone(value: str) -> str:
+    """An IANA time zone name that this machine's zoneinfo knows (send windows need it)."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{_show(value)} is not a time zone; use an IANA name like Europe/Berlin"
+        ) from None
     return value
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def aware(value: Any) -> datetime:
+    """An ISO 8601 time with an offset, as aware UTC. A naive time is an error, not a guess:
+    reading it as UTC (or as the server's zone) would silently shift a send by hours."""
+    if isinstance(value, datetime):  # from Python callers, not from files
+        if value.tzinfo is None:
+            raise ValueError(f"{value.isoformat()} has no UTC offset")
+        return value.astimezone(UTC)
+    if not isinstance(value, str):
+        raise ValueError(f"{_show(value)} is not a time; write it like 2026-11-02T09:00:00Z")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{_show(value)} is not an ISO 8601 time; write it like 2026-11-02T09:00:00Z"
+        ) from None
+    if parsed.tzinfo is None:
+        if "T" not in value.upper() and " " not in value:
+            raise ValueError(f"{value} is a date, not a time; write {value}T00:00:00Z")
+        raise ValueError(f"{value} has no UTC offset; write {value}Z or +01:00")
+    return parsed.astimezone(UTC)
+
+
+class Record(BaseModel):
+    """Fields and checks every input record shares."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
     id: str = Field(min_length=1)
 
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if value != value.strip():
+            raise ValueError(f"{_show(value)} has spaces around it")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, raw: Any) -> Any:
+        """PostgreSQL refuses NUL characters in text: refuse them here, with the field."""
+        if isinstance(raw, dict):
+            for key, value in raw.items():
+                if _has_nul(value):
+                    raise ValueError(f"`{key}` contains a NUL character (\\u0000)")
+        return raw
+
     def digest(self) -> str:
-        """Identical records have identical digests, however their times were written."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """sha256 of the canonical JSON of the validated record: times in UTC, addresses
+        normalised, defaults filled, keys sorted. The same record sent twice therefore always
+        has the same digest, however its times were written, and a repeat is told from a
+        conflict. Defaults that depend on the moment (`send_after` = now) are not filled in
+        here, or a repeat sent a minute later would look like a conflict."""
+        canonical = json.dumps(
+            self.model_dump(mode="json", by_alias=True),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class CustomerIn(_Record):
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class CustomerIn(Record):
+    """One customer; `customers import` upserts by id."""
+
     email: str
-    name: str
-    timezone: str | None = None
+    name: str = Field(min_length=1)
+    timezone: str | None = None  # None: the configured default_timezone
     account: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
 
-    _email = field_validator("email")(classmethod(lambda cls, v: check_address(v)))
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return check_address(value)
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"{value!r} is not a time zone (use IANA names like Europe/Berlin)"
-            ) from None
-        return value
+        return None if value is None else check_zone(value)
 
     def to_model(self) -> Customer:
         return Customer(
-            self.id, self.email, self.name, self.timezone, self.account, dict(self.attributes)
+            id=self.id,
+            email=self.email,
+            name=self.name,
+            timezone=self.timezone,
+            account=self.account,
+            attributes=dict(self.attributes),
         )
 
 
 class FromIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """A message's own sender (`from`): a role's or a person's address."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
     email: str
     name: str | None = None
 
-    _email = field_validator("email")(classmethod(lambda cls, v: check_address(v)))
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return check_address(value)
 
 
-class _MessageFields(_Record):
+class _MessageFields(Record):
+    """The fields `messages submit` and `messages record` share."""
+
     customer: str = Field(min_length=1)
     role: str = Field(min_length=1)
     category: str | None = None
@@ -102,19 +202,24 @@ class _MessageFields(_Record):
     from_: FromIn | None = Field(None, alias="from")
     human: bool = False
     transactional: bool = False
-    priority: int | None = None
+    priority: int | None = Field(None, ge=-INT32, le=INT32)
     send_after: datetime | None = None
     expires_at: datetime | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    @field_validator("send_after", "expires_at", mode="before")
+    @classmethod
+    def _times(cls, value: Any) -> Any:
+        return None if value is None else aware(value)
 
-    _times = field_validator("send_after", "expires_at", mode="before")(
-        classmethod(lambda cls, v: aware(v))
-    )
+    @model_validator(mode="after")
+    def _lifetime(self) -> _MessageFields:
+        if self.send_after is not None and self.expires_at is not None:
+            problem = expiry_problem(self.send_after, self.expires_at)
+            if problem:
+                raise ValueError(problem)
+        return self
 
-    def _message(
-        self, kind: MessageKind, send_after: datetime | None, sent_at: datetime | None
-    ) -> Message:
+    def _message(self, kind: MessageKind, send_after: datetime | None) -> Message:
         return Message(
             id=self.id,
             customer_id=self.customer,
@@ -133,46 +238,77 @@ class _MessageFields(_Record):
             priority=self.priority,
             send_after=send_after,
             expires_at=self.expires_at,
-            sent_at=sent_at,
+            sent_at=getattr(self, "sent_at", None),
         )
 
 
+def expiry_problem(send_after: datetime, expires_at: datetime) -> str | None:
+    """Why a message's lifetime is empty, if it is: it could never be sent."""
+    if expires_at > send_after:
+        return None
+    return (
+        f"`expires_at` {expires_at.isoformat().replace('+00:00', 'Z')} is not after "
+        f"`send_after` {send_after.isoformat().replace('+00:00', 'Z')}"
+    )
+
+
 class MessageIn(_MessageFields):
-    """A message for cadence to send."""
+    """A message for cadence to send: a template with its data, or a ready subject and body.
+
+    `send_after` left out means "now", filled in by `to_model(now)` (not at validation, so the
+    digest does not depend on when the record arrived); `expires_at` left out stays None and
+    the planner applies the rules' `max_delay`.
+    """
 
     @model_validator(mode="after")
     def _content(self) -> MessageIn:
-        if self.template is None and (self.subject is None or self.body_text is None):
-            raise ValueError("give `template` (with `data`), or `subject` and `body_text`")
-        if self.template is not None and self.subject is not None:
-            raise ValueError("give `template` or a ready `subject`, not both")
-        if self.send_after and self.expires_at and self.expires_at <= self.send_after:
-            raise ValueError("expires_at must be after send_after")
+        ready = self.subject is not None or self.body_text is not None or self.body_html is not None
+        if self.template is not None and ready:
+            raise ValueError(
+                "give `template` (with `data`) or a ready `subject` and `body_text`, not both"
+            )
+        if self.template is None:
+            missing = [f for f in ("subject", "body_text") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(
+                    "give `template` (with `data`), or `subject` and `body_text`: missing "
+                    + " and ".join(f"`{f}`" for f in missing)
+                )
         return self
 
     def to_model(self, now: datetime) -> Message:
-        return self._message(MessageKind.SUBMITTED, self.send_after or now, None)
+        return self._message(MessageKind.SUBMITTED, self.send_after or now)
 
 
 class RecordedIn(_MessageFields):
-    """A message another system already sent."""
+    """A message another system already sent: it counts against limits and redundancy like
+    one cadence sent. No template is needed, since nothing is rendered."""
 
     sent_at: datetime
 
-    _sent = field_validator("sent_at", mode="before")(classmethod(lambda cls, v: aware(v)))
+    @field_validator("sent_at", mode="before")
+    @classmethod
+    def _sent(cls, value: Any) -> Any:
+        return aware(value)
 
     def to_model(self, now: datetime) -> Message:
-        return self._message(MessageKind.RECORDED, self.send_after, self.sent_at)
+        return self._message(MessageKind.RECORDED, self.send_after)
 
 
-class EventIn(_Record):
+class EventIn(Record):
+    """A lifecycle event. The types cadence itself acts on have their `data` checked here, so a
+    bounce of an unknown kind is refused at the door rather than ignored when applied."""
+
     customer: str = Field(min_length=1)
     type: str = Field(min_length=1)
     at: datetime
     data: dict[str, Any] = Field(default_factory=dict)
     attributes: dict[str, Any] = Field(default_factory=dict)
 
-    _at = field_validator("at", mode="before")(classmethod(lambda cls, v: aware(v)))
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at(cls, value: Any) -> Any:
+        return aware(value)
 
     @model_validator(mode="after")
     def _special(self) -> EventIn:
@@ -182,27 +318,77 @@ class EventIn(_Record):
             and cats is not None
             and not (isinstance(cats, list) and all(isinstance(c, str) for c in cats))
         ):
-            raise ValueError("data.categories is a list of category names")
-        if self.type == "bounced" and self.data.get("kind") not in ("hard", "soft"):
-            raise ValueError("a bounced event needs data.kind: hard or soft")
+            raise ValueError(
+                f"`data.categories` is a list of category names (none: all), not {_show(cats)}"
+            )
+        kind = self.data.get("kind")
+        if self.type == "bounced" and kind not in ("hard", "soft"):
+            raise ValueError(f"a bounced event needs `data.kind`: hard or soft, not {_show(kind)}")
         return self
 
     def to_model(self) -> Event:
         return Event(
-            self.id, self.customer, self.type, self.at, dict(self.data), dict(self.attributes)
+            id=self.id,
+            customer_id=self.customer,
+            type=self.type,
+            at=self.at,
+            data=dict(self.data),
+            attributes=dict(self.attributes),
         )
 
 
-def explain(exc: ValidationError) -> str:
-    """Pydantic's errors as one line a person can act on."""
-    parts = []
-    for e in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in e["loc"] if p != "from_") or "record"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "missing":
-            parts.append(f"missing field `{loc}`")
-        elif e["type"] == "extra_forbidden":
-            parts.append(f"unknown field `{loc}`")
+# -- reasons a person can act on ----------------------------------------------------------------
+
+_MUST = {
+    "string_type": "must be text",
+    "int_type": "must be a whole number",
+    "bool_type": "must be true or false",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "datetime_type": "must be a time like 2026-11-02T09:00:00Z",
+}
+
+
+_NESTED: dict[str, type[BaseModel]] = {"from": FromIn}
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return sorted(f.alias or name for name, f in model.model_fields.items())
+
+
+def _unknown(loc: str, model: type[BaseModel]) -> str:
+    """An unknown field, with the likely intended one or the list of those allowed."""
+    parent, _, name = loc.rpartition(".")
+    allowed = _field_names(_NESTED.get(parent, model))
+    close = difflib.get_close_matches(name, allowed, n=1)
+    if close:
+        return f"unknown field `{loc}` (did you mean `{close[0]}`?)"
+    return f"unknown field `{loc}`; allowed: {', '.join(allowed)}"
+
+
+def explain(exc: ValidationError, model: type[BaseModel]) -> str:
+    """Pydantic's errors as one line: each names its field and says what is wrong with it."""
+    parts: list[str] = []
+    missing: list[str] = []
+    for error in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in error["loc"])
+        kind = error["type"]
+        if kind == "missing":
+            missing.append(f"`{loc}`")
+        elif kind == "extra_forbidden":
+            parts.append(_unknown(loc, model))
+        elif kind == "value_error":
+            message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
+            parts.append(f"`{loc}`: {message}" if loc else message)
+        elif kind == "string_too_short":
+            parts.append(f"`{loc}` must not be empty")
+        elif kind in _MUST:
+            parts.append(f"`{loc}` {_MUST[kind]}, not {_show(error['input'])}")
+        elif kind in ("less_than_equal", "greater_than_equal"):
+            parts.append(f"`{loc}` must be between {-INT32} and {INT32}")
         else:
-            parts.append(f"`{loc}`: {msg}" if loc != "record" else msg)
+            parts.append(f"`{loc}`: {error['msg']}" if loc else error["msg"])
+    if missing:
+        label = "missing field" if len(missing) == 1 else "missing fields"
+        parts.insert(0, f"{label} {', '.join(missing)}")
     return "; ".join(parts)

@@ -1,35 +1,67 @@
-"""Ingestion: read a file, check every record, write all of it or none of it.
+"""The ingestion use cases: read a file, check every record, write all of it or none of it.
 
-By default a file with any invalid record is rejected whole (nothing stored changes) and every
-bad record is reported as `FILE:LINE: reason`; `skip_invalid` writes the valid ones and still
-reports the rest. The same record twice is a no-op; the same id with other content is an error
-that names both.
+Why all or nothing: a file is one act of its sender (a night's export, a campaign). Half of it
+landing would leave the ledger in a state nobody chose, and re-sending the fixed file would
+then meet its own first half. So by default a file with any invalid record writes nothing
+(nothing already stored changes) and every bad record is reported as `FILE:LINE: reason`;
+`skip_invalid` writes the valid ones and still reports the rest. Either way the write is one
+store call per kind, one transaction.
+
+Why digests: ids are chosen by the sender and resending is normal (retries, overlapping
+exports). The same record again is a no-op; the same id with other content is an error that
+names both, because silently keeping either one would hide a bug on the sender's side.
+Customers are the exception: importing a changed customer updates it (upsert by id).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from cadence.ingest.records import CustomerIn, EventIn, MessageIn, RecordedIn, _Record, explain
+from cadence.ingest.readers import Raw, read_source
+from cadence.ingest.records import (
+    CustomerIn,
+    EventIn,
+    MessageIn,
+    Record,
+    RecordedIn,
+    expiry_problem,
+    explain,
+)
+from cadence.model import Customer, Event, Message
 
-if TYPE_CHECKING:
-    from cadence.store.gateway import Store
+__all__ = [
+    "IngestReport",
+    "IngestStore",
+    "InputError",
+    "import_customers",
+    "ingest_events",
+    "record_messages",
+    "submit_messages",
+]
 
-R = TypeVar("R", bound=_Record)
+R = TypeVar("R", bound=Record)
+
+
+class IngestStore(Protocol):
+    """The part of `cadence.store.gateway.Store` ingestion uses (docs/architecture.md)."""
+
+    def customer_digests(self, ids: Sequence[str]) -> dict[str, str]: ...
+    def message_digests(self, ids: Sequence[str]) -> dict[str, str]: ...
+    def event_digests(self, ids: Sequence[str]) -> dict[str, str]: ...
+    def upsert_customers(self, items: Sequence[tuple[Customer, str]]) -> None: ...
+    def add_messages(self, items: Sequence[tuple[Message, str]]) -> None: ...
+    def add_events(self, items: Sequence[tuple[Event, str]]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class InputError:
+    """One bad record: where it is and why, in words a person can act on."""
+
     file: str
     line: int
     reason: str
@@ -40,6 +72,10 @@ class InputError:
 
 @dataclass
 class IngestReport:
+    """What one file did. `written`: the file was accepted and its valid records are stored
+    (True also when all of them were already there). When a file is rejected, `added` and
+    `updated` are 0, since nothing was."""
+
     added: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -47,129 +83,97 @@ class IngestReport:
     written: bool = False
 
 
-class SourceError(Exception):
-    """The file itself cannot be read."""
+@dataclass(frozen=True, slots=True)
+class _Item(Generic[R]):
+    line: int
+    record: R
+    digest: str
 
 
-def _open(source: str) -> tuple[str, str]:
-    if source == "-":
-        return "<stdin>", sys.stdin.read()
-    path = Path(source)
-    try:
-        return source, path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SourceError(f"{source}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{source}: cannot be read: {exc}") from None
+@dataclass
+class _Checked(Generic[R]):
+    """A file's records after validation: the first of each id, the errors, the repeats."""
+
+    name: str
+    items: list[_Item[R]]
+    errors: list[InputError]
+    repeats: int  # exact repeats of a record earlier in the same file
 
 
-def read_lines(name: str, text: str, fmt: str | None) -> Iterator[tuple[int, Any]]:
-    """(line number, raw record) pairs; a line that is not a JSON object yields an error text."""
-    if fmt == "csv" or (fmt is None and name.endswith(".csv")):
-        reader = csv.DictReader(io.StringIO(text))
-        for row in reader:
-            record: dict[str, Any] = {}
-            attributes: dict[str, Any] = {}
-            for key, value in row.items():
-                if key is None or value is None or value == "":
-                    continue
-                if key == "attributes":
-                    try:
-                        attributes.update(json.loads(value))
-                    except ValueError:
-                        yield reader.line_num, "column attributes holds no JSON object"
-                        break
-                elif key.startswith("attributes."):
-                    attributes[key.removeprefix("attributes.")] = value
-                else:
-                    record[key] = value
-            else:
-                if attributes:
-                    record["attributes"] = attributes
-                yield reader.line_num, record
-        return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+def _validate(name: str, raws: list[Raw], model: type[R]) -> _Checked[R]:
+    checked: _Checked[R] = _Checked(name, [], [], 0)
+    first: dict[str, _Item[R]] = {}
+    for raw in raws:
+        if raw.fields is None:
+            checked.errors.append(InputError(name, raw.line, raw.error or "not a record"))
             continue
         try:
-            value = json.loads(line)
-        except ValueError as exc:
-            yield number, f"not JSON: {exc.msg} (column {exc.colno})"
-            continue
-        if not isinstance(value, dict):
-            yield number, "a record is a JSON object ({...})"
-            continue
-        yield number, value
-
-
-def _parse(
-    source: str, model: type[R], fmt: str | None = None
-) -> tuple[str, list[tuple[int, R]], list[InputError]]:
-    name, text = _open(source)
-    good: list[tuple[int, R]] = []
-    errors: list[InputError] = []
-    first_line: dict[str, tuple[int, str]] = {}
-    for line, raw in read_lines(name, text, fmt):
-        if isinstance(raw, str):
-            errors.append(InputError(name, line, raw))
-            continue
-        try:
-            record = model.model_validate(raw)
+            record = model.model_validate(raw.fields)
         except ValidationError as exc:
-            errors.append(InputError(name, line, explain(exc)))
+            checked.errors.append(InputError(name, raw.line, explain(exc, model)))
             continue
-        digest = record.digest()
-        seen = first_line.get(record.id)
-        if seen is not None:
-            if seen[1] != digest:
-                errors.append(
-                    InputError(
-                        name,
-                        line,
-                        f"id {record.id} already appears at line {seen[0]} with different content",
-                    )
-                )
-            continue  # an exact repeat inside the file: nothing to do
-        first_line[record.id] = (line, digest)
-        good.append((line, record))
-    return name, good, errors
-
-
-def _conflicts(
-    name: str, items: list[tuple[int, R]], stored: dict[str, str], kind: str
-) -> tuple[list[tuple[int, R]], list[InputError], int]:
-    fresh, errors, unchanged = [], [], 0
-    for line, record in items:
-        old = stored.get(record.id)
-        if old is None:
-            fresh.append((line, record))
-        elif old == record.digest():
-            unchanged += 1
+        item = _Item(raw.line, record, record.digest())
+        seen = first.get(record.id)
+        if seen is None:
+            first[record.id] = item
+            checked.items.append(item)
+        elif seen.digest == item.digest:
+            checked.repeats += 1
         else:
-            errors.append(
+            checked.errors.append(
                 InputError(
                     name,
-                    line,
-                    f"{kind} {record.id} was already stored with different content "
-                    "(the same id must always carry the same record)",
+                    raw.line,
+                    f"id {record.id} already appears at line {seen.line} with different content",
                 )
             )
-    return fresh, errors, unchanged
+    return checked
 
 
-def _known_customers(
-    store: Store, name: str, items: list[tuple[int, R]], ids: Callable[[R], str]
-) -> tuple[list[tuple[int, R]], list[InputError]]:
-    known = set(store.customers_by_id(sorted({ids(r) for _, r in items})))
-    good, errors = [], []
-    for line, record in items:
-        if ids(record) in known:
-            good.append((line, record))
+def _require_known_customers(store: IngestStore, checked: _Checked[R]) -> None:
+    """Messages and events name a stored customer: an unknown one is a bad record (most
+    likely a typo, or the customers file not imported yet), not a customer to invent."""
+    known = store.customer_digests(sorted({_customer_of(i.record) for i in checked.items}))
+    kept = []
+    for item in checked.items:
+        customer = _customer_of(item.record)
+        if customer in known:
+            kept.append(item)
         else:
-            errors.append(
-                InputError(name, line, f"unknown customer {ids(record)!r}: import it first")
+            checked.errors.append(
+                InputError(
+                    checked.name, item.line, f"unknown customer `{customer}`; import it first"
+                )
             )
-    return good, errors
+    checked.items = kept
+
+
+def _customer_of(record: Record) -> str:
+    assert isinstance(record, MessageIn | RecordedIn | EventIn)
+    return record.customer
+
+
+def _new_only(
+    checked: _Checked[R], stored: dict[str, str], kind: str
+) -> tuple[list[_Item[R]], int]:
+    """The records not stored yet, and how many were stored already exactly as they are; a
+    stored id with other content is an error naming both."""
+    fresh, unchanged = [], 0
+    for item in checked.items:
+        old = stored.get(item.record.id)
+        if old is None:
+            fresh.append(item)
+        elif old == item.digest:
+            unchanged += 1
+        else:
+            checked.errors.append(
+                InputError(
+                    checked.name,
+                    item.line,
+                    f"{kind} {item.record.id} was already stored with different content",
+                )
+            )
+    return fresh, unchanged
 
 
 def _finish(report: IngestReport, skip_invalid: bool, write: Callable[[], None]) -> IngestReport:
@@ -177,72 +181,118 @@ def _finish(report: IngestReport, skip_invalid: bool, write: Callable[[], None])
     if report.errors and not skip_invalid:
         report.added = report.updated = 0
         return report
-    write()
+    if report.added or report.updated:
+        write()
     report.written = True
     return report
 
 
+def _iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def _check_now(now: datetime) -> None:
+    if now.tzinfo is None:
+        raise ValueError("`now` must be timezone-aware")
+
+
 def import_customers(
-    store: Store, source: str, *, now: datetime, skip_invalid: bool = False, fmt: str | None = None
+    store: IngestStore,
+    source: str,
+    *,
+    now: datetime,
+    skip_invalid: bool = False,
+    fmt: str | None = None,
 ) -> IngestReport:
-    _, items, errors = _parse(source, CustomerIn, fmt)
-    stored = store.customer_digests([r.id for _, r in items])
-    report = IngestReport(errors=errors)
-    changed = []
-    for _, record in items:
-        old = stored.get(record.id)
-        if old == record.digest():
+    """Upsert customers from JSON Lines or CSV (`fmt`: `jsonl`/`csv`; default by suffix).
+    A changed customer is updated, an identical one left alone."""
+    _check_now(now)
+    name, raws = read_source(source, fmt, allow_csv=True)
+    checked = _validate(name, raws, CustomerIn)
+    stored = store.customer_digests([i.record.id for i in checked.items])
+    report = IngestReport(errors=checked.errors, unchanged=checked.repeats)
+    rows: list[tuple[Customer, str]] = []
+    for item in checked.items:
+        old = stored.get(item.record.id)
+        if old == item.digest:
             report.unchanged += 1
             continue
-        changed.append((record.to_model(), record.digest()))
+        rows.append((item.record.to_model(), item.digest))
         if old is None:
             report.added += 1
         else:
             report.updated += 1
-    return _finish(report, skip_invalid, lambda: store.upsert_customers(changed))
+    return _finish(report, skip_invalid, lambda: store.upsert_customers(rows))
 
 
 def _messages(
-    store: Store,
+    store: IngestStore,
     source: str,
     model: type[MessageIn] | type[RecordedIn],
     now: datetime,
     skip_invalid: bool,
 ) -> IngestReport:
-    name, items, errors = _parse(source, model)
-    items, unknown = _known_customers(store, name, items, lambda r: r.customer)
-    fresh, conflicts, unchanged = _conflicts(
-        name, items, store.message_digests([r.id for _, r in items]), "message"
-    )
+    _check_now(now)
+    name, raws = read_source(source)
+    checked = _validate(name, raws, model)
+    _require_known_customers(store, checked)
+    stored = store.message_digests([i.record.id for i in checked.items])
+    fresh, unchanged = _new_only(checked, stored, "message")
+    rows: list[tuple[Message, str]] = []
+    for item in fresh:
+        message = item.record.to_model(now)
+        # `send_after` defaulted to now: only now can we tell the lifetime is empty
+        defaulted = item.record.send_after is None
+        if (
+            defaulted
+            and message.send_after
+            and message.expires_at
+            and expiry_problem(message.send_after, message.expires_at)
+        ):
+            checked.errors.append(
+                InputError(
+                    name,
+                    item.line,
+                    f"`expires_at` {_iso(message.expires_at)} is already past; with no "
+                    f"`send_after` the message would go now, {_iso(message.send_after)}",
+                )
+            )
+            continue
+        rows.append((message, item.digest))
     report = IngestReport(
-        errors=errors + unknown + conflicts, unchanged=unchanged, added=len(fresh)
+        added=len(rows), unchanged=checked.repeats + unchanged, errors=checked.errors
     )
-    rows = [(r.to_model(now), r.digest()) for _, r in fresh]
     return _finish(report, skip_invalid, lambda: store.add_messages(rows))
 
 
 def submit_messages(
-    store: Store, source: str, *, now: datetime, skip_invalid: bool = False
+    store: IngestStore, source: str, *, now: datetime, skip_invalid: bool = False
 ) -> IngestReport:
+    """Messages for cadence to send (`messages submit`); `send_after` defaults to `now`."""
     return _messages(store, source, MessageIn, now, skip_invalid)
 
 
 def record_messages(
-    store: Store, source: str, *, now: datetime, skip_invalid: bool = False
+    store: IngestStore, source: str, *, now: datetime, skip_invalid: bool = False
 ) -> IngestReport:
+    """Messages other systems already sent (`messages record`): they count against limits
+    and redundancy like the ones cadence sends."""
     return _messages(store, source, RecordedIn, now, skip_invalid)
 
 
 def ingest_events(
-    store: Store, source: str, *, now: datetime, skip_invalid: bool = False
+    store: IngestStore, source: str, *, now: datetime, skip_invalid: bool = False
 ) -> IngestReport:
-    name, items, errors = _parse(source, EventIn)
-    items, unknown = _known_customers(store, name, items, lambda r: r.customer)
-    fresh, conflicts, unchanged = _conflicts(
-        name, items, store.event_digests([r.id for _, r in items]), "event"
-    )
+    """Lifecycle events (`events ingest`). What they mean (reachability, attributes,
+    playbooks) is applied by the store and lifecycle passes when their time comes."""
+    _check_now(now)
+    name, raws = read_source(source)
+    checked = _validate(name, raws, EventIn)
+    _require_known_customers(store, checked)
+    stored = store.event_digests([i.record.id for i in checked.items])
+    fresh, unchanged = _new_only(checked, stored, "event")
+    rows = [(item.record.to_model(), item.digest) for item in fresh]
     report = IngestReport(
-        errors=errors + unknown + conflicts, unchanged=unchanged, added=len(fresh)
+        added=len(rows), unchanged=checked.repeats + unchanged, errors=checked.errors
     )
-    rows = [(r.to_model(), r.digest()) for _, r in fresh]
     return _finish(report, skip_invalid, lambda: store.add_events(rows))
