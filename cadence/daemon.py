@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -91,8 +92,13 @@ class Daemon:
         if self.stopping.is_set() or not self._busy.acquire(blocking=False):
             return
         try:
+            from cadence import metrics
+
             now = utcnow()
+            started = time.monotonic()
             report = run_pass(self.app, now, sweep=False, should_stop=self.stopping.is_set)
+            metrics.TICK_SECONDS.observe(time.monotonic() - started)
+            metrics.QUEUE_DEPTH.set(self.app.store.due_count(utcnow()))
             self.last_tick = now
             if report.dispatch.sent or report.dispatch.failed or report.planned:
                 log.info(report.summary())
@@ -172,11 +178,26 @@ class Daemon:
         )
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        from cadence.http.server import start_http
+
+        http = settings.http
+        server = start_http(self.app, http.host, http.port, scheduler_alive=self.alive)
+        log.info("http listening on %s:%d", http.host, server.port)
         log.info("cadence daemon started: tick %s, rules version %s", tick, rules.version)
-        self.scheduler.start()
-        with self._busy:  # wait for the tick in flight
-            pass
+        try:
+            self.scheduler.start()
+            with self._busy:  # wait for the tick in flight
+                pass
+        finally:
+            server.stop()
         log.info("cadence daemon stopped")
+
+    def alive(self) -> bool:
+        """For /healthz: the scheduler ticked recently (three ticks' worth of slack)."""
+        if self.last_tick is None:
+            return not self.stopping.is_set()
+        slack = max(self.app.settings.daemon.tick * 3, timedelta(seconds=10))
+        return utcnow() - self.last_tick < slack
 
 
 def run_daemon(app: App) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from cadence import metrics
 from cadence.dispatch import Dispatcher, DispatchReport
 from cadence.lifecycle import process_events, sweep_all
 from cadence.planning import plan_due
@@ -96,6 +97,8 @@ def run_pass(
             should_stop=should_stop,
         )
         report.dispatch = dispatcher.run(now)
+        d = report.dispatch
+        metrics.record_dispatch(len(d.sent), len(d.failed), d.retried, d.unconfirmed)
     finally:
         if own_transport:
             transport.close()

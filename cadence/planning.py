@@ -25,6 +25,13 @@ def plan_due(
     store: Store, rules: Rules, now: datetime, default_timezone: str, *, batch: int = 500
 ) -> int:
     """Re-plan every customer that needs it; returns how many were planned."""
+    from cadence import metrics
+
+    def plan(ctx: CustomerContext) -> Plan:
+        result = plan_customer(ctx, rules, now, default_timezone)
+        metrics.record_decisions(result.decisions)
+        return result
+
     planned = 0
     seen: set[str] = set()
     while True:
@@ -32,13 +39,7 @@ def plan_due(
         if not ids:
             return planned
         seen.update(ids)
-        planned += store.plan_batch(
-            ids,
-            now,
-            rules.lookback(),
-            lambda ctx: plan_customer(ctx, rules, now, default_timezone),
-            rules.version,
-        )
+        planned += store.plan_batch(ids, now, rules.lookback(), plan, rules.version)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,17 @@ class PlanningOps:
         with self.engine.begin() as conn:
             conn.execute(update(customers).values(dirty=True))
 
+    def due_count(self, now: datetime) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.scalar(
+                    select(func.count())
+                    .select_from(emails)
+                    .where(emails.c.status == "planned", emails.c.send_at <= now)
+                )
+                or 0
+            )
+
     def next_wakeup(self) -> datetime | None:
         """The earliest time anything is due: a planned email, or a customer's next plan."""
         with self.engine.connect() as conn:

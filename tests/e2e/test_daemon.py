@@ -221,3 +221,80 @@ def test_three_daemons_on_postgresql_send_each_email_once_within_limits(
             all("sent email=" in d.text() for d in daemons)
             or sum("sent email=" in d.text() for d in daemons) >= 2
         )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unsubscribe_link_of_a_sent_eml_stops_the_next_marketing_email(tmp_path: Path) -> None:
+    import email
+    import email.policy
+    import json
+
+    import httpx
+
+    port = free_port()
+    url = f"sqlite:///{tmp_path / 'cadence.db'}"
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "cadence.yaml").write_text(
+        f"database_url: {url}\ntemplates_dir: {REPO / 'templates'}\n"
+        "transport: {kind: file, file: {dir: outbox}}\n"
+        f"http: {{listen: '127.0.0.1:{port}'}}\n"
+        f"unsubscribe: {{base_url: 'http://127.0.0.1:{port}'}}\n"
+        "daemon: {tick: 1s, lease: 3s}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CADENCE_")}
+    env["CADENCE_CONFIG"] = str(tmp_path / "cadence.yaml")
+    upgrade(url)
+    store = Store(url)
+    now = datetime.now(UTC)
+    store.upsert_customers([(Customer("c-17", "ana@acme.test", "Ana", "UTC", None, {}), "d")])
+    store.add_messages(
+        [
+            (
+                Message(
+                    f"mkt-{i}",
+                    "c-17",
+                    "marketing",
+                    category="announcement",
+                    subject=f"News {i}",
+                    body_text="Read all about it",
+                    send_after=now + timedelta(days=2 * i),
+                ),
+                f"x{i}",
+            )
+            for i in range(2)
+        ]
+    )
+    store.close()
+    daemon = Daemon(tmp_path, env)
+    try:
+        daemon.wait_for("cadence daemon started")
+        until(lambda: list((tmp_path / "outbox").glob("*.eml")))
+        (eml,) = (tmp_path / "outbox").glob("*.eml")
+        msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+        link = str(msg["List-Unsubscribe"]).strip("<>")
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert link in msg.get_body(("plain",)).get_content()  # the text footer has it too
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert "cadence_emails_sent_total 1.0" in metrics
+        assert httpx.post(link, content="List-Unsubscribe=One-Click").status_code == 200
+        preview = subprocess.run(
+            [sys.executable, "-m", "cadence", "preview", "c-17", "--days", "7", "--format", "json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        decision = {d["message"]: d for d in json.loads(preview.stdout)["decisions"]}["mkt-1"]
+        assert decision["status"] == "suppressed" and decision["rule"] == "unsubscribed"
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    finally:
+        assert daemon.stop() == 0
