@@ -54,10 +54,11 @@ def read_source(
     """
     if fmt is not None and fmt not in FORMATS:
         raise SourceError(f"unknown format {fmt!r}: use {' or '.join(FORMATS)}")
-    name, text = _read_text(source)
-    is_csv = fmt == "csv" or (fmt is None and name.lower().endswith(".csv"))
+    is_csv = fmt == "csv" or (fmt is None and source != "-" and source.lower().endswith(".csv"))
     if is_csv and not allow_csv:
-        raise SourceError(f"{name}: only customers can be read from CSV; write JSON Lines")
+        shown = STDIN if source == "-" else source
+        raise SourceError(f"{shown}: only customers can be read from CSV; write JSON Lines")
+    name, text = _read_text(source)
     return name, (parse_csv(name, text) if is_csv else parse_jsonl(text))
 
 
