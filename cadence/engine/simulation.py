@@ -88,10 +88,18 @@ def simulate_customer(
         ctx = CustomerContext(customer=customer, pending=tuple(pending), history=tuple(past))
         plan = plan_customer(ctx, rules, t, default_timezone)
         last.update({d.message_id: d for d in plan.decisions})
+        # a final decision (suppressed or expired once its time came) is not revisited, as
+        # in the store: the message leaves the pending set
+        settled = {d.message_id for d in plan.decisions if d.final}
+        if settled:
+            pending = [m for m in pending if m.id not in settled]
         due = min((e.send_at for e in plan.emails), default=None)
         next_event = queue[0].at if queue else None
         next_sweep = sweeps[0] if sweeps else None
-        nxt = min((x for x in (due, next_event, next_sweep) if x is not None), default=None)
+        # the plan's own next moment too: a provisional decision (a suppression whose message
+        # is not due yet) must be looked at when its time comes, as the daemon does
+        wake = plan.next_plan_at
+        nxt = min((x for x in (due, next_event, next_sweep, wake) if x is not None), default=None)
         if nxt is None or nxt > end:
             break
         t = max(nxt, t)

@@ -46,3 +46,21 @@ def test_apply_event_resubscribe() -> None:
     assert c.reach.unsubscribed_all
     c = apply_event(c, Event("e2", "c-17", "resubscribed", NOW))
     assert not c.reach.unsubscribed_all
+
+
+def test_a_suppressed_message_stays_suppressed_as_time_passes() -> None:
+    from cadence.model import Message as M
+    from cadence.model import MessageKind, Sent
+
+    from .engine_helpers import suppress
+
+    r = rules(suppress=(suppress("same-topic", same="topic", within=14 * D),))
+    note = M("crm-1", "c-17", "success", kind=MessageKind.RECORDED, topic="x", sent_at=NOW - D)
+    history = (Sent("crm-1", NOW - D, "c-17", (note,)),)
+    pending = [
+        msg("m1", "marketing", "announcement", H, topic="x"),
+        msg("m2", "sales", "offer", 20 * D),
+    ]
+    out = simulate_customer(customer(), pending, history, (), r, NOW, NOW + 28 * D)
+    last = {d.message_id: d for d in out.decisions}
+    assert last["m1"].status is Status.SUPPRESSED and last["m1"].rule == "same-topic"
