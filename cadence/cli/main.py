@@ -191,7 +191,8 @@ def _ingest(kind: str, source: str, skip_invalid: bool, fmt: str | None = None) 
     for error in report.errors:
         typer.echo(str(error), err=True)
     if report.errors and not report.written:
-        fail(f"{source}: rejected, nothing stored ({len(report.errors)} invalid records)")
+        name = "<stdin>" if source == "-" else source
+        fail(f"{name}: rejected, nothing stored ({len(report.errors)} invalid records)")
     line = f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged"
     if kind == "events":
         line += f"; playbooks created {created} and cancelled {cancelled} check-ins"

@@ -87,11 +87,12 @@ class Store(PlanningOps, DispatchOps):
     def upsert_customers(self, items: Sequence[tuple[Customer, str]]) -> None:
         now = utcnow()
         with self.engine.begin() as conn:
-            existing = set()
+            existing: dict[str, dict[str, Any]] = {}
             for part in chunks([c.id for c, _ in items]):
-                existing |= set(
-                    conn.scalars(select(customers.c.id).where(customers.c.id.in_(part)))
+                rows = conn.execute(
+                    select(customers.c.id, customers.c.attributes).where(customers.c.id.in_(part))
                 )
+                existing.update({r.id: r.attributes or {} for r in rows})
             new = [
                 {
                     "id": c.id,
@@ -128,7 +129,9 @@ class Store(PlanningOps, DispatchOps):
                             name=c.name,
                             timezone=c.timezone,
                             account=c.account,
-                            attributes=dict(c.attributes),
+                            # the file's attributes win, but what events taught us about
+                            # the customer (open tickets, usage) is not forgotten
+                            attributes={**existing[c.id], **c.attributes},
                             updated_at=now,
                             digest=digest,
                             dirty=True,
