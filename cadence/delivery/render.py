@@ -13,7 +13,7 @@ message can be held with that reason rather than sent half-right.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +24,7 @@ from markupsafe import Markup
 
 from cadence.jinja import sandbox
 from cadence.model import EMPTY, Customer, Message, Sender
+from cadence.views import customer_view, message_view, sender_view, view
 
 PARTS = ("subject", "text", "html")
 REQUIRED = ("subject", "text")
@@ -61,91 +62,6 @@ class RenderError(Exception):
         self.line = line
         where = f"{file}:{line}" if file and line else file
         super().__init__(f"template {template!r}: {where + ': ' if where else ''}{reason}")
-
-
-class View:
-    """Attribute access over a mapping for templates (`customer.plan`, `data.feature`).
-
-    Unlike a dict, its methods cannot shadow keys (`data.items` is the key `items`), and a
-    missing key is undefined, so `data.ticket | default("your ticket")` works while a bare
-    `data.ticket` fails under StrictUndefined.
-    """
-
-    __slots__ = ("_kind", "_values")
-
-    def __init__(self, kind: str, values: Mapping[str, Any]) -> None:
-        object.__setattr__(self, "_kind", kind)
-        object.__setattr__(self, "_values", values)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(f"{self._kind} has no attribute {name!r}") from None
-
-    def __getitem__(self, name: str) -> Any:
-        return self._values[name]  # KeyError: the sandbox then returns an Undefined
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._values
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __repr__(self) -> str:
-        return f"<{self._kind} {dict(self._values)!r}>"
-
-
-_KINDS: dict[str, type[View]] = {}
-
-
-def view(kind: str, values: Mapping[str, Any]) -> View:
-    """A View whose class is named after `kind`, so that Jinja's own error reads
-    "'data object' has no attribute 'ticket'" rather than naming this module's class."""
-    cls = _KINDS.get(kind)
-    if cls is None:
-        cls = _KINDS[kind] = type(kind, (View,), {"__slots__": (), "__module__": "builtins"})
-    return cls(kind, values)
-
-
-def customer_view(customer: Customer) -> View:
-    values: dict[str, Any] = dict(customer.attributes)
-    values.update(
-        id=customer.id,
-        email=customer.email,
-        name=customer.name,
-        timezone=customer.timezone,
-        account=customer.account,
-    )
-    return view("customer", values)
-
-
-def message_view(message: Message) -> View:
-    return view(
-        "message",
-        {
-            "id": message.id,
-            "role": message.role,
-            "category": message.category,
-            "topic": message.topic,
-            "template": message.template,
-            "data": view("data", message.data),
-            "human": message.human,
-            "transactional": message.transactional,
-            "priority": message.priority,
-            "playbook": message.playbook,
-            "send_after": message.send_after,
-        },
-    )
-
-
-def sender_view(sender: Sender | None) -> View:
-    if sender is None:
-        return view("sender", {})
-    return view("sender", {"email": sender.email, "name": sender.name or sender.email})
 
 
 def one_line(text: str) -> str:

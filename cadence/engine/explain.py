@@ -30,9 +30,10 @@ class Labels:
     """Names for the emails and recorded messages a limit counted."""
 
     def __init__(self, ctx: CustomerContext) -> None:
+        # described only when a decision names them: most plans name none
+        self._ctx = ctx
         self._labels: dict[str, str] = {}
-        for sent in (*ctx.history, *ctx.account_history):
-            self._labels[sent.id] = self._describe(sent.members, sent.customer_id, ctx)
+        self._sent: dict[str, tuple[Sequence[Message], str]] | None = None
 
     @staticmethod
     def _describe(members: Sequence[Message], customer_id: str, ctx: CustomerContext) -> str:
@@ -48,7 +49,18 @@ class Labels:
             self._labels[email.id] = "digest of " + ", ".join(m.id for m in members)
 
     def __getitem__(self, item_id: str) -> str:
-        return self._labels.get(item_id, item_id)
+        if item_id in self._labels:
+            return self._labels[item_id]
+        if self._sent is None:
+            self._sent = {
+                s.id: (s.members, s.customer_id)
+                for s in (*self._ctx.history, *self._ctx.account_history)
+            }
+        found = self._sent.get(item_id)
+        if found is None:
+            return item_id
+        label = self._labels[item_id] = self._describe(found[0], found[1], self._ctx)
+        return label
 
 
 def held(block: Blocked | None, until: datetime | None, tz: ZoneInfo, labels: Labels) -> str:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from cadence.engine.windows import next_local_time, next_open_all
 from cadence.model import Message
-from cadence.rules.model import MergeRule, Rules, SendWindow
+from cadence.rules.model import Limit, MergeRule, Rules, SendWindow
 
 
 @dataclass(slots=True)
@@ -38,6 +38,7 @@ class Unit:
     rule: MergeRule | None = None
     held_for_digest: bool = False  # waits for a fixed `at` time, not just its window
     windows: list[SendWindow | None] = field(default_factory=list)
+    limits: list[Limit] | None = None  # the limits it matches, worked out once
 
     def __post_init__(self) -> None:
         self.windows = [c.window for c in self.members]

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from cadence.engine import explain
 from cadence.engine.limits import Blocked, Point, PointSet, check
 from cadence.engine.merge import Candidate, Unit, form_units
+from cadence.engine.scope import ScopeFactory
 from cadence.engine.suppress import by_rules, reachability
 from cadence.engine.windows import next_open, next_open_all, window_for, zone
 from cadence.model import CustomerContext, Decision, Email, Message, Plan, Sent, Status
@@ -52,10 +53,17 @@ class _Planner:
         self.emails: list[Email] = []
         self.wakeups: list[datetime] = []
         self.labels = explain.Labels(ctx)
-        self.points = {lim.name: PointSet(self._history_points(lim)) for lim in rules.limits}
+        self.scopes = ScopeFactory(ctx.customer, ctx.history, ctx.last_contact)
+        self._points: dict[str, PointSet] = {}  # built when a unit first meets the limit
         self.placed_lead: dict[str, str] = {}  # email id -> its lead message, for `won_by`
 
     # -- the ledger as each limit sees it ---------------------------------------------------
+
+    def points(self, limit: Limit) -> PointSet:
+        found = self._points.get(limit.name)
+        if found is None:
+            found = self._points[limit.name] = PointSet(self._history_points(limit))
+        return found
 
     def _history_points(self, limit: Limit) -> list[Point]:
         sources: list[Sent] = list(self.ctx.history)
@@ -68,11 +76,13 @@ class _Planner:
         ]
 
     def _limits_of(self, unit: Unit) -> list[Limit]:
-        return [
-            lim
-            for lim in self.rules.limits
-            if any(lim.filter.matches(c.message) for c in unit.members)
-        ]
+        if unit.limits is None:
+            unit.limits = [
+                lim
+                for lim in self.rules.limits
+                if any(lim.filter.matches(c.message) for c in unit.members)
+            ]
+        return unit.limits
 
     # -- decisions --------------------------------------------------------------------------
 
@@ -140,7 +150,7 @@ class _Planner:
                 )
                 planned_before.append((ready, message))
                 continue
-            verdict = by_rules(self.ctx, self.rules, message, ready, planned_before)
+            verdict = by_rules(self.ctx, self.rules, message, ready, planned_before, self.scopes)
             if verdict is not None:
                 if verdict.held:
                     self.decide(message, Status.HELD, verdict.reason, rule=verdict.rule)
@@ -188,7 +198,7 @@ class _Planner:
                 return None, blocks
             t = opened
             blocked = next(
-                (b for lim in limits if (b := check(lim, self.points[lim.name], t, self.tz))),
+                (b for lim in limits if (b := check(lim, self.points(lim), t, self.tz))),
                 None,
             )
             if blocked is None:
@@ -244,7 +254,7 @@ class _Planner:
         )
         self.placed_lead[email.id] = messages[0].id
         for lim in self._limits_of(unit):
-            self.points[lim.name].add(Point(t, email.id))
+            self.points(lim).add(Point(t, email.id))
         self.labels.add_email(email, messages)
         first = blocks[-1] if blocks else None  # the block that settled the final time
         counted = first.counted if first else ()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cadence.durations import format_duration
-from cadence.engine.scope import make_scope
+from cadence.engine.scope import ScopeFactory
 from cadence.model import CustomerContext, Message
 from cadence.rules.model import ExpressionError, Rules, SameKey
 
@@ -62,12 +63,14 @@ def by_rules(
     message: Message,
     ready: datetime,
     planned_before: Sequence[tuple[datetime, Message]],
+    scopes: ScopeFactory | None = None,
 ) -> Verdict | None:
     """The first suppress rule that matches, evaluated as of the message's own time `ready`.
 
     `planned_before` holds the messages that will go and come earlier in this plan: a later
     message on the same topic as one of them is the redundant one.
     """
+    scope: dict[str, Any] | None = None
     for rule in rules.suppress:
         if not rule.filter.matches(message):
             continue
@@ -77,7 +80,9 @@ def by_rules(
             if redundant is None:
                 continue
         if rule.when is not None:
-            scope = make_scope(ctx.customer, ctx.history, ctx.last_contact, ready, message=message)
+            if scope is None:
+                scopes = scopes or ScopeFactory(ctx.customer, ctx.history, ctx.last_contact)
+                scope = scopes.scope(ready, message=message)
             try:
                 hit = bool(rule.when.evaluate(scope))
             except ExpressionError as exc:

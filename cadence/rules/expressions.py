@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, Undefined, meta
+from jinja2 import TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from cadence.jinja import sandbox
 from cadence.rules.errors import suggest
+from cadence.rules.fastpath import Undefined as FastUndefined
+from cadence.rules.fastpath import compile_fast
 from cadence.rules.model import Expression, Location
 
 NAMES = frozenset(
@@ -60,4 +62,19 @@ def compile_expression(source: str, location: Location) -> Expression:
             bool(value)  # StrictUndefined raises, naming what was undefined
         return value
 
-    return Expression(source=text, location=location, run=run)
+    body = tree.body[0]
+    fast = (
+        compile_fast(body.nodes[0])
+        if isinstance(body, nodes.Output) and len(body.nodes) == 1
+        else None
+    )
+    if fast is None:
+        return Expression(source=text, location=location, run=run)
+
+    def run_fast(scope: Mapping[str, Any]) -> Any:
+        try:
+            return fast(scope)
+        except FastUndefined as exc:
+            raise UndefinedError(str(exc)) from None
+
+    return Expression(source=text, location=location, run=run_fast)

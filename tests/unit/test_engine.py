@@ -275,3 +275,17 @@ def test_owner_alert_is_internal_and_never_capped() -> None:
     plan = plan_customer(context(alert), r, NOW)
     assert plan.emails[0].to_owner and decisions(plan)["pb-1"].status is Status.SCHEDULED
     assert roles("success").matches(alert)
+
+
+def test_starter_rules_treat_a_missing_attribute_as_its_default() -> None:
+    from pathlib import Path
+
+    from cadence.rules import load_rules
+
+    starter = load_rules(Path(__file__).resolve().parents[2] / "rules")
+    plain = customer()  # no open_tickets, no signup_at, no plan
+    plan = plan_customer(
+        context(msg("t1", "product", "tip", H), customer_=plain), starter, NOW
+    )
+    d = decisions(plan)["t1"]
+    assert d.status is not Status.HELD, d.reason

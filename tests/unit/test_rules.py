@@ -146,3 +146,59 @@ def test_schema_file_is_current_and_rejects_a_misspelt_key() -> None:
     assert shipped == json_schema()
     limit = shipped["$defs"]["LimitFile"]
     assert limit["additionalProperties"] is False and "max" in limit["properties"]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'customer.plan | default("free") != "free"',
+        "customer.open_tickets | default(0) > 0",
+        "customer.signup_at is defined and days_since(customer.signup_at) < 14",
+        'sent_within("3d", human=True) > 0',
+        "not customer.vip or customer.seats * 2 >= 10",
+        "message.category in ['tip', 'offer'] and message.data.x | length == 3",
+        "customer.missing",
+        "customer.missing > 1",
+        "customer.missing is defined",
+        "1 < customer.seats < 10",
+        "customer.name | lower == 'ana'",
+        "customer._secret",
+    ],
+)
+def test_compiled_fast_path_means_what_jinja_means(source: str) -> None:
+    from cadence.engine.scope import customer_view, message_view
+    from cadence.rules.expressions import environment
+    from cadence.rules.fastpath import Undefined, compile_fast
+
+    from .engine_helpers import NOW, customer, msg
+
+    cust = customer(vip=False, seats=3, signup_at="2026-11-01T00:00:00Z")
+    scope = {
+        "customer": customer_view(cust),
+        "message": message_view(msg("m1", "product", "tip", timedelta(0), data={"x": "abc"})),
+        "now": NOW,
+        "days_since": lambda t: (NOW - __import__("cadence.engine.scope", fromlist=["to_time"]).to_time(t)).days,
+        "sent_within": lambda d, **kw: 0,
+    }
+    env = environment()
+    tree = env.parse("{{ (" + source + ") }}")
+    fast = compile_fast(tree.body[0].nodes[0])
+    assert fast is not None
+    jinja = env.compile_expression(source, undefined_to_none=False)
+
+    def slow() -> object:
+        value = jinja(**scope)
+        return bool(value) if type(value).__name__ == "StrictUndefined" else value
+
+    try:
+        expected: object = slow()
+    except Exception as exc:  # noqa: BLE001
+        expected = type(exc)
+    try:
+        got: object = fast(scope)
+    except Undefined:
+        got = "undefined"
+    if isinstance(expected, type):
+        assert got == "undefined", (source, expected)
+    else:
+        assert got == expected, source
