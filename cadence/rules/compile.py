@@ -36,6 +36,13 @@ if TYPE_CHECKING:
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _AT = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
+_CALENDAR = {
+    "1d": CalendarUnit.DAY,
+    "7d": CalendarUnit.WEEK,
+    "1w": CalendarUnit.WEEK,
+    "month": CalendarUnit.MONTH,
+    "1mo": CalendarUnit.MONTH,
+}
 
 
 def parse_days(text: str) -> frozenset[int]:
@@ -179,33 +186,35 @@ class Builder:
 
     def _limit(self, p: Positions, at: tuple[str, int], x: Any) -> None:
         self._name(p, (*at, "name"), x.name)
-        calendar = None
-        per = None
-        if x.window == "calendar":
-            units = {
-                "1d": CalendarUnit.DAY,
-                "7d": CalendarUnit.WEEK,
-                "1w": CalendarUnit.WEEK,
-                "month": CalendarUnit.MONTH,
-                "1mo": CalendarUnit.MONTH,
-            }
-            calendar = units.get((x.per or "").strip())
-            if calendar is None:
-                self._fail(
-                    p,
-                    (*at, "per"),
-                    "with window: calendar, `per` is 1d, 7d (a week from Monday) or month",
-                )
-                return
-        else:
-            per = self._duration(p, (*at, "per"), x.per)
-        gap = self._duration(p, (*at, "min_gap"), x.min_gap)
-        if x.min_gap is None and not (x.max is not None and (per or calendar)):
+        if x.min_gap is None and x.max is None and x.per is None:
             self._fail(p, at, f"limit `{x.name}` needs `max` with `per`, or `min_gap`")
             return
         if (x.max is None) != (x.per is None):
-            self._fail(p, at, f"limit `{x.name}`: `max` and `per` go together")
+            missing = "per" if x.per is None else "max"
+            self._fail(p, at, f"limit `{x.name}`: `max` and `per` go together; add `{missing}`")
             return
+        calendar = per = None
+        if x.window == "calendar":
+            calendar = _CALENDAR.get((x.per or "").strip())
+            if calendar is None:
+                self._fail(
+                    p,
+                    (*at, "per" if x.per is not None else "window"),
+                    "with window: calendar, `per` is 1d (a day), 7d or 1w (a week from Monday) "
+                    "or month",
+                )
+                return
+        elif x.per is not None and x.per.strip() in ("month", "1mo"):
+            self._fail(
+                p,
+                (*at, "per"),
+                "`per: month` is a calendar month: add `window: calendar`, or write a "
+                "rolling span like 30d",
+            )
+            return
+        else:
+            per = self._duration(p, (*at, "per"), x.per)
+        gap = self._duration(p, (*at, "min_gap"), x.min_gap)
         self.limits.append(
             Limit(
                 name=x.name,
@@ -267,14 +276,23 @@ class Builder:
         self._name(p, (*at, "name"), x.name)
         window = self._duration(p, (*at, "window"), x.window) or timedelta(hours=48)
         at_time = days = None
-        try:
-            at_time = parse_at(x.at) if x.at is not None else None
-            if x.days is not None:
-                if x.at is None:
-                    self._fail(p, (*at, "days"), "`days` goes with `at` in a merge rule")
+        failed = False
+        if x.at is not None:
+            try:
+                at_time = parse_at(x.at)
+            except ValueError as exc:
+                self._fail(p, (*at, "at"), str(exc))
+                failed = True
+        if x.days is not None:
+            try:
                 days = parse_days(x.days)
-        except ValueError as exc:
-            self._fail(p, (*at, "at" if x.days is None else "days"), str(exc))
+            except ValueError as exc:
+                self._fail(p, (*at, "days"), str(exc))
+                failed = True
+            if x.at is None:
+                self._fail(p, (*at, "days"), '`days` goes with `at` (e.g. at: "09:00")')
+                failed = True
+        if failed:
             return
         self.merge.append(
             MergeRule(

@@ -34,7 +34,13 @@ def environment() -> ImmutableSandboxedEnvironment:
 
 
 class ExpressionSyntaxError(ValueError):
-    pass
+    """An expression that cannot run at all: the loader turns it into a RuleError at the
+    YAML value, so the CSM sees it when the rules load rather than when mail is due."""
+
+
+def _did_you_mean(name: str, say_which: bool) -> str:
+    hint = suggest(name, NAMES)
+    return hint.replace("?", f" for `{name}`?") if hint and say_which else hint
 
 
 def compile_expression(source: str, location: Location) -> Expression:
@@ -44,16 +50,22 @@ def compile_expression(source: str, location: Location) -> Expression:
     if not text:
         raise ExpressionSyntaxError("the expression is empty")
     try:
-        tree = env.parse("{{ (" + text + ") }}")
+        # Jinja's own compile first: its message is about what was written, not the wrapper
         compiled = env.compile_expression(text, undefined_to_none=False)
+        tree = env.parse("{{ (" + text + ") }}")
     except TemplateSyntaxError as exc:
-        raise ExpressionSyntaxError(f"bad expression `{text}`: {exc.message}") from None
+        message = (exc.message or "").replace("end of template", "end of the expression")
+        where = f" (line {exc.lineno} of the expression)" if (exc.lineno or 1) > 1 else ""
+        hint = "; write the expression without {{ }}" if "{{" in text or "{%" in text else ""
+        raise ExpressionSyntaxError(f"bad expression `{text}`: {message}{where}{hint}") from None
     unknown = sorted(meta.find_undeclared_variables(tree) - NAMES)
     if unknown:
-        name = unknown[0]
+        plural = "s" if len(unknown) > 1 else ""
+        names = ", ".join(f"`{name}`" for name in unknown)
+        hints = [hint for name in unknown if (hint := _did_you_mean(name, len(unknown) > 1))]
         raise ExpressionSyntaxError(
-            f"unknown name `{name}` in `{text}`; the names are "
-            f"{', '.join(sorted(NAMES))}{suggest(name, NAMES)}"
+            f"unknown name{plural} {names} in `{text}`; the names are "
+            f"{', '.join(sorted(NAMES))}{''.join(hints)}"
         )
 
     def run(scope: Mapping[str, Any]) -> Any:

@@ -16,10 +16,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from cadence.rules.compile import Builder
+from cadence.durations import parse_duration
+from cadence.rules.compile import Builder, parse_at, parse_days, parse_hours
 from cadence.rules.errors import RuleError, RuleErrors, suggest
 from cadence.rules.model import Rules
-from cadence.rules.schema import RuleFile
+from cadence.rules.schema import TEXT_KINDS, RuleFile
 
 _KIND = {
     "limits": "limit",
@@ -99,8 +100,40 @@ def _types(annotation: Any) -> list[Any]:
     return [t for a in args for t in _types(a)]
 
 
+# pydantic's own words for a wrong type, in the words of someone editing YAML
+_SHOULD = {
+    "string_type": "should be text",
+    "int_type": "should be a whole number",
+    "int_parsing": "should be a whole number",
+    "int_from_float": "should be a whole number",
+    "bool_type": "should be true or false",
+    "bool_parsing": "should be true or false",
+    "list_type": "should be a list, like [a, b]",
+    "dict_type": "should be a mapping of keys, like {a: 1}",
+    "model_type": "should be a mapping of keys",
+    "model_attributes_type": "should be a mapping of keys",
+}
+# the members of a union (`on: str | list[str]`) appear in pydantic's `loc`; not in the YAML
+_UNION_TAGS = frozenset({"str", "list[str]", "int", "bool"})
+
+
+def _text_problem(key: str, value: Any, loc: Sequence[str | int]) -> str | None:
+    """What the parser of a duration/days/hours/time field says about a wrong value."""
+    kind = TEXT_KINDS.get(key)
+    if kind is None or (key == "window" and loc[:1] == ("limits",)):
+        return None
+    parse = {"duration": parse_duration, "days": parse_days, "hours": parse_hours}.get(
+        kind, parse_at
+    )
+    try:
+        parse(str(value))
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _explain(error: Any, positions: Positions) -> RuleError:
-    loc = tuple(error["loc"])
+    loc = tuple(p for p in error["loc"] if p not in _UNION_TAGS)
     kind = error["type"]
     where = positions.name_of(loc)
     if kind == "extra_forbidden":
@@ -114,25 +147,69 @@ def _explain(error: Any, positions: Positions) -> RuleError:
         )
     if kind == "missing":
         return positions.error(loc[:-1], f"{where} needs `{loc[-1]}`")
-    key = ".".join(str(p) for p in loc if isinstance(p, str))
-    message = error["msg"]
-    if kind == "literal_error":
-        message = f"must be {error['ctx']['expected']}, not `{error.get('input')}`"
-    return positions.error(loc, f"`{key}` in {where}: {message}")
+    inside = loc[2:] if where != "the file" else loc
+    key = ".".join(str(p) for p in inside)
+    value = error.get("input")
+    scalar = isinstance(value, str | int | float | bool) or value is None
+    if kind in _SHOULD and not inside and len(loc) == 2:
+        return positions.error(loc, f"{where} {_SHOULD[kind]} (`name: ...` and its keys)")
+    problem = _text_problem(str(loc[-1]), value, loc) if kind == "string_type" else None
+    if problem is not None:
+        message = problem
+    elif kind == "literal_error":
+        expected = error["ctx"]["expected"]
+        choices = [c.strip(" '") for c in expected.replace(" or ", ",").split(",")]
+        message = f"must be {expected}, not `{value}`{suggest(str(value), choices)}"
+    elif kind in _SHOULD:
+        message = _SHOULD[kind] + (f", not `{_yaml(value)}`" if scalar else "")
+    elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = {"greater_than_equal": "at least", "greater_than": "more than"}.get(
+            kind, "at most" if kind == "less_than_equal" else "less than"
+        )
+        limit = next(iter(error["ctx"].values()))
+        message = f"should be {bound} {limit}, not `{_yaml(value)}`"
+    else:
+        message = str(error["msg"])
+    label = f"`{key}` in {where}" if where != "the file" else f"`{key}`"
+    return positions.error(loc, f"{label}: {message}")
 
 
-def _read(path: Path) -> tuple[Any, list[RuleError]]:
+def _yaml(value: Any) -> str:
+    """A value as it was written in YAML (`true`, not Python's `True`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
+
+
+def _dedupe(errors: list[RuleError]) -> list[RuleError]:
+    """A union (`on: text or a list`) fails once per member, at one place: say it once."""
+    out: dict[tuple[str, int, int], RuleError] = {}
+    for error in errors:
+        at = (error.file, error.line, error.column)
+        seen = out.get(at)
+        if seen is None:
+            out[at] = error
+        elif seen.message != error.message and "should be" in error.message:
+            more = error.message.split("should be", 1)[1].split(", not")[0]
+            head, sep, tail = seen.message.partition(", not")
+            out[at] = RuleError(*at, f"{head} or{more}{sep}{tail}")
+    return list(out.values())
+
+
+def _read(path: Path, raw: bytes) -> tuple[Any, list[RuleError]]:
+    """The round-trip loader keeps every key's and value's line and column (`.lc`)."""
     yaml = YAML(typ="rt")
     try:
-        with path.open(encoding="utf-8") as handle:
-            return yaml.load(handle), []
+        return yaml.load(raw.decode("utf-8")), []
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "cannot be read as YAML"
         return None, [RuleError(str(path), line, col, f"not valid YAML: {problem}")]
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [RuleError(str(path), 1, 1, f"cannot be read: {exc}")]
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, [RuleError(str(path), line, col, "not UTF-8 text: save the file as UTF-8")]
 
 
 def _plain(node: Any) -> Any:
@@ -154,7 +231,7 @@ def _validate(data: dict[str, Any], positions: Positions, builder: Builder) -> l
     try:
         top_model = RuleFile.model_validate(top)
     except ValidationError as exc:
-        errors += [_explain(e, positions) for e in exc.errors(include_url=False)]
+        errors += _dedupe([_explain(e, positions) for e in exc.errors(include_url=False)])
     if top_model is not None:
         builder.add_top(positions, top_model.priorities, top_model.max_delay)
     for section in _SECTIONS:
@@ -172,8 +249,12 @@ def _validate(data: dict[str, Any], positions: Positions, builder: Builder) -> l
             try:
                 valid = model.model_validate(item)
             except ValidationError as exc:
-                for e in exc.errors(include_url=False):
-                    errors.append(_explain({**e, "loc": (section, i, *e["loc"])}, positions))
+                errors += _dedupe(
+                    [
+                        _explain({**e, "loc": (section, i, *e["loc"])}, positions)
+                        for e in exc.errors(include_url=False)
+                    ]
+                )
                 continue
             builder.add_item(positions, section, i, valid)
     return errors
@@ -198,8 +279,13 @@ def load_rules(directory: Path) -> Rules:
     builder = Builder()
     digest = hashlib.sha256()
     for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-        root, problems = _read(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            errors.append(RuleError(str(path), 1, 1, f"cannot be read: {exc}"))
+            continue
+        digest.update(path.name.encode() + b"\0" + raw + b"\0")
+        root, problems = _read(path, raw)
         errors += problems
         if problems:
             continue

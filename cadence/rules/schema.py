@@ -4,11 +4,56 @@ a JSON Schema that YAML editors use for completion and checking while the CSM ty
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Duration = str  # "90m", "20h", "7d", "2w": checked by the loader, which knows where it is
+# Durations, days, hours and times are text here and parsed by the loader, which knows where
+# each value is in the file and can say what is wrong with it there; the patterns only serve
+# the JSON Schema, so that an editor flags a typo while the CSM types.
+DURATION_PATTERN = r"^\s*\d+\s*[smhdw]\s*$"
+Duration = Annotated[
+    str, Field(json_schema_extra={"pattern": DURATION_PATTERN, "examples": ["20h", "7d"]})
+]
+CalendarPer = Annotated[
+    str,
+    Field(
+        json_schema_extra={
+            "pattern": r"^\s*(\d+\s*[smhdw]|month|1mo)\s*$",
+            "examples": ["7d", "1d", "month"],
+        }
+    ),
+]
+Hours = Annotated[
+    str,
+    Field(
+        json_schema_extra={
+            "pattern": r"^\s*\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}\s*$",
+            "examples": ["09:00-17:00"],
+        }
+    ),
+]
+ClockTime = Annotated[
+    str, Field(json_schema_extra={"pattern": r"^\s*\d{1,2}:\d{2}\s*$", "examples": ["09:00"]})
+]
+# YAML has real integers: `max: true` or `max: "3"` is a mistake, not a number to coerce
+Count = Annotated[int, Field(strict=True)]
+
+#: which parser the loader uses for a text field, by key: for messages about a wrong value
+TEXT_KINDS = {
+    "per": "duration",
+    "min_gap": "duration",
+    "within": "duration",
+    "every": "duration",
+    "wait": "duration",
+    "cooldown": "duration",
+    "expires_after": "duration",
+    "max_delay": "duration",
+    "window": "duration",  # a merge window; a limit's `window` is rolling|calendar
+    "days": "days",
+    "hours": "hours",
+    "at": "time",
+}
 
 
 class _Strict(BaseModel):
@@ -25,10 +70,15 @@ class _Filters(_Strict):
 
 
 class LimitFile(_Filters):
+    """A frequency cap: `max` emails per `per`, and/or `min_gap` between two. Messages that
+    match the filters (none: all) count; transactional ones never do."""
+
     name: str = Field(description="unique name, shown in every decision this limit makes")
-    max: int | None = Field(None, ge=0, description="at most this many emails per `per`")
-    per: Duration | None = Field(
-        None, description="the window: 7d (rolling), or with window: calendar 1d, 7d or month"
+    max: Count | None = Field(None, ge=0, description="at most this many emails per `per`")
+    per: CalendarPer | None = Field(
+        None,
+        description="the span of `max`: a duration (rolling), or with window: calendar "
+        "1d (a day), 7d or 1w (a week from Monday) or month",
     )
     min_gap: Duration | None = Field(None, description="at least this long between two emails")
     scope: Literal["customer", "account"] = Field(
@@ -43,14 +93,30 @@ class LimitFile(_Filters):
 
 
 class SendWindowFile(_Filters):
+    """Local days and hours when matching mail may go; the first window that matches wins."""
+
     name: str | None = Field(None, description="optional name, shown in decisions")
-    days: str = Field("mon-sun", description="local days: mon-fri, sat,sun, mon-sun")
-    hours: str = Field("00:00-24:00", description='local hours, e.g. "09:00-17:30"')
+    days: str = Field(
+        "mon-sun",
+        description="local days: mon-fri, sat,sun, mon-sun, wed; ranges may wrap: fri-mon",
+    )
+    hours: Hours = Field(
+        "00:00-24:00",
+        description='local hours, e.g. "09:00-17:30"; an end before the start runs past '
+        'midnight; "00:00-24:00" is all day',
+    )
 
 
 class SuppressFile(_Filters):
+    """Matching messages are never sent: always, when `when` is true, or when redundant
+    (`same` value within `within`)."""
+
     name: str = Field(description="unique name, shown on every message it suppresses")
-    when: str | None = Field(None, description="an expression; the message is suppressed when true")
+    when: str | None = Field(
+        None,
+        description="an expression over customer, message, now and the helpers; the message "
+        "is suppressed when it is true",
+    )
     same: Literal["topic", "category", "template"] | None = Field(
         None, description="suppress a message when an earlier one had the same value"
     )
@@ -58,24 +124,30 @@ class SuppressFile(_Filters):
 
 
 class MergeFile(_Filters):
+    """Matching messages going out close together become one email (a digest)."""
+
     name: str = Field(description="unique name, shown on every merged message")
     window: Duration = Field("48h", description="messages going within this span become one email")
-    max_items: int = Field(10, ge=2, description="at most this many messages in one email")
+    max_items: Count = Field(10, ge=2, description="at most this many messages in one email")
     template: str = Field("digest", description="the template that renders the merged email")
-    at: str | None = Field(None, description='a fixed local time, e.g. "09:00": a daily digest')
+    at: ClockTime | None = Field(
+        None, description='a fixed local time, e.g. "09:00": a daily (or with `days` weekly) digest'
+    )
     days: str | None = Field(None, description="with `at`: the days it goes, e.g. mon")
 
 
 class SendFile(_Strict):
+    """The message a playbook creates: `template` (with `data`), or `subject` + `body_text`."""
+
     role: str = Field("success", description="the role the check-in comes from")
     category: str | None = Field("check-in", description="its category")
-    topic: str | None = None
+    topic: str | None = Field(None, description="its topic (same-topic rules compare it)")
     template: str | None = Field(None, description="template name (or subject + body_text)")
     data: dict[str, Any] = Field(default_factory=dict, description="data for the template")
-    subject: str | None = None
-    body_text: str | None = None
-    priority: int | None = None
-    transactional: bool = False
+    subject: str | None = Field(None, description="a ready subject, with body_text")
+    body_text: str | None = Field(None, description="a ready plain-text body, with subject")
+    priority: Count | None = Field(None, description="overrides the role's priority")
+    transactional: bool = Field(False, description="true: never held back by fatigue rules")
     expires_after: Duration | None = Field(None, description="how long it may wait to go")
     to: Literal["owner"] | None = Field(
         None, description="owner: an internal alert to customer.owner_email, never capped"
@@ -83,6 +155,8 @@ class SendFile(_Strict):
 
 
 class PlaybookFile(_Strict):
+    """A proactive check-in, fired by events (`on`) or by a sweep (`every`)."""
+
     name: str = Field(description="unique name, shown on every check-in it creates")
     on: str | list[str] | None = Field(None, description="the event type(s) that fire it")
     every: Duration | None = Field(None, description="or: swept this often for every customer")
@@ -100,17 +174,23 @@ class PlaybookFile(_Strict):
 class RuleFile(_Strict):
     """One file in the rules folder. Every key is optional; files are combined."""
 
-    priorities: dict[str, int] | None = Field(
+    priorities: dict[str, Count] | None = Field(
         None, description="role -> priority; the higher wins a contested slot"
     )
     max_delay: Duration | None = Field(
         None, description="default lifetime of a deferred message (expires_at)"
     )
-    limits: list[LimitFile] = Field(default_factory=list)
-    send_windows: list[SendWindowFile] = Field(default_factory=list)
-    suppress: list[SuppressFile] = Field(default_factory=list)
-    merge: list[MergeFile] = Field(default_factory=list)
-    playbooks: list[PlaybookFile] = Field(default_factory=list)
+    limits: list[LimitFile] = Field(default_factory=list, description="frequency caps")
+    send_windows: list[SendWindowFile] = Field(
+        default_factory=list, description="when mail may go, in the customer's local time"
+    )
+    suppress: list[SuppressFile] = Field(default_factory=list, description="messages never to send")
+    merge: list[MergeFile] = Field(
+        default_factory=list, description="messages to send together as one email"
+    )
+    playbooks: list[PlaybookFile] = Field(
+        default_factory=list, description="proactive check-ins on events or sweeps"
+    )
 
 
 def json_schema() -> dict[str, Any]:
