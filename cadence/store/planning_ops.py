@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, text, update
 
 from cadence.model import CustomerContext, Message, Plan, Sent
 from cadence.store import convert
@@ -286,35 +286,48 @@ class PlanningOps:
                     messages.c.email_id,
                     messages.c.rule,
                     messages.c.reason,
+                    messages.c.final,
+                    messages.c.rules_version,
+                    messages.c.details,
                 ).where(messages.c.id.in_(decided[i : i + 500]))
             ).mappings()
         }
         history = []
+        updates = []
         for p in plans:
             for d in p.decisions:
                 old = current.get(d.message_id)
                 if old is None:
                     continue
-                values = {
-                    "status": str(d.status),
-                    "rule": d.rule,
-                    "reason": d.reason,
-                    "send_at": d.send_at,
-                    "email_id": d.email_id,
-                    "details": convert.details(d),
-                    "rules_version": d.rules_version,
-                    "final": d.final,
-                    "decided_at": p.as_of,
-                }
-                conn.execute(update(messages).where(messages.c.id == d.message_id).values(**values))
-                changed = (
+                details = convert.details(d)
+                verdict_changed = (
                     old["status"] != str(d.status)
                     or _aware(old["send_at"]) != d.send_at
                     or old["email_id"] != d.email_id
                     or old["rule"] != d.rule
                     or old["reason"] != d.reason
                 )
-                if changed:
+                if (
+                    verdict_changed
+                    or old["final"] != d.final
+                    or old["rules_version"] != d.rules_version
+                    or (old["details"] or {}) != details
+                ):
+                    updates.append(
+                        {
+                            "m_id": d.message_id,
+                            "m_status": str(d.status),
+                            "m_rule": d.rule,
+                            "m_reason": d.reason,
+                            "m_send_at": d.send_at,
+                            "m_email_id": d.email_id,
+                            "m_details": details,
+                            "m_rules_version": d.rules_version,
+                            "m_final": d.final,
+                            "m_decided_at": p.as_of,
+                        }
+                    )
+                if verdict_changed:
                     history.append(
                         {
                             "message_id": d.message_id,
@@ -325,18 +338,35 @@ class PlanningOps:
                             "email_id": d.email_id,
                             "rule": d.rule,
                             "reason": d.reason,
-                            "details": values["details"],
+                            "details": details,
                             "rules_version": d.rules_version,
                         }
                     )
+        if updates:  # one statement, many rows: a plan that changed nothing writes nothing here
+            conn.execute(
+                update(messages)
+                .where(messages.c.id == bindparam("m_id"))
+                .values(
+                    status=bindparam("m_status"),
+                    rule=bindparam("m_rule"),
+                    reason=bindparam("m_reason"),
+                    send_at=bindparam("m_send_at"),
+                    email_id=bindparam("m_email_id"),
+                    details=bindparam("m_details"),
+                    rules_version=bindparam("m_rules_version"),
+                    final=bindparam("m_final"),
+                    decided_at=bindparam("m_decided_at"),
+                ),
+                updates,
+            )
         if history:
             conn.execute(insert(decisions), history)
-        for p in plans:
-            conn.execute(
-                update(customers)
-                .where(customers.c.id == p.customer_id)
-                .values(dirty=False, next_plan_at=p.next_plan_at)
-            )
+        conn.execute(
+            update(customers)
+            .where(customers.c.id == bindparam("c_id"))
+            .values(dirty=False, next_plan_at=bindparam("c_next")),
+            [{"c_id": p.customer_id, "c_next": p.next_plan_at} for p in plans],
+        )
 
 
 def _aware(t: datetime | None) -> datetime | None:

@@ -1,0 +1,129 @@
+"""`python -m bench [--size 10k] [--db sqlite,postgresql] [--json]`: cadence's figures.
+
+Generates a seeded ledger of N customers (per database), measures each figure next to its
+baseline, and prints the command line, the machine, the database and N with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from bench import figures as F
+from bench.generate import generate
+
+SIZES = {"1k": 1_000, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
+PG_ADMIN = os.environ.get("CADENCE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def machine() -> dict[str, object]:
+    mem = 0
+    with contextlib.suppress(OSError), open("/proc/meminfo") as info:
+        for line in info:
+            if line.startswith("MemTotal"):
+                mem = int(line.split()[1]) // 1024
+    return {
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "memory_mb": mem,
+        "system": platform.platform(),
+    }
+
+
+def _pg_database() -> tuple[str, str]:
+    import psycopg
+
+    name = f"cadence_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{name}", name
+
+
+def _drop(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_database(db: str, n: int, folder: Path, sample: int) -> list[F.Figure]:
+    from cadence.store.gateway import Store
+
+    pg_name = None
+    if db == "sqlite":
+        url = f"sqlite:///{folder / 'bench.db'}"
+    else:
+        url, pg_name = _pg_database()
+    try:
+        now = generate(url, n)
+        config = folder / f"{db}.yaml"
+        config.write_text(
+            f"database_url: {url}\n"
+            f"rules_dir: {F.REPO / 'rules'}\n"
+            f"templates_dir: {F.REPO / 'templates'}\n"
+            "transport: {kind: file, file: {dir: outbox}}\n"
+        )
+        store = Store(url)
+        out = [F.planner_pure(store, now, min(sample, n))]
+        out.append(F.plan_end_to_end(store, now, min(sample, n)))
+        out += F.incremental(store, now, n)
+        out.append(F.preview_time(config, "c0000001"))
+        if db == "sqlite":
+            out.append(F.dispatch_rate(store, config, now, min(2000, n)))
+            out.append(F.pass_memory(config))
+        store.close()
+        return out
+    finally:
+        if pg_name:
+            _drop(pg_name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--size", default="10k", choices=SIZES)
+    parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument(
+        "--sample", type=int, default=20_000, help="customers re-planned per figure"
+    )
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    n = SIZES[args.size]
+    results: dict[str, list[F.Figure]] = {}
+    folder = Path(tempfile.mkdtemp(prefix="cadence-bench-"))
+    try:
+        for db in args.db.split(","):
+            results[db] = run_database(db, n, folder, args.sample)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    header = {"command": " ".join(["python -m bench", *sys.argv[1:]]), "machine": machine(), "n": n}
+    if args.json:
+        print(F.dumps({**header, "figures": {db: F.as_json(fs) for db, fs in results.items()}}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{header['command']}[/bold]  N = {n:,}  machine: {header['machine']}")
+    for db, figs in results.items():
+        table = Table(title=f"{db}", title_justify="left")
+        for col in ("figure", "value", "target", "met", "baseline", "note"):
+            table.add_column(col, overflow="fold")
+        for f in figs:
+            base = "; ".join(f"{k}: {v:,.0f}" for k, v in f.baseline.items())
+            met = {True: "[green]yes[/green]", False: "[red]no[/red]", None: ""}[f.met()]
+            table.add_row(f.name, f"{f.value:,.1f} {f.unit}", f.target, met, base, f.note)
+        console.print(table)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    main()

@@ -1,0 +1,317 @@
+"""Each figure of `python -m bench`, measured on a generated ledger, with its baseline."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from cadence.engine import plan_customer
+from cadence.model import Message
+from cadence.planning import plan_due
+from cadence.rules import load_rules
+from cadence.store.gateway import Store
+from cadence.store.tables import customers
+
+REPO = Path(__file__).resolve().parents[1]
+RULES = load_rules(REPO / "rules")
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    baseline: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    def met(self) -> bool | None:
+        if not self.target:
+            return None
+        op, _, number = self.target.partition(" ")
+        goal = float(number)
+        return self.value >= goal if op == ">=" else self.value <= goal
+
+
+def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+def sample_ids(store: Store, m: int) -> list[str]:
+    with store.engine.connect() as conn:
+        return list(conn.scalars(select(customers.c.id).order_by(customers.c.id).limit(m)))
+
+
+def planner_pure(store: Store, now: datetime, m: int) -> Figure:
+    ids = sample_ids(store, m)
+    contexts = []
+    for i in range(0, len(ids), 500):
+        contexts += store.load_contexts(ids[i : i + 500], now, RULES.lookback())
+    _, seconds = _timed(lambda: [plan_customer(c, RULES, now) for c in contexts])
+    per = sum(len(c.pending) for c in contexts) / max(1, len(contexts))
+    return Figure(
+        "planner alone (no I/O), one core",
+        len(contexts) / seconds,
+        "customers/s",
+        ">= 15000",
+        note=f"{len(contexts)} customers, {per:.1f} open messages each",
+    )
+
+
+def _mark(store: Store, ids: list[str]) -> None:
+    with store.engine.begin() as conn:
+        for i in range(0, len(ids), 500):
+            conn.execute(
+                update(customers).where(customers.c.id.in_(ids[i : i + 500])).values(dirty=True)
+            )
+
+
+def plan_end_to_end(store: Store, now: datetime, m: int) -> Figure:
+    ids = sample_ids(store, m)
+    _mark(store, ids)
+    planned, seconds = _timed(plan_due, store, RULES, now, "UTC")
+    raw = raw_baseline(store, now, ids)
+    fig = Figure(
+        "re-plan end to end (read, plan, write decisions)",
+        planned / seconds,
+        "customers/s",
+        "",
+        {"raw database": raw},
+        f"{planned} customers",
+    )
+    fig.note += f"; target: at least half the raw baseline ({raw / 2:.0f}/s)"
+    fig.target = f">= {raw / 2:.0f}"
+    return fig
+
+
+def raw_baseline(store: Store, now: datetime, ids: list[str]) -> float:
+    """Plain sqlite3/psycopg reading the same rows and writing as many decision rows."""
+    since = now - RULES.lookback()
+    started = time.perf_counter()
+    raw = store.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        ph = "?" if not store.is_postgres else "%s"
+        n = 0
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            marks = ",".join([ph] * len(part))
+            cur.execute(f"SELECT * FROM customers WHERE id IN ({marks})", part)
+            cur.fetchall()
+            false = "false" if store.is_postgres else "0"
+            where = f"customer_id IN ({marks})"
+            cur.execute(f"SELECT * FROM messages WHERE {where} AND final = {false}", part)
+            pending = cur.fetchall()
+            cur.execute(
+                f"SELECT * FROM messages WHERE {where} AND kind = 'recorded' AND sent_at >= {ph}",
+                [*part, since.replace(tzinfo=None) if not store.is_postgres else since],
+            )
+            cur.fetchall()
+            rows = [("scheduled", "bench", str(r[0])) for r in pending]
+            cur.executemany(
+                f"UPDATE messages SET status = {ph}, reason = {ph} WHERE id = {ph}", rows
+            )
+            cur.executemany(
+                "INSERT INTO decisions"
+                " (message_id, customer_id, decided_at, status, reason, details) "
+                f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph})",
+                [
+                    (
+                        r[2],
+                        "x",
+                        now.replace(tzinfo=None) if not store.is_postgres else now,
+                        "scheduled",
+                        "bench",
+                        "{}",
+                    )
+                    for r in rows
+                ],
+            )
+            n += len(part)
+        raw.rollback()  # measured, not kept
+    finally:
+        raw.close()
+    return n / (time.perf_counter() - started)
+
+
+def incremental(store: Store, now: datetime, n: int) -> list[Figure]:
+    plan_due(store, RULES, now, "UTC")  # settle
+    _, idle = _timed(
+        lambda: (
+            store.customers_to_plan(now, 500),
+            store.claim_due(now, "bench", timedelta(minutes=5), 500),
+        )
+    )
+    figures = [Figure("tick with nothing changed", idle * 1000, "ms", "<= 20", note=f"N = {n}")]
+    ids = sample_ids(store, 1000)
+    for k in (100, 1000):
+        store.add_messages(
+            [
+                (
+                    Message(
+                        f"k{k}-{i}",
+                        ids[i % len(ids)],
+                        "sales",
+                        subject="s",
+                        body_text="b",
+                        send_after=now + timedelta(days=1),
+                    ),
+                    "bench",
+                )
+                for i in range(k)
+            ]
+        )
+        planned, seconds = _timed(plan_due, store, RULES, now, "UTC")
+        figures.append(
+            Figure(
+                f"re-plan after {k} new messages",
+                seconds * 1000,
+                "ms",
+                note=f"{planned} customers re-planned; {seconds / k * 1e6:.0f} us per message",
+            )
+        )
+    return figures
+
+
+def preview_time(config: Path, customer: str, runs: int = 3) -> Figure:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cadence",
+                "-c",
+                str(config),
+                "preview",
+                customer,
+                "--format",
+                "json",
+                "--at",
+                "2026-11-23T12:00:00Z",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        times.append(time.perf_counter() - started)
+    return Figure(
+        "cadence preview wall time (start-up included)",
+        min(times) * 1000,
+        "ms",
+        "<= 250",
+        note=f"best of {runs}",
+    )
+
+
+def pass_memory(config: Path) -> Figure:
+    """Peak RSS of a whole `cadence run --once` over the ledger, in its own process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cadence",
+            "-c",
+            str(config),
+            "run",
+            "--once",
+            "--now",
+            "2026-11-23T12:00:00Z",
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "SG_KEY": "SG.test-key"},
+    )
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return Figure(
+        "peak RSS of a full pass (plan everyone, send what is due)",
+        max(peak, before) / 1024,
+        "MB",
+        "<= 200",
+    )
+
+
+def dispatch_rate(store: Store, config: Path, now: datetime, emails: int) -> Figure:
+    from cadence.app import App
+    from cadence.config import load_settings
+    from cadence.delivery.sendgrid import SendgridTransport
+    from cadence.dispatch import Dispatcher
+    from tests.support.sendgrid_lookalike import SendgridLookalike
+
+    app = App(load_settings(config))
+    with SendgridLookalike() as sg:
+        transport = SendgridTransport(sg.api_key, sg.url, timeout=10)
+        ids = sample_ids(store, emails)
+        store.add_messages(
+            [
+                (
+                    Message(
+                        f"tx-{i}",
+                        cid,
+                        "billing",
+                        category="receipt",
+                        subject="Receipt",
+                        body_text="Thanks",
+                        transactional=True,
+                        send_after=now,
+                    ),
+                    "bench",
+                )
+                for i, cid in enumerate(ids)
+            ]
+        )
+        plan_due(store, RULES, now, "UTC")
+        dispatcher = Dispatcher(
+            store, transport, app.renderer(), app.settings, b"bench-secret", "bench"
+        )
+        report, seconds = _timed(dispatcher.run, now, batch=500)
+        ours = len(report.sent) / seconds
+        official = official_client_rate(sg, min(300, emails))
+        transport.close()
+    return Figure(
+        "dispatch to a local SendGrid look-alike, one daemon",
+        ours,
+        "emails/s",
+        ">= 2000",
+        {"official sendgrid client, one by one": official},
+        f"{len(report.sent)} emails; also target >= 3x the official client ({3 * official:.0f}/s)",
+    )
+
+
+def official_client_rate(sg: Any, count: int) -> float:
+    from sendgrid import SendGridAPIClient
+    from sendgrid.helpers.mail import Mail
+
+    client = SendGridAPIClient(api_key=sg.api_key, host=sg.url)
+    started = time.perf_counter()
+    for i in range(count):
+        client.send(
+            Mail(
+                from_email="success@vendor.test",
+                to_emails=f"c{i}@acme.test",
+                subject="Receipt",
+                plain_text_content="Thanks",
+            )
+        )
+    return count / (time.perf_counter() - started)
+
+
+def as_json(figures: list[Figure]) -> list[dict[str, Any]]:
+    return [{**f.__dict__, "met": f.met()} for f in figures]
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=str)
