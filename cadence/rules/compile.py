@@ -160,19 +160,21 @@ class Builder:
         if priorities:
             for role, value in priorities.items():
                 seen = self._priority_set.get(role)
-                if seen is not None and seen[0] != value:
+                if seen is None:  # the first place it is set is the one to point at
+                    self._priority_set[role] = (value, self._loc(p, ("priorities", role)))
+                    self.priorities[role] = value
+                elif seen[0] != value:
                     self._fail(
                         p,
                         ("priorities", role),
                         f"priority of `{role}` is already {seen[0]} at {seen[1]}",
                     )
-                self._priority_set[role] = (value, self._loc(p, ("priorities", role)))
-                self.priorities[role] = value
         if max_delay is not None:
             if self._max_delay_at is not None:
                 self._fail(p, ("max_delay",), f"max_delay is already set at {self._max_delay_at}")
-            self._max_delay_at = self._loc(p, ("max_delay",))
-            self.max_delay = self._duration(p, ("max_delay",), max_delay)
+            else:
+                self._max_delay_at = self._loc(p, ("max_delay",))
+                self.max_delay = self._duration(p, ("max_delay",), max_delay)
 
     def add_item(self, p: Positions, section: str, index: int, item: Any) -> None:
         handler = {

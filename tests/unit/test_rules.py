@@ -166,7 +166,7 @@ def test_schema_file_is_current_and_rejects_a_misspelt_key() -> None:
     ],
 )
 def test_compiled_fast_path_means_what_jinja_means(source: str) -> None:
-    from cadence.engine.scope import customer_view, message_view
+    from cadence.engine.scope import customer_view, message_view, to_time
     from cadence.rules.expressions import environment
     from cadence.rules.fastpath import Undefined, compile_fast
 
@@ -177,7 +177,7 @@ def test_compiled_fast_path_means_what_jinja_means(source: str) -> None:
         "customer": customer_view(cust),
         "message": message_view(msg("m1", "product", "tip", timedelta(0), data={"x": "abc"})),
         "now": NOW,
-        "days_since": lambda t: (NOW - __import__("cadence.engine.scope", fromlist=["to_time"]).to_time(t)).days,
+        "days_since": lambda t: (NOW - to_time(t)).days,
         "sent_within": lambda d, **kw: 0,
     }
     env = environment()
