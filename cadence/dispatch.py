@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from cadence.delivery.compose import compose
+from cadence.delivery.compose import OutgoingEmail, compose
 from cadence.delivery.render import RenderError
-from cadence.delivery.transports import TransportError
+from cadence.delivery.transports import SendResult, TransportError
 from cadence.delivery.unsubscribe import make_token, unsubscribe_url
 
 if TYPE_CHECKING:
@@ -64,18 +65,65 @@ class Dispatcher:
         report.released, report.unconfirmed = self.store.recover_leases(now)
         lease: timedelta = self.settings.daemon.lease
         limit = batch or self.settings.daemon.claim_batch
-        while not self.should_stop():
-            claimed = self.store.claim_due(now, self.owner, lease, limit)
-            if not claimed:
-                break
-            for item in claimed:
-                if self.should_stop():
-                    self.store.release(item.email.id)
-                    continue
-                self._send(item, now, report)
-            if len(claimed) < limit:
-                break
+        # emails handed over side by side, as many as the transport can take at once (an SMTP
+        # connection takes one; SendGrid's HTTP API many): its latency, not ours, sets the pace
+        width = max(1, int(getattr(self.transport, "concurrency", 1)))
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="send") as pool:
+            while not self.should_stop():
+                claimed = self.store.claim_due(now, self.owner, lease, limit)
+                if not claimed:
+                    break
+                for i in range(0, len(claimed), width):
+                    chunk = claimed[i : i + width]
+                    if self.should_stop():
+                        for item in chunk:
+                            self.store.release(item.email.id)
+                        continue
+                    self._send_chunk(chunk, now, report, pool)
+                if len(claimed) < limit:
+                    break
         return report
+
+    def _send_chunk(
+        self, chunk: list[Claimed], now: datetime, report: DispatchReport, pool: ThreadPoolExecutor
+    ) -> None:
+        """Render the chunk, mark it `sending` in one write, hand the emails over side by
+        side, record what happened in one write. A crash in between leaves at most this
+        chunk `unconfirmed`, never sent twice."""
+        ready: list[tuple[Claimed, OutgoingEmail]] = []
+        for item in chunk:
+            out = self._compose(item, now, report)
+            if out is not None:
+                ready.append((item, out))
+        ours = self.store.mark_sending_many([item.email.id for item, _ in ready], self.owner)
+        ready = [(item, out) for item, out in ready if item.email.id in ours]
+        outcomes = list(pool.map(lambda pair: self._call(pair[1]), ready))
+        sent: list[tuple[str, str | None]] = []
+        for (item, _), outcome in zip(ready, outcomes, strict=True):
+            if isinstance(outcome, TransportError):
+                self._failed(item, outcome, now, report)
+            else:
+                sent.append((item.email.id, outcome.provider_id))
+        self.store.mark_sent_many(sent, now)
+        report.sent += [email_id for email_id, _ in sent]
+        for item, _ in ready:
+            if item.email.id in report.sent:
+                email = item.email
+                log.info(
+                    "sent email=%s customer=%s messages=%s",
+                    email.id,
+                    email.customer_id,
+                    ",".join(email.members),
+                )
+
+    def _call(self, out: OutgoingEmail) -> SendResult | TransportError:
+        try:
+            return self.transport.send(out)
+        except TransportError as exc:
+            return exc
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
+            # an unknown error after the hand-over began: the provider may have it
+            return TransportError(f"{type(exc).__name__}: {exc}", maybe_sent=True)
 
     def _unsubscribe(self, item: Claimed, now: datetime) -> str | None:
         if item.email.transactional or item.email.to_owner:
@@ -107,10 +155,12 @@ class Dispatcher:
             report.retried += 1
             log.warning("retry %s at %s: %s", ids, at.isoformat(), exc.reason)
 
-    def _send(self, item: Claimed, now: datetime, report: DispatchReport) -> None:
+    def _compose(
+        self, item: Claimed, now: datetime, report: DispatchReport
+    ) -> OutgoingEmail | None:
         email = item.email
         try:
-            out = compose(
+            return compose(
                 email,
                 item.customer,
                 item.members,
@@ -124,24 +174,4 @@ class Dispatcher:
             self.store.hold_email(email.id, f"held: {exc}")
             report.held.append(email.id)
             log.warning("held email=%s customer=%s: %s", email.id, email.customer_id, exc)
-            return
-        if not self.store.mark_sending(email.id, self.owner):
-            return  # the lease was lost to another daemon: it is theirs now
-        try:
-            result = self.transport.send(out)
-        except TransportError as exc:
-            self._failed(item, exc, now, report)
-            return
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
-            # an unknown error after the hand-over began: the provider may have it
-            unknown = TransportError(f"{type(exc).__name__}: {exc}", maybe_sent=True)
-            self._failed(item, unknown, now, report)
-            return
-        self.store.mark_sent(email.id, now, result.provider_id)
-        report.sent.append(email.id)
-        log.info(
-            "sent email=%s customer=%s messages=%s",
-            email.id,
-            email.customer_id,
-            ",".join(email.members),
-        )
+            return None

@@ -67,6 +67,8 @@ def sendgrid_payload(out: OutgoingEmail, *, sandbox: bool = False) -> dict[str, 
 
 
 class SendgridTransport:
+    concurrency = 8  # one httpx client is safe to share between the dispatcher's threads
+
     def __init__(
         self,
         api_key: str,

@@ -77,6 +77,8 @@ class FileTransport:
     an email whose file exists is not written again, so a retried send is harmless.
     """
 
+    concurrency = 4  # each email is its own file
+
     def __init__(self, directory: Path, clock: Clock = utcnow) -> None:
         self.directory = Path(directory)
         self.clock = clock

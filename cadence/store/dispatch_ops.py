@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 
 from cadence.model import Customer, Email, Message, Status
 from cadence.store import convert
@@ -178,6 +178,54 @@ class DispatchOps:
         )
         self._mark_dirty(conn, {row["customer_id"]})
         return [convert.message(r) for r in rows]
+
+    def mark_sending_many(self, email_ids: Sequence[str], owner: str) -> set[str]:
+        """Mark a chunk `sending` in one write; returns the ids still ours (leases held)."""
+        if not email_ids:
+            return set()
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(emails)
+                .where(
+                    emails.c.id.in_(email_ids),
+                    emails.c.status == "claimed",
+                    emails.c.lease_owner == owner,
+                )
+                .values(status="sending", attempts=emails.c.attempts + 1)
+            )
+            return set(
+                conn.scalars(
+                    select(emails.c.id).where(
+                        emails.c.id.in_(email_ids),
+                        emails.c.status == "sending",
+                        emails.c.lease_owner == owner,
+                    )
+                )
+            )
+
+    def mark_sent_many(self, sent: Sequence[tuple[str, str | None]], at: datetime) -> None:
+        """Record a chunk of accepted emails (id, provider id) and their messages, in one write."""
+        if not sent:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(emails)
+                .where(emails.c.id == bindparam("e_id"))
+                .values(
+                    status="sent",
+                    sent_at=at,
+                    provider_id=bindparam("e_provider"),
+                    updated_at=at,
+                    lease_owner=None,
+                ),
+                [{"e_id": i, "e_provider": p} for i, p in sent],
+            )
+            members: list[Message] = []
+            for email_id, _ in sent:
+                members += self._settle_members(
+                    conn, email_id, Status.SENT, f"sent in {email_id}", at, sent_at=at
+                )
+            self._touch_contact(conn, members, at)
 
     def mark_sent(self, email_id: str, at: datetime, provider_id: str | None) -> None:
         with self.engine.begin() as conn:

@@ -188,15 +188,24 @@ def test_killed_mid_batch_and_restarted_sends_nothing_twice(tmp_path: Path) -> N
         until(lambda: len(sg.accepted) >= 5)
         daemon.stop(signal.SIGKILL)
         restarted = Daemon(tmp_path, env)
+        store = Store(url)
         try:
-            store = Store(url)
-            until(lambda: len(sg.accepted) + len(store.unconfirmed_emails()) >= 30, timeout=90)
-            store.close()
+            until(
+                lambda: (
+                    len(set(sg.email_ids()) | {e.id for e, _ in store.unconfirmed_emails()}) >= 30
+                ),
+                timeout=90,
+            )
+            unconfirmed = {e.id for e, _ in store.unconfirmed_emails()}
         finally:
+            store.close()
             restarted.stop()
         ids = sg.email_ids()
         assert len(ids) == len(set(ids))  # never twice
-        assert len(set(ids)) >= 29  # at most the one in flight is left unconfirmed
+        # at most the chunk in flight when the daemon died is left for a person (or a provider
+        # event) to settle; some of it may even have reached the provider: never re-sent
+        assert len(unconfirmed - set(ids)) <= 8
+        assert len(set(ids) | unconfirmed) == 30
 
 
 @pytest.mark.postgres
