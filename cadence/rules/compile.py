@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _AT = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
+# spans that mean nothing at zero (a window of no time, a sweep that never ends); a zero
+# `wait` or `cooldown` is fine
+_POSITIVE = frozenset({"per", "min_gap", "within", "window", "every", "max_delay"})
 _CALENDAR = {
     "1d": CalendarUnit.DAY,
     "7d": CalendarUnit.WEEK,
@@ -131,10 +134,14 @@ class Builder:
         if text is None:
             return None
         try:
-            return parse_duration(text)
+            value = parse_duration(text)
         except ValueError as exc:
             self._fail(p, loc, str(exc))
             return None
+        if value <= timedelta(0) and loc[-1] in _POSITIVE:
+            self._fail(p, loc, f"`{loc[-1]}` must be longer than 0, e.g. 7d")
+            return None
+        return value
 
     def _expr(self, p: Positions, loc: Sequence[str | int], text: str | None) -> Expression | None:
         if text is None:
@@ -313,7 +320,7 @@ class Builder:
         self._name(p, (*at, "name"), x.name)
         on = (x.on,) if isinstance(x.on, str) else tuple(x.on or ())
         every = self._duration(p, (*at, "every"), x.every)
-        if not on and every is None:
+        if not on and x.every is None:
             self._fail(p, at, f"playbook `{x.name}` needs `on` (event types) or `every` (a sweep)")
             return
         s = x.send

@@ -187,6 +187,13 @@ def test_unknown_key_at_the_top_and_inside_send(tmp_path: Path) -> None:
             40,
             "'1y' is not a duration",
         ),
+        ("limits:\n  - name: a\n    max: 1\n    per: 0d\n", 4, 10, "`per` must be longer than 0"),
+        (
+            "playbooks:\n  - name: p\n    every: 0m\n    send: {template: t}\n",
+            3,
+            12,
+            "`every` must be longer than 0",
+        ),
         # a missing name, at the item
         ("limits:\n  - max: 3\n    per: 7d\n", 2, 5, "limit #1 needs `name`"),
         ("suppress:\n  - roles: [x]\n", 2, 5, "suppress rule #1 needs `name`"),
