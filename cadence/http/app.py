@@ -1,15 +1,22 @@
-"""The daemon's HTTP interface (Starlette): one-click unsubscribe, SendGrid's event webhook,
-health and metrics. Handlers do their database work in a thread pool; an error in one becomes
-a 500 for that request and never reaches the daemon's sending loop."""
+"""The daemon's HTTP interface as an ASGI app (Starlette): one-click unsubscribe, SendGrid's
+event webhook, health and metrics.
+
+Handlers only translate HTTP: the checks are pure (`cadence.delivery.unsubscribe`,
+`cadence.http.webhook`) and the writes are plain functions (`cadence.http.ledger`), run in
+Starlette's thread pool because the store is synchronous. An error in a handler becomes a 500
+for that one request; it never reaches the daemon's scheduler, which runs in another thread.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import html
-import os
-from collections.abc import Callable
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from functools import wraps
 from typing import TYPE_CHECKING
 
+import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -18,12 +25,30 @@ from starlette.routing import Route
 
 from cadence import metrics
 from cadence.clock import utcnow
-from cadence.delivery.unsubscribe import InvalidToken, verify_token
-from cadence.http import webhook
-from cadence.model import Event
+from cadence.delivery.unsubscribe import InvalidToken, UnsubscribeClaim, verify_token
+from cadence.http import ledger, webhook
 
 if TYPE_CHECKING:
     from cadence.app import App
+
+log = logging.getLogger("cadence.http")
+
+#: a SendGrid batch is far below this; anything larger is not one (and must not fill memory)
+MAX_WEBHOOK_BODY = 16 * 1024 * 1024
+#: /healthz answers within this even when the database hangs
+HEALTH_TIMEOUT = 5.0
+
+#: the unsubscribe pages carry a capability in their URL: never cached, indexed, framed, or
+#: passed on as a Referer
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+    ),
+}
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
@@ -31,116 +56,182 @@ PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 color:#222}}button{{font-size:1rem;padding:.6rem 1.2rem;border-radius:6px;border:0;
 background:#2b59c3;color:#fff;cursor:pointer}}</style></head><body>{body}</body></html>"""
 
+DONE = (
+    "<h1>You are unsubscribed</h1><p>You will not get these emails from us any more. "
+    "Receipts and answers to your own requests still reach you.</p>"
+)
+NOT_VALID = "<h1>This link is not valid</h1><p>Nothing was changed.</p>"
+
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(PAGE.format(title=html.escape(title), body=body), status_code=status)
+    text = PAGE.format(title=html.escape(title), body=body)
+    return HTMLResponse(text, status_code=status, headers=PAGE_HEADERS)
 
 
-def create_app(app: App, *, scheduler_alive: Callable[[], bool] = lambda: True) -> Starlette:
-    key_env = app.settings.http.sendgrid_webhook_public_key_env
-    public_key = os.environ.get(key_env) if key_env else None
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _guarded(endpoint: Endpoint) -> Endpoint:
+    """A failing handler answers 500 itself and is logged. Left to Starlette, the error is
+    re-raised to uvicorn, which then drops the connection: a client reusing it (SendGrid
+    does) would see its next request reset rather than answered."""
+
+    @wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.url.path)
+            return PlainTextResponse("internal error", status_code=500)
+
+    return guarded
+
+
+def _what(claim: UnsubscribeClaim) -> str:
+    if not claim.categories:
+        return "all emails from us except receipts and answers to your own requests"
+    return "emails about " + ", ".join(html.escape(c) for c in claim.categories)
+
+
+def create_app(
+    app: App,
+    *,
+    public_key: str | None,
+    scheduler_alive: Callable[[], bool],
+) -> Starlette:
+    """The ASGI app over `app`'s store. `public_key` is SendGrid's verification key (base64
+    DER, as SendGrid shows it, or PEM); with it, only signed webhook posts are accepted, and a
+    bad key raises `webhook.BadPublicKey` here, at start. `scheduler_alive` feeds /healthz."""
+    key = webhook.load_public_key(public_key) if public_key else None
+    if key is None:
+        log.warning("the SendGrid webhook accepts unsigned posts: no public key is configured")
     secret = app.unsubscribe_secret()
+    applying = threading.Lock()
 
-    def claim(token: str):  # type: ignore[no-untyped-def]
+    def claim_of(token: str) -> UnsubscribeClaim | None:
         try:
             return verify_token(secret, token)
         except InvalidToken:
             return None
 
-    async def unsubscribe_page(request: Request) -> Response:
-        token = request.path_params["token"]
-        if claim(token) is None:
-            return _page("Link not valid", "<p>This unsubscribe link is not valid.</p>", 403)
-        what = ", ".join(claim(token).categories or []) or "all our non-essential mail"
-        return _page(
-            "Unsubscribe",
-            (
-                f"<h1>Unsubscribe</h1><p>Stop receiving {html.escape(what)}?</p>"
-                f'<form method="post"><button type="submit">Unsubscribe</button></form>'
-            ),
-        )
-
-    def record_unsubscribe(token: str, customer_id: str, categories: list[str] | None) -> None:
+    def apply_now() -> None:
+        """Apply stored events at once (an unsubscribe must hold before the next send). If
+        that fails, they stay unprocessed and the daemon's next tick applies them."""
         from cadence.lifecycle import process_events
 
-        event_id = "u:" + hashlib.sha256(token.encode()).hexdigest()[:16]
-        store = app.store
-        if store.event_digests([event_id]) or store.customer(customer_id) is None:
-            return  # a second click, or a customer no longer known: nothing to change
-        data = {"categories": categories} if categories else {}
-        store.add_events([(Event(event_id, customer_id, "unsubscribed", utcnow(), data), event_id)])
-        process_events(store, app.rules(), utcnow())
+        with applying:
+            try:
+                process_events(app.store, app.rules(), utcnow())
+            except Exception:
+                log.exception("events are stored; applying them now failed (the next tick will)")
+
+    async def unsubscribe_page(request: Request) -> Response:
+        """GET only shows a button: mail scanners follow links, and must not unsubscribe."""
+        claim = claim_of(request.path_params["token"])
+        if claim is None:
+            return _page("Link not valid", NOT_VALID, 403)
+        body = (
+            f"<h1>Unsubscribe</h1><p>Stop receiving {_what(claim)}?</p>"
+            '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
+            '<button type="submit">Unsubscribe</button></form>'
+        )
+        return _page("Unsubscribe", body)
+
+    def unsubscribe_now(claim: UnsubscribeClaim, token: str) -> str:
+        outcome = ledger.record_unsubscribe(app.store, claim, token, utcnow())
+        if outcome == "recorded":
+            apply_now()
+        return outcome
 
     async def unsubscribe(request: Request) -> Response:
+        """RFC 8058 one-click: the POST itself unsubscribes; 200, never a redirect."""
         token = request.path_params["token"]
-        c = claim(token)
-        if c is None:
-            return PlainTextResponse("This unsubscribe link is not valid.", status_code=403)
-        await run_in_threadpool(record_unsubscribe, token, c.customer_id, list(c.categories or []))
-        return _page(
-            "Unsubscribed",
-            "<h1>You are unsubscribed</h1><p>You will not hear from us "
-            "about this again. Receipts and replies to your own requests still reach you.</p>",
-        )
+        claim = claim_of(token)
+        if claim is None:
+            metrics.record_unsubscribe("rejected")
+            return PlainTextResponse(
+                "This unsubscribe link is not valid. Nothing was changed.",
+                status_code=403,
+                headers=PAGE_HEADERS,
+            )
+        outcome = await run_in_threadpool(unsubscribe_now, claim, token)
+        metrics.record_unsubscribe(outcome)
+        return _page("Unsubscribed", DONE)
 
-    def store_batch(mapped: list[webhook.Mapped]) -> int:
-        from cadence.lifecycle import process_events
+    async def read_body(request: Request) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_WEBHOOK_BODY:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
-        store = app.store
-        known = set(store.customers_by_id(sorted({m.event.customer_id for m in mapped})))
-        fresh = [m for m in mapped if m.event.customer_id in known]
-        seen = store.event_digests([m.event.id for m in fresh])
-        new = [m for m in fresh if m.event.id not in seen]
-        store.add_events([(m.event, m.digest) for m in new])  # one transaction: all or nothing
-        for m in new:
-            if m.settles:
-                store.settle_email(m.settles, sent=True, by=f"SendGrid event {m.event.id}")
-        process_events(store, app.rules(), utcnow())
-        return len(new)
+    def store_and_apply(batch: webhook.Batch) -> ledger.Stored:
+        result = ledger.store_batch(app.store, batch)
+        if result.stored or result.settled:
+            apply_now()
+        return result
 
     async def sendgrid_events(request: Request) -> Response:
-        body = await request.body()
-        if public_key is not None and not webhook.verify(
-            public_key,
+        body = await read_body(request)
+        if body is None:
+            metrics.record_webhook_rejected("too_large")
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        if key is not None and not webhook.verify_signature(
+            key,
             request.headers.get(webhook.TIMESTAMP_HEADER),
             body,
             request.headers.get(webhook.SIGNATURE_HEADER),
         ):
-            return JSONResponse({"error": "bad or missing signature"}, status_code=403)
+            metrics.record_webhook_rejected("signature")
+            log.warning("SendGrid webhook post refused: missing or bad signature")
+            return JSONResponse({"error": "missing or bad signature"}, status_code=403)
         try:
-            mapped, ignored = webhook.parse(body)
+            batch = webhook.parse_batch(body)
         except webhook.MalformedBatch as exc:
+            metrics.record_webhook_rejected("malformed")
+            log.warning("SendGrid webhook post refused: %s", exc)
             return JSONResponse({"error": str(exc)}, status_code=400)
-        stored = await run_in_threadpool(store_batch, mapped)
-        return JSONResponse(
-            {"stored": stored, "duplicates": len(mapped) - stored, "ignored": ignored}
+        result = await run_in_threadpool(store_and_apply, batch)
+        metrics.record_webhook(
+            stored=result.stored, duplicates=result.duplicates, ignored=result.ignored
         )
+        return JSONResponse(result.as_dict())
 
     def database_ok() -> bool:
         try:
             app.store.get_meta("health")
-            return True
-        except Exception:  # noqa: BLE001 - any failure means not healthy
+        except Exception:  # any failure means not healthy (logged)
+            log.exception("health check: the database does not answer")
             return False
+        return True
 
     async def healthz(request: Request) -> Response:
-        db = await run_in_threadpool(database_ok)
-        ticking = scheduler_alive()
-        status = 200 if db and ticking else 503
+        db = False
+        with anyio.move_on_after(HEALTH_TIMEOUT):
+            db = await run_in_threadpool(database_ok)
+        try:
+            ticking = bool(scheduler_alive())
+        except Exception:  # a broken probe is a failed probe
+            log.exception("health check: scheduler probe failed")
+            ticking = False
         return JSONResponse(
             {"database": "ok" if db else "down", "scheduler": "ok" if ticking else "stalled"},
-            status_code=status,
+            status_code=200 if db and ticking else 503,
+            headers={"Cache-Control": "no-store"},
         )
 
     async def metrics_page(request: Request) -> Response:
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
     return Starlette(
         routes=[
-            Route("/u/{token}", unsubscribe_page, methods=["GET"]),
-            Route("/u/{token}", unsubscribe, methods=["POST"]),
-            Route("/webhooks/sendgrid", sendgrid_events, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics_page, methods=["GET"]),
+            Route("/u/{token}", _guarded(unsubscribe_page), methods=["GET"]),
+            Route("/u/{token}", _guarded(unsubscribe), methods=["POST"]),
+            Route("/webhooks/sendgrid", _guarded(sendgrid_events), methods=["POST"]),
+            Route("/healthz", _guarded(healthz), methods=["GET"]),
+            Route("/metrics", _guarded(metrics_page), methods=["GET"]),
         ]
     )

@@ -1,106 +1,238 @@
-"""SendGrid's event webhook, pure: signature check and events -> ledger events.
+"""SendGrid's event webhook, pure: the signature check, and a batch turned into ledger events.
 
-No I/O here, so both halves are tested without a server. The signature is ECDSA P-256 over the
-`X-Twilio-Email-Event-Webhook-Timestamp` header followed by the raw body; the public key
-SendGrid shows is base64 DER (SubjectPublicKeyInfo), the signature base64 DER.
+No I/O here, so both halves are tested without a server or a database (`cadence.http.ledger`
+does the storing). What SendGrid does, as its docs and its own Python helper say: with "Signed
+Event Webhook Requests" on, every POST carries `X-Twilio-Email-Event-Webhook-Timestamp` and
+`X-Twilio-Email-Event-Webhook-Signature`; the signature is ECDSA P-256 with SHA-256 over the
+timestamp header followed by the raw body, sent as base64 DER; the verification key shown in
+the settings is base64 DER SubjectPublicKeyInfo (a PEM file's body without its armour).
+
+A batch is a JSON array of event objects. Our emails carry `custom_args` (see
+`cadence.delivery.sendgrid`), which SendGrid copies as top-level keys into each event: that is
+how an event finds its customer and email. Events without them (other systems sharing the
+account) are none of our business and are only counted. Events with them must be well formed,
+or the whole batch is refused: half a batch stored is worse than a retry.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_der_public_key
+from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
+from cadence.delivery.sendgrid import ARG_CATEGORIES, ARG_CUSTOMER, ARG_EMAIL, ARG_MESSAGES
 from cadence.model import Event
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 
+#: SendGrid events that prove the provider took the email: an `unconfirmed` one is settled as
+#: sent (never re-sent). `dropped` is left out: SendGrid took it but nobody received it, which
+#: an operator should see rather than a quiet "sent".
+SETTLING = frozenset(
+    {
+        "processed",
+        "delivered",
+        "deferred",
+        "bounce",
+        "open",
+        "click",
+        "spamreport",
+        "unsubscribe",
+        "group_unsubscribe",
+        "group_resubscribe",
+    }
+)
+
+
+class BadPublicKey(ValueError):
+    """The configured verification key is not an ECDSA P-256 public key."""
+
 
 class MalformedBatch(ValueError):
-    pass
+    """The body is not a batch of SendGrid events; the message says what is wrong."""
 
 
-def verify(
-    public_key_b64: str, timestamp: str | None, body: bytes, signature_b64: str | None
+def load_public_key(text: str) -> ec.EllipticCurvePublicKey:
+    """The key as SendGrid shows it (base64 DER SubjectPublicKeyInfo), or as a PEM file.
+    Checked once at start, so a bad key is a start-up error, not a 403 for every batch."""
+    text = text.strip()
+    try:
+        if text.startswith("-----BEGIN"):
+            key = load_pem_public_key(text.encode("ascii"))
+        else:
+            key = load_der_public_key(base64.b64decode("".join(text.split()), validate=True))
+    except (ValueError, TypeError, binascii.Error, UnicodeEncodeError) as exc:
+        raise BadPublicKey(f"not a base64 DER (or PEM) public key: {exc}") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise BadPublicKey("not an ECDSA P-256 public key, which is what SendGrid signs with")
+    return key
+
+
+def verify_signature(
+    key: ec.EllipticCurvePublicKey, timestamp: str | None, body: bytes, signature: str | None
 ) -> bool:
-    """Whether SendGrid signed exactly this body at this timestamp."""
-    if not timestamp or not signature_b64:
+    """Whether SendGrid signed exactly this body at exactly this timestamp. A missing header,
+    bad base64 or a signature of anything else is simply False."""
+    if not timestamp or not signature:
         return False
     try:
-        key = load_der_public_key(base64.b64decode(public_key_b64))
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            return False
-        key.verify(
-            base64.b64decode(signature_b64), timestamp.encode() + body, ec.ECDSA(hashes.SHA256())
-        )
-        return True
-    except (InvalidSignature, ValueError, TypeError):
+        der = base64.b64decode(signature.strip(), validate=True)
+        key.verify(der, timestamp.encode("utf-8") + body, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError, binascii.Error, UnicodeEncodeError):
         return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
 class Mapped:
-    event: Event
+    """One of our SendGrid events, as the ledger keeps it (`event`), the digest of the raw
+    event for dedupe, the email it settles, and the address it concerns."""
+
+    sg_event_id: str
+    event: Event | None  # None: the event only settles an email (e.g. `processed`)
     digest: str
-    settles: str | None = None  # an email id that a `delivered` event proves was sent
+    customer_id: str
+    settles: str | None = None  # an email id that SendGrid demonstrably took
+    address: str | None = None  # the recipient address the event is about
 
 
-def _kind(raw: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    name = raw.get("event")
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A parsed batch: our events in order, and how many others there were."""
+
+    events: tuple[Mapped, ...] = ()
+    ignored: int = 0  # not ours (no custom_args), or of no interest to the ledger
+    repeated: int = 0  # the same sg_event_id twice in this very batch
+    reasons: dict[str, int] = field(default_factory=dict)  # why each ignored one was
+
+
+def digest_of(raw: dict[str, Any]) -> str:
+    """sha256 of the event's canonical JSON: the same event posted again is the same digest."""
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _csv(value: object) -> list[str]:
+    return [part.strip() for part in str(value or "").split(",") if part.strip()]
+
+
+def _ledger(name: str, raw: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The ledger event type and data for a SendGrid event name, None when it has none."""
+    address = raw.get("email")
+    reason = raw.get("reason") or raw.get("response")
     if name == "bounce":
+        # SendGrid: type "bounce" is a permanent rejection, "blocked" a temporary one
         hard = raw.get("type", "bounce") == "bounce"
-        return "bounced", {"kind": "hard" if hard else "soft", "reason": raw.get("reason")}
-    if name in ("deferred", "blocked"):
-        return "bounced", {"kind": "soft", "reason": raw.get("response") or raw.get("reason")}
+        return "bounced", {"kind": "hard" if hard else "soft", "email": address, "reason": reason}
+    if name == "deferred":
+        return "bounced", {"kind": "soft", "email": address, "reason": reason}
     if name == "spamreport":
-        return "spam_reported", {}
-    if name in ("unsubscribe", "group_unsubscribe"):
-        cats = [c for c in str(raw.get("cadence_categories") or "").split(",") if c]
-        return "unsubscribed", {"categories": cats} if cats else {}
+        return "spam_reported", {"email": address}
+    if name in ("unsubscribe", "group_unsubscribe", "group_resubscribe"):
+        cats = _csv(raw.get(ARG_CATEGORIES))  # none: every non-transactional category
+        kind = "resubscribed" if name == "group_resubscribe" else "unsubscribed"
+        return kind, {"categories": cats} if cats else {}
     if name == "delivered":
-        return "delivered", {}
+        return "delivered", {"response": raw.get("response")}
     if name == "open":
-        return "opened", {}
+        return "opened", {"machine_open": raw.get("sg_machine_open")}
     if name == "click":
         return "clicked", {"url": raw.get("url")}
     return None
 
 
-def parse(body: bytes) -> tuple[list[Mapped], int]:
-    """Our events of a batch, and how many were ignored (not ours, or of no interest).
-    Raises MalformedBatch when the body is not a JSON array of event objects."""
+def _ours(raw: dict[str, Any]) -> bool:
+    return ARG_CUSTOMER in raw or ARG_EMAIL in raw
+
+
+def _check(raw: dict[str, Any], index: int) -> None:
+    """Our events must carry what we rely on; anything else means the body is not SendGrid's."""
+    where = f"event {index}"
+    for key in ("event", "sg_event_id", ARG_CUSTOMER):
+        value = raw.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise MalformedBatch(f"{where}: {key!r} must be a non-empty string")
+    stamp = raw.get("timestamp")
+    if isinstance(stamp, bool) or not isinstance(stamp, int) or stamp < 0:
+        raise MalformedBatch(f"{where}: 'timestamp' must be unix seconds (an integer)")
+    for key in (ARG_EMAIL, ARG_MESSAGES, ARG_CATEGORIES, "email", "url"):
+        if key in raw and raw[key] is not None and not isinstance(raw[key], str):
+            raise MalformedBatch(f"{where}: {key!r} must be a string")
     try:
-        batch = json.loads(body)
-    except ValueError as exc:
-        raise MalformedBatch(f"not JSON: {exc}") from None
-    if not isinstance(batch, list) or not all(isinstance(e, dict) for e in batch):
-        raise MalformedBatch("expected a JSON array of event objects")
-    out: list[Mapped] = []
-    ignored = 0
-    for raw in batch:
-        customer, email = raw.get("cadence_customer"), raw.get("cadence_email")
-        sg_id, stamp = raw.get("sg_event_id"), raw.get("timestamp")
-        if not isinstance(sg_id, str) or not isinstance(stamp, int):
-            raise MalformedBatch("every event needs sg_event_id and a unix timestamp")
-        kind = _kind(raw)
-        if not customer or kind is None:
-            ignored += 1
-            continue
-        type_, data = kind
+        datetime.fromtimestamp(stamp, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise MalformedBatch(f"{where}: 'timestamp' {stamp} is out of range") from None
+
+
+def map_event(raw: dict[str, Any]) -> Mapped | None:
+    """One well-formed event of ours as the ledger keeps it; None when it means nothing to us.
+
+    The event id is `sg:<sg_event_id>` (SendGrid's own id: a retried post is a repeat, not a
+    second event); its time is SendGrid's `timestamp`; the raw event is kept in `data.sendgrid`
+    so nothing SendGrid said is lost."""
+    name = str(raw["event"])
+    email_id = raw.get(ARG_EMAIL) or None
+    customer = str(raw[ARG_CUSTOMER])
+    settles = email_id if name in SETTLING else None
+    ledger = _ledger(name, raw)
+    if ledger is None and settles is None:
+        return None
+    digest = digest_of(raw)
+    event = None
+    if ledger is not None:
+        type_, data = ledger
         data = {k: v for k, v in data.items() if v is not None}
-        if email:
-            data["email_id"] = email
-        data["provider_event"] = raw  # the raw payload is kept
-        digest = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
-        event = Event(f"sg:{sg_id}", str(customer), type_, datetime.fromtimestamp(stamp, UTC), data)
-        out.append(Mapped(event, digest, str(email) if type_ == "delivered" and email else None))
-    return out, ignored
+        if email_id:
+            data["email_id"] = email_id
+        messages = _csv(raw.get(ARG_MESSAGES))
+        if messages:
+            data["messages"] = messages
+        data["sendgrid"] = raw
+        at = datetime.fromtimestamp(int(raw["timestamp"]), UTC)
+        event = Event(f"sg:{raw['sg_event_id']}", customer, type_, at, data)
+    address = raw.get("email") if isinstance(raw.get("email"), str) else None
+    return Mapped(str(raw["sg_event_id"]), event, digest, customer, settles, address)
+
+
+def parse_batch(body: bytes) -> Batch:
+    """Our events of a batch, in order, once each; raises MalformedBatch when the body is not
+    a JSON array of objects, or one of our events lacks what we rely on."""
+    try:
+        batch = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedBatch(f"not JSON: {exc}") from None
+    if not isinstance(batch, list):
+        raise MalformedBatch("expected a JSON array of events")
+    out: list[Mapped] = []
+    seen: set[str] = set()
+    ignored = repeated = 0
+    reasons: dict[str, int] = {}
+    for index, raw in enumerate(batch):
+        if not isinstance(raw, dict):
+            raise MalformedBatch(f"event {index}: expected an object")
+        if not _ours(raw):
+            ignored += 1
+            reasons["not ours"] = reasons.get("not ours", 0) + 1
+            continue
+        _check(raw, index)
+        mapped = map_event(raw)
+        if mapped is None:
+            ignored += 1
+            key = f"event {raw['event']!r}"
+            reasons[key] = reasons.get(key, 0) + 1
+        elif mapped.sg_event_id in seen:
+            repeated += 1
+        else:
+            seen.add(mapped.sg_event_id)
+            out.append(mapped)
+    return Batch(tuple(out), ignored, repeated, reasons)

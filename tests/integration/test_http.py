@@ -1,171 +1,386 @@
-"""The daemon's HTTP interface over real HTTP on loopback, on both databases."""
+"""The daemon's HTTP interface over real HTTP on loopback (a free port), on the real store
+(SQLite and PostgreSQL, a fresh database each), with a real ECDSA P-256 key pair made here."""
 
 from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from cadence import metrics
 from cadence.app import App
 from cadence.config import load_settings
 from cadence.delivery.unsubscribe import make_token
-from cadence.http.server import start_http
-from cadence.model import Customer
+from cadence.engine import plan_customer
+from cadence.http.ledger import unsubscribe_event_id
+from cadence.http.server import HttpServer, start_http
+from cadence.model import Customer, Event, Message, Status
+from cadence.rules.model import Rules
 
 REPO = Path(__file__).resolve().parents[2]
-NOW = datetime.now(UTC)
+SIG = "X-Twilio-Email-Event-Webhook-Signature"
+TS = "X-Twilio-Email-Event-Webhook-Timestamp"
 
 
-@pytest.fixture
-def keypair() -> tuple[ec.EllipticCurvePrivateKey, str]:
-    private = ec.generate_private_key(ec.SECP256R1())
-    public = private.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, base64.b64encode(public).decode()
+def now() -> datetime:
+    return datetime.now(UTC)
 
 
-@pytest.fixture
-def served(db_url: str, keypair, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    from cadence.store.db import upgrade
+@dataclass
+class Served:
+    app: App
+    client: httpx.Client
+    server: HttpServer
+    private: ec.EllipticCurvePrivateKey
+    alive: threading.Event
 
-    upgrade(db_url)
-    monkeypatch.setenv("SG_WEBHOOK_KEY", keypair[1])
+    def signed(self, body: bytes, timestamp: str | None = None) -> dict[str, str]:
+        ts = timestamp or str(int(now().timestamp()))
+        sig = self.private.sign(ts.encode() + body, ec.ECDSA(hashes.SHA256()))
+        return {TS: ts, SIG: base64.b64encode(sig).decode(), "Content-Type": "application/json"}
+
+    def post_events(self, *events: Any) -> httpx.Response:
+        body = json.dumps(list(events)).encode()
+        return self.client.post("/webhooks/sendgrid", content=body, headers=self.signed(body))
+
+    def token(self, categories: list[str] | None = None, customer: str = "c-17") -> str:
+        return make_token(self.app.unsubscribe_secret(), customer, categories, now())
+
+    def customer(self, cid: str = "c-17") -> Customer:
+        c = self.app.store.customer(cid)
+        assert c is not None
+        return c
+
+
+def _app(store, db_url: str, monkeypatch: pytest.MonkeyPatch) -> App:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("T_UNSUB_SECRET", "a secret only the test knows")
     env = {
         "CADENCE_DATABASE_URL": db_url,
         "CADENCE_RULES_DIR": str(REPO / "rules"),
         "CADENCE_TEMPLATES_DIR": str(REPO / "templates"),
-        "CADENCE_HTTP__SENDGRID_WEBHOOK_PUBLIC_KEY_ENV": "SG_WEBHOOK_KEY",
+        "CADENCE_UNSUBSCRIBE__SECRET_ENV": "T_UNSUB_SECRET",
     }
-    app = App(load_settings(None, env))
-    app.store.upsert_customers(
-        [(Customer("c-17", "ana@acme.test", "Ana", "America/New_York", "acme", {}), "d")]
+    app = App(load_settings(None, env), _store=store)
+    store.upsert_customers(
+        [
+            (Customer("c-17", "ana@acme.test", "Ana", "America/New_York", "acme", {}), "d1"),
+            (Customer("c-18", "bo@acme.test", "Bo", "Europe/Berlin", "acme", {}), "d2"),
+        ]
     )
-    server = start_http(app, "127.0.0.1", 0)
+    return app
+
+
+@pytest.fixture
+def served(store, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:  # type: ignore[no-untyped-def]
+    app = _app(store, db_url, monkeypatch)
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    alive = threading.Event()
+    alive.set()
+    server = start_http(
+        app,
+        "127.0.0.1:0",
+        public_key=base64.b64encode(public).decode(),
+        scheduler_alive=alive.is_set,
+    )
     client = httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10)
-    yield app, client
-    client.close()
-    server.stop()
-    app.close()
+    try:
+        yield Served(app, client, server, private, alive)
+    finally:
+        client.close()
+        server.stop()
 
 
-def sign(private: ec.EllipticCurvePrivateKey, timestamp: str, body: bytes) -> str:
-    return base64.b64encode(
-        private.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-    ).decode()
-
-
-def test_one_click_unsubscribe(served) -> None:  # type: ignore[no-untyped-def]
-    app, client = served
-    token = make_token(app.unsubscribe_secret(), "c-17", ["announcement"], NOW)
-    page = client.get(f"/u/{token}")
-    assert page.status_code == 200 and "<form" in page.text and 'method="post"' in page.text
-    assert not app.store.customer("c-17").reach.unsubscribed_categories  # GET changes nothing
-    done = client.post(
-        f"/u/{token}",
-        content="List-Unsubscribe=One-Click",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    assert done.status_code == 200 and not done.is_redirect
-    assert app.store.customer("c-17").reach.unsubscribed_categories == {"announcement"}
-    assert client.post(f"/u/{token}").status_code == 200  # a second click: still fine, no-op
-
-
-def test_forged_or_altered_token_changes_nothing(served) -> None:  # type: ignore[no-untyped-def]
-    app, client = served
-    token = make_token(b"not the secret", "c-17", None, NOW)
-    good = make_token(app.unsubscribe_secret(), "c-17", None, NOW)
-    altered = good[:-3] + ("A" if good[-3] != "A" else "B") + good[-2:]
-    for bad in (token, altered, "garbage"):
-        assert client.post(f"/u/{bad}").status_code == 403
-        assert client.get(f"/u/{bad}").status_code == 403
-    assert not app.store.customer("c-17").reach.unsubscribed_all
-
-
-def _event(kind: str, sg_id: str, **extra: object) -> dict[str, object]:
+def sg(kind: str, sg_id: str, customer: str = "c-17", **extra: Any) -> dict[str, Any]:
     return {
         "event": kind,
         "sg_event_id": sg_id,
-        "timestamp": int(NOW.timestamp()) - 5,
-        "email": "ana@acme.test",
-        "cadence_customer": "c-17",
+        "timestamp": int(now().timestamp()) - 60,
+        "email": "ana@acme.test" if customer == "c-17" else "bo@acme.test",
         "cadence_email": "e-1",
+        "cadence_customer": customer,
+        "cadence_messages": "m1",
+        "cadence_categories": "",
         **extra,
     }
 
 
-def test_signed_webhook_batch_with_a_hard_bounce(served, keypair) -> None:  # type: ignore[no-untyped-def]
-    app, client = served
-    body = json.dumps(
-        [
-            _event("bounce", "sg-1", type="bounce", reason="550 no such user"),
-            _event("open", "sg-2"),
-            {
-                "event": "delivered",
-                "sg_event_id": "sg-x",
-                "timestamp": 1,
-                "email": "x@y.test",
-            },  # not ours
-        ]
-    ).encode()
-    ts = str(int(NOW.timestamp()))
-    headers = {
-        "X-Twilio-Email-Event-Webhook-Timestamp": ts,
-        "X-Twilio-Email-Event-Webhook-Signature": sign(keypair[0], ts, body),
-    }
-    r = client.post("/webhooks/sendgrid", content=body, headers=headers)
-    assert r.status_code == 200 and r.json() == {"stored": 2, "duplicates": 0, "ignored": 1}
-    assert app.store.customer("c-17").reach.hard_bounced
-    again = client.post("/webhooks/sendgrid", content=body, headers=headers)
-    assert again.json()["stored"] == 0 and again.json()["duplicates"] == 2
+# -- one-click unsubscribe ------------------------------------------------------------------
 
 
-def test_tampered_unsigned_or_malformed_batches_store_nothing(served, keypair) -> None:  # type: ignore[no-untyped-def]
-    app, client = served
-    body = json.dumps([_event("spamreport", "sg-3")]).encode()
-    ts = str(int(NOW.timestamp()))
-    signature = sign(keypair[0], ts, body)
-    tampered = body.replace(b"spamreport", b"spamreporT")
-    for content, headers in (
-        (
-            tampered,
-            {
-                "X-Twilio-Email-Event-Webhook-Timestamp": ts,
-                "X-Twilio-Email-Event-Webhook-Signature": signature,
-            },
-        ),
+def test_get_shows_a_button_and_changes_nothing(served: Served) -> None:
+    token = served.token(["announcement"])
+    page = served.client.get(f"/u/{token}")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<form method="post">' in page.text and "announcement" in page.text
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["cache-control"] == "no-store"
+    assert served.client.head(f"/u/{token}").status_code == 200
+    assert served.app.store.event_digests([unsubscribe_event_id(token)]) == {}
+    assert not served.customer().reach.unsubscribed_categories
+
+
+def test_one_click_post_unsubscribes_at_once_and_a_second_click_is_a_no_op(
+    served: Served,
+) -> None:
+    token = served.token(["announcement"])
+    done = served.client.post(
+        f"/u/{token}",
+        content="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert done.status_code == 200 and not done.is_redirect and "unsubscribed" in done.text
+    assert served.customer().reach.unsubscribed_categories == {"announcement"}
+    assert not served.customer().reach.unsubscribed_all
+    event_id = unsubscribe_event_id(token)
+    assert list(served.app.store.event_digests([event_id])) == [event_id]
+    # the page's own form posts form data; it unsubscribes just the same (idempotently)
+    again = served.client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert again.status_code == 200
+    assert served.app.store.event_digests([f"{event_id}:{int(now().timestamp())}"]) == {}
+    assert served.customer("c-18").reach == Customer("x", "x", "x").reach  # only c-17
+
+
+def test_a_link_without_categories_unsubscribes_from_all(served: Served) -> None:
+    assert served.client.post(f"/u/{served.token(None)}").status_code == 200
+    assert served.customer().reach.unsubscribed_all
+
+
+def test_clicking_again_after_resubscribing_unsubscribes_again(served: Served) -> None:
+    token = served.token(None)
+    assert served.client.post(f"/u/{token}").status_code == 200
+    back = Event("r-1", "c-17", "resubscribed", now(), {})
+    served.app.store.add_events([(back, "r")])
+    served.app.store.apply_events(served.app.store.unprocessed_events(10))
+    assert not served.customer().reach.unsubscribed_all
+    assert served.client.post(f"/u/{token}").status_code == 200
+    assert served.customer().reach.unsubscribed_all
+
+
+def _tampered(token: str) -> list[str]:
+    payload, _, signature = token.partition(".")
+    raw = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    raw["c"] = "c-18"  # someone else's id, the old signature
+    other = base64.urlsafe_b64encode(json.dumps(raw).encode()).rstrip(b"=").decode()
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    return [f"{other}.{signature}", f"{payload}.{flipped}", payload, f"{payload}.", "x.y", "%00"]
+
+
+def test_forged_altered_or_malformed_tokens_get_403_and_change_nothing(served: Served) -> None:
+    forged = make_token(b"not our secret", "c-17", None, now())
+    for bad in [forged, *_tampered(served.token(None))]:
+        assert served.client.post(f"/u/{bad}").status_code == 403, bad
+        assert served.client.get(f"/u/{bad}").status_code == 403, bad
+    for cid in ("c-17", "c-18"):
+        assert not served.customer(cid).reach.unsubscribed_all
+    assert served.app.store.unprocessed_events(100) == []
+
+
+def test_a_valid_link_for_an_unknown_customer_stores_nothing(served: Served) -> None:
+    assert served.client.post(f"/u/{served.token(None, customer='c-99')}").status_code == 200
+    assert served.app.store.customer("c-99") is None
+
+
+# -- SendGrid's event webhook ---------------------------------------------------------------
+
+
+def test_a_signed_batch_becomes_ledger_events_once(served: Served) -> None:
+    batch = [
+        sg("bounce", "b1", customer="c-18", type="bounce", reason="550 no such user"),
+        sg("spamreport", "s1"),
+        sg("group_unsubscribe", "u1", cadence_categories="tip,announcement"),
+        sg("open", "o1"),
+        sg("click", "k1", url="https://vendor.test/x"),
+        sg("processed", "p1"),
+        {"event": "delivered", "sg_event_id": "z", "timestamp": 1, "email": "x@y.test"},
+    ]
+    r = served.post_events(*batch)
+    assert r.status_code == 200
+    assert r.json() == {"stored": 5, "duplicates": 0, "ignored": 2, "settled": 0}
+    assert served.customer("c-18").reach.hard_bounced
+    reach = served.customer().reach
+    assert reach.spam_reported and reach.unsubscribed_categories == {"tip", "announcement"}
+    stored = served.app.store.event_digests(["sg:b1", "sg:s1", "sg:u1", "sg:o1", "sg:k1", "sg:p1"])
+    assert sorted(stored) == ["sg:b1", "sg:k1", "sg:o1", "sg:s1", "sg:u1"]
+    # SendGrid posts the same batch again (it retries without a 2xx): nothing new
+    again = served.post_events(*batch)
+    assert again.json() == {"stored": 0, "duplicates": 5, "ignored": 2, "settled": 0}
+
+
+def test_a_bounce_for_an_address_the_customer_no_longer_has_suppresses_nothing(
+    served: Served,
+) -> None:
+    r = served.post_events(sg("bounce", "b1", type="bounce", email="old@acme.test"))
+    assert r.json()["ignored"] == 1 and not served.customer().reach.hard_bounced
+
+
+def test_soft_bounces_are_counted_not_suppressing(served: Served) -> None:
+    served.post_events(sg("bounce", "b1", type="blocked"), sg("deferred", "d1"))
+    reach = served.customer().reach
+    assert reach.soft_bounces == 2 and not reach.hard_bounced
+
+
+def test_unsigned_altered_or_stale_signature_gets_403_and_stores_nothing(
+    served: Served,
+) -> None:
+    body = json.dumps([sg("spamreport", "s1")]).encode()
+    headers = served.signed(body)
+    tampered = body.replace(b"spamreport", b"delivered ")
+    later = {**headers, TS: str(int(headers[TS]) + 1)}
+    other = ec.generate_private_key(ec.SECP256R1())
+    forged_sig = other.sign(headers[TS].encode() + body, ec.ECDSA(hashes.SHA256()))
+    forged = {**headers, SIG: base64.b64encode(forged_sig).decode()}
+    for content, h in [
+        (tampered, headers),
         (body, {}),
-        (
-            body,
-            {
-                "X-Twilio-Email-Event-Webhook-Timestamp": str(int(ts) + 1),
-                "X-Twilio-Email-Event-Webhook-Signature": signature,
-            },
-        ),
-    ):
-        assert (
-            client.post("/webhooks/sendgrid", content=content, headers=headers).status_code == 403
-        )
-    bad = b'{"not": "an array"}'
-    headers = {
-        "X-Twilio-Email-Event-Webhook-Timestamp": ts,
-        "X-Twilio-Email-Event-Webhook-Signature": sign(keypair[0], ts, bad),
-    }
-    assert client.post("/webhooks/sendgrid", content=bad, headers=headers).status_code == 400
-    reach = app.store.customer("c-17").reach
-    assert not reach.spam_reported and not reach.hard_bounced
-    assert app.store.event_digests(["sg:sg-3"]) == {}
+        (body, {TS: headers[TS]}),
+        (body, later),
+        (body, forged),
+        (body, {**headers, SIG: "%%%"}),
+    ]:
+        r = served.client.post("/webhooks/sendgrid", content=content, headers=h)
+        assert r.status_code == 403
+    assert served.app.store.event_digests(["sg:s1"]) == {}
+    assert not served.customer().reach.spam_reported
 
 
-def test_health_and_metrics(served) -> None:  # type: ignore[no-untyped-def]
-    _, client = served
-    health = client.get("/healthz")
-    assert health.status_code == 200 and health.json()["database"] == "ok"
-    text = client.get("/metrics").text
-    assert "cadence_emails_sent_total" in text and "cadence_tick_seconds" in text
+def test_a_malformed_batch_gets_400_and_stores_none_of_it(served: Served) -> None:
+    good = [sg("bounce", f"b{i}", type="bounce") for i in range(3)]
+    for events in ([*good, sg("open", "o1", timestamp="soon")], {"not": "an array"}):
+        body = json.dumps(events).encode()
+        r = served.client.post("/webhooks/sendgrid", content=body, headers=served.signed(body))
+        assert r.status_code == 400 and "error" in r.json()
+    body = b"[{"
+    r = served.client.post("/webhooks/sendgrid", content=body, headers=served.signed(body))
+    assert r.status_code == 400
+    assert served.app.store.event_digests(["sg:b0", "sg:b1", "sg:b2"]) == {}
+    assert not served.customer().reach.hard_bounced
+
+
+def test_a_batch_is_stored_whole_or_not_at_all(served: Served, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store = served.app.store
+    real = store.add_events
+    calls: list[int] = []
+
+    def failing(items):  # type: ignore[no-untyped-def]
+        calls.append(len(items))
+        raise RuntimeError("the database went away mid-batch")
+
+    monkeypatch.setattr(store, "add_events", failing)
+    batch = [sg("bounce", f"b{i}", type="bounce") for i in range(4)]
+    assert served.post_events(*batch).status_code == 500
+    assert calls == [4]  # one call for the whole batch: one transaction
+    assert store.event_digests([f"sg:b{i}" for i in range(4)]) == {}
+    monkeypatch.setattr(store, "add_events", real)
+    assert served.post_events(*batch).json()["stored"] == 4  # SendGrid's retry lands it whole
+    # the server survived the failing handler, and keeps serving
+    assert served.client.get("/healthz").status_code == 200 and served.server.running
+
+
+def test_delivered_settles_an_unconfirmed_email_as_sent(served: Served) -> None:
+    store = served.app.store
+    t = now()
+    store.add_messages(
+        [(Message("m1", "c-17", "success", subject="s", body_text="b", send_after=t), "d")]
+    )
+    rules = Rules(version="v1")
+    contexts = store.load_contexts(store.customers_to_plan(t, 10), t, rules.lookback())
+    store.save_plans([plan_customer(c, rules, t) for c in contexts], rules.version)
+    (claimed,) = store.claim_due(t + timedelta(seconds=1), "d1", timedelta(minutes=5), 10)
+    email_id = claimed.email.id
+    assert store.mark_sending(email_id, "d1")
+    store.recover_leases(t + timedelta(minutes=6))  # the daemon died mid-send
+    assert [e.id for e, _ in store.unconfirmed_emails()] == [email_id]
+    r = served.post_events(sg("delivered", "dl1", cadence_email=email_id, cadence_messages="m1"))
+    assert r.json() == {"stored": 1, "duplicates": 0, "ignored": 0, "settled": 1}
+    assert store.unconfirmed_emails() == []
+    ((_message, decision),) = store.messages_of("c-17")
+    assert decision.status is Status.SENT and "SendGrid event dl1" in decision.reason
+    repeat = served.post_events(sg("delivered", "dl1", cadence_email=email_id))
+    assert repeat.json()["settled"] == 0
+
+
+def test_without_a_key_unsigned_batches_are_accepted(store, db_url, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    app = _app(store, db_url, monkeypatch)
+    server = start_http(app, "127.0.0.1:0", public_key=None)
+    try:
+        body = json.dumps([sg("spamreport", "s1")])
+        r = httpx.post(f"http://127.0.0.1:{server.port}/webhooks/sendgrid", content=body)
+        assert r.status_code == 200 and r.json()["stored"] == 1
+    finally:
+        server.stop()
+
+
+# -- health and metrics ---------------------------------------------------------------------
+
+
+def test_healthz_says_whether_the_database_answers_and_the_scheduler_ticks(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok = served.client.get("/healthz")
+    assert ok.status_code == 200 and ok.json() == {"database": "ok", "scheduler": "ok"}
+    served.alive.clear()
+    stalled = served.client.get("/healthz")
+    assert stalled.status_code == 503 and stalled.json()["scheduler"] == "stalled"
+    served.alive.set()
+
+    def down(key: str) -> None:
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(served.app.store, "get_meta", down)
+    broken = served.client.get("/healthz")
+    assert broken.status_code == 503 and broken.json()["database"] == "down"
+
+
+def _sample(text: str, line_start: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(line_start + " ") or line.startswith(line_start + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_in_the_prometheus_text_format(served: Served) -> None:
+    from cadence.model import Decision
+
+    before = served.client.get("/metrics").text
+    metrics.record_sent(3)
+    metrics.record_failed()
+    metrics.record_retried(2)
+    metrics.record_unconfirmed()
+    metrics.set_unconfirmed(4)
+    metrics.observe_tick(0.2)
+    metrics.set_queue_depth(7)
+    metrics.record_decisions(
+        [
+            Decision("m1", Status.SUPPRESSED, "unsubscribed", rule="unsubscribed"),
+            Decision("m2", Status.SCHEDULED, "in window"),
+        ]
+    )
+    r = served.client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    for name, delta in [
+        ("cadence_emails_sent_total", 3),
+        ("cadence_emails_failed_total", 1),
+        ("cadence_emails_retried_total", 2),
+        ("cadence_emails_unconfirmed_total", 1),
+        ("cadence_tick_seconds_count", 1),
+    ]:
+        assert _sample(text, name) - _sample(before, name) == delta, name
+    assert _sample(text, "cadence_unconfirmed_emails") == 4
+    assert _sample(text, "cadence_queue_depth") == 7
+    assert 'cadence_decisions_total{rule="unsubscribed",status="suppressed"}' in text
+    assert 'cadence_decisions_total{rule="",status="scheduled"}' in text
+    assert "# TYPE cadence_tick_seconds histogram" in text
