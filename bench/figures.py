@@ -244,50 +244,70 @@ def pass_memory(config: Path) -> Figure:
     )
 
 
+class _Lookalike:
+    """The SendGrid look-alike in a process of its own, so it does not share our GIL."""
+
+    api_key = "SG.test-key"
+
+    def __enter__(self) -> _Lookalike:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.run_lookalike"],
+            cwd=REPO,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        out, _ = self.proc.communicate("", timeout=30)
+        self.accepted = int(out.strip() or 0)
+
+
 def dispatch_rate(store: Store, config: Path, now: datetime, emails: int) -> Figure:
     from cadence.app import App
     from cadence.config import load_settings
     from cadence.delivery.sendgrid import SendgridTransport
     from cadence.dispatch import Dispatcher
-    from tests.support.sendgrid_lookalike import SendgridLookalike
 
     app = App(load_settings(config))
-    with SendgridLookalike() as sg:
+    ids = sample_ids(store, emails)
+    store.add_messages(
+        [
+            (
+                Message(
+                    f"tx-{i}",
+                    cid,
+                    "billing",
+                    category="receipt",
+                    subject="Receipt",
+                    body_text="Thanks",
+                    transactional=True,
+                    send_after=now,
+                ),
+                "bench",
+            )
+            for i, cid in enumerate(ids)
+        ]
+    )
+    plan_due(store, RULES, now, "UTC")
+    with _Lookalike() as sg:
         transport = SendgridTransport(sg.api_key, sg.url, timeout=10)
-        ids = sample_ids(store, emails)
-        store.add_messages(
-            [
-                (
-                    Message(
-                        f"tx-{i}",
-                        cid,
-                        "billing",
-                        category="receipt",
-                        subject="Receipt",
-                        body_text="Thanks",
-                        transactional=True,
-                        send_after=now,
-                    ),
-                    "bench",
-                )
-                for i, cid in enumerate(ids)
-            ]
-        )
-        plan_due(store, RULES, now, "UTC")
-        dispatcher = Dispatcher(
-            store, transport, app.renderer(), app.settings, b"bench-secret", "bench"
-        )
+        dispatcher = Dispatcher(store, transport, app.renderer(), app.settings, b"secret", "bench")
         report, seconds = _timed(dispatcher.run, now, batch=500)
-        ours = len(report.sent) / seconds
-        official = official_client_rate(sg, min(300, emails))
         transport.close()
+        official = official_client_rate(sg, min(500, emails))
+    ours = len(report.sent) / seconds
     return Figure(
         "dispatch to a local SendGrid look-alike, one daemon",
         ours,
         "emails/s",
         ">= 2000",
         {"official sendgrid client, one by one": official},
-        f"{len(report.sent)} emails; also target >= 3x the official client ({3 * official:.0f}/s)",
+        f"{len(report.sent)} emails (claim, render, send, record); "
+        f"also target >= 3x the official client ({3 * official:.0f}/s)",
     )
 
 

@@ -30,6 +30,9 @@ log = logging.getLogger("cadence.dispatch")
 
 
 MAX_ATTEMPTS = 8
+# emails per chunk for each sending thread: one write before and one after a chunk, so a crash
+# leaves at most a chunk unconfirmed (for a person or a provider event to settle)
+CHUNK_PER_WORKER = 4
 BACKOFF_BASE = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(minutes=30)
 
@@ -73,8 +76,9 @@ class Dispatcher:
                 claimed = self.store.claim_due(now, self.owner, lease, limit)
                 if not claimed:
                     break
-                for i in range(0, len(claimed), width):
-                    chunk = claimed[i : i + width]
+                size = width * CHUNK_PER_WORKER
+                for i in range(0, len(claimed), size):
+                    chunk = claimed[i : i + size]
                     if self.should_stop():
                         for item in chunk:
                             self.store.release(item.email.id)

@@ -8,7 +8,7 @@ without a provider event or an operator saying so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -143,41 +143,64 @@ class DispatchOps:
         *,
         sent_at: datetime | None = None,
     ) -> list[Message]:
-        row = conn.execute(select(emails).where(emails.c.id == email_id)).mappings().one()
-        ids = list(row["members"])
-        rows = conn.execute(select(messages).where(messages.c.id.in_(ids))).mappings().all()
+        return self._settle_many(conn, [email_id], status, lambda _: reason, at, sent_at=sent_at)
+
+    def _settle_many(
+        self,
+        conn: Connection,
+        email_ids: Sequence[str],
+        status: Status,
+        reason: Callable[[str], str],
+        at: datetime,
+        *,
+        sent_at: datetime | None = None,
+    ) -> list[Message]:
+        """The members of these emails take the emails' fate, in a handful of statements."""
+        rows = conn.execute(
+            select(emails.c.id, emails.c.members, emails.c.customer_id).where(
+                emails.c.id.in_(email_ids)
+            )
+        ).all()
+        email_of = {m: r.id for r in rows for m in r.members}
+        members = (
+            conn.execute(select(messages).where(messages.c.id.in_(list(email_of)))).mappings().all()
+        )
+        if not members:
+            return []
+        extra = {"m_sent_at": sent_at} if sent_at else {}
         conn.execute(
             update(messages)
-            .where(messages.c.id.in_(ids))
+            .where(messages.c.id == bindparam("m_id"))
             .values(
                 status=str(status),
-                reason=reason,
+                reason=bindparam("m_reason"),
                 final=True,
                 in_flight=False,
                 decided_at=at,
-                **({"sent_at": sent_at} if sent_at else {}),
-            )
+                **({"sent_at": bindparam("m_sent_at")} if sent_at else {}),
+            ),
+            [{"m_id": m["id"], "m_reason": reason(email_of[m["id"]]), **extra} for m in members],
         )
         conn.execute(
             insert(decisions),
             [
                 {
-                    "message_id": r["id"],
-                    "customer_id": r["customer_id"],
+                    "message_id": m["id"],
+                    "customer_id": m["customer_id"],
                     "decided_at": at,
                     "status": str(status),
-                    "send_at": r["send_at"],
-                    "email_id": email_id,
-                    "rule": r["rule"],
-                    "reason": reason,
-                    "details": r["details"] or {},
-                    "rules_version": r["rules_version"],
+                    "send_at": m["send_at"],
+                    "email_id": email_of[m["id"]],
+                    "rule": m["rule"],
+                    "reason": reason(email_of[m["id"]]),
+                    "details": m["details"] or {},
+                    "rules_version": m["rules_version"],
                 }
-                for r in rows
+                for m in members
             ],
         )
-        self._mark_dirty(conn, {row["customer_id"]})
-        return [convert.message(r) for r in rows]
+        self._mark_dirty(conn, {r.customer_id for r in rows})
+        return [convert.message(m) for m in members]
 
     def mark_sending_many(self, email_ids: Sequence[str], owner: str) -> set[str]:
         """Mark a chunk `sending` in one write; returns the ids still ours (leases held)."""
@@ -220,11 +243,9 @@ class DispatchOps:
                 ),
                 [{"e_id": i, "e_provider": p} for i, p in sent],
             )
-            members: list[Message] = []
-            for email_id, _ in sent:
-                members += self._settle_members(
-                    conn, email_id, Status.SENT, f"sent in {email_id}", at, sent_at=at
-                )
+            members = self._settle_many(
+                conn, [i for i, _ in sent], Status.SENT, lambda e: f"sent in {e}", at, sent_at=at
+            )
             self._touch_contact(conn, members, at)
 
     def mark_sent(self, email_id: str, at: datetime, provider_id: str | None) -> None:

@@ -1,0 +1,17 @@
+"""Run the SendGrid look-alike in its own process (benchmarks: it must not share our GIL).
+Prints its URL on the first line, then serves until stdin closes; on exit prints how many
+requests it accepted."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from tests.support.sendgrid_lookalike import SendgridLookalike
+
+if __name__ == "__main__":
+    with SendgridLookalike() as sg:
+        print(sg.url, flush=True)
+        sys.stdin.read()
+        time.sleep(0.1)
+        print(len(sg.accepted), flush=True)
