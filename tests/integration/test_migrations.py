@@ -28,3 +28,9 @@ def test_upgrade_twice_is_harmless(db_url: str) -> None:
     upgrade(db_url)
     upgrade(db_url)
     assert schema_state(db_url) == "current"
+
+
+def test_head_constant_is_alembics_head() -> None:
+    from cadence.store.db import HEAD, alembic_head
+
+    assert alembic_head() == HEAD  # a new migration must move HEAD too
