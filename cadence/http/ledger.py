@@ -54,6 +54,11 @@ def _add_once(store: Store, items: list[tuple[Event, str]]) -> int:
         if not present:
             raise
         rest = [(e, d) for e, d in items if e.id not in present]
+        log.info(
+            "%d of %d events were stored meanwhile by a concurrent request",
+            len(present),
+            len(items),
+        )
         if rest:
             store.add_events(rest)  # a second failure is a real one: it propagates
         return len(rest)

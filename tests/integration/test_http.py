@@ -384,3 +384,29 @@ def test_metrics_in_the_prometheus_text_format(served: Served) -> None:
     assert 'cadence_decisions_total{rule="unsubscribed",status="suppressed"}' in text
     assert 'cadence_decisions_total{rule="",status="scheduled"}' in text
     assert "# TYPE cadence_tick_seconds histogram" in text
+
+
+def test_the_same_batch_posted_concurrently_is_stored_once(served: Served) -> None:
+    """SendGrid retries a post it got no answer to, possibly while the first is still being
+    stored; and a person may double-click. Neither may fail or store twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batch = [sg("open", f"o{i}") for i in range(20)]
+    body = json.dumps(batch).encode()
+    headers = served.signed(body)
+    token = served.token(["tip"])
+    base = str(served.client.base_url)
+
+    def post_batch(_: int) -> httpx.Response:
+        return httpx.post(f"{base}/webhooks/sendgrid", content=body, headers=headers, timeout=30)
+
+    def click(_: int) -> httpx.Response:
+        return httpx.post(f"{base}/u/{token}", timeout=30)
+
+    with ThreadPoolExecutor(8) as pool:
+        posts = list(pool.map(post_batch, range(6)))
+        clicks = list(pool.map(click, range(6)))
+    assert [r.status_code for r in posts + clicks] == [200] * 12
+    assert sum(r.json()["stored"] for r in posts) == 20
+    assert len(served.app.store.event_digests([f"sg:o{i}" for i in range(20)])) == 20
+    assert served.customer().reach.unsubscribed_categories == {"tip"}
