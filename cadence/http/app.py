@@ -111,7 +111,7 @@ def create_app(
     def claim_of(token: str) -> UnsubscribeClaim | None:
         try:
             return verify_token(secret, token)
-        except InvalidToken:
+        except (InvalidToken, ValueError):  # ValueError: a non-ASCII payload fails to encode
             return None
 
     def apply_now() -> None:

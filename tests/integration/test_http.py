@@ -175,7 +175,15 @@ def _tampered(token: str) -> list[str]:
     raw["c"] = "c-18"  # someone else's id, the old signature
     other = base64.urlsafe_b64encode(json.dumps(raw).encode()).rstrip(b"=").decode()
     flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
-    return [f"{other}.{signature}", f"{payload}.{flipped}", payload, f"{payload}.", "x.y", "%00"]
+    return [
+        f"{other}.{signature}",
+        f"{payload}.{flipped}",
+        payload,
+        f"{payload}.",
+        "x.y",
+        "%00",
+        "%C3%A9.AAAA",
+    ]
 
 
 def test_forged_altered_or_malformed_tokens_get_403_and_change_nothing(served: Served) -> None:
