@@ -97,8 +97,9 @@ class Daemon:
             now = utcnow()
             started = time.monotonic()
             report = run_pass(self.app, now, sweep=False, should_stop=self.stopping.is_set)
-            metrics.TICK_SECONDS.observe(time.monotonic() - started)
-            metrics.QUEUE_DEPTH.set(self.app.store.due_count(utcnow()))
+            metrics.observe_tick(time.monotonic() - started)
+            metrics.set_queue_depth(self.app.store.due_count(utcnow()))
+            metrics.set_unconfirmed(len(self.app.store.unconfirmed_emails()))
             self.last_tick = now
             if report.dispatch.sent or report.dispatch.failed or report.planned:
                 log.info(report.summary())

@@ -3,6 +3,7 @@ few weeks of virtual time with the `file` transport, and what happened, told in 
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -34,6 +35,8 @@ class DemoResult:
     emails_by_role: Counter[str] = field(default_factory=Counter)
     merged_emails: int = 0
     checkins: list[tuple[str, str, str]] = field(default_factory=list)
+    before: dict[str, list[int]] = field(default_factory=dict)  # customer -> emails per week
+    after: dict[str, list[int]] = field(default_factory=dict)
 
 
 def build(
@@ -64,6 +67,12 @@ def build(
         ("messages", ingest.submit_messages, "messages.jsonl"),
         ("events", ingest.ingest_events, "events.jsonl"),
     ]
+    from cadence.starter.crowd import crowd_records
+
+    for kind, records in crowd_records(base).items():
+        lines = "\n".join(json.dumps(r) for r in records) + "\n"
+        (samples / f"crowd-{kind}.jsonl").write_text(lines)
+    steps += [(f"{name} (crowd)", fn, f"crowd-{file}") for name, fn, file in steps]
     for name, fn, file in steps:
         report = fn(store, str(samples / file), now=base)
         if report.errors:
@@ -90,10 +99,25 @@ def build(
     return app, result
 
 
+def _week(result: DemoResult, t: datetime | None) -> int | None:
+    if t is None or not result.base <= t < result.end:
+        return None
+    return int((t - result.base) // timedelta(days=7))
+
+
 def _tally(app: App, result: DemoResult) -> None:
     store = app.store
+    weeks = max(1, int((result.end - result.base) // timedelta(days=7)))
     for customer_id in store.customer_ids():
+        before = result.before[customer_id] = [0] * weeks
+        after = result.after[customer_id] = [0] * weeks
         for message, decision in store.messages_of(customer_id):
+            # without cadence, every message is an email of its own, when its role wanted
+            w = _week(result, message.sent_at if message.kind == "recorded" else message.send_after)
+            if w is not None and message.to is None:
+                before[w] += 1
+                if message.kind == "recorded":
+                    after[w] += 1
             result.statuses[str(decision.status)] += 1
             if decision.rule and decision.status in ("suppressed", "expired", "deferred", "held"):
                 result.by_rule[f"{decision.status}: {decision.rule}"] += 1
@@ -102,6 +126,9 @@ def _tally(app: App, result: DemoResult) -> None:
             if message.playbook:
                 result.checkins.append((customer_id, message.playbook, str(decision.status)))
         for email, status in store.emails_of(customer_id):
+            w = _week(result, email.send_at) if status == "sent" and not email.to_owner else None
+            if w is not None:
+                after[w] += 1
             if status == "sent":
                 result.emails_by_role[email.role] += 1
                 if len(email.members) > 1:

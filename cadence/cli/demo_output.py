@@ -36,6 +36,21 @@ def print_demo(console: Console, app: App, r: DemoResult) -> None:
         f"\n[bold]2. The engine ran[/bold] from {r.base:%d %b} to {r.end:%d %b} in virtual "
         f"time ({r.passes} passes of `cadence run --once`), sending to the file transport."
     )
+    from cadence.simulate import distribution
+
+    weekly = Table(
+        title=f"Emails per customer per week, {len(r.before)} customers", title_justify="left"
+    )
+    weekly.add_column("")
+    for col in ("mean", "p50", "p95", "max"):
+        weekly.add_column(col, justify="right")
+    for label, rows in (
+        ("before: every role on its own", r.before),
+        ("after: with the rules", r.after),
+    ):
+        d = distribution(rows.values())
+        weekly.add_row(label, *(f"{d[k]:g}" for k in ("mean", "p50", "p95", "max")))
+    console.print(weekly)
     roles = Table(title="Messages asked for vs emails that went out, by role", title_justify="left")
     for col in ("role", "messages submitted", "emails sent (leading role)"):
         roles.add_column(col, justify="right" if col != "role" else "left")

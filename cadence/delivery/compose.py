@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from functools import cache
+from typing import Any, Protocol
 
 from markupsafe import escape
 
@@ -113,6 +114,21 @@ def _footer(rendered: Rendered, url: str) -> Rendered:
     return Rendered(rendered.subject, text, html)
 
 
+def inline_css(html: str) -> str:
+    """Mail clients drop <style> blocks: the rules are written into style attributes by a
+    library made for it (css-inline); media queries stay in a <style> block for the clients
+    that honour them (the layout's narrow-screen rules)."""
+    inlined = str(_inliner().inline(html))
+    return inlined if inlined.endswith("\n") or not html.endswith("\n") else inlined + "\n"
+
+
+@cache
+def _inliner() -> Any:
+    import css_inline
+
+    return css_inline.CSSInliner(keep_at_rules=True, keep_style_tags=False)
+
+
 def _safe_header(name: str, value: str) -> tuple[str, str]:
     if "\r" in value or "\n" in value:
         raise ComposeError(f"header {name} would contain a line break: {value!r}")
@@ -173,7 +189,7 @@ def compose(
         reply_to=reply_to,
         subject=rendered.subject,
         text=rendered.text,
-        html=rendered.html,
+        html=inline_css(rendered.html) if rendered.html is not None else None,
         headers=tuple(headers),
         message_ids=tuple(m.id for m in ordered),
         transactional=email.transactional,

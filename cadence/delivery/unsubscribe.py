@@ -74,6 +74,8 @@ def make_token(
 
 def verify_token(secret: bytes, token: str) -> UnsubscribeClaim:
     """The claim a token makes, if and only if `secret` signed it exactly as it is."""
+    if not token.isascii():  # every token we make is ASCII; anything else is not ours
+        raise InvalidToken("not a token")
     payload, sep, signature = token.partition(".")
     if not sep or not payload or not signature:
         raise InvalidToken("not a cadence unsubscribe token")

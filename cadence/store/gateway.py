@@ -204,10 +204,23 @@ class Store(PlanningOps, DispatchOps):
             return [convert.event(r) for r in rows]
 
     def apply_events(self, applied: Sequence[Event]) -> None:
-        """Apply what events mean to each customer, in time order, and mark them processed."""
+        """Apply what events mean to each customer, in time order, and mark them processed.
+        Only events still unprocessed when this transaction marks them are applied, so the
+        daemon and the HTTP handler (or two daemons) never apply one event twice."""
         if not applied:
             return
         with self.engine.begin() as conn:
+            mine: set[str] = set()
+            for part in chunks([e.id for e in applied]):
+                mine |= set(
+                    conn.scalars(
+                        update(events)
+                        .where(events.c.id.in_(part), events.c.processed.is_(False))
+                        .values(processed=True)
+                        .returning(events.c.id)
+                    )
+                )
+            applied = [e for e in applied if e.id in mine]
             ids = sorted({e.customer_id for e in applied})
             rows = {
                 r["id"]: dict(r)
@@ -233,8 +246,6 @@ class Store(PlanningOps, DispatchOps):
                         dirty=True,
                     )
                 )
-            for part in chunks([e.id for e in applied]):
-                conn.execute(update(events).where(events.c.id.in_(part)).values(processed=True))
 
     def cancel_messages(
         self, ids: Sequence[str], by: str, at: datetime, *, event: str | None = None
