@@ -83,8 +83,11 @@ def build(
     result.preview = preview(store, rules, DEMO_CUSTOMER, base, 21, app.settings.default_timezone)
     progress("running the engine over the weeks")
     t = base
+    swept_on = None
     while t <= result.end:
-        report = run_pass(app, t, sweep=True)
+        # sweeps are daily, as the daemon schedules them; planning and sending at every wake-up
+        report = run_pass(app, t, sweep=t.date() != swept_on)
+        swept_on = t.date()
         result.passes += 1
         result.sent += len(report.dispatch.sent)
         wake = store.next_wakeup()

@@ -71,11 +71,14 @@ def print_demo(console: Console, app: App, r: DemoResult) -> None:
             rules.add_row(key, str(n))
         console.print(rules)
     if r.checkins:
+        from collections import Counter
+
+        counts = Counter((playbook, status) for _, playbook, status in r.checkins)
         checkins = Table(title="Check-ins the playbooks created", title_justify="left")
-        for col in ("customer", "playbook", "status"):
-            checkins.add_column(col)
-        for row in sorted(r.checkins):
-            checkins.add_row(*row)
+        for col in ("playbook", "status", "check-ins"):
+            checkins.add_column(col, justify="right" if col == "check-ins" else "left")
+        for (playbook, status), n in sorted(counts.items()):
+            checkins.add_row(playbook, status, str(n))
         console.print(checkins)
     status = ", ".join(f"{n} {s}" for s, n in r.statuses.most_common())
     console.print(f"Every message ended in one status: {status}.")
