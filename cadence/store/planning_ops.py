@@ -24,15 +24,22 @@ class PlanningOps:
     is_postgres: bool
 
     def customers_to_plan(self, now: datetime, limit: int) -> list[str]:
+        """Customers marked dirty, then those whose next planned moment has come. Two
+        lookups, each on its own index: an `OR` of the two would scan every customer, and
+        an idle tick must cost the same at ten thousand customers as at a million."""
         with self.engine.connect() as conn:
-            return list(
-                conn.scalars(
-                    select(customers.c.id)
-                    .where(or_(customers.c.dirty.is_(True), customers.c.next_plan_at <= now))
-                    .order_by(customers.c.id)
-                    .limit(limit)
-                )
+            dirty = list(
+                conn.scalars(select(customers.c.id).where(customers.c.dirty.is_(True)).limit(limit))
             )
+            if len(dirty) >= limit:
+                return dirty
+            due = conn.scalars(
+                select(customers.c.id)
+                .where(customers.c.next_plan_at <= now)
+                .order_by(customers.c.next_plan_at)
+                .limit(limit - len(dirty))
+            )
+            return list(dict.fromkeys([*dirty, *due]))
 
     def mark_all_dirty(self) -> None:
         with self.engine.begin() as conn:
