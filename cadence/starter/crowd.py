@@ -77,7 +77,7 @@ def _data(template: str | None, i: int) -> dict[str, Any]:
     }.get(template or "", {})
 
 
-def crowd_records(base: datetime, n: int = 300, seed: int = 11) -> dict[str, list[dict[str, Any]]]:
+def crowd_records(base: datetime, n: int = 200, seed: int = 11) -> dict[str, list[dict[str, Any]]]:
     rnd = random.Random(seed)
     out: dict[str, list[dict[str, Any]]] = {
         "customers": [],
