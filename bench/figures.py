@@ -185,27 +185,21 @@ def incremental(store: Store, now: datetime, n: int) -> list[Figure]:
     return figures
 
 
+def _cadence(config: Path, *args: str) -> None:
+    """`cadence -c CONFIG ARGS...` in a process of its own, as a user runs it."""
+    subprocess.run(
+        [sys.executable, "-m", "cadence", "-c", str(config), *args],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "SG_KEY": "SG.test-key"},
+    )
+
+
 def preview_time(config: Path, customer: str, runs: int = 3) -> Figure:
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "cadence",
-                "-c",
-                str(config),
-                "preview",
-                customer,
-                "--format",
-                "json",
-                "--at",
-                "2026-11-23T12:00:00Z",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        _cadence(config, "preview", customer, "--format", "json", "--at", "2026-11-23T12:00:00Z")
         times.append(time.perf_counter() - started)
     return Figure(
         "cadence preview wall time (start-up included)",
@@ -219,22 +213,7 @@ def preview_time(config: Path, customer: str, runs: int = 3) -> Figure:
 def pass_memory(config: Path) -> Figure:
     """Peak RSS of a whole `cadence run --once` over the ledger, in its own process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cadence",
-            "-c",
-            str(config),
-            "run",
-            "--once",
-            "--now",
-            "2026-11-23T12:00:00Z",
-        ],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "SG_KEY": "SG.test-key"},
-    )
+    _cadence(config, "run", "--once", "--now", "2026-11-23T12:00:00Z")
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return Figure(
         "peak RSS of a full pass (plan everyone, send what is due)",

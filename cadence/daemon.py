@@ -158,25 +158,21 @@ class Daemon:
         every = [p.every for p in rules.playbooks if p.every is not None]
         sweep_every = min(every) if every else timedelta(hours=1)
         now = utcnow()
-        self.scheduler.add_job(
-            self.tick,
-            IntervalTrigger(seconds=tick.total_seconds()),
-            next_run_time=now,
-            id="tick",
-            max_instances=1,
-            coalesce=True,
-        )
-        self.scheduler.add_job(
-            self.sweep,
-            IntervalTrigger(seconds=sweep_every.total_seconds()),
-            next_run_time=now,
-            id="sweep",
-            max_instances=1,
-            coalesce=True,
-        )
-        self.scheduler.add_job(
-            self.watch, IntervalTrigger(seconds=2), id="watch", max_instances=1, coalesce=True
-        )
+        for job, every_, first in (
+            (self.tick, tick, now),
+            (self.sweep, sweep_every, now),
+            (self.watch, timedelta(seconds=2), None),
+        ):
+            # next_run_time=None would add the job paused: leave it out to follow the trigger
+            start = {"next_run_time": first} if first is not None else {}
+            self.scheduler.add_job(
+                job,
+                IntervalTrigger(seconds=every_.total_seconds()),
+                id=job.__name__,
+                max_instances=1,
+                coalesce=True,
+                **start,
+            )
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         from cadence.http.server import start_http

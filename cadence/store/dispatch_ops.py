@@ -269,23 +269,30 @@ class DispatchOps:
     def mark_failed(self, email_id: str, error: str, at: datetime | None = None) -> None:
         from cadence.clock import utcnow
 
-        at = at or utcnow()
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(emails)
-                .where(emails.c.id == email_id)
-                .values(status="failed", error=error, updated_at=at, lease_owner=None)
-            )
-            self._settle_members(conn, email_id, Status.FAILED, f"failed: {error}", at)
+        self._close(email_id, "failed", Status.FAILED, error, f"failed: {error}", at or utcnow())
 
     def mark_unconfirmed(self, email_id: str, reason: str, at: datetime) -> None:
+        self._close(
+            email_id, "unconfirmed", Status.UNCONFIRMED, reason, f"unconfirmed: {reason}", at
+        )
+
+    def _close(
+        self,
+        email_id: str,
+        email_status: str,
+        status: Status,
+        error: str,
+        reason: str,
+        at: datetime,
+    ) -> None:
+        """An email ends without a send we can vouch for; its messages take the same fate."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(emails)
                 .where(emails.c.id == email_id)
-                .values(status="unconfirmed", error=reason, updated_at=at, lease_owner=None)
+                .values(status=email_status, error=error, updated_at=at, lease_owner=None)
             )
-            self._settle_members(conn, email_id, Status.UNCONFIRMED, f"unconfirmed: {reason}", at)
+            self._settle_members(conn, email_id, status, reason, at)
 
     def retry_later(self, email_id: str, at: datetime, reason: str) -> None:
         """A temporary failure: the claim stays, without an owner, until `at`; then the lease
