@@ -103,10 +103,24 @@ class Daemon:
             self.last_tick = now
             if report.dispatch.sent or report.dispatch.failed or report.planned:
                 log.info(report.summary())
+            self._wake_for_next()
         except Exception:
             log.exception("tick failed; the next tick tries again")
         finally:
             self._busy.release()
+
+    def _wake_for_next(self) -> None:
+        """The next tick comes when the next email is due (or a customer's next moment, or an
+        event's), if that is sooner than the interval: the daemon does not poll for it."""
+        wake = self.app.store.next_wakeup()
+        if wake is None or self.stopping.is_set():
+            return
+        job = self.scheduler.get_job("tick")
+        if job is not None and job.next_run_time is not None and wake < job.next_run_time:
+            # never sooner than a moment from now: something due that a tick cannot settle
+            # (another daemon holds it) must not turn the loop into a spin
+            soonest = utcnow() + timedelta(milliseconds=200)
+            self.scheduler.modify_job("tick", next_run_time=max(wake, soonest))
 
     def sweep(self) -> None:
         from cadence.lifecycle import sweep_all

@@ -307,3 +307,26 @@ def test_unsubscribe_link_of_a_sent_eml_stops_the_next_marketing_email(tmp_path:
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
     finally:
         assert daemon.stop() == 0
+
+
+def test_the_daemon_wakes_for_the_next_due_email_not_the_tick(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cadence.db'}"
+    with SendgridLookalike() as sg:
+        env = write_setup(tmp_path, url, sg, rules="")
+        text = (tmp_path / "cadence.yaml").read_text().replace("tick: 1s", "tick: 60s")
+        (tmp_path / "cadence.yaml").write_text(text)
+        seed(url, 1, 0)
+        due = datetime.now(UTC) + timedelta(seconds=4)
+        store = Store(url)
+        store.add_messages(
+            [(Message("soon", "c-0000", "sales", subject="s", body_text="b", send_after=due), "z")]
+        )
+        store.close()
+        daemon = Daemon(tmp_path, env)
+        try:
+            daemon.wait_for("cadence daemon started")
+            until(lambda: len(sg.accepted) == 1, timeout=20)  # the tick is 60 s
+            arrived = datetime.fromtimestamp(sg.accepted[0].at, UTC)
+            assert timedelta(0) <= arrived - due < timedelta(seconds=2)
+        finally:
+            assert daemon.stop() == 0
