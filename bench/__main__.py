@@ -80,6 +80,7 @@ def run_database(db: str, n: int, folder: Path, sample: int) -> list[F.Figure]:
         if db == "sqlite":
             out.append(F.dispatch_rate(store, config, now, min(2000, n)))
             out.append(F.pass_memory(config))
+            out += F.latency(url, folder)
         store.close()
         return out
     finally:
