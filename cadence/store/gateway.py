@@ -6,21 +6,21 @@ Ingestion and reading live here; planning and dispatch in their own modules, mix
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from cadence.clock import utcnow
-from cadence.model import Customer, Decision, Email, Event, Message, MessageKind, Status
+from cadence.model import Customer, Event, Message, MessageKind, Status
 from cadence.store import convert
 from cadence.store.db import make_engine
 from cadence.store.dispatch_ops import Claimed, DispatchOps
 from cadence.store.planning_ops import PlanningOps
-from cadence.store.tables import customers, decisions, emails, events, messages, meta
+from cadence.store.reading_ops import DecisionRecord, ReadingOps, SimulationInput
+from cadence.store.tables import customers, decisions, emails, events, messages
 
-__all__ = ["Claimed", "DecisionRecord", "Store"]
+__all__ = ["Claimed", "DecisionRecord", "SimulationInput", "Store"]
 
 CHUNK = 500  # ids per IN (...) list: well under every database's parameter limit
 
@@ -30,22 +30,7 @@ def chunks(ids: Sequence[str], size: int = CHUNK) -> Iterable[Sequence[str]]:
         yield ids[i : i + size]
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    decided_at: datetime
-    decision: Decision
-
-
-@dataclass(frozen=True, slots=True)
-class SimulationInput:
-    customer: Customer
-    submitted: tuple[Message, ...]
-    recorded: tuple[Message, ...]
-    sent_before: tuple[Any, ...]  # Sent
-    events: tuple[Event, ...]
-
-
-class Store(PlanningOps, DispatchOps):
+class Store(PlanningOps, DispatchOps, ReadingOps):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
@@ -311,73 +296,6 @@ class Store(PlanningOps, DispatchOps):
             self._mark_dirty(conn, {r["customer_id"] for r in done})
         return refused
 
-    # -- reading ----------------------------------------------------------------------------
-
-    def messages_of(self, customer_id: str) -> list[tuple[Message, Decision]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(messages)
-                .where(messages.c.customer_id == customer_id)
-                .order_by(messages.c.send_after, messages.c.sent_at, messages.c.id)
-            ).mappings()
-            return [(convert.message(r), convert.decision(r)) for r in rows]
-
-    def emails_of(self, customer_id: str) -> list[tuple[Email, str]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(emails).where(emails.c.customer_id == customer_id).order_by(emails.c.send_at)
-            ).mappings()
-            return [(convert.email(r), r["status"]) for r in rows]
-
-    def decision_history(self, message_id: str) -> list[DecisionRecord]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(decisions)
-                .where(decisions.c.message_id == message_id)
-                .order_by(decisions.c.id)
-            ).mappings()
-            return [DecisionRecord(r["decided_at"], convert.decision(r)) for r in rows]
-
-    def customer_ids(self) -> list[str]:
-        with self.engine.connect() as conn:
-            return list(conn.scalars(select(customers.c.id).order_by(customers.c.id)))
-
-    def customer_page(self, after: str | None, limit: int) -> list[str]:
-        query = select(customers.c.id).order_by(customers.c.id).limit(limit)
-        if after is not None:
-            query = query.where(customers.c.id > after)
-        with self.engine.connect() as conn:
-            return list(conn.scalars(query))
-
-    def reachable_customer_ids(self, after: str | None, limit: int) -> list[str]:
-        """Customers a sweep may check in with: not bounced, not complaining, not gone."""
-        query = (
-            select(customers.c.id)
-            .where(
-                customers.c.hard_bounced.is_(False),
-                customers.c.spam_reported.is_(False),
-                customers.c.unsubscribed_all.is_(False),
-            )
-            .order_by(customers.c.id)
-            .limit(limit)
-        )
-        if after is not None:
-            query = query.where(customers.c.id > after)
-        with self.engine.connect() as conn:
-            return list(conn.scalars(query))
-
-    def get_meta(self, key: str) -> str | None:
-        with self.engine.connect() as conn:
-            value: str | None = conn.scalar(select(meta.c.value).where(meta.c.key == key))
-            return value
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self.engine.begin() as conn:
-            if conn.scalar(select(func.count()).select_from(meta).where(meta.c.key == key)):
-                conn.execute(update(meta).where(meta.c.key == key).values(value=value))
-            else:
-                conn.execute(insert(meta).values(key=key, value=value))
-
     # -- shared helpers ---------------------------------------------------------------------
 
     def _mark_dirty(self, conn: Connection, ids: Iterable[str]) -> None:
@@ -411,69 +329,6 @@ class Store(PlanningOps, DispatchOps):
                 conn.execute(
                     update(customers).where(customers.c.id == cid).values(last_contact=merged)
                 )
-
-    def simulation_inputs(
-        self, ids: Sequence[str], start: datetime, end: datetime
-    ) -> list[SimulationInput]:
-        from cadence.model import Sent
-
-        with self.engine.connect() as conn:
-            custs = {
-                r["id"]: convert.customer(r)
-                for r in conn.execute(select(customers).where(customers.c.id.in_(ids))).mappings()
-            }
-            msgs = [
-                convert.message(r)
-                for r in conn.execute(
-                    select(messages).where(messages.c.customer_id.in_(ids))
-                ).mappings()
-            ]
-            evs = [
-                convert.event(r)
-                for r in conn.execute(
-                    select(events).where(events.c.customer_id.in_(ids)).order_by(events.c.at)
-                ).mappings()
-            ]
-            sent_rows = (
-                conn.execute(
-                    select(emails).where(
-                        emails.c.customer_id.in_(ids),
-                        emails.c.status == "sent",
-                        emails.c.sent_at < start,
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        by_id = {m.id: m for m in msgs}
-        out = []
-        for cid in ids:
-            if cid not in custs:
-                continue
-            mine = [m for m in msgs if m.customer_id == cid]
-            before = tuple(
-                Sent(
-                    r["id"], r["sent_at"], cid, tuple(by_id[i] for i in r["members"] if i in by_id)
-                )
-                for r in sent_rows
-                if r["customer_id"] == cid
-            )
-            out.append(
-                SimulationInput(
-                    customer=custs[cid],
-                    submitted=tuple(
-                        m for m in mine if m.kind == MessageKind.SUBMITTED and not m.playbook
-                    ),
-                    recorded=tuple(
-                        m
-                        for m in mine
-                        if m.kind == MessageKind.RECORDED and m.sent_at and m.sent_at < end
-                    ),
-                    sent_before=before,
-                    events=tuple(e for e in evs if e.customer_id == cid),
-                )
-            )
-        return out
 
 
 def _apply(row: dict[str, Any], e: Event) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from cadence.app import App
 from cadence.config import load_settings
@@ -58,7 +59,7 @@ def test_a_daemon_that_was_down_catches_up(db_url: str, tmp_path: Path) -> None:
     late = MON_10_NY + timedelta(hours=9)
     assert run_pass(app, late).dispatch.sent == []
     emails = {e.members: e for e, s in app.store.emails_of("c-1") if s == "planned"}
-    nxt = emails[("closed",)].send_at.astimezone(__import__("zoneinfo").ZoneInfo("America/New_York"))
+    nxt = emails[("closed",)].send_at.astimezone(ZoneInfo("America/New_York"))
     assert (nxt.strftime("%a"), nxt.time()) == ("Tue", time(9, 0))
     app.close()
 

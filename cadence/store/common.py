@@ -1,0 +1,71 @@
+"""Helpers every part of the store shares: id chunks, the dirty mark, last-contact times.
+
+They take an open connection, so each runs inside the caller's one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from cadence.model import Message
+from cadence.store import convert
+from cadence.store.tables import customers
+
+CHUNK = 500  # ids per IN (...) list: well under every database's parameter limit
+
+
+def chunks(ids: Sequence[str], size: int = CHUNK) -> Iterable[Sequence[str]]:
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+def aware(t: datetime | None) -> datetime | None:
+    """A time read outside the UTC column type (an aggregate on SQLite) made aware UTC."""
+    if t is None:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def mark_dirty(conn: Connection, ids: Iterable[str]) -> None:
+    """The customers must be planned again: something they can receive changed. Sorted, so two
+    transactions lock the rows in the same order (no deadlock on PostgreSQL)."""
+    for part in chunks(sorted(set(ids))):
+        conn.execute(update(customers).where(customers.c.id.in_(part)).values(dirty=True))
+
+
+def touch_contact(conn: Connection, sent: Sequence[Message], at: datetime | None = None) -> None:
+    """Keep each customer's last contact times ("any", "human", "role:<r>", "role:<r>:human")
+    from messages that went (at `at`, or their own `sent_at`). Internal owner alerts did not
+    reach the customer and count for nothing."""
+    by_customer: dict[str, dict[str, datetime]] = {}
+    for m in sent:
+        when = at or m.sent_at
+        if when is None or m.to is not None:
+            continue
+        keys = by_customer.setdefault(m.customer_id, {})
+        for key in convert.contact_keys(m):
+            if key not in keys or keys[key] < when:
+                keys[key] = when
+    updates = []
+    for part in chunks(sorted(by_customer)):
+        rows = conn.execute(
+            select(customers.c.id, customers.c.last_contact).where(customers.c.id.in_(part))
+        )
+        for cid, current in rows:
+            merged = dict(current or {})
+            for key, when in by_customer[cid].items():
+                old = merged.get(key)
+                if old is None or datetime.fromisoformat(old) < when:
+                    merged[key] = when.astimezone(UTC).isoformat()
+            if merged != current:
+                updates.append({"c_id": cid, "c_contact": merged})
+    if updates:  # one statement, many rows
+        conn.execute(
+            update(customers)
+            .where(customers.c.id == bindparam("c_id"))
+            .values(last_contact=bindparam("c_contact")),
+            updates,
+        )

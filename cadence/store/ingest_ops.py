@@ -1,0 +1,267 @@
+"""Events and cancellations: what people and other systems tell the ledger after the fact.
+
+Events are stored as they arrive and take effect when their time (`at`) comes, applied in
+time order, so an old event replayed late never overwrites what a newer one said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+
+from cadence.model import Event, Message, MessageKind, Status
+from cadence.store import convert
+from cadence.store.common import chunks, mark_dirty
+from cadence.store.tables import customers, decisions, emails, events, messages
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+BEING_SENT = "it is being sent right now"
+
+
+class IngestOps:
+    engine: Engine
+    is_postgres: bool
+
+    def add_events(self, items: Sequence[tuple[Event, str]]) -> None:
+        """Insert events (ids are new: the caller filtered repeats). What they mean
+        (reachability, attributes, playbooks) applies when their time comes: see
+        `unprocessed_events` and `apply_events`."""
+        if not items:
+            return
+        from cadence.clock import utcnow
+
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(events),
+                [
+                    {
+                        "id": e.id,
+                        "customer_id": e.customer_id,
+                        "type": e.type,
+                        "at": e.at,
+                        "data": dict(e.data),
+                        "attributes": dict(e.attributes),
+                        "received_at": now,
+                        "digest": d,
+                        "processed": False,
+                    }
+                    for e, d in items
+                ],
+            )
+
+    def unprocessed_events(self, limit: int, until: datetime | None = None) -> list[Event]:
+        """Events not yet applied whose time has come (all of them without `until`)."""
+        query = select(events).where(events.c.processed.is_(False))
+        if until is not None:
+            query = query.where(events.c.at <= until)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(events.c.at, events.c.id).limit(limit)).mappings()
+            return [convert.event(r) for r in rows]
+
+    def apply_events(self, applied: Sequence[Event]) -> None:
+        """Apply what events mean to each customer, in time order, and mark them processed.
+        Only events still unprocessed when this transaction marks them are applied, so the
+        daemon and the HTTP handler (or two daemons) never apply one event twice."""
+        if not applied:
+            return
+        with self.engine.begin() as conn:
+            mine: set[str] = set()
+            for part in chunks([e.id for e in applied]):
+                mine |= set(
+                    conn.scalars(
+                        update(events)
+                        .where(events.c.id.in_(part), events.c.processed.is_(False))
+                        .values(processed=True)
+                        .returning(events.c.id)
+                    )
+                )
+            applied = [e for e in applied if e.id in mine]
+            ids = sorted({e.customer_id for e in applied})
+            rows = {
+                r["id"]: dict(r)
+                for part in chunks(ids)
+                for r in conn.execute(select(customers).where(customers.c.id.in_(part))).mappings()
+            }
+            for e in sorted(applied, key=lambda x: (x.at, x.id)):
+                row = rows.get(e.customer_id)
+                if row is not None:
+                    apply_event(row, e)
+            if not rows:
+                return
+            conn.execute(  # one statement, many rows
+                update(customers)
+                .where(customers.c.id == bindparam("c_id"))
+                .values(
+                    unsubscribed_all=bindparam("c_all"),
+                    unsubscribed_categories=bindparam("c_cats"),
+                    hard_bounced=bindparam("c_hard"),
+                    soft_bounces=bindparam("c_soft"),
+                    spam_reported=bindparam("c_spam"),
+                    attributes=bindparam("c_attrs"),
+                    attributes_at=bindparam("c_attrs_at"),
+                    dirty=True,
+                ),
+                [
+                    {
+                        "c_id": row["id"],
+                        "c_all": row["unsubscribed_all"],
+                        "c_cats": sorted(row["unsubscribed_categories"]),
+                        "c_hard": row["hard_bounced"],
+                        "c_soft": row["soft_bounces"],
+                        "c_spam": row["spam_reported"],
+                        "c_attrs": row["attributes"],
+                        "c_attrs_at": row["attributes_at"],
+                    }
+                    for row in sorted(rows.values(), key=lambda r: r["id"])
+                ],
+            )
+
+    def add_playbook_messages(self, new: Sequence[Message]) -> int:
+        """Insert the ones not stored yet; returns how many. Ids derive from what fired them,
+        and the insert skips an id that exists, so two daemons doing the same sweep at the
+        same moment still make one message."""
+        if not new:
+            return 0
+        from cadence.clock import utcnow
+
+        unique = {m.id: m for m in new}
+        now = utcnow()
+        rows = [convert.message_values(m, "playbook", now) for m in unique.values()]
+        if self.is_postgres:
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+        created = 0
+        with self.engine.begin() as conn:
+            for row in rows:
+                statement = upsert(messages).values(**row).on_conflict_do_nothing()
+                created += len(conn.execute(statement.returning(messages.c.id)).all())
+            mark_dirty(conn, {r["customer_id"] for r in rows})
+        return created
+
+    def cancel_messages(
+        self, ids: Sequence[str], by: str, at: datetime, *, event: str | None = None
+    ) -> dict[str, str]:
+        """Cancel what can be; returns each id that could not be, with why. The update itself
+        re-checks that a message is open and not in flight, so a claim that slips in between
+        the read and the write wins, and the message is reported as being sent."""
+        refused: dict[str, str] = {}
+        ids = list(dict.fromkeys(ids))
+        with self.engine.begin() as conn:
+            rows = {
+                r["id"]: r
+                for part in chunks(ids)
+                for r in conn.execute(select(messages).where(messages.c.id.in_(part))).mappings()
+            }
+            candidates = []
+            for mid in ids:
+                row = rows.get(mid)
+                if row is None:
+                    refused[mid] = "no such message"
+                elif row["kind"] == MessageKind.RECORDED:
+                    refused[mid] = "it was sent by another system (recorded)"
+                elif row["in_flight"]:
+                    refused[mid] = BEING_SENT
+                elif row["final"] and row["status"] != Status.HELD:
+                    refused[mid] = f"it is already {row['status']}"
+                else:
+                    candidates.append(mid)
+            reason = f"cancelled by {by}"
+            extra: dict[str, Any] = {
+                "counted": [],
+                "won_by": None,
+                "next_allowed": None,
+                "event": event,
+            }
+            done: list[Any] = []
+            for part in chunks(candidates):
+                done += conn.execute(
+                    update(messages)
+                    .where(
+                        messages.c.id.in_(part),
+                        messages.c.in_flight.is_(False),
+                        or_(messages.c.final.is_(False), messages.c.status == str(Status.HELD)),
+                    )
+                    .values(
+                        status=str(Status.CANCELLED),
+                        reason=reason,
+                        rule=None,
+                        final=True,
+                        cancelled_by=by,
+                        decided_at=at,
+                        send_at=None,
+                        email_id=None,
+                        details=extra,
+                    )
+                    .returning(
+                        messages.c.id,
+                        messages.c.customer_id,
+                        messages.c.rules_version,
+                    )
+                ).all()
+            cancelled = {r.id for r in done}
+            refused.update({mid: BEING_SENT for mid in candidates if mid not in cancelled})
+            if not done:
+                return refused
+            conn.execute(
+                insert(decisions),
+                [
+                    {
+                        "message_id": r.id,
+                        "customer_id": r.customer_id,
+                        "decided_at": at,
+                        "status": str(Status.CANCELLED),
+                        "send_at": None,
+                        "email_id": None,
+                        "rule": None,
+                        "reason": reason,
+                        "details": extra,
+                        "rules_version": r.rules_version,
+                    }
+                    for r in done
+                ],
+            )
+            # the planned emails they were in are void; the re-plan places the other members
+            planned = sorted({rows[mid]["email_id"] for mid in cancelled if rows[mid]["email_id"]})
+            for part in chunks(planned):
+                conn.execute(
+                    delete(emails).where(and_(emails.c.id.in_(part), emails.c.status == "planned"))
+                )
+            mark_dirty(conn, {r.customer_id for r in done})
+        return refused
+
+
+def apply_event(row: dict[str, Any], e: Event) -> None:
+    """What one event means to a customer row's reachability and attributes (in place)."""
+    named = e.data.get("categories") or ()
+    cats = {named} if isinstance(named, str) else set(named)
+    current = set(row["unsubscribed_categories"] or ())
+    if e.type == "unsubscribed":
+        if cats:
+            current |= cats
+        else:
+            row["unsubscribed_all"] = True
+    elif e.type == "resubscribed":
+        if cats:
+            current -= cats
+        else:
+            row["unsubscribed_all"] = False
+            current = set()
+    elif e.type == "bounced":
+        if e.data.get("kind") == "hard":
+            row["hard_bounced"] = True
+        else:
+            row["soft_bounces"] = (row["soft_bounces"] or 0) + 1
+    elif e.type == "spam_reported":
+        row["spam_reported"] = True
+    row["unsubscribed_categories"] = current
+    # attributes: an event older than what we know already does not overwrite it
+    if e.attributes and (row["attributes_at"] is None or e.at >= row["attributes_at"]):
+        row["attributes"] = {**(row["attributes"] or {}), **e.attributes}
+        row["attributes_at"] = e.at

@@ -1,0 +1,165 @@
+"""Reading the ledger for people and tools: a customer's messages and emails, a message's
+decision history, pages of customers, what `simulate` needs, and small settings (`meta`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, insert, select, update
+
+from cadence.model import Customer, Decision, Email, Event, Message, MessageKind
+from cadence.store import convert
+from cadence.store.tables import customers, decisions, emails, events, messages, meta
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    decided_at: datetime
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationInput:
+    customer: Customer
+    submitted: tuple[Message, ...]
+    recorded: tuple[Message, ...]
+    sent_before: tuple[Any, ...]  # Sent
+    events: tuple[Event, ...]
+
+
+class ReadingOps:
+    engine: Engine
+
+    def messages_of(self, customer_id: str) -> list[tuple[Message, Decision]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(messages)
+                .where(messages.c.customer_id == customer_id)
+                .order_by(messages.c.send_after, messages.c.sent_at, messages.c.id)
+            ).mappings()
+            return [(convert.message(r), convert.decision(r)) for r in rows]
+
+    def emails_of(self, customer_id: str) -> list[tuple[Email, str]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(emails).where(emails.c.customer_id == customer_id).order_by(emails.c.send_at)
+            ).mappings()
+            return [(convert.email(r), r["status"]) for r in rows]
+
+    def decision_history(self, message_id: str) -> list[DecisionRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(decisions)
+                .where(decisions.c.message_id == message_id)
+                .order_by(decisions.c.id)
+            ).mappings()
+            return [DecisionRecord(r["decided_at"], convert.decision(r)) for r in rows]
+
+    def customer_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.scalars(select(customers.c.id).order_by(customers.c.id)))
+
+    def customer_page(self, after: str | None, limit: int) -> list[str]:
+        query = select(customers.c.id).order_by(customers.c.id).limit(limit)
+        if after is not None:
+            query = query.where(customers.c.id > after)
+        with self.engine.connect() as conn:
+            return list(conn.scalars(query))
+
+    def reachable_customer_ids(self, after: str | None, limit: int) -> list[str]:
+        """Customers a sweep may check in with: not bounced, not complaining, not gone."""
+        query = (
+            select(customers.c.id)
+            .where(
+                customers.c.hard_bounced.is_(False),
+                customers.c.spam_reported.is_(False),
+                customers.c.unsubscribed_all.is_(False),
+            )
+            .order_by(customers.c.id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(customers.c.id > after)
+        with self.engine.connect() as conn:
+            return list(conn.scalars(query))
+
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            value: str | None = conn.scalar(select(meta.c.value).where(meta.c.key == key))
+            return value
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.engine.begin() as conn:
+            if conn.scalar(select(func.count()).select_from(meta).where(meta.c.key == key)):
+                conn.execute(update(meta).where(meta.c.key == key).values(value=value))
+            else:
+                conn.execute(insert(meta).values(key=key, value=value))
+
+    def simulation_inputs(
+        self, ids: Sequence[str], start: datetime, end: datetime
+    ) -> list[SimulationInput]:
+        from cadence.model import Sent
+
+        with self.engine.connect() as conn:
+            custs = {
+                r["id"]: convert.customer(r)
+                for r in conn.execute(select(customers).where(customers.c.id.in_(ids))).mappings()
+            }
+            msgs = [
+                convert.message(r)
+                for r in conn.execute(
+                    select(messages).where(messages.c.customer_id.in_(ids))
+                ).mappings()
+            ]
+            evs = [
+                convert.event(r)
+                for r in conn.execute(
+                    select(events).where(events.c.customer_id.in_(ids)).order_by(events.c.at)
+                ).mappings()
+            ]
+            sent_rows = (
+                conn.execute(
+                    select(emails).where(
+                        emails.c.customer_id.in_(ids),
+                        emails.c.status == "sent",
+                        emails.c.sent_at < start,
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        by_id = {m.id: m for m in msgs}
+        out = []
+        for cid in ids:
+            if cid not in custs:
+                continue
+            mine = [m for m in msgs if m.customer_id == cid]
+            before = tuple(
+                Sent(
+                    r["id"], r["sent_at"], cid, tuple(by_id[i] for i in r["members"] if i in by_id)
+                )
+                for r in sent_rows
+                if r["customer_id"] == cid
+            )
+            out.append(
+                SimulationInput(
+                    customer=custs[cid],
+                    submitted=tuple(
+                        m for m in mine if m.kind == MessageKind.SUBMITTED and not m.playbook
+                    ),
+                    recorded=tuple(
+                        m
+                        for m in mine
+                        if m.kind == MessageKind.RECORDED and m.sent_at and m.sent_at < end
+                    ),
+                    sent_before=before,
+                    events=tuple(e for e in evs if e.customer_id == cid),
+                )
+            )
+        return out
