@@ -246,7 +246,7 @@ def events_ingest(source: SourceArg, skip_invalid: SkipOption = False) -> None:
 
 
 def main() -> None:
-    from cadence.cli import commands  # noqa: F401 - registers preview, run, simulate, demo
+    from cadence.cli import commands, report_cmd  # noqa: F401 - registers the other commands
 
     try:
         app()

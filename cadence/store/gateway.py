@@ -21,12 +21,13 @@ from cadence.store.dispatch_ops import Claimed, DispatchOps
 from cadence.store.ingest_ops import IngestOps
 from cadence.store.planning_ops import PlanningOps
 from cadence.store.reading_ops import DecisionRecord, ReadingOps, SimulationInput
+from cadence.store.report_queries import ReportQueries
 from cadence.store.tables import customers, events, messages
 
 __all__ = ["Claimed", "DecisionRecord", "SimulationInput", "Store"]
 
 
-class Store(IngestOps, PlanningOps, DispatchOps, ReadingOps):
+class Store(IngestOps, PlanningOps, DispatchOps, ReadingOps, ReportQueries):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)

@@ -1,0 +1,1 @@
+"""`cadence report`: what each rule, role and trigger costs the customer."""

@@ -1,0 +1,176 @@
+"""The report's figures, computed from the ledger's rows (pure: rows in, a JSON-ready dict out).
+
+Per role, category, topic, playbook and rule: messages proposed, sent, merged, suppressed,
+expired, failed; engagement rates where the provider reported them; emails per customer per
+week before (every message its own email) and after (what went); sends by local hour and
+weekday; and the triggers to review: rarely opened, or often followed by an unsubscribe.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from cadence.simulate import distribution
+
+if TYPE_CHECKING:
+    from cadence.store.report_queries import ReportRows
+
+DIMENSIONS = ("role", "category", "topic", "playbook", "rule")
+OUTCOMES = ("proposed", "sent", "merged", "suppressed", "expired", "failed")
+ENGAGEMENT = {
+    "opened": "open",
+    "clicked": "click",
+    "replied": "reply",
+    "unsubscribed": "unsubscribe",
+    "spam_reported": "complaint",
+}
+REVIEW_MIN_SENT = 5
+REVIEW_OPEN_RATE = 0.10
+REVIEW_LEAVE_RATE = 0.02
+WEEK = timedelta(days=7)
+
+
+def build(rows: ReportRows, since: datetime, until: datetime, default_tz: str) -> dict[str, Any]:
+    weeks = max(1, math.ceil((until - since) / WEEK))
+    multi = {e["id"] for e in rows.emails if len(e["members"]) > 1}
+    email_of = {m: e["id"] for e in rows.emails for m in e["members"]}
+    by_id = {m["id"]: m for m in rows.messages}
+    engaged: dict[str, set[str]] = defaultdict(set)
+    for ev in rows.engagement:
+        engaged[ev["email_id"]].add(ENGAGEMENT[ev["type"]])
+    reported = {kind for kinds in engaged.values() for kind in kinds}
+
+    tables: dict[str, dict[str, Counter[str]]] = {d: defaultdict(Counter) for d in DIMENSIONS}
+    for m in rows.messages:
+        outcome = _outcome(m, email_of, multi)
+        for d in DIMENSIONS:
+            key = m.get(d) or "(none)"
+            if d == "rule" and not m.get("rule"):
+                continue
+            tables[d][key]["proposed"] += 1
+            if outcome:
+                tables[d][key][outcome] += 1
+            if outcome == "merged":
+                tables[d][key]["sent"] += 1  # a merged message went, inside a digest
+
+    rates: dict[str, dict[str, dict[str, float]]] = {d: {} for d in DIMENSIONS if d != "rule"}
+    sent_emails: dict[str, dict[str, set[str]]] = {d: defaultdict(set) for d in rates}
+    for e in rows.emails:
+        for mid in e["members"]:
+            m = by_id.get(mid)
+            if m is None:
+                continue
+            for d in rates:
+                sent_emails[d][m.get(d) or "(none)"].add(e["id"])
+    for d, groups in sent_emails.items():
+        for key, ids in groups.items():
+            n = len(ids)
+            rates[d][key] = {
+                "emails": n,
+                **{
+                    kind: round(sum(1 for i in ids if kind in engaged.get(i, ())) / n, 4)
+                    for kind in ENGAGEMENT.values()
+                    if kind in reported
+                },
+            }
+
+    before: dict[str, list[int]] = defaultdict(lambda: [0] * weeks)
+    after: dict[str, list[int]] = defaultdict(lambda: [0] * weeks)
+    for m in rows.messages:
+        w = _week(m["at"], since, weeks)
+        if w is not None and not m.get("recipient"):
+            before[m["customer_id"]][w] += 1
+            if m["kind"] == "recorded":
+                after[m["customer_id"]][w] += 1
+    heat = [[0] * 24 for _ in range(7)]
+    for e in rows.emails:
+        if e.get("to_owner"):
+            continue
+        w = _week(e["sent_at"], since, weeks)
+        if w is not None:
+            after[e["customer_id"]][w] += 1
+        local = e["sent_at"].astimezone(ZoneInfo(rows.zones.get(e["customer_id"]) or default_tz))
+        heat[local.weekday()][local.hour] += 1
+    for cid in rows.zones:
+        before[cid], after[cid]  # every customer counts, mail or none
+
+    top = sorted(after.items(), key=lambda kv: (-sum(kv[1]), kv[0]))[:10]
+    return {
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "weeks": weeks,
+        "customers": len(rows.zones),
+        "totals": {
+            "messages": len(rows.messages),
+            "emails": len(rows.emails),
+            "digests": len(multi),
+        },
+        "by": {d: {k: dict(v) for k, v in sorted(t.items())} for d, t in tables.items()},
+        "engagement": rates,
+        "engagement_reported": sorted(reported),
+        "emails_per_customer_week": {
+            "before": distribution(before.values()),
+            "after": distribution(after.values()),
+        },
+        "weekly_mean": {
+            "before": [
+                round(sum(r[w] for r in before.values()) / max(1, len(before)), 3)
+                for w in range(weeks)
+            ],
+            "after": [
+                round(sum(r[w] for r in after.values()) / max(1, len(after)), 3)
+                for w in range(weeks)
+            ],
+        },
+        "top_customers": [{"customer": c, "emails": sum(w), "per_week": w} for c, w in top],
+        "heatmap_local_weekday_hour": heat,
+        "review": _review(rates, reported),
+    }
+
+
+def _means(rows: dict[str, list[int]], weeks: int) -> list[float]:
+    return [round(sum(r[w] for r in rows.values()) / max(1, len(rows)), 3) for w in range(weeks)]
+
+
+def _outcome(m: dict[str, Any], email_of: dict[str, str], multi: set[str]) -> str | None:
+    status = m["status"]
+    if status == "sent":
+        return "merged" if email_of.get(m["id"]) in multi else "sent"
+    if status in ("suppressed", "expired", "failed"):
+        return str(status)
+    if status == "merged":
+        return "merged"
+    return None
+
+
+def _week(t: datetime | None, since: datetime, weeks: int) -> int | None:
+    if t is None or t < since:
+        return None
+    w = int((t - since) // WEEK)
+    return w if w < weeks else None
+
+
+def _review(
+    rates: dict[str, dict[str, dict[str, float]]], reported: set[str]
+) -> list[dict[str, Any]]:
+    """Triggers (playbooks, roles, categories) whose mail is rarely opened or drives people away."""
+    flagged = []
+    for d in ("playbook", "role", "category"):
+        for key, r in rates.get(d, {}).items():
+            if key == "(none)" or r["emails"] < REVIEW_MIN_SENT:
+                continue
+            why = []
+            if "open" in reported and r.get("open", 0) < REVIEW_OPEN_RATE:
+                why.append(f"opened by {r.get('open', 0):.0%} of recipients")
+            leave = r.get("unsubscribe", 0) + r.get("complaint", 0)
+            if leave > REVIEW_LEAVE_RATE:
+                why.append(f"{leave:.1%} unsubscribed or complained")
+            if why:
+                flagged.append(
+                    {"dimension": d, "value": key, "emails": r["emails"], "why": "; ".join(why)}
+                )
+    return flagged
