@@ -9,29 +9,29 @@ without a provider event or an operator saying so.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
-from cadence.model import Customer, Email, Message, Status
+from cadence.model import Email, Message, Status
 from cadence.store import convert
-from cadence.store.tables import customers, decisions, emails, messages
+from cadence.store.claim_ops import Claimed, ClaimOps
+from cadence.store.tables import decisions, emails, messages
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    email: Email
-    customer: Customer
-    members: tuple[Message, ...]
-    attempts: int = 0  # earlier transport calls for this email (temporary failures)
+__all__ = ["Claimed", "DispatchOps"]
+
+UNCONFIRMED_REASON = (
+    "the daemon stopped while handing it to the transport; a provider event or "
+    "`cadence emails settle` must say whether it went"
+)
 
 
-class DispatchOps:
+class DispatchOps(ClaimOps):
     engine: Engine
     is_postgres: bool
 
@@ -43,95 +43,10 @@ class DispatchOps:
             self, conn: Connection, sent: Sequence[Message], at: datetime | None = None
         ) -> None: ...
 
-    def claim_due(self, now: datetime, owner: str, lease: timedelta, limit: int) -> list[Claimed]:
-        with self.engine.begin() as conn:
-            query = (
-                select(emails.c.id)
-                .where(emails.c.status == "planned", emails.c.send_at <= now)
-                .order_by(emails.c.send_at, emails.c.id)
-                .limit(limit)
-            )
-            if self.is_postgres:
-                query = query.with_for_update(skip_locked=True)
-            ids = list(conn.scalars(query))
-            if not ids:
-                return []
-            ids = self._still_valid(conn, ids)
-            if not ids:
-                return []
-            conn.execute(
-                update(emails)
-                .where(emails.c.id.in_(ids), emails.c.status == "planned")
-                .values(
-                    status="claimed",
-                    lease_owner=owner,
-                    lease_until=now + lease,
-                    updated_at=now,
-                )
-            )
-            rows = conn.execute(select(emails).where(emails.c.id.in_(ids))).mappings().all()
-            member_ids = sorted({i for r in rows for i in r["members"]})
-            conn.execute(
-                update(messages).where(messages.c.id.in_(member_ids)).values(in_flight=True)
-            )
-            members = {
-                r["id"]: convert.message(r)
-                for r in conn.execute(
-                    select(messages).where(messages.c.id.in_(member_ids))
-                ).mappings()
-            }
-            custs = {
-                r["id"]: convert.customer(r)
-                for r in conn.execute(
-                    select(customers).where(customers.c.id.in_({r["customer_id"] for r in rows}))
-                ).mappings()
-            }
-        by_id = {r["id"]: r for r in rows}
-        return [
-            Claimed(
-                convert.email(by_id[i]),
-                custs[by_id[i]["customer_id"]],
-                tuple(members[m] for m in by_id[i]["members"] if m in members),
-                by_id[i]["attempts"],
-            )
-            for i in ids
-        ]
-
-    def _still_valid(self, conn: Connection, ids: list[str]) -> list[str]:
-        """The last line of defence when several daemons run: an email one of whose messages
-        is already in flight or settled (another daemon's plan got there first) is dropped
-        and its customer planned again, never sent."""
-        rows = conn.execute(
-            select(emails.c.id, emails.c.members, emails.c.customer_id).where(emails.c.id.in_(ids))
-        ).all()
-        member_ids = sorted({m for r in rows for m in r.members})
-        busy = set(
-            conn.scalars(
-                select(messages.c.id).where(
-                    messages.c.id.in_(member_ids),
-                    or_(messages.c.in_flight.is_(True), messages.c.final.is_(True)),
-                )
-            )
-        )
-        stale = [r for r in rows if busy & set(r.members)]
-        if stale:
-            conn.execute(delete(emails).where(emails.c.id.in_([r.id for r in stale])))
-            self._mark_dirty(conn, {r.customer_id for r in stale})
-        keep = {r.id for r in rows} - {r.id for r in stale}
-        return [i for i in ids if i in keep]
-
     def mark_sending(self, email_id: str, owner: str, now: datetime | None = None) -> bool:
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                update(emails)
-                .where(
-                    emails.c.id == email_id,
-                    emails.c.status == "claimed",
-                    emails.c.lease_owner == owner,
-                )
-                .values(status="sending", attempts=emails.c.attempts + 1)
-            )
-            return bool(result.rowcount == 1)
+        """`claimed` -> `sending`, only while `owner` holds the claim (and, given `now`, its
+        lease has not run out): the write that must precede every hand-over."""
+        return email_id in self.mark_sending_many([email_id], owner, now)
 
     def _settle_members(
         self,
@@ -202,26 +117,25 @@ class DispatchOps:
         self._mark_dirty(conn, {r.customer_id for r in rows})
         return [convert.message(m) for m in members]
 
-    def mark_sending_many(self, email_ids: Sequence[str], owner: str) -> set[str]:
-        """Mark a chunk `sending` in one write; returns the ids still ours (leases held)."""
+    def mark_sending_many(
+        self, email_ids: Sequence[str], owner: str, now: datetime | None = None
+    ) -> set[str]:
+        """Mark a chunk `sending` in one write; returns the ids still ours (claimed by
+        `owner`, and with `now` given, leases not run out). Only those may be handed over."""
         if not email_ids:
             return set()
+        query = update(emails).where(
+            emails.c.id.in_(email_ids),
+            emails.c.status == "claimed",
+            emails.c.lease_owner == owner,
+        )
+        if now is not None:
+            query = query.where(emails.c.lease_until > now)
         with self.engine.begin() as conn:
-            conn.execute(
-                update(emails)
-                .where(
-                    emails.c.id.in_(email_ids),
-                    emails.c.status == "claimed",
-                    emails.c.lease_owner == owner,
-                )
-                .values(status="sending", attempts=emails.c.attempts + 1)
-            )
             return set(
                 conn.scalars(
-                    select(emails.c.id).where(
-                        emails.c.id.in_(email_ids),
-                        emails.c.status == "sending",
-                        emails.c.lease_owner == owner,
+                    query.values(status="sending", attempts=emails.c.attempts + 1).returning(
+                        emails.c.id
                     )
                 )
             )
@@ -304,23 +218,6 @@ class DispatchOps:
                 .values(status="claimed", lease_owner=None, lease_until=at, error=reason)
             )
 
-    def release(self, email_id: str) -> None:
-        with self.engine.begin() as conn:
-            row = (
-                conn.execute(select(emails).where(emails.c.id == email_id)).mappings().one_or_none()
-            )
-            if row is None:
-                return
-            conn.execute(
-                update(emails)
-                .where(emails.c.id == email_id, emails.c.status == "claimed")
-                .values(status="planned", lease_owner=None, lease_until=None)
-            )
-            conn.execute(
-                update(messages).where(messages.c.id.in_(row["members"])).values(in_flight=False)
-            )
-            self._mark_dirty(conn, {row["customer_id"]})
-
     def hold_email(self, email_id: str, reason: str, at: datetime | None = None) -> None:
         """Rendering failed: nothing went; the members wait, with the error, for a fix."""
         from cadence.clock import utcnow
@@ -348,26 +245,42 @@ class DispatchOps:
             return len(rows)
 
     def recover_leases(self, now: datetime) -> tuple[int, int]:
+        """Leases that ran out by `now`: `claimed` goes back to `planned` (nothing had left);
+        `sending` becomes `unconfirmed` (something may have left) and is never sent again
+        without a provider event or an operator. Returns (released, unconfirmed). Each
+        change is a conditional UPDATE, so an email its daemon settles at the same moment
+        keeps that daemon's outcome."""
         with self.engine.begin() as conn:
-            expired = conn.execute(
-                select(emails.c.id, emails.c.status, emails.c.members, emails.c.customer_id).where(
-                    emails.c.status.in_(("claimed", "sending")), emails.c.lease_until < now
+            expired = list(
+                conn.scalars(
+                    select(emails.c.id).where(
+                        emails.c.status == "claimed", emails.c.lease_until < now
+                    )
                 )
-            ).all()
-        released = unconfirmed = 0
-        for row in expired:
-            if row.status == "claimed":
-                self.release(row.id)
-                released += 1
-            else:
-                self.mark_unconfirmed(
-                    row.id,
-                    "the daemon stopped while handing it to the transport; a provider "
-                    "event or `cadence emails settle` must say whether it went",
+            )
+            released = self._release(conn, expired, now)
+            lost = list(
+                conn.scalars(
+                    update(emails)
+                    .where(emails.c.status == "sending", emails.c.lease_until < now)
+                    .values(
+                        status="unconfirmed",
+                        error=UNCONFIRMED_REASON,
+                        updated_at=now,
+                        lease_owner=None,
+                    )
+                    .returning(emails.c.id)
+                )
+            )
+            if lost:
+                self._settle_many(
+                    conn,
+                    lost,
+                    Status.UNCONFIRMED,
+                    lambda _: f"unconfirmed: {UNCONFIRMED_REASON}",
                     now,
                 )
-                unconfirmed += 1
-        return released, unconfirmed
+        return released, len(lost)
 
     def unconfirmed_emails(self) -> list[tuple[Email, str | None]]:
         with self.engine.connect() as conn:
