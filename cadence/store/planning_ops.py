@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 
 from cadence.model import CustomerContext, Message, Plan, Sent
 from cadence.store import convert
@@ -15,6 +16,8 @@ from cadence.store.tables import customers, decisions, emails, events, messages
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
+
+log = logging.getLogger(__name__)
 
 IN_LEDGER = ("claimed", "sending", "sent", "unconfirmed")  # went, or may have
 
@@ -148,7 +151,7 @@ class PlanningOps:
             ):
                 peers[acct].append(cid)
         scope_ids = sorted(set(ids) | {p for group in peers.values() for p in group})
-        history = self._history(conn, scope_ids, since, own=set(ids))
+        history = self._history(conn, scope_ids, since, peers=bool(accounts))
         runs = defaultdict(dict)
         for cid, playbook, last in conn.execute(
             select(messages.c.customer_id, messages.c.playbook, func.max(messages.c.created_at))
@@ -172,7 +175,9 @@ class PlanningOps:
                 CustomerContext(
                     customer=c,
                     pending=tuple(pending[c.id]),
-                    history=tuple(history.get(c.id, ())),
+                    # its own planned emails are what this plan replaces; a peer's count
+                    # (even one planned in this same batch: the conservative reading)
+                    history=tuple(s for s in history.get(c.id, ()) if not s.planned),
                     account_history=tuple(s for o in others for s in history.get(o, ())),
                     last_contact={
                         k: datetime.fromisoformat(v) for k, v in (contact.get(c.id) or {}).items()
@@ -184,19 +189,18 @@ class PlanningOps:
         return out
 
     def _history(
-        self, conn: Connection, ids: Sequence[str], since: datetime, own: set[str]
+        self, conn: Connection, ids: Sequence[str], since: datetime, *, peers: bool
     ) -> dict[str, list[Sent]]:
-        """Sent (or in-flight) emails and recorded messages since `since`; for customers not in
-        `own` (account peers) their planned emails too, which must count for the account."""
+        """Sent (or in-flight) emails and recorded messages since `since`, and with `peers`
+        the planned emails too (`Sent.planned`), which count for the other customers of an
+        account. Each email counts at the time it went, else the time it is due."""
+        statuses = (*IN_LEDGER, "planned") if peers else IN_LEDGER
         rows = (
             conn.execute(
                 select(emails).where(
                     emails.c.customer_id.in_(ids),
-                    or_(
-                        emails.c.status.in_(IN_LEDGER),
-                        emails.c.customer_id.not_in(own) & (emails.c.status == "planned"),
-                    ),
-                    or_(emails.c.sent_at >= since, emails.c.send_at >= since),
+                    emails.c.status.in_(statuses),
+                    func.coalesce(emails.c.sent_at, emails.c.send_at) >= since,
                 )
             )
             .mappings()
@@ -253,6 +257,14 @@ class PlanningOps:
         for p in plans:
             for e in p.emails:
                 if e.id in taken:
+                    # a claimed/sent email keeps its row: ids derive from the members, so
+                    # this is the plan re-proposing what is already on its way
+                    log.warning(
+                        "plan for %s proposes email %s, which exists and is no longer "
+                        "planned: kept as it is",
+                        p.customer_id,
+                        e.id,
+                    )
                     continue
                 rows.append(
                     {
