@@ -3,10 +3,11 @@
 A claim is what keeps an email from going twice, so it must hold however many daemons run and
 however the database interleaves them:
 
-- the due emails are taken by one `UPDATE ... WHERE status = 'planned' ... RETURNING`, whose
-  candidates PostgreSQL picks with `FOR UPDATE SKIP LOCKED` (two daemons take disjoint
-  sets and never wait on each other); on SQLite that one statement takes the write lock, so
-  no read-then-write gap exists for another process to slip into;
+- the due emails are taken by an `UPDATE ... WHERE status = 'planned' ... RETURNING`; on
+  PostgreSQL of candidates first locked with `FOR UPDATE SKIP LOCKED` (two daemons take
+  disjoint sets and never wait on each other); on SQLite as one statement with the choice
+  as its sub-select, which takes the write lock, so no read-then-write gap exists for
+  another process to slip into;
 - the members are then taken by `UPDATE messages SET in_flight = true WHERE ... in_flight =
   false AND final = false`: a message already in flight (another daemon's email for it, from
   an older plan) or settled stops the email here, the last line of defence. The email is
@@ -58,10 +59,15 @@ class ClaimOps:
                 .limit(limit)
             )
             if self.is_postgres:
-                due = due.with_for_update(skip_locked=True)
+                # lock the candidates first, skipping rows another daemon holds: the locks
+                # last until commit. (Not as a sub-select of the UPDATE: PostgreSQL may run
+                # that more than once and take more than `limit` rows.)
+                picked: Any = list(conn.scalars(due.with_for_update(skip_locked=True)))
+            else:
+                picked = due.scalar_subquery()  # one statement: SQLite's write lock covers it
             rows = conn.execute(
                 update(emails)
-                .where(emails.c.id.in_(due.scalar_subquery()), emails.c.status == "planned")
+                .where(emails.c.id.in_(picked), emails.c.status == "planned")
                 .values(
                     status="claimed", lease_owner=owner, lease_until=now + lease, updated_at=now
                 )

@@ -1,0 +1,185 @@
+"""Claims, leases and outcomes on real databases (SQLite and PostgreSQL, fresh each test).
+
+What must hold: a due email is claimed by one daemon only; a message is in at most one email
+on its way; an email whose daemon died while sending is `unconfirmed`, never planned again.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from cadence.model import Customer, Decision, Email, Message, Plan, Status
+from cadence.store.db import upgrade
+from cadence.store.gateway import Store
+
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+M = timedelta(minutes=1)
+LEASE = 5 * M
+
+
+def _email(eid: str, members: tuple[str, ...], at: datetime, cid: str = "c-1") -> Email:
+    return Email(eid, cid, at, members, "success", "tip", False)
+
+
+def _setup(store: Store, emails: list[Email], customers: tuple[str, ...] = ("c-1",)) -> None:
+    """Customers, one open message per member, and a saved plan placing these emails."""
+    store.upsert_customers([(Customer(c, f"{c}@x.test", c), "d") for c in customers])
+    ids = sorted({(m, e.customer_id) for e in emails for m in e.members})
+    store.add_messages(
+        [(Message(m, c, "success", subject="s", send_after=NOW - M), "d") for m, c in ids]
+    )
+    plans = []
+    for c in customers:
+        mine = tuple(e for e in emails if e.customer_id == c)
+        decisions = tuple(
+            Decision(m, Status.SCHEDULED, "r", e.send_at, e.id) for e in mine for m in e.members
+        )
+        plans.append(Plan(c, NOW - M, mine, decisions, None))
+    store.save_plans(plans, "v1")
+
+
+def _status(store: Store, cid: str = "c-1") -> dict[str, str]:
+    return {e.id: s for e, s in store.emails_of(cid)}
+
+
+def _decided(store: Store, cid: str = "c-1") -> dict[str, Decision]:
+    return {m.id: d for m, d in store.messages_of(cid)}
+
+
+def _pending(store: Store, cid: str = "c-1") -> list[str]:
+    (ctx,) = store.load_contexts([cid], NOW, timedelta(days=7))
+    return [m.id for m in ctx.pending]
+
+
+def test_claims_take_due_emails_in_order_once(store: Store) -> None:
+    _setup(
+        store,
+        [
+            _email("late", ("m3",), NOW + M),
+            _email("second", ("m2",), NOW - M),
+            _email("first", ("m1",), NOW - 2 * M),
+        ],
+    )
+    (one,) = store.claim_due(NOW, "a", LEASE, 1)
+    assert one.email.id == "first" and one.customer.id == "c-1"
+    assert [m.id for m in one.members] == ["m1"] and one.attempts == 0
+    assert [c.email.id for c in store.claim_due(NOW, "b", LEASE, 10)] == ["second"]
+    assert store.claim_due(NOW, "c", LEASE, 10) == []  # nobody claims an email twice
+    assert _status(store) == {"first": "claimed", "second": "claimed", "late": "planned"}
+    assert _pending(store) == ["m3"]  # in flight: the planner no longer touches them
+
+
+def test_mark_sending_needs_the_claim_and_its_lease(store: Store) -> None:
+    _setup(store, [_email("e1", ("m1",), NOW)])
+    store.claim_due(NOW, "a", LEASE, 10)
+    assert not store.mark_sending("e1", "b", NOW)  # not the owner
+    assert not store.mark_sending("e1", "a", NOW + LEASE + M)  # the lease ran out
+    assert store.mark_sending("e1", "a", NOW + M)
+    assert not store.mark_sending("e1", "a", NOW + M)  # already sending
+    assert store.mark_sending_many(["e1", "ghost"], "a") == set()
+
+
+def test_sent_settles_members_and_last_contact(store: Store) -> None:
+    _setup(store, [_email("e1", ("m1", "m2"), NOW)])
+    store.claim_due(NOW, "a", LEASE, 10)
+    assert store.mark_sending("e1", "a")
+    store.mark_sent("e1", NOW + M, "prov-1")
+    assert _status(store) == {"e1": "sent"}
+    decided = _decided(store)
+    assert {d.status for d in decided.values()} == {Status.SENT}
+    assert all(d.final and d.email_id == "e1" for d in decided.values())
+    assert {m.sent_at for m, _ in store.messages_of("c-1")} == {NOW + M}
+    (ctx,) = store.load_contexts(["c-1"], NOW + M, timedelta(days=7))
+    assert ctx.last_contact["role:success"] == NOW + M
+    assert [(s.id, len(s.members)) for s in ctx.history] == [("e1", 2)]
+    assert [h.decision.status for h in store.decision_history("m1")][-1] is Status.SENT
+
+
+def test_failed_settles_members_with_the_error(store: Store) -> None:
+    _setup(store, [_email("e1", ("m1",), NOW)])
+    store.claim_due(NOW, "a", LEASE, 10)
+    store.mark_sending("e1", "a")
+    store.mark_failed("e1", "550 mailbox unavailable", NOW)
+    assert _status(store) == {"e1": "failed"}
+    d = _decided(store)["m1"]
+    assert d.status is Status.FAILED and d.final and "550 mailbox unavailable" in d.reason
+    assert store.customers_to_plan(NOW, 10) == ["c-1"]
+
+
+def test_release_returns_a_claim_but_never_a_sending_email(store: Store) -> None:
+    _setup(store, [_email("e1", ("m1",), NOW), _email("e2", ("m2",), NOW)])
+    store.claim_due(NOW, "a", LEASE, 10)
+    store.save_plans([Plan("c-1", NOW, (), (), None)], "v1")  # clears the dirty mark
+    store.release("e1")
+    assert store.customers_to_plan(NOW, 10) == ["c-1"]
+    assert store.mark_sending("e2", "a")
+    store.release("e2")  # too late: it may be on its way
+    assert _status(store) == {"e1": "planned", "e2": "sending"}
+    assert _pending(store) == ["m1"]
+    (again,) = store.claim_due(NOW, "b", LEASE, 10)
+    assert again.email.id == "e1"
+
+
+def test_recover_leases_releases_claims_and_never_resends(store: Store) -> None:
+    _setup(
+        store,
+        [
+            _email("idle", ("m1",), NOW),
+            _email("lost", ("m2",), NOW),
+            _email("fresh", ("m3",), NOW + 2 * M),
+        ],
+    )
+    store.claim_due(NOW, "dead", LEASE, 2)
+    assert store.mark_sending("lost", "dead")
+    store.claim_due(NOW + 3 * M, "alive", LEASE, 10)  # "fresh", lease until NOW + 8m
+    assert store.recover_leases(NOW + LEASE) == (0, 0)  # the leases run until, not through
+    assert store.recover_leases(NOW + 6 * M) == (1, 1)
+    assert _status(store) == {"idle": "planned", "lost": "unconfirmed", "fresh": "claimed"}
+    d = _decided(store)["m2"]
+    assert d.status is Status.UNCONFIRMED and d.final and "daemon stopped" in d.reason
+    assert [e.id for e, _ in store.unconfirmed_emails()] == ["lost"]
+    # the dead daemon's email is planned again, the one it was sending is not
+    assert sorted(_pending(store)) == ["m1"]
+    assert [c.email.id for c in store.claim_due(NOW + 6 * M, "b", LEASE, 10)] == ["idle"]
+    assert store.recover_leases(NOW + 6 * M) == (0, 0)
+
+
+def test_an_email_whose_message_is_already_on_its_way_is_dropped(store: Store) -> None:
+    # two emails share m1 (an older plan's email, say): only the first may go
+    _setup(store, [_email("a", ("m1",), NOW - M), _email("b", ("m1", "m2"), NOW)])
+    claimed = store.claim_due(NOW, "d", LEASE, 10)
+    assert [c.email.id for c in claimed] == ["a"]
+    assert _status(store) == {"a": "claimed"}
+    assert _pending(store) == ["m2"]  # given back, and its customer planned again
+    assert store.customers_to_plan(NOW, 10) == ["c-1"]
+
+
+def test_concurrent_claims_are_disjoint(db_url: str) -> None:
+    upgrade(db_url)
+    stores = [Store(db_url) for _ in range(3)]
+    try:
+        customers = tuple(f"c-{i}" for i in range(12))
+        emails = [_email(f"e{i}", (f"m{i}",), NOW, f"c-{i % 12}") for i in range(36)]
+        # and some emails sharing a message with another: each message may go once
+        emails += [_email(f"x{i}", (f"m{i}", f"n{i}"), NOW, f"c-{i % 12}") for i in range(12)]
+        _setup(stores[0], emails, customers)
+        got: list[list[str]] = [[] for _ in stores]
+        start = threading.Barrier(len(stores))
+
+        def worker(k: int) -> None:
+            start.wait()
+            while batch := stores[k].claim_due(NOW, f"w{k}", LEASE, 2):
+                got[k] += [m.id for c in batch for m in c.members]
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(stores))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        members = [m for g in got for m in g]
+        assert len(members) == len(set(members))  # no message in two claimed emails
+        assert {f"m{i}" for i in range(36)} <= set(members)
+    finally:
+        for s in stores:
+            s.close()
