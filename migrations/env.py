@@ -1,11 +1,13 @@
-"""Alembic environment: the URL comes from cadence (`cadence db upgrade`), or from
-`sqlalchemy.url` / $CADENCE_DATABASE_URL for a developer running `alembic` by hand."""
+"""Alembic environment: a connection (`config.attributes["connection"]`) or URL
+(`config.attributes["url"]`) comes from cadence (`cadence db upgrade`), else $CADENCE_DATABASE_URL
+or `sqlalchemy.url` for a developer running `alembic` by hand."""
 
 from __future__ import annotations
 
 import os
 
 from alembic import context
+from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
 import cadence.store.tables  # noqa: F401 - registers the tables on SQLModel.metadata
@@ -30,19 +32,27 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _migrate(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        # SQLite cannot ALTER most things: batch mode copies the table instead
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
 def run_migrations_online() -> None:
-    url = _url()
-    engine = make_engine(url)
+    given: Connection | None = config.attributes.get("connection")
+    if given is not None:  # a caller's open connection (tests, an embedding application)
+        _migrate(given)
+        return
+    engine = make_engine(_url())
     try:
         with engine.connect() as connection:
-            context.configure(
-                connection=connection,
-                target_metadata=target_metadata,
-                render_as_batch=url.startswith("sqlite"),
-                compare_type=True,
-            )
-            with context.begin_transaction():
-                context.run_migrations()
+            _migrate(connection)
     finally:
         engine.dispose()
 

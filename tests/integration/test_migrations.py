@@ -34,3 +34,21 @@ def test_head_constant_is_alembics_head() -> None:
     from cadence.store.db import HEAD, alembic_head
 
     assert alembic_head() == HEAD  # a new migration must move HEAD too
+
+
+def test_upgrade_on_a_connection_given_by_the_caller(db_url: str) -> None:
+    """env.py uses a connection handed over in `config.attributes` (an embedding
+    application's own transaction) instead of opening one."""
+    from alembic import command
+
+    from cadence.store.db import _alembic_config
+
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            cfg = _alembic_config(db_url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()
+    assert schema_state(db_url) == "current"
