@@ -99,7 +99,7 @@ class Dispatcher:
             out = self._compose(item, now, report)
             if out is not None:
                 ready.append((item, out))
-        ours = self.store.mark_sending_many([item.email.id for item, _ in ready], self.owner)
+        ours = self.store.mark_sending_many([item.email.id for item, _ in ready], self.owner, now)
         ready = [(item, out) for item, out in ready if item.email.id in ours]
         outcomes = list(pool.map(lambda pair: self._call(pair[1]), ready))
         sent: list[tuple[str, str | None]] = []

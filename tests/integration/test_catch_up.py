@@ -35,8 +35,15 @@ def make(db_url: str, tmp_path: Path, rules: str = RULES) -> App:
 
 
 def msg(mid: str, at: datetime, **kw: object) -> tuple[Message, str]:
-    return Message(mid, "c-1", kw.pop("role", "sales"), subject=f"s {mid}", body_text="b",  # type: ignore[arg-type]
-                   send_after=at, **kw), mid  # type: ignore[arg-type]
+    return Message(
+        mid,
+        "c-1",
+        kw.pop("role", "sales"),
+        subject=f"s {mid}",
+        body_text="b",  # type: ignore[arg-type]
+        send_after=at,
+        **kw,
+    ), mid  # type: ignore[arg-type]
 
 
 def status(app: App) -> dict[str, Status]:
@@ -45,11 +52,13 @@ def status(app: App) -> dict[str, Status]:
 
 def test_a_daemon_that_was_down_catches_up(db_url: str, tmp_path: Path) -> None:
     app = make(db_url, tmp_path)
-    app.store.add_messages([
-        msg("inside", MON_10_NY),  # due 10:00, still inside the window at 16:00
-        msg("closed", MON_10_NY + timedelta(hours=6, minutes=30)),  # due 16:30, found at 19:00
-        msg("stale", MON_10_NY, expires_at=MON_10_NY + timedelta(hours=2)),
-    ])
+    app.store.add_messages(
+        [
+            msg("inside", MON_10_NY),  # due 10:00, still inside the window at 16:00
+            msg("closed", MON_10_NY + timedelta(hours=6, minutes=30)),  # due 16:30, found at 19:00
+            msg("stale", MON_10_NY, expires_at=MON_10_NY + timedelta(hours=2)),
+        ]
+    )
     run_pass(app, MON_10_NY - timedelta(hours=3))  # plans everything, nothing due yet
     # down from 07:00 to 16:00 local: the overdue one inside its window goes now
     report = run_pass(app, MON_10_NY + timedelta(hours=6))
@@ -67,8 +76,12 @@ def test_a_daemon_that_was_down_catches_up(db_url: str, tmp_path: Path) -> None:
 def test_cancelling_a_member_rebuilds_the_digest(db_url: str, tmp_path: Path) -> None:
     rules = 'merge:\n  - name: daily\n    categories: [tip]\n    at: "09:00"\n'
     app = make(db_url, tmp_path, rules)
-    app.store.add_messages([msg("t1", MON_10_NY, category="tip", role="product"),
-                            msg("t2", MON_10_NY, category="tip", role="marketing")])
+    app.store.add_messages(
+        [
+            msg("t1", MON_10_NY, category="tip", role="product"),
+            msg("t2", MON_10_NY, category="tip", role="marketing"),
+        ]
+    )
     run_pass(app, MON_10_NY)
     (digest,) = [e for e, s in app.store.emails_of("c-1") if s == "planned"]
     assert set(digest.members) == {"t1", "t2"}

@@ -284,8 +284,6 @@ def test_starter_rules_treat_a_missing_attribute_as_its_default() -> None:
 
     starter = load_rules(Path(__file__).resolve().parents[2] / "rules")
     plain = customer()  # no open_tickets, no signup_at, no plan
-    plan = plan_customer(
-        context(msg("t1", "product", "tip", H), customer_=plain), starter, NOW
-    )
+    plan = plan_customer(context(msg("t1", "product", "tip", H), customer_=plain), starter, NOW)
     d = decisions(plan)["t1"]
     assert d.status is not Status.HELD, d.reason
