@@ -78,9 +78,11 @@ def run_database(db: str, n: int, folder: Path, sample: int) -> list[F.Figure]:
         out += F.incremental(store, now, n)
         out.append(F.preview_time(config, "c0000001"))
         if db == "sqlite":
-            out.append(F.dispatch_rate(store, config, now, min(2000, n)))
+            out.append(F.dispatch_rate(store, url, folder, now, min(5000, n)))
             out.append(F.pass_memory(config))
             out += F.latency(url, folder)
+        else:
+            out.append(F.dispatch_rate(store, url, folder, now, min(15000, n), daemons=3))
         store.close()
         return out
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -30,9 +30,10 @@ log = logging.getLogger("cadence.dispatch")
 
 
 MAX_ATTEMPTS = 8
-# emails per chunk for each sending thread: one write before and one after a chunk, so a crash
-# leaves at most a chunk unconfirmed (for a person or a provider event to settle)
-CHUNK_PER_WORKER = 4
+# emails per chunk for each sending thread: one write before and one after a chunk. One chunk is
+# on the wire while the one before it is recorded, so a crash leaves at most two chunks
+# unconfirmed (for a person or a provider event to settle)
+CHUNK_PER_WORKER = 8
 BACKOFF_BASE = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(minutes=30)
 
@@ -54,6 +55,14 @@ class DispatchReport:
 
 
 @dataclass
+class _InFlight:
+    """A chunk marked `sending` whose hand-overs may still be running."""
+
+    items: list[Claimed]
+    futures: list[Future[SendResult | TransportError]]
+
+
+@dataclass
 class Dispatcher:
     store: Store
     transport: Transport
@@ -72,6 +81,7 @@ class Dispatcher:
         # connection takes one; SendGrid's HTTP API many): its latency, not ours, sets the pace
         width = max(1, int(getattr(self.transport, "concurrency", 1)))
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="send") as pool:
+            in_flight: _InFlight | None = None
             while not self.should_stop():
                 claimed = self.store.claim_due(now, self.owner, lease, limit)
                 if not claimed:
@@ -83,35 +93,47 @@ class Dispatcher:
                         for item in chunk:
                             self.store.release(item.email.id)
                         continue
-                    self._send_chunk(chunk, now, report, pool)
+                    # the next chunk goes on the wire before the last one is recorded: the
+                    # transport's latency and our writes overlap instead of adding up
+                    started = self._start_chunk(chunk, now, report, pool)
+                    if in_flight is not None:
+                        self._record(in_flight, now, report)
+                    in_flight = started
                 if len(claimed) < limit:
                     break
+            if in_flight is not None:
+                self._record(in_flight, now, report)
         return report
 
-    def _send_chunk(
+    def _start_chunk(
         self, chunk: list[Claimed], now: datetime, report: DispatchReport, pool: ThreadPoolExecutor
-    ) -> None:
-        """Render the chunk, mark it `sending` in one write, hand the emails over side by
-        side, record what happened in one write. A crash in between leaves at most this
-        chunk `unconfirmed`, never sent twice."""
+    ) -> _InFlight:
+        """Render the chunk, mark it `sending` in one write, hand the emails to the sending
+        threads. Nothing half-rendered goes out; nothing not marked `sending` goes at all."""
         ready: list[tuple[Claimed, OutgoingEmail]] = []
         for item in chunk:
             out = self._compose(item, now, report)
             if out is not None:
                 ready.append((item, out))
         ours = self.store.mark_sending_many([item.email.id for item, _ in ready], self.owner, now)
-        ready = [(item, out) for item, out in ready if item.email.id in ours]
-        outcomes = list(pool.map(lambda pair: self._call(pair[1]), ready))
+        items = [item for item, out in ready if item.email.id in ours]
+        futures = [pool.submit(self._call, out) for item, out in ready if item.email.id in ours]
+        return _InFlight(items, futures)
+
+    def _record(self, flight: _InFlight, now: datetime, report: DispatchReport) -> None:
+        """Wait for a chunk's hand-overs and record what happened, the sent ones in one write."""
         sent: list[tuple[str, str | None]] = []
-        for (item, _), outcome in zip(ready, outcomes, strict=True):
+        for item, future in zip(flight.items, flight.futures, strict=True):
+            outcome = future.result()
             if isinstance(outcome, TransportError):
                 self._failed(item, outcome, now, report)
             else:
                 sent.append((item.email.id, outcome.provider_id))
         self.store.mark_sent_many(sent, now)
+        done = {email_id for email_id, _ in sent}
         report.sent += [email_id for email_id, _ in sent]
-        for item, _ in ready:
-            if item.email.id in report.sent:
+        for item in flight.items:
+            if item.email.id in done:
                 email = item.email
                 log.info(
                     "sent email=%s customer=%s messages=%s",
