@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, case, delete, insert, select, update
 
 from cadence.model import Email, Message, Status
 from cadence.store import convert
 from cadence.store.claim_ops import Claimed, ClaimOps
+from cadence.store.common import chunks
 from cadence.store.tables import decisions, emails, messages
 
 if TYPE_CHECKING:
@@ -82,38 +83,39 @@ class DispatchOps(ClaimOps):
         )
         if not members:
             return []
-        extra = {"m_sent_at": sent_at} if sent_at else {}
-        conn.execute(
-            update(messages)
-            .where(messages.c.id == bindparam("m_id"))
-            .values(
-                status=str(status),
-                reason=bindparam("m_reason"),
-                final=True,
-                in_flight=False,
-                decided_at=at,
-                **({"sent_at": bindparam("m_sent_at")} if sent_at else {}),
-            ),
-            [{"m_id": m["id"], "m_reason": reason(email_of[m["id"]]), **extra} for m in members],
-        )
-        conn.execute(
-            insert(decisions),
-            [
-                {
-                    "message_id": m["id"],
-                    "customer_id": m["customer_id"],
-                    "decided_at": at,
-                    "status": str(status),
-                    "send_at": m["send_at"],
-                    "email_id": email_of[m["id"]],
-                    "rule": m["rule"],
-                    "reason": reason(email_of[m["id"]]),
-                    "details": m["details"] or {},
-                    "rules_version": m["rules_version"],
-                }
-                for m in members
-            ],
-        )
+        # set-wise statements (a CASE for what differs per row) rather than executemany: see
+        # mark_sent_many
+        reasons = {m["id"]: reason(email_of[m["id"]]) for m in members}
+        for part in chunks(list(reasons), 250):
+            conn.execute(
+                update(messages)
+                .where(messages.c.id.in_(part))
+                .values(
+                    status=str(status),
+                    reason=case({i: reasons[i] for i in part}, value=messages.c.id),
+                    final=True,
+                    in_flight=False,
+                    decided_at=at,
+                    **({"sent_at": sent_at} if sent_at else {}),
+                )
+            )
+        rows_out = [
+            {
+                "message_id": m["id"],
+                "customer_id": m["customer_id"],
+                "decided_at": at,
+                "status": str(status),
+                "send_at": m["send_at"],
+                "email_id": email_of[m["id"]],
+                "rule": m["rule"],
+                "reason": reasons[m["id"]],
+                "details": m["details"] or {},
+                "rules_version": m["rules_version"],
+            }
+            for m in members
+        ]
+        for i in range(0, len(rows_out), 250):
+            conn.execute(insert(decisions).values(rows_out[i : i + 250]))
         self._mark_dirty(conn, {r.customer_id for r in rows})
         return [convert.message(m) for m in members]
 
@@ -145,17 +147,19 @@ class DispatchOps(ClaimOps):
         if not sent:
             return
         with self.engine.begin() as conn:
+            # one statement, not one per row: each row of an executemany is a round through
+            # the driver (and on SQLite a release and re-take of the GIL the sending threads want)
+            providers = {i: p for i, p in sent}
             conn.execute(
                 update(emails)
-                .where(emails.c.id == bindparam("e_id"))
+                .where(emails.c.id.in_(list(providers)))
                 .values(
                     status="sent",
                     sent_at=at,
-                    provider_id=bindparam("e_provider"),
+                    provider_id=case(providers, value=emails.c.id),
                     updated_at=at,
                     lease_owner=None,
-                ),
-                [{"e_id": i, "e_provider": p} for i, p in sent],
+                )
             )
             members = self._settle_many(
                 conn, [i for i, _ in sent], Status.SENT, lambda e: f"sent in {e}", at, sent_at=at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -160,3 +161,59 @@ def test_nothing_listening_was_not_sent() -> None:
     with pytest.raises(TransportError) as info:
         SendgridTransport("SG.key", "http://127.0.0.1:9", timeout=2).send(outgoing())
     assert not info.value.maybe_sent and "cannot reach" in str(info.value)
+
+
+def _keepalive_server(answers_per_connection: int) -> tuple[str, list[int], socket.socket]:
+    """A server that answers HTTP/1.1 keep-alive requests, then closes each connection after
+    `answers_per_connection` of them (as a provider's load balancer drops idle connections).
+    Returns its URL and the number of requests seen on each connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    per_connection: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            per_connection.append(0)
+            with conn, conn.makefile("rb") as reader:
+                for _ in range(answers_per_connection):
+                    head = b""
+                    while not head.endswith(b"\r\n\r\n"):
+                        line = reader.readline()
+                        if not line:
+                            break
+                        head += line
+                    if not head:
+                        break
+                    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                    reader.read(length)
+                    per_connection[-1] += 1
+                    conn.sendall(
+                        b"HTTP/1.1 202 Accepted\r\nX-Message-Id: sg-1\r\nContent-Length: 0\r\n\r\n"
+                    )
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", per_connection, listener
+
+
+def test_one_connection_carries_many_emails() -> None:
+    url, per_connection, listener = _keepalive_server(answers_per_connection=100)
+    transport = SendgridTransport("SG.key", url)
+    for _ in range(5):
+        assert transport.send(outgoing()).provider_id == "sg-1"
+    transport.close()
+    listener.close()
+    assert per_connection == [5]
+
+
+def test_a_connection_the_server_closed_while_idle_is_opened_again() -> None:
+    url, per_connection, listener = _keepalive_server(answers_per_connection=1)
+    transport = SendgridTransport("SG.key", url)
+    for _ in range(3):
+        assert transport.send(outgoing()).provider_id == "sg-1"
+        time.sleep(0.05)  # the server hangs up while the connection is idle
+    transport.close()
+    listener.close()
+    assert per_connection == [1, 1, 1]
