@@ -13,13 +13,17 @@ import platform
 import shutil
 import sys
 import tempfile
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from bench import figures as F
 from bench.generate import generate
 
 SIZES = {"1k": 1_000, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
+T = TypeVar("T")
 PG_ADMIN = os.environ.get("CADENCE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -55,6 +59,16 @@ def _drop(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _step(label: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one measurement, saying on stderr what runs and how long it took: a 100k run
+    takes minutes, and the figures go to stdout (JSON for tools)."""
+    print(f"bench: {label}...", end="", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    result = fn(*args, **kwargs)
+    print(f" {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    return result
+
+
 def run_database(db: str, n: int, folder: Path, sample: int) -> list[F.Figure]:
     from cadence.store.gateway import Store
 
@@ -64,7 +78,7 @@ def run_database(db: str, n: int, folder: Path, sample: int) -> list[F.Figure]:
     else:
         url, pg_name = _pg_database()
     try:
-        now = generate(url, n)
+        now = _step(f"{db}: generating {n:,} customers", generate, url, n)
         config = folder / f"{db}.yaml"
         config.write_text(
             f"database_url: {url}\n"
@@ -73,16 +87,30 @@ def run_database(db: str, n: int, folder: Path, sample: int) -> list[F.Figure]:
             "transport: {kind: file, file: {dir: outbox}}\n"
         )
         store = Store(url)
-        out = [F.planner_pure(store, now, min(sample, n))]
-        out.append(F.plan_end_to_end(store, now, min(sample, n)))
-        out += F.incremental(store, now, n)
-        out.append(F.preview_time(config, "c0000001"))
+        m = min(sample, n)
+        out = [_step(f"{db}: planner alone", F.planner_pure, store, now, m)]
+        out.append(_step(f"{db}: re-plan end to end", F.plan_end_to_end, store, now, m))
+        out += _step(f"{db}: incremental cost", F.incremental, store, now, n)
+        out.append(_step(f"{db}: preview", F.preview_time, config, "c0000001"))
         if db == "sqlite":
-            out.append(F.dispatch_rate(store, url, folder, now, min(5000, n)))
-            out.append(F.pass_memory(config))
-            out += F.latency(url, folder)
+            out.append(
+                _step(f"{db}: dispatch", F.dispatch_rate, store, url, folder, now, min(5000, n))
+            )
+            out.append(_step(f"{db}: memory of a full pass", F.pass_memory, config))
+            out += _step(f"{db}: latency", F.latency, url, folder)
         else:
-            out.append(F.dispatch_rate(store, url, folder, now, min(15000, n), daemons=3))
+            out.append(
+                _step(
+                    f"{db}: dispatch, 3 daemons",
+                    F.dispatch_rate,
+                    store,
+                    url,
+                    folder,
+                    now,
+                    min(15000, n),
+                    daemons=3,
+                )
+            )
         store.close()
         return out
     finally:

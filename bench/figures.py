@@ -280,8 +280,14 @@ def dispatch_rate(
         )
         workers = [
             subprocess.Popen(
-                [sys.executable, "-m", "bench.dispatch_worker", str(config), now.isoformat(),
-                 f"bench-{k}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.dispatch_worker",
+                    str(config),
+                    now.isoformat(),
+                    f"bench-{k}",
+                ],
                 cwd=REPO,
                 text=True,
                 stdin=subprocess.PIPE,

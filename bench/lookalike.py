@@ -63,7 +63,9 @@ class Lookalike:
             writer.close()
 
 
-def _reply(status: int, body: dict[str, Any] | None, headers: dict[str, str] | None = None) -> bytes:
+def _reply(
+    status: int, body: dict[str, Any] | None, headers: dict[str, str] | None = None
+) -> bytes:
     data = json.dumps(body).encode() if body is not None else b""
     reason = {202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}[status]
     lines = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(data)}"]

@@ -32,13 +32,18 @@ def plan_due(
         metrics.record_decisions(result.decisions)
         return result
 
+    # A planned customer leaves the queue (not dirty, next_plan_at > now: the planner promises
+    # it); one that is back at once was marked dirty again meanwhile and is rightly planned
+    # again. Only the last batch is remembered, not every id of the pass (at a million
+    # customers that set alone would be ~100 MB): customers another daemon has locked come
+    # back unplanned, and must end the pass rather than spin on it.
     planned = 0
-    seen: set[str] = set()
+    previous: set[str] = set()
     while True:
-        ids = [i for i in store.customers_to_plan(now, batch) if i not in seen]
+        ids = [i for i in store.customers_to_plan(now, batch) if i not in previous]
         if not ids:
             return planned
-        seen.update(ids)
+        previous = set(ids)
         planned += store.plan_batch(ids, now, rules.lookback(), plan, rules.version)
 
 

@@ -152,9 +152,7 @@ class SendgridTransport:
         raise TransportError(
             f"SendGrid refused the email: HTTP {code} {_error_detail(data, response.reason)}",
             permanent=permanent,
-            retry_at=_reset_time(response.getheader("X-RateLimit-Reset"))
-            if code == 429
-            else None,
+            retry_at=_reset_time(response.getheader("X-RateLimit-Reset")) if code == 429 else None,
         )
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, case, delete, insert, select, update
+from sqlalchemy import case, delete, insert, select, update
 
 from cadence.model import Email, Message, Status
 from cadence.store import convert
