@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 BEING_SENT = "it is being sent right now"
+# rows per multi-row INSERT: ~40 columns each stays under SQLite's 32,766 parameters
+PLAYBOOK_ROWS = 200
 
 
 class IngestOps:
@@ -139,9 +141,11 @@ class IngestOps:
             from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
         created = 0
         with self.engine.begin() as conn:
-            for row in rows:
-                statement = upsert(messages).values(**row).on_conflict_do_nothing()
-                created += len(conn.execute(statement.returning(messages.c.id)).all())
+            # many rows a statement (a sweep at a million customers makes tens of thousands)
+            for i in range(0, len(rows), PLAYBOOK_ROWS):
+                statement = upsert(messages).values(rows[i : i + PLAYBOOK_ROWS])
+                statement = statement.on_conflict_do_nothing().returning(messages.c.id)
+                created += len(conn.execute(statement).all())
             mark_dirty(conn, {r["customer_id"] for r in rows})
         return created
 
