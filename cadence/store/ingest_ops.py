@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 BEING_SENT = "it is being sent right now"
-# rows per multi-row INSERT: ~40 columns each stays under SQLite's 32,766 parameters
-PLAYBOOK_ROWS = 200
 
 
 class IngestOps:
@@ -139,14 +137,20 @@ class IngestOps:
             from sqlalchemy.dialects.postgresql import insert as upsert
         else:
             from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
-        created = 0
         with self.engine.begin() as conn:
-            # many rows a statement (a sweep at a million customers makes tens of thousands)
-            for i in range(0, len(rows), PLAYBOOK_ROWS):
-                statement = upsert(messages).values(rows[i : i + PLAYBOOK_ROWS])
-                statement = statement.on_conflict_do_nothing().returning(messages.c.id)
-                created += len(conn.execute(statement).all())
-            mark_dirty(conn, {r["customer_id"] for r in rows})
+            # one compiled statement for all rows (a sweep at a million customers makes tens
+            # of thousands); the count is what did not exist before, which only a concurrent
+            # daemon's identical insert can make differ from what this one stored
+            existing = {
+                i
+                for part in chunks(list(unique))
+                for i in conn.scalars(select(messages.c.id).where(messages.c.id.in_(part)))
+            }
+            fresh = [r for r in rows if r["id"] not in existing]
+            if fresh:
+                conn.execute(upsert(messages).on_conflict_do_nothing(), fresh)
+            created = len(fresh)
+            mark_dirty(conn, {r["customer_id"] for r in fresh})
         return created
 
     def cancel_messages(
