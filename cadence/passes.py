@@ -73,6 +73,7 @@ def run_pass(
     transport: Transport | None = None,
     sweep: bool = True,
     should_stop: Callable[[], bool] = lambda: False,
+    keep_claiming: Callable[[], bool] = lambda: True,
 ) -> PassReport:
     from cadence.delivery.transports import make_transport
 
@@ -95,6 +96,7 @@ def run_pass(
             secret=app.unsubscribe_secret(),
             owner=daemon_id(),
             should_stop=should_stop,
+            keep_claiming=keep_claiming,
         )
         report.dispatch = dispatcher.run(now)
         d = report.dispatch

@@ -55,7 +55,8 @@ class ClaimOps:
             due = (
                 select(emails.c.id)
                 .where(emails.c.status == "planned", emails.c.send_at <= now)
-                .order_by(emails.c.send_at, emails.c.id)
+                # receipts and ticket replies before the backlog of proactive mail
+                .order_by(emails.c.transactional.desc(), emails.c.send_at, emails.c.id)
                 .limit(limit)
             )
             if self.is_postgres:
@@ -73,7 +74,10 @@ class ClaimOps:
                 )
                 .returning(*emails.c)
             ).mappings()
-            claimed = sorted((dict(r) for r in rows), key=lambda r: (r["send_at"], r["id"]))
+            claimed = sorted(
+                (dict(r) for r in rows),
+                key=lambda r: (not r["transactional"], r["send_at"], r["id"]),
+            )
             if not claimed:
                 return []
             claimed, members = self._take_members(conn, claimed)

@@ -106,3 +106,45 @@ def test_no_answer_leaves_it_unconfirmed_never_resent(app: App) -> None:
     # the server is gone: connection refused means nothing left -> retried later, not unconfirmed
     report = run_pass(app, NOW, transport=SendgridTransport("k", url, timeout=1))
     assert report.dispatch.retried == 1 and _status(app) is not Status.UNCONFIRMED
+
+
+def test_a_pass_whose_time_is_up_stops_claiming_and_says_more_is_due(app: App) -> None:
+    app.store.add_messages(
+        [
+            (
+                Message(
+                    f"r{i}",
+                    "c-1",
+                    "billing",
+                    subject="r",
+                    body_text="b",
+                    transactional=True,
+                    send_after=NOW,
+                ),
+                "x",
+            )
+            for i in range(4)
+        ]
+    )
+    with SendgridLookalike() as sg:
+        transport = SendgridTransport(sg.api_key, sg.url, timeout=5)
+        from cadence.dispatch import Dispatcher
+        from cadence.planning import plan_due
+
+        plan_due(app.store, app.rules(), NOW, "UTC")
+        dispatcher = Dispatcher(
+            app.store,
+            transport,
+            app.renderer(),
+            app.settings,
+            b"s",
+            "d1",
+            keep_claiming=lambda: False,
+        )
+        first = dispatcher.run(NOW, batch=2)
+        assert len(first.sent) == 2 and first.more_due  # one claim, then the time was up
+        rest = dispatcher.run(NOW, batch=2)
+        assert len(rest.sent) == 2 and rest.more_due
+        last = dispatcher.run(NOW, batch=2)  # fewer than a batch: nothing more is due
+        assert len(last.sent) == 1 and not last.more_due
+        assert len(sg.accepted) == 5 and len(set(sg.email_ids())) == 5

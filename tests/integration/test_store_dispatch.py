@@ -70,6 +70,17 @@ def test_claims_take_due_emails_in_order_once(store: Store) -> None:
     assert _pending(store) == ["m3"]  # in flight: the planner no longer touches them
 
 
+def test_transactional_mail_is_claimed_before_the_backlog(store: Store) -> None:
+    receipt = Email("receipt", "c-1", NOW, ("m9",), "billing", None, True)
+    _setup(
+        store,
+        [_email("old", ("m1",), NOW - 3 * M), _email("older", ("m2",), NOW - 4 * M), receipt],
+    )
+    claimed = store.claim_due(NOW, "a", LEASE, 2)
+    # due last, but a receipt does not wait behind proactive mail, whatever the batch size
+    assert [c.email.id for c in claimed] == ["receipt", "older"]
+
+
 def test_mark_sending_needs_the_claim_and_its_lease(store: Store) -> None:
     _setup(store, [_email("e1", ("m1",), NOW)])
     store.claim_due(NOW, "a", LEASE, 10)
