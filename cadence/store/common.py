@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple, Protocol
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from cadence.model import Message
 from cadence.store import convert
 from cadence.store.tables import customers
 
@@ -36,7 +36,32 @@ def mark_dirty(conn: Connection, ids: Iterable[str]) -> None:
         conn.execute(update(customers).where(customers.c.id.in_(part)).values(dirty=True))
 
 
-def touch_contact(conn: Connection, sent: Sequence[Message], at: datetime | None = None) -> None:
+class Contact(Protocol):
+    """What a last-contact time is kept from: a `Message`, or the few columns of one."""
+
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def human(self) -> bool: ...
+    @property
+    def to(self) -> str | None: ...
+    @property
+    def sent_at(self) -> datetime | None: ...
+
+
+class Settled(NamedTuple):
+    """A message settled by a dispatch write, read as only the columns a contact needs."""
+
+    customer_id: str
+    role: str
+    human: bool
+    to: str | None
+    sent_at: datetime | None
+
+
+def touch_contact(conn: Connection, sent: Sequence[Contact], at: datetime | None = None) -> None:
     """Keep each customer's last contact times ("any", "human", "role:<r>", "role:<r>:human")
     from messages that went (at `at`, or their own `sent_at`). Internal owner alerts did not
     reach the customer and count for nothing."""
@@ -46,7 +71,7 @@ def touch_contact(conn: Connection, sent: Sequence[Message], at: datetime | None
         if when is None or m.to is not None:
             continue
         keys = by_customer.setdefault(m.customer_id, {})
-        for key in convert.contact_keys(m):
+        for key in convert.contact_keys(m.role, m.human):
             if key not in keys or keys[key] < when:
                 keys[key] = when
     updates = []

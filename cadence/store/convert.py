@@ -164,9 +164,9 @@ def event(row: Mapping[str, Any]) -> Event:
     )
 
 
-def contact_keys(m: Message) -> list[str]:
-    """The `last_contact` keys one sent message updates."""
-    keys = ["any", f"role:{m.role}"]
-    if m.human:
-        keys += ["human", f"role:{m.role}:human"]
+def contact_keys(role: str, human: bool) -> list[str]:
+    """The `last_contact` keys one sent message (of this role, by a person or not) updates."""
+    keys = ["any", f"role:{role}"]
+    if human:
+        keys += ["human", f"role:{role}:human"]
     return keys

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from cadence.clock import utcnow
 from cadence.model import Customer, Message, MessageKind
 from cadence.store import convert
-from cadence.store.common import chunks, mark_dirty, touch_contact
+from cadence.store.common import Contact, chunks, mark_dirty, touch_contact
 from cadence.store.db import make_engine
 from cadence.store.dispatch_ops import Claimed, DispatchOps
 from cadence.store.ingest_ops import IngestOps
@@ -153,6 +153,6 @@ class Store(IngestOps, PlanningOps, DispatchOps, ReadingOps, ReportQueries):
         mark_dirty(conn, ids)
 
     def _touch_contact(
-        self, conn: Connection, sent: Sequence[Message], at: datetime | None = None
+        self, conn: Connection, sent: Sequence[Contact], at: datetime | None = None
     ) -> None:
         touch_contact(conn, sent, at)
