@@ -76,7 +76,9 @@ def _outbox(folder: Path) -> Path:
     return shm / folder.name / "outbox" if shm.is_dir() else folder / "outbox"
 
 
-def run_database(db: str, n: int, folder: Path, sample: int) -> list[F.Figure]:
+def run_database(
+    db: str, n: int, folder: Path, sample: int, only: set[str] | None = None
+) -> list[F.Figure]:
     from cadence.store.gateway import Store
 
     pg_name = None
@@ -95,29 +97,36 @@ def run_database(db: str, n: int, folder: Path, sample: int) -> list[F.Figure]:
         )
         store = Store(url)
         m = min(sample, n)
-        out = [_step(f"{db}: planner alone", F.planner_pure, store, now, m)]
-        out.append(_step(f"{db}: re-plan end to end", F.plan_end_to_end, store, now, m))
-        out += _step(f"{db}: incremental cost", F.incremental, store, now, n)
-        out.append(_step(f"{db}: preview", F.preview_time, config, "c0000001"))
+        steps: list[tuple[str, str, Callable[[], F.Figure | list[F.Figure]]]] = [
+            ("planner", "planner alone", lambda: F.planner_pure(store, now, m)),
+            ("replan", "re-plan end to end", lambda: F.plan_end_to_end(store, now, m)),
+            ("incremental", "incremental cost", lambda: F.incremental(store, now, n)),
+            ("preview", "preview", lambda: F.preview_time(config, "c0000001")),
+        ]
         if db == "sqlite":
-            out.append(
-                _step(f"{db}: dispatch", F.dispatch_rate, store, url, folder, now, min(5000, n))
-            )
-            out.append(_step(f"{db}: memory of a full pass", F.pass_memory, config))
-            out += _step(f"{db}: latency", F.latency, folder)
+            steps += [
+                (
+                    "dispatch",
+                    "dispatch, one daemon",
+                    lambda: F.dispatch_rate(store, url, folder, now, min(5000, n)),
+                ),
+                ("memory", "memory of a full pass", lambda: F.pass_memory(config)),
+                ("latency", "latency", lambda: F.latency(folder)),
+            ]
         else:
-            out.append(
-                _step(
-                    f"{db}: dispatch, 3 daemons",
-                    F.dispatch_rate,
-                    store,
-                    url,
-                    folder,
-                    now,
-                    min(15000, n),
-                    daemons=3,
+            steps.append(
+                (
+                    "dispatch",
+                    "dispatch, 3 daemons",
+                    lambda: F.dispatch_rate(store, url, folder, now, min(15000, n), daemons=3),
                 )
             )
+        out: list[F.Figure] = []
+        for key, label, measure in steps:
+            if only and key not in only:
+                continue
+            got = _step(f"{db}: {label}", measure)
+            out += got if isinstance(got, list) else [got]
         store.close()
         return out
     finally:
@@ -133,13 +142,19 @@ def main() -> None:
         "--sample", type=int, default=10_000, help="customers re-planned per figure"
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--only",
+        help="measure only these (comma-separated): planner, replan, incremental, preview, "
+        "dispatch, memory, latency",
+    )
     args = parser.parse_args()
     n = SIZES[args.size]
     results: dict[str, list[F.Figure]] = {}
     folder = Path(tempfile.mkdtemp(prefix="cadence-bench-"))
     try:
         for db in args.db.split(","):
-            results[db] = run_database(db, n, folder, args.sample)
+            only = set(args.only.split(",")) if args.only else None
+            results[db] = run_database(db, n, folder, args.sample, only)
     finally:
         shutil.rmtree(_outbox(folder).parent, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)

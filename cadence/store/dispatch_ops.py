@@ -132,8 +132,8 @@ class DispatchOps(ClaimOps):
             }
             for m in members
         ]
-        for i in range(0, len(rows_out), 250):
-            conn.execute(insert(decisions).values(rows_out[i : i + 250]))
+        # executemany, not a multi-row VALUES: that is compiled anew for every chunk
+        conn.execute(insert(decisions), rows_out)
         self._mark_dirty(conn, {r.customer_id for r in rows})
         return [
             Settled(r["customer_id"], r["role"], r["human"], r["recipient"], r["sent_at"])
