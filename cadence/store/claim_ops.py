@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, true, update
 
 from cadence.model import Customer, Email, Message
 from cadence.store import convert
@@ -64,11 +64,17 @@ class ClaimOps:
                 # last until commit. (Not as a sub-select of the UPDATE: PostgreSQL may run
                 # that more than once and take more than `limit` rows.)
                 picked: Any = list(conn.scalars(due.with_for_update(skip_locked=True)))
+                still_planned: Any = emails.c.status == "planned"
             else:
-                picked = due.scalar_subquery()  # one statement: SQLite's write lock covers it
+                # one statement: SQLite's write lock covers it, so the sub-select's `planned`
+                # still holds when the row is written. Checking it again in the outer WHERE
+                # made SQLite walk every planned email (index on status) instead of the ids
+                # (primary key): an idle tick then grew with the ledger
+                picked = due.scalar_subquery()
+                still_planned = true()
             rows = conn.execute(
                 update(emails)
-                .where(emails.c.id.in_(picked), emails.c.status == "planned")
+                .where(emails.c.id.in_(picked), still_planned)
                 .values(
                     status="claimed", lease_owner=owner, lease_until=now + lease, updated_at=now
                 )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import select
 
 from cadence.model import Customer, Decision, Email, Event, Message, MessageKind
 from cadence.store import convert
@@ -35,6 +35,7 @@ class SimulationInput:
 
 class ReadingOps:
     engine: Engine
+    is_postgres: bool
 
     def messages_of(self, customer_id: str) -> list[tuple[Message, Decision]]:
         with self.engine.connect() as conn:
@@ -95,11 +96,18 @@ class ReadingOps:
             return value
 
     def set_meta(self, key: str, value: str) -> None:
+        # one upsert: three daemons starting together all write the rules version, and a
+        # look-then-insert let two of them insert it (a unique violation that stopped them)
+        if self.is_postgres:
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+        statement = upsert(meta).values(key=key, value=value)
+        statement = statement.on_conflict_do_update(
+            index_elements=[meta.c.key], set_={"value": value}
+        )
         with self.engine.begin() as conn:
-            if conn.scalar(select(func.count()).select_from(meta).where(meta.c.key == key)):
-                conn.execute(update(meta).where(meta.c.key == key).values(value=value))
-            else:
-                conn.execute(insert(meta).values(key=key, value=value))
+            conn.execute(statement)
 
     def simulation_inputs(
         self, ids: Sequence[str], start: datetime, end: datetime

@@ -224,7 +224,7 @@ def test_three_daemons_on_postgresql_send_each_email_once_within_limits(
             time.sleep(3)  # anything more would be a breach
         finally:
             codes = [d.stop() for d in daemons]
-        assert codes == [0, 0, 0]
+        assert codes == [0, 0, 0], "\n\n".join(d.text()[-3000:] for d in daemons)
         ids = sg.email_ids()
         assert len(ids) == len(set(ids)) == 1000
         per_customer = Counter(p.payload["custom_args"]["cadence_customer"] for p in sg.accepted)
