@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, false, insert, or_, select, update
 
 from cadence.model import Event, Message, MessageKind, Status
 from cadence.store import convert
@@ -57,7 +57,7 @@ class IngestOps:
 
     def unprocessed_events(self, limit: int, until: datetime | None = None) -> list[Event]:
         """Events not yet applied whose time has come (all of them without `until`)."""
-        query = select(events).where(events.c.processed.is_(False))
+        query = select(events).where(events.c.processed == false())  # indexable, unlike IS
         if until is not None:
             query = query.where(events.c.at <= until)
         with self.engine.connect() as conn:
@@ -76,7 +76,7 @@ class IngestOps:
                 mine |= set(
                     conn.scalars(
                         update(events)
-                        .where(events.c.id.in_(part), events.c.processed.is_(False))
+                        .where(events.c.id.in_(part), events.c.processed == false())
                         .values(processed=True)
                         .returning(events.c.id)
                     )

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, false, func, insert, select, text, true, update
 
 from cadence.model import CustomerContext, Message, Plan, Sent
 from cadence.store import convert
@@ -32,7 +32,10 @@ class PlanningOps:
         an idle tick must cost the same at ten thousand customers as at a million."""
         with self.engine.connect() as conn:
             dirty = list(
-                conn.scalars(select(customers.c.id).where(customers.c.dirty.is_(True)).limit(limit))
+                conn.scalars(
+                    # `= true`, not `IS true`: PostgreSQL uses an index only for the former
+                    select(customers.c.id).where(customers.c.dirty == true()).limit(limit)
+                )
             )
             if len(dirty) >= limit:
                 return dirty
@@ -64,7 +67,7 @@ class PlanningOps:
         with self.engine.connect() as conn:
             a = conn.scalar(select(func.min(emails.c.send_at)).where(emails.c.status == "planned"))
             b = conn.scalar(select(func.min(customers.c.next_plan_at)))
-            c = conn.scalar(select(func.min(events.c.at)).where(events.c.processed.is_(False)))
+            c = conn.scalar(select(func.min(events.c.at)).where(events.c.processed == false()))
         times = [t for t in (a, b, c) if t is not None]
         if times and any(isinstance(t, str) for t in times):  # SQLite aggregate: text
             times = [datetime.fromisoformat(str(t)).replace(tzinfo=None) for t in times]

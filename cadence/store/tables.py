@@ -137,6 +137,7 @@ class EmailRow(SQLModel, table=True):
 
 class EventRow(SQLModel, table=True):
     __tablename__ = "events"
+    __table_args__ = (Index("ix_events_processed_at", "processed", "at"),)
 
     id: str = Field(primary_key=True)
     customer_id: str = Field(foreign_key="customers.id", index=True)
@@ -146,7 +147,8 @@ class EventRow(SQLModel, table=True):
     attributes: dict[str, Any] = _json(dict)
     received_at: datetime = _time(nullable=False)
     digest: str
-    processed: bool = Field(default=False, index=True)
+    # with `at`: the due unprocessed events and the earliest of them, without a scan
+    processed: bool = Field(default=False)
 
 
 class DecisionRow(SQLModel, table=True):
