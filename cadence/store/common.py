@@ -7,17 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import Connection, bindparam, select, update
 
 from cadence.store import convert
 from cadence.store.tables import customers
 
+T = TypeVar("T")
 CHUNK = 500  # ids per IN (...) list: well under every database's parameter limit
 
 
-def chunks(ids: Sequence[str], size: int = CHUNK) -> Iterable[Sequence[str]]:
+def chunks(ids: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
     for i in range(0, len(ids), size):
         yield ids[i : i + size]
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, delete, insert, select, update
+from sqlalchemy import Update, bindparam, case, delete, insert, select, update
 
 from cadence.model import Email, Status
 from cadence.store import convert
@@ -105,18 +106,12 @@ class DispatchOps(ClaimOps):
         # mark_sent_many
         reasons = {m["id"]: reason(email_of[m["id"]]) for m in members}
         for part in chunks(list(reasons), 250):
-            conn.execute(
-                update(messages)
-                .where(messages.c.id.in_(part))
-                .values(
-                    status=str(status),
-                    reason=case({i: reasons[i] for i in part}, value=messages.c.id),
-                    final=True,
-                    in_flight=False,
-                    decided_at=at,
-                    **({"sent_at": sent_at} if sent_at else {}),
-                )
-            )
+            params: dict[str, Any] = {"ids": list(part), "status": str(status), "at": at}
+            for k, i in enumerate(part):
+                params[f"m{k}"], params[f"r{k}"] = i, reasons[i]
+            if sent_at:
+                params["sent_at"] = sent_at
+            conn.execute(_settle_statement(len(part), sent_at is not None), params)
         rows_out = [
             {
                 "message_id": m["id"],
@@ -170,18 +165,11 @@ class DispatchOps(ClaimOps):
         with self.engine.begin() as conn:
             # one statement, not one per row: each row of an executemany is a round through
             # the driver (and on SQLite a release and re-take of the GIL the sending threads want)
-            providers = {i: p for i, p in sent}
-            conn.execute(
-                update(emails)
-                .where(emails.c.id.in_(list(providers)))
-                .values(
-                    status="sent",
-                    sent_at=at,
-                    provider_id=case(providers, value=emails.c.id),
-                    updated_at=at,
-                    lease_owner=None,
-                )
-            )
+            for part in chunks(list(sent), 250):
+                params: dict[str, Any] = {"ids": [i for i, _ in part], "at": at}
+                for k, (i, p) in enumerate(part):
+                    params[f"e{k}"], params[f"p{k}"] = i, p
+                conn.execute(_sent_statement(len(part)), params)
             members = self._settle_many(
                 conn, [i for i, _ in sent], Status.SENT, lambda e: f"sent in {e}", at, sent_at=at
             )
@@ -360,3 +348,42 @@ class DispatchOps(ClaimOps):
                 conn.execute(delete(emails).where(emails.c.id == email_id))
                 self._mark_dirty(conn, {row["customer_id"]})
             return True
+
+
+# The set-wise statements are built once per size and reused with fresh parameters: building a
+# CASE of 64 branches per chunk cost more than running it (SQLAlchemy coerces every branch).
+
+
+@lru_cache(maxsize=512)
+def _sent_statement(n: int) -> Update:
+    """`n` emails sent at `:at`, each with its own provider id (`:e<k>` -> `:p<k>`)."""
+    provider = case(*[(emails.c.id == bindparam(f"e{k}"), bindparam(f"p{k}")) for k in range(n)])
+    return (
+        update(emails)
+        .where(emails.c.id.in_(bindparam("ids", expanding=True)))
+        .values(
+            status="sent",
+            sent_at=bindparam("at"),
+            provider_id=provider,
+            updated_at=bindparam("at"),
+            lease_owner=None,
+        )
+    )
+
+
+@lru_cache(maxsize=512)
+def _settle_statement(n: int, with_sent_at: bool) -> Update:
+    """`n` messages take `:status` at `:at`, each with its own reason (`:m<k>` -> `:r<k>`)."""
+    reason = case(*[(messages.c.id == bindparam(f"m{k}"), bindparam(f"r{k}")) for k in range(n)])
+    return (
+        update(messages)
+        .where(messages.c.id.in_(bindparam("ids", expanding=True)))
+        .values(
+            status=bindparam("status"),
+            reason=reason,
+            final=True,
+            in_flight=False,
+            decided_at=bindparam("at"),
+            **({"sent_at": bindparam("sent_at")} if with_sent_at else {}),
+        )
+    )
