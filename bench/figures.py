@@ -78,6 +78,40 @@ def _mark(store: Store, ids: list[str]) -> None:
             )
 
 
+def _message(
+    mid: str, cid: str, at: datetime, *, transactional: bool = False
+) -> tuple[Message, str]:
+    """A message to submit: a receipt (billing, transactional) or a sales note, due at `at`.
+    The receipt's content is what the official client sends in the dispatch baseline."""
+    if transactional:
+        message = Message(
+            mid,
+            cid,
+            "billing",
+            category="receipt",
+            subject="Receipt",
+            body_text="Thanks for your payment.",
+            transactional=True,
+            send_after=at,
+        )
+    else:
+        message = Message(mid, cid, "sales", subject="s", body_text="b", send_after=at)
+    return message, "bench"
+
+
+def _sendgrid_config(
+    path: Path, url: str, sg: _Lookalike, rules_dir: Path, extra: str = ""
+) -> Path:
+    """A cadence.yaml sending through the look-alike (the key in $SG_KEY)."""
+    path.write_text(
+        f"database_url: {url}\ntemplates_dir: {REPO / 'templates'}\n"
+        f"rules_dir: {rules_dir}\n"
+        "transport:\n  kind: sendgrid\n"
+        f"  sendgrid: {{api_host: '{sg.url}', api_key_env: SG_KEY}}\n" + extra
+    )
+    return path
+
+
 def plan_end_to_end(store: Store, now: datetime, m: int) -> Figure:
     ids = sample_ids(store, m)
     _mark(store, ids)
@@ -183,20 +217,7 @@ def incremental(store: Store, now: datetime, n: int) -> list[Figure]:
     ids = sample_ids(store, 1000)
     for k in (100, 1000):
         store.add_messages(
-            [
-                (
-                    Message(
-                        f"k{k}-{i}",
-                        ids[i % len(ids)],
-                        "sales",
-                        subject="s",
-                        body_text="b",
-                        send_after=now + timedelta(days=1),
-                    ),
-                    "bench",
-                )
-                for i in range(k)
-            ]
+            [_message(f"k{k}-{i}", ids[i % len(ids)], now + timedelta(days=1)) for i in range(k)]
         )
         planned, seconds = _timed(plan_due, store, RULES, now, "UTC")
         figures.append(
@@ -302,32 +323,11 @@ def dispatch_rate(
     HTTP connections to the look-alike, next to the official client sending one by one."""
     ids = sample_ids(store, emails)
     store.add_messages(
-        [
-            (
-                Message(
-                    f"tx-{daemons}-{i}",
-                    cid,
-                    "billing",
-                    category="receipt",
-                    subject="Receipt",
-                    body_text="Thanks for your payment.",
-                    transactional=True,
-                    send_after=now,
-                ),
-                "bench",
-            )
-            for i, cid in enumerate(ids)
-        ]
+        [_message(f"tx-{daemons}-{i}", cid, now, transactional=True) for i, cid in enumerate(ids)]
     )
     plan_due(store, RULES, now, "UTC")
     with _Lookalike() as sg:
-        config = folder / f"dispatch-{daemons}.yaml"
-        config.write_text(
-            f"database_url: {url}\ntemplates_dir: {REPO / 'templates'}\n"
-            f"rules_dir: {REPO / 'rules'}\n"
-            "transport:\n  kind: sendgrid\n"
-            f"  sendgrid: {{api_host: '{sg.url}', api_key_env: SG_KEY}}\n"
-        )
+        config = _sendgrid_config(folder / f"dispatch-{daemons}.yaml", url, sg, REPO / "rules")
         workers = [
             subprocess.Popen(
                 [
@@ -413,27 +413,16 @@ def latency(folder: Path) -> list[Figure]:
     due: dict[str, datetime] = {}
 
     def submit(mid: str, cid: str, at: datetime, transactional: bool) -> None:
-        role = "billing" if transactional else "sales"
-        message = Message(
-            mid,
-            cid,
-            role,
-            subject="s",
-            body_text="b",
-            transactional=transactional,
-            send_after=at,
-        )
-        store.add_messages([(message, "bench")])
+        store.add_messages([_message(mid, cid, at, transactional=transactional)])
         due[mid] = at
 
     with _Lookalike() as sg:
-        config = folder / "latency.yaml"
-        config.write_text(
-            f"database_url: {url}\ntemplates_dir: {REPO / 'templates'}\n"
-            f"rules_dir: {folder / 'none'}\n"
-            "transport:\n  kind: sendgrid\n"
-            f"  sendgrid: {{api_host: '{sg.url}', api_key_env: SG_KEY}}\n"
-            "http: {listen: '127.0.0.1:0'}\ndaemon: {tick: 1s}\n"
+        config = _sendgrid_config(
+            folder / "latency.yaml",
+            url,
+            sg,
+            folder / "none",
+            "http: {listen: '127.0.0.1:0'}\ndaemon: {tick: 1s}\n",
         )
         daemon = subprocess.Popen(
             [sys.executable, "-m", "cadence", "-c", str(config), "run"],
@@ -452,20 +441,7 @@ def latency(folder: Path) -> list[Figure]:
             time.sleep(8)
             burst = datetime.now(UTC) + timedelta(seconds=3)
             store.add_messages(
-                [
-                    (
-                        Message(
-                            f"load-s-{i}",
-                            ids[i % len(ids)],
-                            "sales",
-                            subject="s",
-                            body_text="b",
-                            send_after=burst,
-                        ),
-                        "bench",
-                    )
-                    for i in range(2000)
-                ]
+                [_message(f"load-s-{i}", ids[i % len(ids)], burst) for i in range(2000)]
             )
             due.update({f"load-s-{i}": burst for i in range(2000)})
             time.sleep(max(0.0, (burst - datetime.now(UTC)).total_seconds()))
