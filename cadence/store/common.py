@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 
 from cadence.store import convert
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PgInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from cadence.store.tables import customers
 
 T = TypeVar("T")
@@ -28,6 +32,18 @@ def aware(t: datetime | None) -> datetime | None:
     if t is None:
         return None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def upsert(conn: Connection, table: Table) -> PgInsert | SqliteInsert:
+    """An INSERT that takes `ON CONFLICT` clauses, in the connection's own dialect (SQLite and
+    PostgreSQL spell them alike, but SQLAlchemy has one construct for each)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 def mark_dirty(conn: Connection, ids: Iterable[str]) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import and_, bindparam, delete, false, insert, or_, select, upda
 
 from cadence.model import Event, Message, MessageKind, Status
 from cadence.store import convert
-from cadence.store.common import chunks, mark_dirty
+from cadence.store.common import chunks, mark_dirty, upsert
 from cadence.store.tables import customers, decisions, emails, events, messages
 
 if TYPE_CHECKING:
@@ -25,7 +25,6 @@ BEING_SENT = "it is being sent right now"
 
 class IngestOps:
     engine: Engine
-    is_postgres: bool
 
     def add_events(self, items: Sequence[tuple[Event, str]]) -> None:
         """Insert events (ids are new: the caller filtered repeats). What they mean
@@ -133,10 +132,6 @@ class IngestOps:
         unique = {m.id: m for m in new}
         now = utcnow()
         rows = [convert.message_values(m, "playbook", now) for m in unique.values()]
-        if self.is_postgres:
-            from sqlalchemy.dialects.postgresql import insert as upsert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
         with self.engine.begin() as conn:
             # one compiled statement for all rows (a sweep at a million customers makes tens
             # of thousands); the count is what did not exist before, which only a concurrent
@@ -148,7 +143,7 @@ class IngestOps:
             }
             fresh = [r for r in rows if r["id"] not in existing]
             if fresh:
-                conn.execute(upsert(messages).on_conflict_do_nothing(), fresh)
+                conn.execute(upsert(conn, messages).on_conflict_do_nothing(), fresh)
             created = len(fresh)
             mark_dirty(conn, {r["customer_id"] for r in fresh})
         return created

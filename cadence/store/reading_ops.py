@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from cadence.model import Customer, Decision, Email, Event, Message, MessageKind
 from cadence.store import convert
+from cadence.store.common import upsert
 from cadence.store.tables import customers, decisions, emails, events, messages, meta
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ class SimulationInput:
 
 class ReadingOps:
     engine: Engine
-    is_postgres: bool
 
     def messages_of(self, customer_id: str) -> list[tuple[Message, Decision]]:
         with self.engine.connect() as conn:
@@ -98,16 +98,11 @@ class ReadingOps:
     def set_meta(self, key: str, value: str) -> None:
         # one upsert: three daemons starting together all write the rules version, and a
         # look-then-insert let two of them insert it (a unique violation that stopped them)
-        if self.is_postgres:
-            from sqlalchemy.dialects.postgresql import insert as upsert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
-        statement = upsert(meta).values(key=key, value=value)
-        statement = statement.on_conflict_do_update(
-            index_elements=[meta.c.key], set_={"value": value}
-        )
         with self.engine.begin() as conn:
-            conn.execute(statement)
+            statement = upsert(conn, meta).values(key=key, value=value)
+            conn.execute(
+                statement.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value})
+            )
 
     def simulation_inputs(
         self, ids: Sequence[str], start: datetime, end: datetime
