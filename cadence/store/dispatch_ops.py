@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Update, bindparam, case, delete, insert, select, update
+from sqlalchemy import Case, ColumnElement, Update, bindparam, case, delete, insert, select, update
 
 from cadence.model import Email, Status
 from cadence.store import convert
@@ -105,10 +105,8 @@ class DispatchOps(ClaimOps):
         # set-wise statements (a CASE for what differs per row) rather than executemany: see
         # mark_sent_many
         reasons = {m["id"]: reason(email_of[m["id"]]) for m in members}
-        for part in chunks(list(reasons), 250):
-            params: dict[str, Any] = {"ids": list(part), "status": str(status), "at": at}
-            for k, i in enumerate(part):
-                params[f"m{k}"], params[f"r{k}"] = i, reasons[i]
+        for part in chunks(list(reasons.items()), SETWISE):
+            params = _per_row(part) | {"status": str(status), "at": at}
             if sent_at:
                 params["sent_at"] = sent_at
             conn.execute(_settle_statement(len(part), sent_at is not None), params)
@@ -165,11 +163,8 @@ class DispatchOps(ClaimOps):
         with self.engine.begin() as conn:
             # one statement, not one per row: each row of an executemany is a round through
             # the driver (and on SQLite a release and re-take of the GIL the sending threads want)
-            for part in chunks(list(sent), 250):
-                params: dict[str, Any] = {"ids": [i for i, _ in part], "at": at}
-                for k, (i, p) in enumerate(part):
-                    params[f"e{k}"], params[f"p{k}"] = i, p
-                conn.execute(_sent_statement(len(part)), params)
+            for part in chunks(list(sent), SETWISE):
+                conn.execute(_sent_statement(len(part)), _per_row(part) | {"at": at})
             members = self._settle_many(
                 conn, [i for i, _ in sent], Status.SENT, lambda e: f"sent in {e}", at, sent_at=at
             )
@@ -352,19 +347,32 @@ class DispatchOps(ClaimOps):
 
 # The set-wise statements are built once per size and reused with fresh parameters: building a
 # CASE of 64 branches per chunk cost more than running it (SQLAlchemy coerces every branch).
+SETWISE = 250  # rows per set-wise statement
+
+
+def _by_id(id_column: ColumnElement[str], n: int) -> Case[Any]:
+    """`CASE id WHEN :k0 THEN :v0 ... END` over `n` rows, the values bound by `_per_row`."""
+    return case(*[(id_column == bindparam(f"k{j}"), bindparam(f"v{j}")) for j in range(n)])
+
+
+def _per_row(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """The parameters of `_by_id` and its `IN :ids` for these (id, value) pairs."""
+    params: dict[str, Any] = {"ids": [i for i, _ in pairs]}
+    for j, (i, value) in enumerate(pairs):
+        params[f"k{j}"], params[f"v{j}"] = i, value
+    return params
 
 
 @lru_cache(maxsize=512)
 def _sent_statement(n: int) -> Update:
-    """`n` emails sent at `:at`, each with its own provider id (`:e<k>` -> `:p<k>`)."""
-    provider = case(*[(emails.c.id == bindparam(f"e{k}"), bindparam(f"p{k}")) for k in range(n)])
+    """`n` emails sent at `:at`, each with its own provider id."""
     return (
         update(emails)
         .where(emails.c.id.in_(bindparam("ids", expanding=True)))
         .values(
             status="sent",
             sent_at=bindparam("at"),
-            provider_id=provider,
+            provider_id=_by_id(emails.c.id, n),
             updated_at=bindparam("at"),
             lease_owner=None,
         )
@@ -373,14 +381,13 @@ def _sent_statement(n: int) -> Update:
 
 @lru_cache(maxsize=512)
 def _settle_statement(n: int, with_sent_at: bool) -> Update:
-    """`n` messages take `:status` at `:at`, each with its own reason (`:m<k>` -> `:r<k>`)."""
-    reason = case(*[(messages.c.id == bindparam(f"m{k}"), bindparam(f"r{k}")) for k in range(n)])
+    """`n` messages take `:status` at `:at`, each with its own reason."""
     return (
         update(messages)
         .where(messages.c.id.in_(bindparam("ids", expanding=True)))
         .values(
             status=bindparam("status"),
-            reason=reason,
+            reason=_by_id(messages.c.id, n),
             final=True,
             in_flight=False,
             decided_at=bindparam("at"),
