@@ -72,9 +72,9 @@ class Dispatcher:
     secret: bytes
     owner: str
     should_stop: Callable[[], bool] = lambda: False
-    # asked before every claim after the first: a daemon ends its tick after a while even with
-    # emails still due, so the next tick plans what arrived meanwhile (a receipt submitted
-    # during a burst of 10,000 check-ins goes out in a tick or two, not after the burst)
+    # asked after every full claim: a daemon ends its pass after a while even with emails
+    # still due, so the next pass plans what arrived meanwhile (a receipt submitted during a
+    # burst of 10,000 check-ins goes out in a pass or two, not after the burst)
     keep_claiming: Callable[[], bool] = lambda: True
 
     def run(self, now: datetime, *, batch: int | None = None) -> DispatchReport:
@@ -87,12 +87,7 @@ class Dispatcher:
         width = max(1, int(getattr(self.transport, "concurrency", 1)))
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="send") as pool:
             in_flight: _InFlight | None = None
-            first = True
             while not self.should_stop():
-                if not first and not self.keep_claiming():
-                    report.more_due = True
-                    break
-                first = False
                 claimed = self.store.claim_due(now, self.owner, lease, limit)
                 if not claimed:
                     break
@@ -111,6 +106,9 @@ class Dispatcher:
                     in_flight = started
                 if len(claimed) < limit:
                     break
+                if not self.keep_claiming():
+                    report.more_due = True
+                    break
             if in_flight is not None:
                 self._record(in_flight, now, report)
         return report
@@ -126,9 +124,10 @@ class Dispatcher:
             if out is not None:
                 ready.append((item, out))
         ours = self.store.mark_sending_many([item.email.id for item, _ in ready], self.owner, now)
-        items = [item for item, out in ready if item.email.id in ours]
-        futures = [pool.submit(self._call, out) for item, out in ready if item.email.id in ours]
-        return _InFlight(items, futures)
+        going = [(item, out) for item, out in ready if item.email.id in ours]
+        return _InFlight(
+            [item for item, _ in going], [pool.submit(self._call, out) for _, out in going]
+        )
 
     def _record(self, flight: _InFlight, now: datetime, report: DispatchReport) -> None:
         """Wait for a chunk's hand-overs and record what happened, the sent ones in one write."""
