@@ -258,22 +258,15 @@ def preview_time(config: Path, customer: str, runs: int = 3) -> Figure:
 
 def pass_memory(config: Path) -> Figure:
     """Peak RSS of a whole `cadence run --once` over the ledger, in its own process: every
-    customer planned, every sweep run, everything due handed over. The `console` transport
-    (to /dev/null) stands in for a provider: the figure is the daemon's memory, not a file
-    writer's fsyncs."""
-    pass_config = config.with_name("memory.yaml")
-    text = config.read_text().splitlines()
-    pass_config.write_text(
-        "\n".join(line for line in text if not line.startswith("transport:"))
-        + "\ntransport: {kind: console}\n"
-    )
+    customer planned, every sweep run, everything due handed to the config's transport (the
+    console, its output to /dev/null)."""
     child = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "cadence",
             "-c",
-            str(pass_config),
+            str(config),
             "run",
             "--once",
             "--now",
