@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench import figures as F
-from bench.generate import generate
+from bench.generate import GENERATED_AT, generate
 
 SIZES = {"1k": 1_000, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 T = TypeVar("T")
@@ -75,12 +75,20 @@ def run_database(
     from cadence.store.gateway import Store
 
     pg_name = None
+    reuse = False
     if db == "sqlite":
-        url = f"sqlite:///{folder / 'bench.db'}"
+        path = folder / f"bench-{n}.db"
+        reuse = path.exists()
+        url = f"sqlite:///{path}"
     else:
         url, pg_name = _pg_database()
     try:
-        now = _step(f"{db}: generating {n:,} customers", generate, url, n)
+        if reuse:
+            # a kept --workdir ledger, as the last run left it (generation is seeded, so its
+            # `now` is the generator's default)
+            now = GENERATED_AT
+        else:
+            now = _step(f"{db}: generating {n:,} customers", generate, url, n)
         config = folder / f"{db}.yaml"
         config.write_text(
             f"database_url: {url}\n"
@@ -138,6 +146,12 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep the SQLite ledger here and reuse it on the next run (a 1M ledger takes "
+        "minutes to generate); without it, a temporary folder removed at the end",
+    )
+    parser.add_argument(
         "--only",
         help="measure only these (comma-separated): planner, replan, incremental, preview, "
         "dispatch, memory, latency",
@@ -145,13 +159,15 @@ def main() -> None:
     args = parser.parse_args()
     n = SIZES[args.size]
     results: dict[str, list[F.Figure]] = {}
-    folder = Path(tempfile.mkdtemp(prefix="cadence-bench-"))
+    folder = args.workdir or Path(tempfile.mkdtemp(prefix="cadence-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
     try:
         for db in args.db.split(","):
             only = set(args.only.split(",")) if args.only else None
             results[db] = run_database(db, n, folder, args.sample, only)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if not args.workdir:
+            shutil.rmtree(folder, ignore_errors=True)
     header = {"command": " ".join(["python -m bench", *sys.argv[1:]]), "machine": machine(), "n": n}
     if args.json:
         print(F.dumps({**header, "figures": {db: F.as_json(fs) for db, fs in results.items()}}))

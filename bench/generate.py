@@ -154,9 +154,12 @@ def rows(n: int, now: datetime, seed: int = 7) -> Iterator[tuple[str, list[dict[
         yield "events", evs
 
 
+GENERATED_AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
 def generate(url: str, n: int, now: datetime | None = None) -> datetime:
     """A fresh ledger of n customers at `url` (the schema migrated first); returns its `now`."""
-    now = now or datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    now = now or GENERATED_AT
     upgrade(url)
     engine = make_engine(url)
     tables = {"customers": customers, "messages": messages, "events": events, "emails": emails}

@@ -1,5 +1,5 @@
 """`python -m cadence` is the `cadence` command."""
 
-from cadence.cli.main import main
+from cadence.cli.quick import main
 
 main()

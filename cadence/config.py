@@ -48,11 +48,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from cadence.control import CONFIG_ENV, ConfigMissing, config_file
 from cadence.durations import format_duration, parse_duration
 
 ENV_PREFIX = "CADENCE_"
-CONFIG_ENV = "CADENCE_CONFIG"
-DEFAULT_FILE = "cadence.yaml"
 
 
 class ConfigError(Exception):
@@ -296,17 +295,10 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
 
 
 def _find_file(path: Path | None, env: Mapping[str, str]) -> Path | None:
-    if path is not None:
-        if not Path(path).is_file():
-            raise ConfigError([f"{path}: no such config file"])
-        return Path(path)
-    named = env.get(CONFIG_ENV)
-    if named:
-        if not Path(named).is_file():
-            raise ConfigError([f"{named}: no such config file (named by {CONFIG_ENV})"])
-        return Path(named)
-    default = Path(DEFAULT_FILE)
-    return default if default.is_file() else None
+    try:
+        return config_file(path, env)
+    except ConfigMissing as exc:
+        raise ConfigError([str(exc)]) from None
 
 
 def _read_yaml(file: Path) -> Any:

@@ -209,12 +209,17 @@ class Daemon:
         http = settings.http
         server = start_http(self.app, http.host, http.port, scheduler_alive=self.alive)
         log.info("http listening on %s:%d", http.host, server.port)
+        from cadence.control_server import start_control
+
+        control = start_control(self.app)
         log.info("cadence daemon started: tick %s, rules version %s", tick, rules.version)
         try:
             self.scheduler.start()
             with self._busy:  # wait for the tick in flight
                 pass
         finally:
+            if control is not None:
+                control.stop()
             server.stop()
         log.info("cadence daemon stopped")
 
