@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from bench import figures as F
 from bench.generate import GENERATED_AT, generate
+from bench.preview import preview_time
 
 SIZES = {"1k": 1_000, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 T = TypeVar("T")
@@ -97,6 +98,8 @@ def run_database(
             # the full pass of the memory figure hands its emails to the console (stdout goes
             # to /dev/null): the daemon's memory, not a file writer's fsyncs
             "transport: {kind: console}\n"
+            # the preview figure runs a daemon: any free port for its HTTP side
+            "http: {listen: '127.0.0.1:0'}\n"
         )
         store = Store(url)
         m = min(sample, n)
@@ -104,7 +107,7 @@ def run_database(
             ("planner", "planner alone", lambda: F.planner_pure(store, now, m)),
             ("replan", "re-plan end to end", lambda: F.plan_end_to_end(store, now, m)),
             ("incremental", "incremental cost", lambda: F.incremental(store, now, n)),
-            ("preview", "preview", lambda: F.preview_time(config, "c0000001")),
+            ("preview", "preview", lambda: preview_time(config, folder)),
         ]
         if db == "sqlite":
             steps += [

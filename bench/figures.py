@@ -231,31 +231,6 @@ def incremental(store: Store, now: datetime, n: int) -> list[Figure]:
     return figures
 
 
-def _cadence(config: Path, *args: str) -> None:
-    """`cadence -c CONFIG ARGS...` in a process of its own, as a user runs it."""
-    subprocess.run(
-        [sys.executable, "-m", "cadence", "-c", str(config), *args],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "SG_KEY": "SG.test-key"},
-    )
-
-
-def preview_time(config: Path, customer: str, runs: int = 3) -> Figure:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        _cadence(config, "preview", customer, "--format", "json", "--at", "2026-11-23T12:00:00Z")
-        times.append(time.perf_counter() - started)
-    return Figure(
-        "cadence preview wall time (start-up included)",
-        min(times) * 1000,
-        "ms",
-        "<= 250",
-        note=f"best of {runs}",
-    )
-
-
 def pass_memory(config: Path) -> Figure:
     """Peak RSS of a whole `cadence run --once` over the ledger, in its own process: every
     customer planned, every sweep run, everything due handed to the config's transport (the

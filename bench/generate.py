@@ -155,6 +155,28 @@ def rows(n: int, now: datetime, seed: int = 7) -> Iterator[tuple[str, list[dict[
 
 
 GENERATED_AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+#: the customer the preview figure looks at, given a year of history on top of the 90 days
+#: everyone has (mail from every role, about twice a week)
+PREVIEWED = "c0000001"
+
+
+def year_of_history(now: datetime, seed: int = 11) -> list[dict[str, Any]]:
+    rnd = random.Random(seed)
+    out = []
+    for k in range(104):
+        row = _message(rnd, f"y{PREVIEWED}-{k:03d}", PREVIEWED, now, recorded=True)
+        sent_at = now - timedelta(days=365) + timedelta(hours=k * 84 + rnd.randint(0, 48))
+        out.append({**row, "sent_at": sent_at, "send_at": sent_at})
+    return out
+
+
+def add_year_of_history(url: str, now: datetime = GENERATED_AT) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(messages), year_of_history(now))
+    finally:
+        engine.dispose()
 
 
 def generate(url: str, n: int, now: datetime | None = None) -> datetime:
@@ -170,4 +192,6 @@ def generate(url: str, n: int, now: datetime | None = None) -> datetime:
                     conn.execute(insert(tables[name]), batch)
     finally:
         engine.dispose()
+    if n > 1:
+        add_year_of_history(url, now)
     return now
