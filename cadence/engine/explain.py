@@ -13,11 +13,23 @@ from cadence.model import CustomerContext, Email, Message, MessageKind
 if TYPE_CHECKING:
     from cadence.engine.limits import Blocked
     from cadence.engine.merge import Candidate
+    from cadence.rules.model import SendWindow
 
 
 def local(t: datetime, tz: ZoneInfo) -> str:
     """`Tue 24 Nov 09:00 EST`: the customer's own clock, which is what rules speak in."""
-    return t.astimezone(tz).strftime("%a %d %b %H:%M %Z")
+    key = (t, tz.key)
+    text = _LOCAL.get(key)
+    if text is None:
+        if len(_LOCAL) > 65536:
+            _LOCAL.clear()
+        text = _LOCAL[key] = t.astimezone(tz).strftime("%a %d %b %H:%M %Z")
+    return text
+
+
+# Times repeat from customer to customer (a window opens at the same local 09:00 for all
+# of a zone), and formatting one was a twentieth of the planner's time.
+_LOCAL: dict[tuple[datetime, str | None], str] = {}
 
 
 def _message_label(message: Message) -> str:
@@ -84,5 +96,18 @@ def held(block: Blocked | None, until: datetime | None, tz: ZoneInfo, labels: La
 
 def window_note(candidate: Candidate, t: datetime, tz: ZoneInfo) -> str:
     if candidate.window is not None and t > candidate.ready:
-        return f", when its send window {candidate.window.describe()} opens"
+        return f", when its send window {_described(candidate.window)} opens"
     return ""
+
+
+_DESCRIBED: dict[int, tuple[SendWindow, str]] = {}
+
+
+def _described(window: SendWindow) -> str:
+    """`window.describe()`, once per window (by identity, as in `windows._OPENINGS`)."""
+    found = _DESCRIBED.get(id(window))
+    if found is None or found[0] is not window:
+        if len(_DESCRIBED) > 4096:
+            _DESCRIBED.clear()
+        found = _DESCRIBED[id(window)] = (window, window.describe())
+    return found[1]

@@ -211,8 +211,13 @@ class _Planner:
 
     def _place(self, units: list[Unit]) -> None:
         pending = list(units)
+        # A unit's slot depends only on the points of its limits: worked out again only when
+        # a commit added a point to one of them, not for every unit after every placement.
+        slots: dict[int, tuple[datetime | None, list[Blocked]]] = {}
         while pending:
-            slots = {id(u): self._slot(u) for u in pending}
+            for u in pending:
+                if id(u) not in slots:
+                    slots[id(u)] = self._slot(u)
             never = datetime.max.replace(tzinfo=self.now.tzinfo)
             unit = min(
                 pending,
@@ -224,7 +229,7 @@ class _Planner:
                 ),
             )
             pending.remove(unit)
-            t, blocks = slots[id(unit)]
+            t, blocks = slots.pop(id(unit))  # popped: a later unit may reuse its id
             if t is None:
                 for c in unit.members:
                     self.decide(c.message, Status.HELD, "its send windows never open together")
@@ -241,6 +246,10 @@ class _Planner:
                     pending.append(Unit(rest, max(c.base for c in rest), unit.rule))
                 continue
             self._commit(unit, t, blocks)
+            touched = {lim.name for lim in self._limits_of(unit)}
+            for u in pending:
+                if any(lim.name in touched for lim in self._limits_of(u)):
+                    slots.pop(id(u), None)
 
     def _commit(self, unit: Unit, t: datetime, blocks: list[Blocked]) -> None:
         ordered = sorted(unit.members, key=lambda c: (-c.priority, c.base, c.message.id))

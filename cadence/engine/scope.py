@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from cadence.durations import parse_duration
 from cadence.model import Customer, Event, Message, Sent
 from cadence.views import customer_view, event_view, message_view
+
+#: `sent_within("7d")` runs for every message a `when` looks at; rules name few durations
+_duration = lru_cache(maxsize=256)(parse_duration)
 
 _DAY = 86400.0
 
@@ -65,7 +69,7 @@ class _Helpers:
         human: bool | None = None,
     ) -> int:
         now = self.now
-        since = now - parse_duration(duration)
+        since = now - _duration(duration)
         return sum(
             1
             for sent in self.past

@@ -39,10 +39,8 @@ def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, at, tzinfo=tz)
 
 
-@lru_cache(maxsize=65536)
 def _span(day: date, window: SendWindow, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """The window's opening on local `day`, as (start, end) aware datetimes. Cached: the same
-    few windows, zones and days come up for customer after customer."""
+    """The window's opening on local `day`, as (start, end) in UTC."""
     start = _local(day, window.start, tz)
     if window.start == window.end:
         end = _local(day + timedelta(days=1), _MIDNIGHT, tz)
@@ -50,7 +48,49 @@ def _span(day: date, window: SendWindow, tz: ZoneInfo) -> tuple[datetime, dateti
         end = _local(day, window.end, tz)
     else:  # runs past midnight into the next day
         end = _local(day + timedelta(days=1), window.end, tz)
-    return start, end
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+class _Openings:
+    """One window's openings in one zone, by local day (ordinal), in UTC; None for a day the
+    window skips. Worked out once: the same few windows, zones and days come up for customer
+    after customer, and UTC times compare without asking the zone for an offset."""
+
+    __slots__ = ("spans", "tz", "window")
+
+    def __init__(self, window: SendWindow, tz: ZoneInfo) -> None:
+        self.window, self.tz = window, tz
+        self.spans: dict[int, tuple[datetime, datetime] | None] = {}
+
+    def on(self, ordinal: int) -> tuple[datetime, datetime] | None:
+        try:
+            return self.spans[ordinal]
+        except KeyError:
+            pass
+        if len(self.spans) > _MAX_DAYS:  # a daemon that runs for years
+            self.spans.clear()
+        day = date.fromordinal(ordinal)
+        found = _span(day, self.window, self.tz) if day.weekday() in self.window.days else None
+        self.spans[ordinal] = found
+        return found
+
+
+# Keyed by identity, not equality: hashing a frozen window hashes its filter and day set on
+# every call, which was a tenth of the planner's time. The entry keeps both objects, so an id
+# is never reused while its entry lives, and a stale entry is recognised and replaced.
+_OPENINGS: dict[tuple[int, int], _Openings] = {}
+_MAX_DAYS = 4096
+_MAX_OPENINGS = 4096
+
+
+def _openings(window: SendWindow, tz: ZoneInfo) -> _Openings:
+    key = (id(window), id(tz))
+    found = _OPENINGS.get(key)
+    if found is None or found.window is not window or found.tz is not tz:
+        if len(_OPENINGS) > _MAX_OPENINGS:
+            _OPENINGS.clear()
+        found = _OPENINGS[key] = _Openings(window, tz)
+    return found
 
 
 def next_open(t: datetime, window: SendWindow | None, tz: ZoneInfo) -> datetime | None:
@@ -59,15 +99,13 @@ def next_open(t: datetime, window: SendWindow | None, tz: ZoneInfo) -> datetime 
         return t
     if not window.days:
         return None
-    local_day = t.astimezone(tz).date()
+    openings = _openings(window, tz)
+    first = t.astimezone(tz).toordinal()
     # start a day early: an overnight window opened yesterday may still be open
-    for offset in range(-1, 9):
-        day = local_day + timedelta(days=offset)
-        if day.weekday() not in window.days:
-            continue
-        start, end = _span(day, window, tz)
-        if end > t:
-            return max(t, start.astimezone(UTC))
+    for ordinal in range(first - 1, first + 9):
+        span = openings.on(ordinal)
+        if span is not None and span[1] > t:
+            return max(t, span[0])
     return None
 
 
@@ -80,7 +118,10 @@ def next_open_all(
 ) -> datetime | None:
     """The earliest instant >= t when every window is open at once (a merged email must sit
     inside the window of each member); None if they never line up."""
-    distinct = [w for w in dict.fromkeys(windows) if w is not None]
+    distinct: list[SendWindow] = []
+    for window in windows:  # by identity: see _OPENINGS
+        if window is not None and not any(window is d for d in distinct):
+            distinct.append(window)
     current = t
     for _ in range(_MAX_ALIGN_STEPS):
         moved = False
