@@ -32,6 +32,25 @@ from cadence import __version__
 
 CONFIG_ENV = "CADENCE_CONFIG"
 DEFAULT_FILE = "cadence.yaml"
+#: where the socket goes, when set (e.g. systemd's RuntimeDirectory); else
+#: $XDG_RUNTIME_DIR/cadence, else /tmp/cadence-UID
+RUNTIME_ENV = "CADENCE_RUNTIME_DIR"
+#: the top-level keys of `Settings` (a test holds them equal): only `CADENCE_*` variables
+#: that set one of them change the settings. Others, like the unsubscribe secret's
+#: CADENCE_UNSUBSCRIBE_SECRET, are read elsewhere and must not tell daemon and command apart.
+SETTINGS_KEYS = frozenset(
+    {
+        "database_url",
+        "rules_dir",
+        "templates_dir",
+        "default_timezone",
+        "sender",
+        "transport",
+        "unsubscribe",
+        "http",
+        "daemon",
+    }
+)
 #: bumped when a request or answer changes shape; a daemon of another protocol is not asked
 PROTOCOL = 1
 #: a request or an answer larger than this is not one of ours
@@ -62,11 +81,7 @@ def config_file(path: Path | None, environ: Mapping[str, str]) -> Path | None:
 
 def _inputs(file: Path | None, environ: Mapping[str, str], cwd: str) -> dict[str, Any]:
     """Everything the settings are made from, as data."""
-    env = {
-        k.upper(): v
-        for k, v in environ.items()
-        if k.upper().startswith("CADENCE_") and k.upper() != CONFIG_ENV
-    }
+    env = {k.upper(): v for k, v in environ.items() if _sets_a_key(k)}
     inputs: dict[str, Any] = {"version": __version__, "protocol": PROTOCOL, "env": env}
     if file is not None:
         stat = file.stat()
@@ -77,7 +92,17 @@ def _inputs(file: Path | None, environ: Mapping[str, str], cwd: str) -> dict[str
     return inputs
 
 
+def _sets_a_key(name: str) -> bool:
+    upper = name.upper()
+    if not upper.startswith("CADENCE_"):
+        return False
+    return upper[len("CADENCE_") :].split("__", 1)[0].lower() in SETTINGS_KEYS
+
+
 def socket_dir(environ: Mapping[str, str]) -> Path:
+    named = environ.get(RUNTIME_ENV)
+    if named:
+        return Path(named)
     runtime = environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isdir(runtime):
         return Path(runtime) / "cadence"

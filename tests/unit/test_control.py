@@ -70,6 +70,10 @@ def test_the_socket_follows_what_settings_are_made_of(tmp_path: Path) -> None:
     env = {"CADENCE_DATABASE_URL": "sqlite:///b.db"}
     assert control.socket_path(file, env, "/somewhere") != base
     assert control.socket_path(file, env, "/somewhere") != control.socket_path(file, env, "/x")
+    # variables that set no key are read elsewhere (the unsubscribe secret) or are ours
+    for name in ("CADENCE_UNSUBSCRIBE_SECRET", "CADENCE_RUNTIME_DIR", "CADENCE_NO_DAEMON_PREVIEW"):
+        assert control.socket_path(file, {name: "x"}, "/elsewhere").name == base.name
+    assert control.socket_path(file, {"cadence_daemon__tick": "5s"}, "/somewhere") != base
     # an edited file: the daemon's settings are older than the file, so not that daemon
     file.write_text("database_url: sqlite:///a.db\n# edited\n")
     assert control.socket_path(file, {}, "/somewhere") != base
@@ -111,3 +115,14 @@ def test_a_named_config_that_is_missing_is_reported_by_name(
     assert control.config_file(None, {}) is None
     (tmp_path / "cadence.yaml").write_text("")
     assert control.config_file(None, {}) == Path("cadence.yaml")
+
+
+def test_the_keys_that_make_settings_are_the_settings_keys() -> None:
+    from cadence.config import Settings
+
+    assert set(Settings.model_fields) == control.SETTINGS_KEYS
+
+
+def test_the_socket_folder_can_be_named(tmp_path: Path) -> None:
+    env = {"CADENCE_RUNTIME_DIR": str(tmp_path / "run"), "XDG_RUNTIME_DIR": "/nope"}
+    assert control.socket_path(None, env, "/").parent == tmp_path / "run"
