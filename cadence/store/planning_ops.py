@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -104,9 +104,10 @@ class PlanningOps:
                         {"ids": list(ids)},
                     )
                 )
-            contexts = self._load_contexts(conn, ids, now, lookback)
+            read: dict[str, Any] = {}
+            contexts = self._load_contexts(conn, ids, now, lookback, pending_rows=read)
             plans = [plan(ctx) for ctx in contexts]
-            self._save_plans(conn, plans, rules_version)
+            self._save_plans(conn, plans, rules_version, current=read)
             return len(plans)
 
     def _load_contexts(
@@ -117,23 +118,19 @@ class PlanningOps:
         lookback: timedelta,
         *,
         account: bool = True,
+        pending_rows: dict[str, Any] | None = None,
     ) -> list[CustomerContext]:
+        """The customers' contexts; with `pending_rows`, their open messages' rows are left
+        there by id (what `_save_plans` compares the new decisions with)."""
         if not ids:
             return []
         since = now - lookback
-        custs = [
-            convert.customer(r)
-            for r in conn.execute(select(customers).where(customers.c.id.in_(ids))).mappings()
-        ]
+        rows = conn.execute(select(customers).where(customers.c.id.in_(ids))).mappings().all()
+        custs = [convert.customer(r) for r in rows]
         if not custs:
             return []
-        contact = {
-            r.id: r.last_contact
-            for r in conn.execute(
-                select(customers.c.id, customers.c.last_contact).where(customers.c.id.in_(ids))
-            )
-        }
-        pending_rows = (
+        contact = {r["id"]: r["last_contact"] for r in rows}
+        open_rows = (
             conn.execute(
                 select(messages)
                 .where(
@@ -168,9 +165,11 @@ class PlanningOps:
             runs[cid][playbook] = _aware(last)
         pending: dict[str, list[Message]] = defaultdict(list)
         previous: dict[str, dict[str, Any]] = defaultdict(dict)
-        for r in pending_rows:
+        for r in open_rows:
             pending[r["customer_id"]].append(convert.message(r))
             previous[r["customer_id"]][r["id"]] = convert.decision(r)
+            if pending_rows is not None:
+                pending_rows[r["id"]] = r
         out = []
         for c in custs:
             others = [p for p in peers.get(c.account or "", []) if p != c.id] if c.account else []
@@ -241,7 +240,16 @@ class PlanningOps:
         with self.engine.begin() as conn:
             self._save_plans(conn, plans, rules_version)
 
-    def _save_plans(self, conn: Connection, plans: Sequence[Plan], rules_version: str) -> None:
+    def _save_plans(
+        self,
+        conn: Connection,
+        plans: Sequence[Plan],
+        rules_version: str,
+        current: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write the plans: each changed decision, the emails, the customers' next moment.
+        `current` holds the decided messages' rows as read in this transaction (read here
+        when not given)."""
         if not plans:
             return
         ids = [p.customer_id for p in plans]
@@ -296,24 +304,28 @@ class PlanningOps:
         if rows:
             conn.execute(insert(emails), rows)
         decided = [d.message_id for p in plans for d in p.decisions]
-        current = {
-            r["id"]: r
-            for i in range(0, len(decided), 500)
-            for r in conn.execute(
-                select(
-                    messages.c.id,
-                    messages.c.customer_id,
-                    messages.c.status,
-                    messages.c.send_at,
-                    messages.c.email_id,
-                    messages.c.rule,
-                    messages.c.reason,
-                    messages.c.final,
-                    messages.c.rules_version,
-                    messages.c.details,
-                ).where(messages.c.id.in_(decided[i : i + 500]))
-            ).mappings()
-        }
+        current = (
+            current
+            if current is not None
+            else {
+                r["id"]: r
+                for i in range(0, len(decided), 500)
+                for r in conn.execute(
+                    select(
+                        messages.c.id,
+                        messages.c.customer_id,
+                        messages.c.status,
+                        messages.c.send_at,
+                        messages.c.email_id,
+                        messages.c.rule,
+                        messages.c.reason,
+                        messages.c.final,
+                        messages.c.rules_version,
+                        messages.c.details,
+                    ).where(messages.c.id.in_(decided[i : i + 500]))
+                ).mappings()
+            }
+        )
         history = []
         updates = []
         for p in plans:
