@@ -114,7 +114,10 @@ def run_database(
                 (
                     "dispatch",
                     "dispatch, one daemon",
-                    lambda: F.dispatch_rate(store, url, folder, now, min(5000, n)),
+                    lambda: [
+                        F.dispatch_rate(store, url, folder, now, min(5000, n)),
+                        F.dispatch_rate(store, url, folder, now, min(5000, n), unique=True),
+                    ],
                 ),
                 ("memory", "memory of a full pass", lambda: F.pass_memory(config)),
                 ("latency", "latency", lambda: F.latency(folder)),

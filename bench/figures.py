@@ -79,7 +79,7 @@ def _mark(store: Store, ids: list[str]) -> None:
 
 
 def _message(
-    mid: str, cid: str, at: datetime, *, transactional: bool = False
+    mid: str, cid: str, at: datetime, *, transactional: bool = False, body: str | None = None
 ) -> tuple[Message, str]:
     """A message to submit: a receipt (billing, transactional) or a sales note, due at `at`.
     The receipt's content is what the official client sends in the dispatch baseline."""
@@ -90,7 +90,7 @@ def _message(
             "billing",
             category="receipt",
             subject="Receipt",
-            body_text="Thanks for your payment.",
+            body_text=body or "Thanks for your payment.",
             transactional=True,
             send_after=at,
         )
@@ -285,17 +285,36 @@ class _Lookalike:
 
 
 def dispatch_rate(
-    store: Store, url: str, folder: Path, now: datetime, emails: int, daemons: int = 1
+    store: Store,
+    url: str,
+    folder: Path,
+    now: datetime,
+    emails: int,
+    daemons: int = 1,
+    *,
+    unique: bool = False,
 ) -> Figure:
     """Emails/s from `daemons` dispatching processes sharing one ledger, each with its own
-    HTTP connections to the look-alike, next to the official client sending one by one."""
+    HTTP connections to the look-alike, next to the official client sending one by one.
+    The receipts share their content, so cadence sends many in one request (one
+    personalization each); with `unique`, each has a body of its own and goes alone."""
     ids = sample_ids(store, emails)
+    tag = f"{daemons}{'u' if unique else ''}"
     store.add_messages(
-        [_message(f"tx-{daemons}-{i}", cid, now, transactional=True) for i, cid in enumerate(ids)]
+        [
+            _message(
+                f"tx-{tag}-{i}",
+                cid,
+                now,
+                transactional=True,
+                body=f"Thanks for your payment #{i}." if unique else None,
+            )
+            for i, cid in enumerate(ids)
+        ]
     )
     plan_due(store, RULES, now, "UTC")
     with _Lookalike() as sg:
-        config = _sendgrid_config(folder / f"dispatch-{daemons}.yaml", url, sg, REPO / "rules")
+        config = _sendgrid_config(folder / f"dispatch-{tag}.yaml", url, sg, REPO / "rules")
         workers = [
             subprocess.Popen(
                 [
@@ -327,8 +346,9 @@ def dispatch_rate(
     ours = sent / seconds
     who = "one daemon" if daemons == 1 else f"{daemons} daemons"
     target = 2000 if daemons == 1 else 5000
+    content = "a body of its own each (one request each)" if unique else "shared content"
     return Figure(
-        f"dispatch to a local SendGrid look-alike, {who}",
+        f"dispatch to a local SendGrid look-alike, {who}, {content}",
         ours,
         "emails/s",
         f">= {target}",

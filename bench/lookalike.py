@@ -33,12 +33,17 @@ class Lookalike:
             return _reply(401, {"errors": [{"message": "authorization required"}]})
         try:
             payload: dict[str, Any] = json.loads(body)
-            assert payload["personalizations"][0]["to"][0]["email"]
+            people = payload["personalizations"]
+            addresses = [p["to"][0]["email"].lower() for p in people]
+            # SendGrid's own limits: 1 to 1000 emails, each address once
+            assert 1 <= len(people) <= 1000 and len(set(addresses)) == len(addresses)
             assert payload["from"]["email"] and payload["subject"]
         except Exception:  # noqa: BLE001 - any malformed body is SendGrid's 400
             return _reply(400, {"errors": [{"message": "bad request body"}]})
-        args = payload.get("custom_args") or {}
-        self.arrivals.append((str(args.get("cadence_email", "")), time.time()))
+        now, top = time.time(), payload.get("custom_args") or {}
+        for p in people:  # one email each
+            args = {**top, **(p.get("custom_args") or {})}
+            self.arrivals.append((str(args.get("cadence_email", "")), now))
         return _reply(202, None, {"X-Message-Id": uuid.uuid4().hex[:22]})
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

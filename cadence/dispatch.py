@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from cadence.delivery.compose import OutgoingEmail, compose
 from cadence.delivery.render import RenderError
@@ -23,7 +23,7 @@ from cadence.delivery.unsubscribe import make_token, unsubscribe_url
 if TYPE_CHECKING:
     from cadence.config import Settings
     from cadence.delivery.render import Renderer
-    from cadence.delivery.transports import Transport
+    from cadence.delivery.transports import BatchingTransport, Transport
     from cadence.store.gateway import Claimed, Store
 
 log = logging.getLogger("cadence.dispatch")
@@ -55,12 +55,44 @@ class DispatchReport:
     more_due: bool = False  # stopped claiming with emails still due (the pass's time was up)
 
 
+Outcome = SendResult | TransportError
+
+
 @dataclass
 class _InFlight:
-    """A chunk marked `sending` whose hand-overs may still be running."""
+    """A chunk marked `sending` whose hand-overs may still be running: each request's
+    emails and the future of its one outcome."""
 
-    items: list[Claimed]
-    futures: list[Future[SendResult | TransportError]]
+    requests: list[tuple[list[Claimed], Future[Outcome]]]
+
+
+def batches(
+    going: list[tuple[Claimed, OutgoingEmail]], transport: Transport
+) -> list[list[tuple[Claimed, OutgoingEmail]]]:
+    """The emails grouped into requests: one each, unless the transport batches
+    (`BatchingTransport`); then emails of one batch key share a request, a recipient at most
+    once in each (SendGrid refuses a request that names an address twice)."""
+    key_of = getattr(transport, "batch_key", None)
+    if key_of is None or not hasattr(transport, "send_many"):
+        return [[pair] for pair in going]
+    most = max(1, int(getattr(transport, "max_batch", 1)))
+    out: list[list[tuple[Claimed, OutgoingEmail]]] = []
+    open_: dict[str, list[tuple[list[tuple[Claimed, OutgoingEmail]], set[str]]]] = {}
+    for pair in going:
+        key = key_of(pair[1])
+        if key is None:
+            out.append([pair])
+            continue
+        address = pair[1].to_email.lower()
+        groups = open_.setdefault(key, [])
+        group = next((g for g in groups if address not in g[1] and len(g[0]) < most), None)
+        if group is None:
+            group = ([], set())
+            groups.append(group)
+            out.append(group[0])
+        group[0].append(pair)
+        group[1].add(address)
+    return out
 
 
 @dataclass
@@ -126,22 +158,28 @@ class Dispatcher:
         ours = self.store.mark_sending_many([item.email.id for item, _ in ready], self.owner, now)
         going = [(item, out) for item, out in ready if item.email.id in ours]
         return _InFlight(
-            [item for item, _ in going], [pool.submit(self._call, out) for _, out in going]
+            [
+                ([item for item, _ in group], pool.submit(self._call, [out for _, out in group]))
+                for group in batches(going, self.transport)
+            ]
         )
 
     def _record(self, flight: _InFlight, now: datetime, report: DispatchReport) -> None:
         """Wait for a chunk's hand-overs and record what happened, the sent ones in one write."""
         sent: list[tuple[str, str | None]] = []
-        for item, future in zip(flight.items, flight.futures, strict=True):
+        items: list[Claimed] = []
+        for group, future in flight.requests:
             outcome = future.result()
-            if isinstance(outcome, TransportError):
-                self._failed(item, outcome, now, report)
-            else:
-                sent.append((item.email.id, outcome.provider_id))
+            items += group
+            for item in group:
+                if isinstance(outcome, TransportError):
+                    self._failed(item, outcome, now, report)
+                else:
+                    sent.append((item.email.id, outcome.provider_id))
         self.store.mark_sent_many(sent, now)
         done = {email_id for email_id, _ in sent}
         report.sent += [email_id for email_id, _ in sent]
-        for item in flight.items:
+        for item in items:
             if item.email.id in done:
                 email = item.email
                 log.info(
@@ -151,9 +189,12 @@ class Dispatcher:
                     ",".join(email.members),
                 )
 
-    def _call(self, out: OutgoingEmail) -> SendResult | TransportError:
+    def _call(self, outs: Sequence[OutgoingEmail]) -> Outcome:
+        """One request: an email, or emails of one batch key (one outcome for all)."""
         try:
-            return self.transport.send(out)
+            if len(outs) == 1:
+                return self.transport.send(outs[0])
+            return cast("BatchingTransport", self.transport).send_many(outs)
         except TransportError as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash

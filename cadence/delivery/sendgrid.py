@@ -24,6 +24,7 @@ import select
 import socket
 import ssl
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -45,23 +46,97 @@ def _address(email: str, name: str | None) -> dict[str, str]:
     return {"email": email, "name": name} if name else {"email": email}
 
 
+#: SendGrid's limit of personalizations (emails) in one request
+MAX_PERSONALIZATIONS = 1000
+#: in a request for several emails, each one's unsubscribe URL, substituted by SendGrid into
+#: that recipient's copy (`personalizations[].substitutions`)
+UNSUBSCRIBE_TAG = "-cadence-unsubscribe-url-"
+
+
+def _unsubscribe_url(out: OutgoingEmail) -> str | None:
+    value = out.header("List-Unsubscribe")
+    return value.strip("<>") if value else None
+
+
+def _content(text: str, html: str | None) -> list[dict[str, str]]:
+    content = [{"type": "text/plain", "value": text}]
+    if html is not None:
+        content.append({"type": "text/html", "value": html})
+    return content
+
+
+def _custom_args(out: OutgoingEmail) -> dict[str, str]:
+    return {  # values must be strings
+        ARG_EMAIL: out.email_id,
+        ARG_CUSTOMER: out.customer_id,
+        ARG_MESSAGES: ",".join(out.message_ids),
+        ARG_CATEGORIES: ",".join(out.categories),
+    }
+
+
+def batch_key(out: OutgoingEmail) -> str | None:
+    """Emails with equal keys can go in one request, one personalization each: they share
+    everything SendGrid keeps at the top of a request (sender, reply-to, categories, the
+    content once each one's unsubscribe URL is taken out as a tag). None: this one goes
+    alone (its content already holds the tag, so substituting could change it)."""
+    url = _unsubscribe_url(out)
+    text, html = out.text, out.html
+    if UNSUBSCRIBE_TAG in text or (html is not None and UNSUBSCRIBE_TAG in html):
+        return None
+    if url:
+        text = text.replace(url, UNSUBSCRIBE_TAG)
+        html = html.replace(url, UNSUBSCRIBE_TAG) if html is not None else None
+    shared = [out.from_email, out.from_name, out.reply_to, list(out.categories), text, html]
+    return json.dumps(shared)
+
+
+def sendgrid_batch_payload(
+    outs: Sequence[OutgoingEmail], *, sandbox: bool = False
+) -> dict[str, Any]:
+    """One request for emails of one `batch_key` (distinct recipients, at most
+    MAX_PERSONALIZATIONS): each is a personalization with its own recipient, subject,
+    headers, cadence ids and unsubscribe URL; SendGrid sends each as an email of its own."""
+    first = outs[0]
+    url = _unsubscribe_url(first)
+    text, html = first.text, first.html
+    if url:
+        text = text.replace(url, UNSUBSCRIBE_TAG)
+        html = html.replace(url, UNSUBSCRIBE_TAG) if html is not None else None
+    personalizations = []
+    for out in outs:
+        one: dict[str, Any] = {
+            "to": [_address(out.to_email, out.to_name)],
+            "subject": out.subject,
+            "headers": dict(out.headers),
+            "custom_args": _custom_args(out),
+        }
+        own = _unsubscribe_url(out)
+        if own:
+            one["substitutions"] = {UNSUBSCRIBE_TAG: own}
+        personalizations.append(one)
+    payload: dict[str, Any] = {
+        "personalizations": personalizations,
+        "from": _address(first.from_email, first.from_name),
+        "subject": first.subject,  # each personalization has its own; SendGrid wants one here
+        "content": _content(text, html),
+        "mail_settings": {"sandbox_mode": {"enable": sandbox}},
+    }
+    if first.reply_to:
+        payload["reply_to"] = {"email": first.reply_to}
+    if first.categories:
+        payload["categories"] = list(first.categories[:MAX_CATEGORIES])
+    return payload
+
+
 def sendgrid_payload(out: OutgoingEmail, *, sandbox: bool = False) -> dict[str, Any]:
     """The v3 Mail Send request body for one email (text first, then HTML, as SendGrid wants)."""
-    content = [{"type": "text/plain", "value": out.text}]
-    if out.html is not None:
-        content.append({"type": "text/html", "value": out.html})
     payload: dict[str, Any] = {
         "personalizations": [{"to": [_address(out.to_email, out.to_name)]}],
         "from": _address(out.from_email, out.from_name),
         "subject": out.subject,
-        "content": content,
+        "content": _content(out.text, out.html),
         "headers": dict(out.headers),
-        "custom_args": {  # values must be strings
-            ARG_EMAIL: out.email_id,
-            ARG_CUSTOMER: out.customer_id,
-            ARG_MESSAGES: ",".join(out.message_ids),
-            ARG_CATEGORIES: ",".join(out.categories),
-        },
+        "custom_args": _custom_args(out),
         "mail_settings": {"sandbox_mode": {"enable": sandbox}},
     }
     if out.reply_to:
@@ -73,6 +148,7 @@ def sendgrid_payload(out: OutgoingEmail, *, sandbox: bool = False) -> dict[str, 
 
 class SendgridTransport:
     concurrency = 8  # each sending thread has a connection of its own
+    max_batch = MAX_PERSONALIZATIONS
 
     def __init__(
         self,
@@ -126,7 +202,20 @@ class SendgridTransport:
         return conn
 
     def send(self, out: OutgoingEmail) -> SendResult:
-        body = json.dumps(sendgrid_payload(out, sandbox=self.sandbox)).encode("utf-8")
+        return self._post(sendgrid_payload(out, sandbox=self.sandbox), "the email")
+
+    batch_key = staticmethod(batch_key)
+
+    def send_many(self, outs: Sequence[OutgoingEmail]) -> SendResult:
+        """Emails of one `batch_key` (distinct recipients) in one request: SendGrid takes or
+        refuses them together, so they share one outcome."""
+        if len(outs) == 1:
+            return self.send(outs[0])
+        payload = sendgrid_batch_payload(outs, sandbox=self.sandbox)
+        return self._post(payload, f"{len(outs)} emails")
+
+    def _post(self, payload: dict[str, Any], what: str) -> SendResult:
+        body = json.dumps(payload).encode("utf-8")
         conn = self._connection()
         try:
             conn.request("POST", self.path, body, self.headers)
@@ -150,7 +239,7 @@ class SendgridTransport:
             return SendResult(response.getheader("X-Message-Id"))
         permanent = 400 <= code < 500 and code != 429
         raise TransportError(
-            f"SendGrid refused the email: HTTP {code} {_error_detail(data, response.reason)}",
+            f"SendGrid refused {what}: HTTP {code} {_error_detail(data, response.reason)}",
             permanent=permanent,
             retry_at=_reset_time(response.getheader("X-RateLimit-Reset")) if code == 429 else None,
         )

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -59,6 +59,19 @@ class Transport(Protocol):
     def send(self, out: OutgoingEmail) -> SendResult: ...
 
     def close(self) -> None: ...
+
+
+class BatchingTransport(Transport, Protocol):
+    """A transport that can hand several emails over in one request (SendGrid: one
+    personalization each). `batch_key` says which emails may share a request (None: this one
+    goes alone); `send_many` takes emails of one key with distinct recipients, all of which
+    share the one outcome."""
+
+    max_batch: int
+
+    def batch_key(self, out: OutgoingEmail) -> str | None: ...
+
+    def send_many(self, outs: Sequence[OutgoingEmail]) -> SendResult: ...
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")

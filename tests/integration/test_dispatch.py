@@ -147,4 +147,66 @@ def test_a_pass_whose_time_is_up_stops_claiming_and_says_more_is_due(app: App) -
         assert len(rest.sent) == 2 and rest.more_due
         last = dispatcher.run(NOW, batch=2)  # fewer than a batch: nothing more is due
         assert len(last.sent) == 1 and not last.more_due
-        assert len(sg.accepted) == 5 and len(set(sg.email_ids())) == 5
+        assert len(sg.emails()) == 5 and len(set(sg.email_ids())) == 5
+
+
+def _crowd(app: App, n: int) -> None:
+    """n more customers, each with a receipt and an announcement due now: the same content
+    for everyone but the announcement's unsubscribe link."""
+    app.store.upsert_customers(
+        [
+            (Customer(f"p-{i}", f"p{i}@acme.test", "P", "Europe/Berlin", None, {}), "d")
+            for i in range(n)
+        ]
+    )
+    app.store.add_messages(
+        [
+            (
+                Message(
+                    f"{kind}-{i}",
+                    f"p-{i}",
+                    "billing" if kind == "rcpt" else "product",
+                    category="receipt" if kind == "rcpt" else "announcement",
+                    subject="Your receipt" if kind == "rcpt" else "What is new",
+                    body_text="Thanks" if kind == "rcpt" else "A new dashboard",
+                    transactional=kind == "rcpt",
+                    send_after=NOW,
+                ),
+                "x",
+            )
+            for i in range(n)
+            for kind in ("rcpt", "news")
+        ]
+    )
+
+
+def test_same_content_goes_many_to_a_request_each_copy_with_its_own_link(app: App) -> None:
+    _crowd(app, 30)
+    with SendgridLookalike() as sg:
+        report = run_pass(app, NOW, transport=SendgridTransport(sg.api_key, sg.url, timeout=5))
+        emails = sg.emails()
+        requests = len(sg.accepted)
+    assert len(report.dispatch.sent) == len(emails) == 61  # 30 receipts, 30 news, c-1's receipt
+    assert sorted(sg.email_ids()) == sorted(report.dispatch.sent)  # each exactly once
+    assert requests < 61 / 4  # shared requests, not one per email
+    news = [e for e in emails if e["subject"] == "What is new"]
+    links = set()
+    for e in news:
+        link = e["headers"]["List-Unsubscribe"].strip("<>")
+        assert link in e["content"][0]["value"]  # its own link, put back by SendGrid
+        links.add(link)
+    assert len(news) == len(links) == 30
+    for i in range(30):
+        assert app.store.messages_of(f"p-{i}")[0][1].status is Status.SENT
+
+
+def test_a_refused_request_fails_every_email_in_it(app: App) -> None:
+    _crowd(app, 5)
+    with SendgridLookalike() as sg:
+        sg.then(*[Reply(400, {"errors": [{"message": "bad from", "field": "from"}]})] * 20)
+        report = run_pass(app, NOW, transport=SendgridTransport(sg.api_key, sg.url, timeout=5))
+        assert len(sg.received) < 11 and not sg.accepted
+    assert len(report.dispatch.failed) == 11 and not report.dispatch.sent
+    for i in range(5):
+        for _m, d in app.store.messages_of(f"p-{i}"):
+            assert d.status is Status.FAILED and "bad from" in d.reason

@@ -17,6 +17,47 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+def check_payload(payload: dict[str, Any]) -> str | None:
+    """What SendGrid would refuse in a v3 mail/send body (the rules cadence could break)."""
+    people = payload["personalizations"]
+    if not 1 <= len(people) <= 1000:
+        return "between 1 and 1000 personalizations"
+    seen: set[str] = set()
+    for p in people:
+        address = p["to"][0]["email"].lower()
+        if address in seen:
+            return (
+                "Each unique email address in the personalizations array should only be "
+                "included once."
+            )
+        seen.add(address)
+        if not (p.get("subject") or payload.get("subject")):
+            return "The subject is required."
+    assert payload["from"]["email"] and payload["content"][0]["value"]
+    return None
+
+
+def emails_of(payload: dict[str, Any], at: float) -> list[dict[str, Any]]:
+    """The emails SendGrid makes of one accepted request: one per personalization, its
+    fields over the request's, its substitutions applied to the content."""
+    out = []
+    for p in payload["personalizations"]:
+        content = payload["content"]
+        for tag, value in (p.get("substitutions") or {}).items():
+            content = [{**c, "value": c["value"].replace(tag, value)} for c in content]
+        out.append(
+            {
+                "at": at,
+                "to": p["to"][0]["email"],
+                "subject": p.get("subject") or payload["subject"],
+                "headers": {**payload.get("headers", {}), **p.get("headers", {})},
+                "custom_args": {**payload.get("custom_args", {}), **p.get("custom_args", {})},
+                "content": content,
+            }
+        )
+    return out
+
+
 @dataclass
 class Reply:
     status: int
@@ -58,10 +99,11 @@ class SendgridLookalike:
                     )
                 try:
                     payload = json.loads(raw)
-                    assert payload["personalizations"][0]["to"][0]["email"]
-                    assert payload["from"]["email"] and payload["subject"]
+                    problem = check_payload(payload)
                 except Exception:  # noqa: BLE001
-                    return self._reply(Reply(400, {"errors": [{"message": "bad request body"}]}))
+                    problem = "bad request body"
+                if problem:
+                    return self._reply(Reply(400, {"errors": [{"message": problem}]}))
                 if outer.delay:
                     time.sleep(outer.delay)
                 with outer._lock:
@@ -106,12 +148,12 @@ class SendgridLookalike:
         with self._lock:
             self.script.extend(replies)
 
+    def emails(self) -> list[dict[str, Any]]:
+        """Every email SendGrid would send for the accepted requests (`emails_of`)."""
+        with self._lock:
+            accepted = list(self.accepted)
+        return [e for item in accepted for e in emails_of(item.payload, item.at)]
+
     def email_ids(self) -> list[str]:
-        """The cadence email id of each accepted request (from custom_args)."""
-        out = []
-        for item in self.accepted:
-            args = item.payload.get("custom_args") or {}
-            for p in item.payload.get("personalizations", []):
-                args = {**args, **(p.get("custom_args") or {})}
-            out.append(args.get("cadence_email", ""))
-        return out
+        """The cadence email id of each accepted email (from custom_args)."""
+        return [e["custom_args"].get("cadence_email", "") for e in self.emails()]

@@ -94,3 +94,95 @@ def test_custom_args_are_strings_and_payload_is_json() -> None:
 def test_at_most_ten_categories() -> None:
     many = tuple(f"c{i}" for i in range(15))
     assert len(sendgrid_payload(outgoing(categories=many))["categories"]) == 10
+
+
+def _for(n: int, **kw: object) -> OutgoingEmail:
+    """Customer n's copy of one announcement: its own address, ids and unsubscribe link."""
+    url = f"http://localhost:8787/u/tok-{n}"
+    fields: dict[str, object] = {
+        "email_id": f"e-{n:016x}",
+        "customer_id": f"c-{n}",
+        "to_email": f"p{n}@acme.test",
+        "subject": f"News, {n}",
+        "text": f"Hello\n\nUnsubscribe: {url}\n",
+        "html": f'<p>Hello</p><a href="{url}">Unsubscribe</a>\n',
+        "headers": (
+            ("X-Cadence-Customer", f"c-{n}"),
+            ("List-Unsubscribe", f"<{url}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ),
+        "message_ids": (f"m-{n}",),
+    }
+    fields.update(kw)
+    return outgoing(**fields)
+
+
+def test_copies_that_differ_only_in_their_unsubscribe_link_share_a_request() -> None:
+    from cadence.delivery.sendgrid import batch_key
+
+    assert batch_key(_for(1)) == batch_key(_for(2)) is not None
+    assert batch_key(_for(1)) != batch_key(_for(2, text="Hello Bo\n"))  # a name: its own
+    assert batch_key(_for(1)) != batch_key(_for(2, reply_to="other@vendor.test"))
+    assert batch_key(_for(1)) != batch_key(_for(2, categories=("tip",)))
+    # content that already holds the tag would be changed by SendGrid's substitution
+    assert batch_key(_for(1, text="-cadence-unsubscribe-url- is our tag\n")) is None
+
+
+def test_sendgrid_makes_each_copy_exactly_as_it_would_go_alone() -> None:
+    from cadence.delivery.sendgrid import sendgrid_batch_payload
+    from tests.support.sendgrid_lookalike import check_payload, emails_of
+
+    outs = [_for(n) for n in range(1, 4)]
+    payload = json.loads(json.dumps(sendgrid_batch_payload(outs)))
+    assert check_payload(payload) is None
+    assert "tok-" not in json.dumps(payload["content"])  # the links live in substitutions
+    made = emails_of(payload, 0.0)
+    for out, email in zip(outs, made, strict=True):
+        alone = sendgrid_payload(out)
+        assert email["to"] == out.to_email and email["subject"] == out.subject
+        assert email["content"] == alone["content"]
+        assert email["headers"] == alone["headers"]
+        assert email["custom_args"] == alone["custom_args"]
+
+
+def test_a_request_naming_an_address_twice_is_what_sendgrid_refuses() -> None:
+    from cadence.delivery.sendgrid import sendgrid_batch_payload
+    from tests.support.sendgrid_lookalike import check_payload
+
+    twice = sendgrid_batch_payload([_for(1), _for(2, to_email="P1@acme.test")])
+    assert check_payload(twice) is not None  # which is why the dispatcher never builds it
+
+
+class _Batching:
+    max_batch = 3
+
+    @staticmethod
+    def batch_key(out: OutgoingEmail) -> str | None:
+        return out.subject
+
+    def send_many(self, outs: object) -> None: ...
+
+
+def test_requests_hold_one_key_each_recipient_once_and_at_most_max_batch() -> None:
+    from cadence.dispatch import batches
+
+    outs = [
+        _for(1, subject="a"),
+        _for(2, subject="a"),
+        _for(3, subject="b"),
+        _for(4, subject="a", to_email="P1@acme.test"),  # p1 again: another request
+        _for(5, subject="a"),
+        _for(6, subject="a"),
+    ]
+    groups = batches([(None, o) for o in outs], _Batching())  # type: ignore[arg-type]
+    assert [[o.email_id[-1] for _, o in g] for g in groups] == [
+        ["1", "2", "5"],
+        ["3"],
+        ["4", "6"],
+    ]
+
+    class OneByOne:
+        def send(self, out: OutgoingEmail) -> None: ...
+
+    alone = batches([(None, o) for o in outs], OneByOne())  # type: ignore[arg-type]
+    assert [len(g) for g in alone] == [1] * 6
