@@ -19,8 +19,9 @@ from bench.generate import GENERATED_AT, PREVIEWED
 IDLE_CPU = 0.05
 IDLE_WINDOW = 2.0
 #: the first pass of a daemon over a large ledger (a sweep of everyone, what is due sent)
-#: takes minutes; give up after this
-IDLE_WAIT = 45 * 60.0
+#: takes minutes at 100k and most of an hour at 1M: after this long the preview is measured
+#: with the daemon still busy, and the figure says so
+IDLE_WAIT = 5 * 60.0
 
 
 def _preview(config: Path, env: Mapping[str, str]) -> float:
@@ -41,8 +42,9 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _wait_idle(proc: subprocess.Popen[bytes], log: Path) -> float:
-    """Seconds until the daemon answers previews and has gone quiet."""
+def _wait_idle(proc: subprocess.Popen[bytes], log: Path) -> tuple[float, bool]:
+    """Seconds until the daemon answers previews and has gone quiet (or IDLE_WAIT has
+    passed), and whether it had."""
     started = time.monotonic()
     while "answering previews on" not in log.read_text():
         if proc.poll() is not None or time.monotonic() - started > 120:
@@ -55,9 +57,9 @@ def _wait_idle(proc: subprocess.Popen[bytes], log: Path) -> float:
             raise RuntimeError(f"the daemon exited:\n{log.read_text()[-3000:]}")
         cpu = _cpu_seconds(proc.pid)
         if cpu - last < IDLE_CPU:
-            return time.monotonic() - started
+            return time.monotonic() - started, True
         last = cpu
-    raise RuntimeError(f"the daemon was still busy after {IDLE_WAIT:.0f} s")
+    return time.monotonic() - started, False
 
 
 def preview_time(config: Path, folder: Path, runs: int = 3) -> list[Figure]:
@@ -75,7 +77,7 @@ def preview_time(config: Path, folder: Path, runs: int = 3) -> list[Figure]:
             stderr=out,
         )
     try:
-        waited = _wait_idle(proc, log)
+        waited, idle = _wait_idle(proc, log)
         warm = min(_preview(config, env) for _ in range(runs))
     finally:
         proc.terminate()
@@ -88,6 +90,11 @@ def preview_time(config: Path, folder: Path, runs: int = 3) -> list[Figure]:
             warm * 1000,
             "ms",
             "<= 250",
-            note=f"best of {runs}; the daemon idle (its first pass took {waited:.0f} s)",
+            note=f"best of {runs}; "
+            + (
+                f"the daemon idle (its first pass took {waited:.0f} s)"
+                if idle
+                else f"the daemon still busy with its first pass after {waited:.0f} s"
+            ),
         ),
     ]
