@@ -74,34 +74,58 @@ def _custom_args(out: OutgoingEmail) -> dict[str, str]:
     }
 
 
+def _tagged(out: OutgoingEmail) -> tuple[str, str | None]:
+    """The text and HTML with the email's own unsubscribe URL replaced by the tag."""
+    url = _unsubscribe_url(out)
+    if not url:
+        return out.text, out.html
+    html = out.html.replace(url, UNSUBSCRIBE_TAG) if out.html is not None else None
+    return out.text.replace(url, UNSUBSCRIBE_TAG), html
+
+
 def batch_key(out: OutgoingEmail) -> str | None:
     """Emails with equal keys can go in one request, one personalization each: they share
     everything SendGrid keeps at the top of a request (sender, reply-to, categories, the
     content once each one's unsubscribe URL is taken out as a tag). None: this one goes
     alone (its content already holds the tag, so substituting could change it)."""
-    url = _unsubscribe_url(out)
-    text, html = out.text, out.html
-    if UNSUBSCRIBE_TAG in text or (html is not None and UNSUBSCRIBE_TAG in html):
+    if UNSUBSCRIBE_TAG in out.text or (out.html is not None and UNSUBSCRIBE_TAG in out.html):
         return None
-    if url:
-        text = text.replace(url, UNSUBSCRIBE_TAG)
-        html = html.replace(url, UNSUBSCRIBE_TAG) if html is not None else None
-    shared = [out.from_email, out.from_name, out.reply_to, list(out.categories), text, html]
-    return json.dumps(shared)
+    text, html = _tagged(out)
+    return json.dumps(
+        [out.from_email, out.from_name, out.reply_to, list(out.categories), text, html]
+    )
+
+
+def _request(
+    first: OutgoingEmail,
+    personalizations: list[dict[str, Any]],
+    content: list[dict[str, str]],
+    sandbox: bool,
+    **top: Any,
+) -> dict[str, Any]:
+    """A request body: what all its emails share, taken from the first."""
+    payload: dict[str, Any] = {
+        "personalizations": personalizations,
+        "from": _address(first.from_email, first.from_name),
+        "subject": first.subject,
+        "content": content,
+        **top,
+        "mail_settings": {"sandbox_mode": {"enable": sandbox}},
+    }
+    if first.reply_to:
+        payload["reply_to"] = {"email": first.reply_to}
+    if first.categories:
+        payload["categories"] = list(first.categories[:MAX_CATEGORIES])
+    return payload
 
 
 def sendgrid_batch_payload(
     outs: Sequence[OutgoingEmail], *, sandbox: bool = False
 ) -> dict[str, Any]:
     """One request for emails of one `batch_key` (distinct recipients, at most
-    MAX_PERSONALIZATIONS): each is a personalization with its own recipient, subject,
-    headers, cadence ids and unsubscribe URL; SendGrid sends each as an email of its own."""
-    first = outs[0]
-    url = _unsubscribe_url(first)
-    text, html = first.text, first.html
-    if url:
-        text = text.replace(url, UNSUBSCRIBE_TAG)
-        html = html.replace(url, UNSUBSCRIBE_TAG) if html is not None else None
+    MAX_PERSONALIZATIONS): each is a personalization with its own recipient, subject (the
+    top-level one is the first's: SendGrid wants one there), headers, cadence ids and
+    unsubscribe URL; SendGrid sends each as an email of its own."""
     personalizations = []
     for out in outs:
         one: dict[str, Any] = {
@@ -114,36 +138,19 @@ def sendgrid_batch_payload(
         if own:
             one["substitutions"] = {UNSUBSCRIBE_TAG: own}
         personalizations.append(one)
-    payload: dict[str, Any] = {
-        "personalizations": personalizations,
-        "from": _address(first.from_email, first.from_name),
-        "subject": first.subject,  # each personalization has its own; SendGrid wants one here
-        "content": _content(text, html),
-        "mail_settings": {"sandbox_mode": {"enable": sandbox}},
-    }
-    if first.reply_to:
-        payload["reply_to"] = {"email": first.reply_to}
-    if first.categories:
-        payload["categories"] = list(first.categories[:MAX_CATEGORIES])
-    return payload
+    return _request(outs[0], personalizations, _content(*_tagged(outs[0])), sandbox)
 
 
 def sendgrid_payload(out: OutgoingEmail, *, sandbox: bool = False) -> dict[str, Any]:
     """The v3 Mail Send request body for one email (text first, then HTML, as SendGrid wants)."""
-    payload: dict[str, Any] = {
-        "personalizations": [{"to": [_address(out.to_email, out.to_name)]}],
-        "from": _address(out.from_email, out.from_name),
-        "subject": out.subject,
-        "content": _content(out.text, out.html),
-        "headers": dict(out.headers),
-        "custom_args": _custom_args(out),
-        "mail_settings": {"sandbox_mode": {"enable": sandbox}},
-    }
-    if out.reply_to:
-        payload["reply_to"] = {"email": out.reply_to}
-    if out.categories:
-        payload["categories"] = list(out.categories[:MAX_CATEGORIES])
-    return payload
+    return _request(
+        out,
+        [{"to": [_address(out.to_email, out.to_name)]}],
+        _content(out.text, out.html),
+        sandbox,
+        headers=dict(out.headers),
+        custom_args=_custom_args(out),
+    )
 
 
 class SendgridTransport:
