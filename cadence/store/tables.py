@@ -111,10 +111,14 @@ class MessageRow(SQLModel, table=True):
 
 class EmailRow(SQLModel, table=True):
     __tablename__ = "emails"
-    __table_args__ = (Index("ix_emails_status_send_at", "status", "send_at"),)
+    __table_args__ = (
+        Index("ix_emails_status_send_at", "status", "send_at"),
+        # a customer's planned (or sent) emails: exact even without statistics, see 0003
+        Index("ix_emails_customer_status", "customer_id", "status"),
+    )
 
     id: str = Field(primary_key=True)
-    customer_id: str = Field(foreign_key="customers.id", index=True)
+    customer_id: str = Field(foreign_key="customers.id")
     send_at: datetime = _time(nullable=False)
     status: str
     members: list[str] = _json(list)
