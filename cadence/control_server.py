@@ -16,7 +16,6 @@ import logging
 import os
 import socketserver
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,22 +27,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("cadence.control")
 
 
-def _time(text: object) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value.astimezone(UTC) if value.tzinfo is not None else None
-
-
 def answer_preview(app: App, request: dict[str, Any]) -> str | None:
     """What `cadence preview` would print for `request`, or None to let the command do it."""
     from rich.console import Console
 
-    from cadence.cli.output import preview_json, print_preview
-    from cadence.clock import utcnow
+    from cadence.cli.output import write_preview
+    from cadence.clock import parse_instant, utcnow
     from cadence.planning import UnknownCustomer, preview, render_preview
 
     customer, days, fmt = request.get("customer"), request.get("days"), request.get("format")
@@ -52,8 +41,12 @@ def answer_preview(app: App, request: dict[str, Any]) -> str | None:
         return None
     if not isinstance(days, int) or isinstance(days, bool) or not isinstance(render, bool):
         return None
-    as_of = utcnow() if request.get("at") is None else _time(request["at"])
-    if as_of is None:
+    at = request.get("at")
+    if at is not None and not isinstance(at, str):
+        return None
+    try:
+        as_of = utcnow() if at is None else parse_instant(at)
+    except ValueError:  # the command says what is wrong with it
         return None
     settings = app.settings
     try:
@@ -61,8 +54,6 @@ def answer_preview(app: App, request: dict[str, Any]) -> str | None:
     except UnknownCustomer:
         return None
     rendered = render_preview(p, app.renderer(), settings.sender, bodies=render)
-    if fmt == "json":
-        return json.dumps(preview_json(p, rendered), indent=2) + "\n"
     out = io.StringIO()
     width, height = term.get("size") or (80, 25)
     console = Console(
@@ -73,7 +64,7 @@ def answer_preview(app: App, request: dict[str, Any]) -> str | None:
         force_terminal=True if term.get("isatty") else None,
         _environ={str(k): str(v) for k, v in (term.get("environ") or {}).items()},
     )
-    print_preview(console, p, rendered, render=render)
+    write_preview(console, p, rendered, fmt=fmt, render=render)
     return out.getvalue()
 
 

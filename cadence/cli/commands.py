@@ -46,14 +46,11 @@ def preview(
         except UnknownCustomer:
             fail(f"error: no customer with id {customer!r}")
         rendered = render_preview(p, a.renderer(), a.settings.sender, bodies=render)
-    from cadence.cli.output import preview_json, print_preview
-
-    if fmt == "json":
-        typer.echo(json.dumps(preview_json(p, rendered), indent=2))
-        return
     from rich.console import Console
 
-    print_preview(Console(), p, rendered, render=render)
+    from cadence.cli.output import write_preview
+
+    write_preview(Console(), p, rendered, fmt=fmt, render=render)
 
 
 @app.command()

@@ -83,15 +83,14 @@ def parse_time(text: str | None, option: str) -> datetime | None:
     """An ISO 8601 time with an offset; anything else is wrong usage (exit 2)."""
     if text is None:
         return None
-    from datetime import UTC
+    from cadence.clock import NoOffset, parse_instant
 
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_instant(text)
+    except NoOffset:
+        fail(f"error: {option} {text!r} has no UTC offset; write e.g. {text}Z", 2)
     except ValueError:
         fail(f"error: {option} {text!r} is not an ISO 8601 time", 2)
-    if value.tzinfo is None:
-        fail(f"error: {option} {text!r} has no UTC offset; write e.g. {text}Z", 2)
-    return value.astimezone(UTC)
 
 
 def now_or(text: str | None, option: str = "--now") -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -104,6 +105,17 @@ def _origin(playbook: str | None, origin: str | None) -> str | None:
     if playbook is None:
         return None
     return f"playbook {playbook} ({origin})" if origin else f"playbook {playbook}"
+
+
+def write_preview(
+    console: Console, p: Preview, rendered: dict[str, dict[str, Any]], *, fmt: str, render: bool
+) -> None:
+    """What `cadence preview` prints, to `console`'s file: the contract's JSON, or the tables.
+    The command and the daemon's control socket both print through here."""
+    if fmt == "json":
+        console.file.write(json.dumps(preview_json(p, rendered), indent=2) + "\n")
+        return
+    print_preview(console, p, rendered, render=render)
 
 
 def print_preview(

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from cadence.delivery.compose import OutgoingEmail
+from cadence.delivery.compose import H_UNSUBSCRIBE, OutgoingEmail
 from cadence.delivery.transports import SendResult, TransportError
 
 SEND_PATH = "/v3/mail/send"
@@ -54,7 +54,7 @@ UNSUBSCRIBE_TAG = "-cadence-unsubscribe-url-"
 
 
 def _unsubscribe_url(out: OutgoingEmail) -> str | None:
-    value = out.header("List-Unsubscribe")
+    value = out.header(H_UNSUBSCRIBE)
     return value.strip("<>") if value else None
 
 
