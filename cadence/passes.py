@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from cadence import metrics
 from cadence.dispatch import Dispatcher, DispatchReport
 from cadence.lifecycle import process_events, sweep_all
-from cadence.planning import plan_due
+from cadence.planning import plan_some
 
 if TYPE_CHECKING:
     from cadence.app import App
@@ -32,6 +32,7 @@ class PassReport:
     cancelled: int = 0
     swept: int = 0
     planned: int = 0
+    more_to_plan: bool = False  # stopped planning with customers left (the pass's time was up)
     dispatch: DispatchReport = field(default_factory=DispatchReport)
 
     @property
@@ -74,6 +75,9 @@ def run_pass(
     sweep: bool = True,
     should_stop: Callable[[], bool] = lambda: False,
     keep_claiming: Callable[[], bool] = lambda: True,
+    keep_planning: Callable[[], bool] = lambda: True,
+    plan_batch: int = 500,
+    claim_batch: int | None = None,
 ) -> PassReport:
     from cadence.delivery.transports import make_transport
 
@@ -84,7 +88,14 @@ def run_pass(
     report.created, report.cancelled = process_events(store, rules, now)
     if sweep:
         report.swept = sweep_all(store, rules, now)
-    report.planned = plan_due(store, rules, now, app.settings.default_timezone)
+    report.planned, report.more_to_plan = plan_some(
+        store,
+        rules,
+        now,
+        app.settings.default_timezone,
+        batch=plan_batch,
+        keep_planning=keep_planning,
+    )
     own_transport = transport is None
     transport = transport or make_transport(app.settings)
     try:
@@ -98,7 +109,7 @@ def run_pass(
             should_stop=should_stop,
             keep_claiming=keep_claiming,
         )
-        report.dispatch = dispatcher.run(now)
+        report.dispatch = dispatcher.run(now, batch=claim_batch)
         d = report.dispatch
         metrics.record_dispatch(len(d.sent), len(d.failed), d.retried, d.unconfirmed)
     finally:

@@ -6,6 +6,7 @@ moment has come) are read, planned and written back, a batch at a time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -25,6 +26,25 @@ def plan_due(
     store: Store, rules: Rules, now: datetime, default_timezone: str, *, batch: int = 500
 ) -> int:
     """Re-plan every customer that needs it; returns how many were planned."""
+    return plan_some(store, rules, now, default_timezone, batch=batch)[0]
+
+
+def plan_some(
+    store: Store,
+    rules: Rules,
+    now: datetime,
+    default_timezone: str,
+    *,
+    batch: int = 500,
+    keep_planning: Callable[[], bool] = lambda: True,
+) -> tuple[int, bool]:
+    """Re-plan customers that need it, a batch at a time, while `keep_planning()` holds
+    (asked after each batch; customers with transactional mail waiting come first). Returns
+    how many were planned and whether some were left for later.
+
+    A daemon stops after a while so that it sends between batches: a customer left dirty
+    has none of its emails claimed until it is planned again (`claim_due`), so stopping
+    early delays that customer's mail but never sends it on a stale plan."""
     from cadence import metrics
 
     def plan(ctx: CustomerContext) -> Plan:
@@ -42,9 +62,11 @@ def plan_due(
     while True:
         ids = [i for i in store.customers_to_plan(now, batch) if i not in previous]
         if not ids:
-            return planned
+            return planned, False
         previous = set(ids)
         planned += store.plan_batch(ids, now, rules.lookback(), plan, rules.version)
+        if not keep_planning():
+            return planned, True
 
 
 @dataclass(frozen=True)

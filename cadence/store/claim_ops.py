@@ -21,15 +21,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, true, update
+from sqlalchemy import and_, delete, or_, select, true, update
 
 from cadence.model import Customer, Email, Message
 from cadence.store import convert
-from cadence.store.common import chunks, mark_dirty
+from cadence.store.common import chunks, look_again, mark_dirty
 from cadence.store.tables import customers, emails, messages
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
+
+
+#: how late an email may still go on the plan that placed it, without a new one: long enough
+#: for a burst to leave at full speed, short enough that an email cannot stray far past the
+#: end of its send window
+ON_PLAN_GRACE = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +58,29 @@ class ClaimOps:
         if limit <= 0:
             return []
         with self.engine.begin() as conn:
+            # An email goes on its plan only while that plan is current: a daemon busy with a
+            # burst sends before it has planned everyone again. Not for a customer marked
+            # dirty (an unsubscribe, a cancel, new mail since the plan may change this email
+            # too), and not late by more than ON_PLAN_GRACE while the customer waits for a
+            # new plan (its window may have closed, its message expired: the planner wakes
+            # every customer at its emails' times, so the new plan comes)
+            stale_plan = (
+                select(customers.c.id)
+                .where(
+                    customers.c.id == emails.c.customer_id,
+                    or_(
+                        customers.c.dirty == true(),
+                        and_(
+                            customers.c.next_plan_at <= now,
+                            emails.c.send_at < now - ON_PLAN_GRACE,
+                        ),
+                    ),
+                )
+                .exists()
+            )
             due = (
                 select(emails.c.id)
-                .where(emails.c.status == "planned", emails.c.send_at <= now)
+                .where(emails.c.status == "planned", emails.c.send_at <= now, ~stale_plan)
                 # receipts and ticket replies before the backlog of proactive mail
                 .order_by(emails.c.transactional.desc(), emails.c.send_at, emails.c.id)
                 .limit(limit)
@@ -173,11 +199,13 @@ class ClaimOps:
                 query = query.where(emails.c.lease_until < now)
             rows += conn.execute(
                 query.values(status="planned", lease_owner=None, lease_until=None).returning(
-                    emails.c.members, emails.c.customer_id
+                    emails.c.members, emails.c.customer_id, emails.c.send_at
                 )
             ).all()
         members = sorted({m for r in rows for m in r.members})
         for part in chunks(members):
             conn.execute(update(messages).where(messages.c.id.in_(part)).values(in_flight=False))
-        mark_dirty(conn, {r.customer_id for r in rows})
+        if rows:
+            # the plans stand (nothing left): looked at again, the emails claimable meanwhile
+            look_again(conn, {r.customer_id for r in rows}, min(r.send_at for r in rows))
         return len(rows)

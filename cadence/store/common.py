@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, or_, select, update
 
 from cadence.store import convert
 
@@ -51,6 +51,21 @@ def mark_dirty(conn: Connection, ids: Iterable[str]) -> None:
     transactions lock the rows in the same order (no deadlock on PostgreSQL)."""
     for part in chunks(sorted(set(ids))):
         conn.execute(update(customers).where(customers.c.id.in_(part)).values(dirty=True))
+
+
+def look_again(conn: Connection, ids: Iterable[str], at: datetime) -> None:
+    """The customers' plans stand (an email of theirs went, or failed, as planned) but want a
+    fresh look from `at`: their history and contact times moved. Unlike the dirty mark, this
+    does not stop their other due emails from being claimed meanwhile."""
+    for part in chunks(sorted(set(ids))):
+        conn.execute(
+            update(customers)
+            .where(
+                customers.c.id.in_(part),
+                or_(customers.c.next_plan_at.is_(None), customers.c.next_plan_at > at),
+            )
+            .values(next_plan_at=at)
+        )
 
 
 class Contact(Protocol):

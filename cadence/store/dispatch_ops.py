@@ -18,7 +18,7 @@ from sqlalchemy import Case, ColumnElement, Update, bindparam, case, delete, ins
 from cadence.model import Email, Status
 from cadence.store import convert
 from cadence.store.claim_ops import Claimed, ClaimOps
-from cadence.store.common import Contact, Settled, chunks
+from cadence.store.common import Contact, Settled, chunks, look_again
 from cadence.store.tables import decisions, emails, messages
 
 if TYPE_CHECKING:
@@ -127,7 +127,8 @@ class DispatchOps(ClaimOps):
         ]
         # executemany, not a multi-row VALUES: that is compiled anew for every chunk
         conn.execute(insert(decisions), rows_out)
-        self._mark_dirty(conn, {r.customer_id for r in rows})
+        # their plans stand: the customers' other due emails may still be claimed
+        look_again(conn, {r.customer_id for r in rows}, at)
         return [
             Settled(r["customer_id"], r["role"], r["human"], r["recipient"], r["sent_at"])
             for r in members

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index
+from sqlalchemy import JSON, DateTime, Index, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -67,9 +67,26 @@ class CustomerRow(SQLModel, table=True):
     next_plan_at: datetime | None = _time(index=True)
 
 
+#: transactional mail that no plan has decided yet (a new message has no rules_version): its
+#: customer is planned first, and the daemon looks for it several times a second (see 0004).
+#: A query uses the partial index only if its WHERE repeats these terms as written here.
+UNPLANNED_TRANSACTIONAL = {
+    "sqlite": "transactional = 1 AND final = 0 AND rules_version IS NULL",
+    "postgresql": "transactional = true AND final = false AND rules_version IS NULL",
+}
+
+
 class MessageRow(SQLModel, table=True):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_customer_final", "customer_id", "final"),)
+    __table_args__ = (
+        Index("ix_messages_customer_final", "customer_id", "final"),
+        Index(
+            "ix_messages_unplanned_transactional",
+            "customer_id",
+            sqlite_where=text(UNPLANNED_TRANSACTIONAL["sqlite"]),
+            postgresql_where=text(UNPLANNED_TRANSACTIONAL["postgresql"]),
+        ),
+    )
 
     id: str = Field(primary_key=True)
     customer_id: str = Field(foreign_key="customers.id")

@@ -333,3 +333,37 @@ def test_the_daemon_wakes_for_the_next_due_email_not_the_tick(tmp_path: Path) ->
             assert timedelta(0) <= arrived - due < timedelta(seconds=2)
         finally:
             assert daemon.stop() == 0
+
+
+def test_a_receipt_submitted_to_an_idle_daemon_goes_within_a_second(tmp_path: Path) -> None:
+    """Transactional mail does not wait for the tick (60 s here): the daemon looks for
+    receipts not yet planned several times a second and starts a pass for them."""
+    url = f"sqlite:///{tmp_path / 'cadence.db'}"
+    with SendgridLookalike() as sg:
+        env = write_setup(tmp_path, url, sg, rules="")
+        text = (tmp_path / "cadence.yaml").read_text().replace("tick: 1s", "tick: 60s")
+        (tmp_path / "cadence.yaml").write_text(text)
+        seed(url, 1, 0)
+        daemon = Daemon(tmp_path, env)
+        try:
+            daemon.wait_for("cadence daemon started")
+            time.sleep(2)  # its first pass is over: idle until the tick, a minute away
+            (tmp_path / "receipt.jsonl").write_text(
+                '{"id": "receipt-1", "customer": "c-0000", "role": "billing", '
+                '"category": "receipt", "transactional": true, "subject": "Your receipt", '
+                '"body_text": "Thanks for your payment."}\n'
+            )
+            subprocess.run(
+                [sys.executable, "-m", "cadence", "messages", "submit", "receipt.jsonl"],
+                cwd=tmp_path,
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+            submitted = time.time()  # at the latest: the command has committed and exited
+            until(lambda: len(sg.emails()) == 1, timeout=10)
+            assert sg.emails()[0]["at"] - submitted < 1.0
+            assert "Running job" not in daemon.text()  # the look is quiet in the log
+        finally:
+            assert daemon.stop() == 0

@@ -132,6 +132,59 @@ def test_release_returns_a_claim_but_never_a_sending_email(store: Store) -> None
     assert again.email.id == "e1"
 
 
+def test_a_dirty_customers_due_email_waits_for_its_new_plan(store: Store) -> None:
+    """Something changed since the plan (an unsubscribe, a cancel, new mail): a daemon that
+    sends before it has planned everyone again must not send on the old plan."""
+    _setup(
+        store,
+        [_email("e1", ("m1",), NOW), _email("e2", ("m2",), NOW, "c-2")],
+        customers=("c-1", "c-2"),
+    )
+    store.add_messages([(Message("m9", "c-1", "sales", subject="s", send_after=NOW), "d")])
+    assert [c.email.id for c in store.claim_due(NOW, "a", LEASE, 10)] == ["e2"]
+    assert store.customers_to_plan(NOW, 10) == ["c-1"]
+    store.save_plans([Plan("c-1", NOW, (_email("e1", ("m1",), NOW),), (), None)], "v1")
+    assert [c.email.id for c in store.claim_due(NOW, "a", LEASE, 10)] == ["e1"]
+
+
+def test_an_email_just_due_goes_on_its_plan_a_late_one_waits_for_a_new_plan(
+    store: Store,
+) -> None:
+    """The planner wakes each customer at its emails' times; a daemon busy with a burst may
+    send an email whose time has just come before that new plan, never a late one."""
+    _setup(
+        store,
+        [_email("now", ("m1",), NOW), _email("late", ("m2",), NOW - 2 * M, "c-2")],
+        customers=("c-1", "c-2"),
+    )
+    plans = [
+        Plan("c-1", NOW - M, (_email("now", ("m1",), NOW),), (), NOW),
+        Plan("c-2", NOW - 3 * M, (_email("late", ("m2",), NOW - 2 * M, "c-2"),), (), NOW - 2 * M),
+    ]
+    store.save_plans(plans, "v1")
+    assert sorted(store.customers_to_plan(NOW, 10)) == ["c-1", "c-2"]  # both due a new plan
+    assert [c.email.id for c in store.claim_due(NOW, "a", LEASE, 10)] == ["now"]
+
+
+def test_customers_with_unplanned_transactional_mail_are_planned_first(store: Store) -> None:
+    customers = tuple(f"c-{i}" for i in range(5))
+    _setup(store, [], customers)
+    assert not store.has_unplanned_transactional()
+    store.add_messages(
+        [(Message(f"s{i}", f"c-{i}", "sales", subject="s", send_after=NOW), "d") for i in range(4)]
+        + [(Message("r1", "c-4", "billing", subject="Receipt", transactional=True), "d")]
+    )
+    assert store.has_unplanned_transactional()
+    assert store.customers_to_plan(NOW, 2)[0] == "c-4"
+    assert sorted(store.customers_to_plan(NOW, 10)) == list(customers)
+    store.save_plans(
+        [Plan("c-4", NOW, (), (Decision("r1", Status.SCHEDULED, "r", rules_version="v1"),), None)],
+        "v1",
+    )
+    assert not store.has_unplanned_transactional()  # planned: no longer waiting
+    assert "c-4" not in store.customers_to_plan(NOW, 10)
+
+
 def test_recover_leases_releases_claims_and_never_resends(store: Store) -> None:
     _setup(
         store,
@@ -152,6 +205,17 @@ def test_recover_leases_releases_claims_and_never_resends(store: Store) -> None:
     assert [e.id for e, _ in store.unconfirmed_emails()] == ["lost"]
     # the dead daemon's email is planned again, the one it was sending is not
     assert sorted(_pending(store)) == ["m1"]
+    # six minutes late: it waits for its customer's new plan (here, the same email again)
+    assert store.claim_due(NOW + 6 * M, "b", LEASE, 10) == []
+    assert store.customers_to_plan(NOW + 6 * M, 10) == ["c-1"]
+    replanned = Plan(
+        "c-1",
+        NOW + 6 * M,
+        (_email("idle", ("m1",), NOW + 6 * M),),
+        (Decision("m1", Status.SCHEDULED, "r", NOW + 6 * M, "idle"),),
+        None,
+    )
+    store.save_plans([replanned], "v1")
     assert [c.email.id for c in store.claim_due(NOW + 6 * M, "b", LEASE, 10)] == ["idle"]
     assert store.recover_leases(NOW + 6 * M) == (0, 0)
 
