@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Engine, Table
 
 from cadence.store.db import make_engine, upgrade
 from cadence.store.tables import customers, emails, events, messages
@@ -173,10 +173,39 @@ def year_of_history(now: datetime, seed: int = 11) -> list[dict[str, Any]]:
 def add_year_of_history(url: str, now: datetime = GENERATED_AT) -> None:
     engine = make_engine(url)
     try:
-        with engine.begin() as conn:
-            conn.execute(insert(messages), year_of_history(now))
+        _bulk_insert(engine, messages, year_of_history(now))
     finally:
         engine.dispose()
+
+
+def _bulk_insert(engine: Engine, table: Table, batch: list[dict[str, Any]]) -> None:
+    """Rows into `table` as the store would write them (each column's own bind processor:
+    UTC times, JSON), by the driver's executemany, or COPY on PostgreSQL. SQLAlchemy's
+    per-row parameter handling was three quarters of a generation's time."""
+    columns = list(table.columns)
+    dialect = engine.dialect
+    processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    values = [
+        tuple(
+            p(row.get(c.name)) if p is not None else row.get(c.name)
+            for c, p in zip(columns, processors, strict=True)
+        )
+        for row in batch
+    ]
+    names = ", ".join(c.name for c in columns)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if dialect.name == "postgresql":
+            with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+                for value in values:
+                    copy.write_row(value)
+        else:
+            marks = ", ".join("?" for _ in columns)
+            cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", values)
+        raw.commit()
+    finally:
+        raw.close()
 
 
 def generate(url: str, n: int, now: datetime | None = None) -> datetime:
@@ -188,8 +217,7 @@ def generate(url: str, n: int, now: datetime | None = None) -> datetime:
     try:
         for name, batch in rows(n, now):
             if batch:
-                with engine.begin() as conn:
-                    conn.execute(insert(tables[name]), batch)
+                _bulk_insert(engine, tables[name], batch)
     finally:
         engine.dispose()
     if n > 1:
