@@ -16,11 +16,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from bench import figures as F
-from bench.generate import GENERATED_AT, generate
+from bench.generate import generate
 from bench.preview import preview_time
 
 SIZES = {"1k": 1_000, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
@@ -73,6 +74,7 @@ def _step(label: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 def run_database(
     db: str, n: int, folder: Path, sample: int, only: set[str] | None = None
 ) -> list[F.Figure]:
+    from cadence.store.db import upgrade
     from cadence.store.gateway import Store
 
     pg_name = None
@@ -84,12 +86,19 @@ def run_database(
     else:
         url, pg_name = _pg_database()
     try:
-        if reuse:
-            # a kept --workdir ledger, as the last run left it (generation is seeded, so its
-            # `now` is the generator's default)
-            now = GENERATED_AT
+        # The ledger's `now` is the present, as in a live deployment: the preview figure's
+        # daemon runs on the real clock, and after the memory figure's full pass at `now` it
+        # finds little to do (on a ledger a week old it would plan and send most of it again
+        # before going idle). Generation is seeded: the same ledger, relative to its `now`.
+        stamp = folder / f"bench-{n}.now"
+        if reuse and stamp.exists():
+            now = datetime.fromisoformat(stamp.read_text().strip())  # a kept --workdir ledger
+            upgrade(url)  # made by an older cadence, perhaps
         else:
-            now = _step(f"{db}: generating {n:,} customers", generate, url, n)
+            start = datetime.now(UTC).replace(second=0, microsecond=0)
+            now = _step(f"{db}: generating {n:,} customers", generate, url, n, start)
+            if db == "sqlite":
+                stamp.write_text(now.isoformat())
         config = folder / f"{db}.yaml"
         config.write_text(
             f"database_url: {url}\n"
@@ -108,9 +117,13 @@ def run_database(
             ("replan", "re-plan end to end", lambda: F.plan_end_to_end(store, now, m)),
             ("incremental", "incremental cost", lambda: F.incremental(store, now, n)),
         ]
-        # the preview figure runs a daemon on the real clock: it sweeps and re-plans the
-        # ledger, making mail due that the dispatch figure would then send. So it comes last.
-        last = [("preview", "preview", lambda: preview_time(config, folder))]
+        # the preview figure runs a daemon on the real clock: it sweeps and re-plans what is
+        # due, sending mail that the dispatch figure would then miss. So it comes last, after
+        # the memory figure's full pass has settled the ledger (SQLite); on PostgreSQL the
+        # daemon's first pass plans everyone, and the figure is taken with it busy after a
+        # while rather than waiting minutes for it
+        idle_wait = 300.0 if db == "sqlite" else 30.0
+        last = [("preview", "preview", lambda: preview_time(config, folder, now, idle_wait))]
         if db == "sqlite":
             steps += [
                 (
@@ -121,8 +134,8 @@ def run_database(
                         F.dispatch_rate(store, url, folder, now, min(5000, n), unique=True),
                     ],
                 ),
-                ("memory", "memory of a full pass", lambda: F.pass_memory(config)),
                 ("latency", "latency", lambda: F.latency(folder)),
+                ("memory", "memory of a full pass", lambda: F.pass_memory(config, now)),
             ]
         else:
             steps.append(

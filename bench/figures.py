@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -231,7 +232,7 @@ def incremental(store: Store, now: datetime, n: int) -> list[Figure]:
     return figures
 
 
-def pass_memory(config: Path) -> Figure:
+def pass_memory(config: Path, now: datetime) -> Figure:
     """Peak RSS of a whole `cadence run --once` over the ledger, in its own process: every
     customer planned, every sweep run, everything due handed to the config's transport (the
     console, its output to /dev/null)."""
@@ -245,7 +246,7 @@ def pass_memory(config: Path) -> Figure:
             "run",
             "--once",
             "--now",
-            "2026-11-23T12:00:00Z",
+            now.isoformat(),
         ],
         stdout=subprocess.DEVNULL,
     )
@@ -299,7 +300,8 @@ def dispatch_rate(
     The receipts share their content, so cadence sends many in one request (one
     personalization each); with `unique`, each has a body of its own and goes alone."""
     ids = sample_ids(store, emails)
-    tag = f"{daemons}{'u' if unique else ''}"
+    # a run of its own: a kept --workdir ledger holds the last run's receipts
+    tag = f"{daemons}{'u' if unique else ''}-{uuid.uuid4().hex[:6]}"
     store.add_messages(
         [
             _message(

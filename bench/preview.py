@@ -10,22 +10,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 from bench.figures import Figure
-from bench.generate import GENERATED_AT, PREVIEWED
+from bench.generate import PREVIEWED
 
 #: a daemon counts as idle once its CPU time grows less than this over IDLE_WINDOW
 IDLE_CPU = 0.05
 IDLE_WINDOW = 2.0
-#: the first pass of a daemon over a large ledger (a sweep of everyone, what is due sent)
-#: takes minutes at 100k and most of an hour at 1M: after this long the preview is measured
-#: with the daemon still busy, and the figure says so
-IDLE_WAIT = 5 * 60.0
 
 
-def _preview(config: Path, env: Mapping[str, str]) -> float:
-    at = GENERATED_AT.isoformat().replace("+00:00", "Z")
+def _preview(config: Path, env: Mapping[str, str], now: datetime) -> float:
+    at = now.isoformat().replace("+00:00", "Z")
     command = ["-c", str(config), "preview", PREVIEWED, "--format", "json", "--at", at]
     started = time.perf_counter()
     subprocess.run(
@@ -42,16 +39,17 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _wait_idle(proc: subprocess.Popen[bytes], log: Path) -> tuple[float, bool]:
-    """Seconds until the daemon answers previews and has gone quiet (or IDLE_WAIT has
-    passed), and whether it had."""
+def _wait_idle(proc: subprocess.Popen[bytes], log: Path, most: float) -> tuple[float, bool]:
+    """Seconds until the daemon answers previews and has gone quiet (or `most` seconds have
+    passed: a first pass over a ledger not yet planned takes minutes at 100k and most of an
+    hour at 1M), and whether it had."""
     started = time.monotonic()
     while "answering previews on" not in log.read_text():
         if proc.poll() is not None or time.monotonic() - started > 120:
             raise RuntimeError(f"the daemon did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
     last = _cpu_seconds(proc.pid)
-    while time.monotonic() - started < IDLE_WAIT:
+    while time.monotonic() - started < most:
         time.sleep(IDLE_WINDOW)
         if proc.poll() is not None:
             raise RuntimeError(f"the daemon exited:\n{log.read_text()[-3000:]}")
@@ -62,12 +60,16 @@ def _wait_idle(proc: subprocess.Popen[bytes], log: Path) -> tuple[float, bool]:
     return time.monotonic() - started, False
 
 
-def preview_time(config: Path, folder: Path, runs: int = 3) -> list[Figure]:
+def preview_time(
+    config: Path, folder: Path, now: datetime, idle_wait: float, runs: int = 3
+) -> list[Figure]:
     run_dir = folder / "run"
     run_dir.mkdir(mode=0o700, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CADENCE_")}
     env["XDG_RUNTIME_DIR"] = str(run_dir)
-    cold = min(_preview(config, {**env, "CADENCE_NO_DAEMON_PREVIEW": "1"}) for _ in range(runs))
+    cold = min(
+        _preview(config, {**env, "CADENCE_NO_DAEMON_PREVIEW": "1"}, now) for _ in range(runs)
+    )
     log = folder / "preview-daemon.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -77,8 +79,8 @@ def preview_time(config: Path, folder: Path, runs: int = 3) -> list[Figure]:
             stderr=out,
         )
     try:
-        waited, idle = _wait_idle(proc, log)
-        warm = min(_preview(config, env) for _ in range(runs))
+        waited, idle = _wait_idle(proc, log, idle_wait)
+        warm = min(_preview(config, env, now) for _ in range(runs))
     finally:
         proc.terminate()
         proc.wait(timeout=120)
