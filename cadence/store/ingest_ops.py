@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, delete, false, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, false, insert, or_, select, text, update
 
 from cadence.model import Event, Message, MessageKind, Status
 from cadence.store import convert
@@ -21,10 +21,14 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 BEING_SENT = "it is being sent right now"
+#: the advisory lock two daemons' playbook inserts take turns on: outside the int4 range of the
+#: per-customer planning locks (hashtext), so the two never meet
+PLAYBOOK_LOCK = 7_000_000_001
 
 
 class IngestOps:
     engine: Engine
+    is_postgres: bool
 
     def add_events(self, items: Sequence[tuple[Event, str]]) -> None:
         """Insert events (ids are new: the caller filtered repeats). What they mean
@@ -133,9 +137,12 @@ class IngestOps:
         now = utcnow()
         rows = [convert.message_values(m, "playbook", now) for m in unique.values()]
         with self.engine.begin() as conn:
+            if self.is_postgres:
+                # two daemons sweeping at once take turns here (until commit): each then
+                # counts only what it stored. SQLite has one daemon, and one writer anyway
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PLAYBOOK_LOCK})
             # one compiled statement for all rows (a sweep at a million customers makes tens
-            # of thousands); the count is what did not exist before, which only a concurrent
-            # daemon's identical insert can make differ from what this one stored
+            # of thousands); the count is what did not exist before
             existing = {
                 i
                 for part in chunks(list(unique))
