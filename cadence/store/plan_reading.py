@@ -98,16 +98,18 @@ def load_contexts(
         where, params = db.in_ids("account", accounts)
         for cid, acct in db.fetch(f"SELECT id, account FROM customers WHERE {where}", params):
             peers[acct].append(cid)
-    scope_ids = sorted(set(ids) | {p for group in peers.values() for p in group})
-    history = _history(db, scope_ids, since, peers=bool(accounts))
-    runs = _playbook_runs(db, ids)
     pending: dict[str, list[Message]] = defaultdict(list)
     previous: dict[str, dict[str, Any]] = defaultdict(dict)
+    known: dict[str, Message] = {}
     for r in open_rows:
-        pending[r["customer_id"]].append(convert.message(r))
+        message = known[r["id"]] = convert.message(r)
+        pending[r["customer_id"]].append(message)
         previous[r["customer_id"]][r["id"]] = convert.decision(r)
         if pending_rows is not None:
             pending_rows[r["id"]] = r
+    scope_ids = sorted(set(ids) | {p for group in peers.values() for p in group})
+    history = _history(db, scope_ids, since, peers=bool(accounts), known=known)
+    runs = _playbook_runs(db, ids)
     out = []
     for c in custs:
         others = [p for p in peers.get(c.account or "", []) if p != c.id] if c.account else []
@@ -145,11 +147,13 @@ def _playbook_runs(db: Driver, ids: Sequence[str]) -> dict[str, dict[str, dateti
 
 
 def _history(
-    db: Driver, ids: Sequence[str], since: datetime, *, peers: bool
+    db: Driver, ids: Sequence[str], since: datetime, *, peers: bool, known: dict[str, Message]
 ) -> dict[str, list[Sent]]:
     """Sent (or in-flight) emails and recorded messages since `since`, and with `peers`
     the planned emails too (`Sent.planned`), which count for the other customers of an
-    account. Each email counts at the time it went, else the time it is due."""
+    account. Each email counts at the time it went, else the time it is due. Members found
+    in `known` (the batch's open messages, read in this transaction) are not read again:
+    a planned email's members are mostly those."""
     statuses = (*IN_LEDGER, "planned") if peers else IN_LEDGER
     where, params = db.in_ids("customer_id", ids)
     rows = db.select(
@@ -159,8 +163,8 @@ def _history(
         "AND coalesce(sent_at, send_at) >= ?",
         [*params, *statuses, db.time(since)],
     )
-    member_ids = sorted({i for r in rows for i in r["members"]})
-    members: dict[str, Message] = {}
+    members = dict(known)
+    member_ids = sorted({i for r in rows for i in r["members"]} - members.keys())
     for part in chunks(member_ids):
         where, params = db.in_ids("id", part)
         for m in db.select(messages, MESSAGE, where, params):

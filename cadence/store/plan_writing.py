@@ -9,6 +9,7 @@ driver's `executemany` on SQLite.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from cadence.model import Plan
 from cadence.store import convert
 from cadence.store.common import aware
-from cadence.store.driver import Driver, Row
+from cadence.store.driver import Driver, Encoded, Row
 from cadence.store.plan_reading import current_decisions
 from cadence.store.tables import customers, decisions, emails, messages
 
@@ -104,26 +105,29 @@ def save_plans(
                 or old["rule"] != d.rule
                 or old["reason"] != d.reason
             )
-            if (
+            changed = (
                 verdict_changed
                 or old["final"] != d.final
                 or old["rules_version"] != d.rules_version
                 or (old["details"] or {}) != details
-            ):
-                updates.append(
-                    (
-                        d.message_id,
-                        str(d.status),
-                        d.rule,
-                        d.reason,
-                        d.send_at,
-                        d.email_id,
-                        details,
-                        d.rules_version,
-                        d.final,
-                        p.as_of,
-                    )
+            )
+            if not changed:
+                continue
+            text = Encoded(json.dumps(details))
+            updates.append(
+                (
+                    d.message_id,
+                    str(d.status),
+                    d.rule,
+                    d.reason,
+                    d.send_at,
+                    d.email_id,
+                    text,
+                    d.rules_version,
+                    d.final,
+                    p.as_of,
                 )
+            )
             if verdict_changed:
                 history.append(
                     (
@@ -135,7 +139,7 @@ def save_plans(
                         d.email_id,
                         d.rule,
                         d.reason,
-                        details,
+                        text,
                         d.rules_version,
                     )
                 )
