@@ -68,6 +68,8 @@ def json_loads(text: str | bytes) -> Any:
     it; anything else goes to `json.loads`, which parses it or raises as it always did."""
     if isinstance(text, bytes):
         text = text.decode()
+    if text == "{}":  # most messages' data, every undecided message's details
+        return {}
     try:
         value, end = _decode(text)
     except ValueError:
@@ -96,6 +98,10 @@ class Driver:
     def __init__(self, conn: Connection) -> None:
         self.postgres = conn.dialect.name == "postgresql"
         self._dbapi_error: type[Exception] = conn.dialect.loaded_dbapi.Error
+        # the same instants recur in a batch (its decision time, send-window openings,
+        # creation times): each is converted once per transaction, either way
+        self._written: dict[datetime, Any] = {}
+        self._read: dict[str, datetime] = {}
         raw: Any = conn.connection.dbapi_connection
         if self.postgres:
             from psycopg.types.json import set_json_loads
@@ -123,7 +129,10 @@ class Driver:
 
     def time(self, value: datetime) -> Any:
         """A time as a statement parameter (a comparison, a value written)."""
-        return pg_time(value) if self.postgres else sqlite_time(value)
+        found = self._written.get(value)
+        if found is None:
+            found = self._written[value] = (pg_time if self.postgres else sqlite_time)(value)
+        return found
 
     @contextmanager
     def _errors(self, statement: str) -> Iterator[None]:
@@ -176,12 +185,18 @@ class Driver:
         if self.postgres:
             return _pg_time_out if kind == "time" else None
         if kind == "time":
-            return _SqliteTimes().read
+            return self._sqlite_time
         if kind == "json":
             return json_loads
         if kind == "bool":
             return bool
         return None
+
+    def _sqlite_time(self, text: str) -> datetime:
+        found = self._read.get(text)
+        if found is None:
+            found = self._read[text] = datetime.fromisoformat(text + "+00:00")
+        return found
 
     # -- writing --------------------------------------------------------------------------
 
@@ -193,7 +208,7 @@ class Driver:
         kinds = [_kind(table.c[name]) for name in columns]
         times = [i for i, kind in enumerate(kinds) if kind == "time"]
         texts = [i for i, kind in enumerate(kinds) if kind == "json"]
-        time = pg_time if self.postgres else sqlite_time
+        time = self.time
         out = []
         for row in rows:
             values = list(row)
@@ -264,17 +279,3 @@ def _pg_time_out(value: datetime) -> datetime:
     # psycopg answers in the session's zone (`Etc/UTC` as a ZoneInfo): `UTCDateTime` hands
     # out `datetime.UTC`, and so does this
     return value.astimezone(UTC)
-
-
-class _SqliteTimes:
-    """SQLite's time text to aware UTC, remembering each text within one read (the same
-    instants come back many times: creation times, a batch's decision time)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, datetime] = {}
-
-    def read(self, text: str) -> datetime:
-        found = self._seen.get(text)
-        if found is None:
-            found = self._seen[text] = datetime.fromisoformat(text + "+00:00")
-        return found
