@@ -186,8 +186,8 @@ def _history(
         msg = convert.message(m)
         assert msg.sent_at is not None
         out[msg.customer_id].append(Sent(msg.id, msg.sent_at, msg.customer_id, (msg,)))
-    for group in out.values():
-        group.sort(key=lambda s: (s.at, s.id))
+    for sents in out.values():
+        sents.sort(key=lambda s: (s.at, s.id))
     return out
 
 
