@@ -1,0 +1,201 @@
+"""Reading what the planner needs for a batch of customers, in a few queries a batch.
+
+Through `Driver` (raw rows, converted once into the domain values): the rows a re-plan reads
+are most of its store time, and SQLAlchemy's per-row processing was most of that.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from cadence.model import CustomerContext, Message, Sent
+from cadence.store import convert
+from cadence.store.common import chunks
+from cadence.store.driver import Driver, Row
+from cadence.store.tables import customers, emails, messages
+
+IN_LEDGER = ("claimed", "sending", "sent", "unconfirmed")  # went, or may have
+
+#: what `convert.customer` needs, and the last contact times
+CUSTOMER = (
+    "id",
+    "email",
+    "name",
+    "timezone",
+    "account",
+    "attributes",
+    "created_at",
+    "unsubscribed_all",
+    "unsubscribed_categories",
+    "hard_bounced",
+    "soft_bounces",
+    "spam_reported",
+    "last_contact",
+)
+#: what `convert.message` needs
+MESSAGE = (
+    "id",
+    "customer_id",
+    "role",
+    "kind",
+    "category",
+    "topic",
+    "template",
+    "data",
+    "subject",
+    "body_text",
+    "body_html",
+    "sender_email",
+    "sender_name",
+    "human",
+    "transactional",
+    "priority",
+    "send_after",
+    "expires_at",
+    "sent_at",
+    "playbook",
+    "origin",
+    "recipient",
+    "created_at",
+)
+#: the current decision (`convert.decision`), which a new plan is compared with
+DECISION = ("status", "reason", "send_at", "email_id", "rule", "details", "rules_version", "final")
+
+
+def load_contexts(
+    db: Driver,
+    ids: Sequence[str],
+    now: datetime,
+    lookback: timedelta,
+    *,
+    account: bool = True,
+    pending_rows: dict[str, Row] | None = None,
+) -> list[CustomerContext]:
+    """The customers' contexts; with `pending_rows`, their open messages' rows are left
+    there by id (what the writing side compares the new decisions with)."""
+    if not ids:
+        return []
+    since = now - lookback
+    where, params = db.in_ids("id", ids)
+    rows = db.select(customers, CUSTOMER, where, params)
+    custs = [convert.customer(r) for r in rows]
+    if not custs:
+        return []
+    contact = {r["id"]: r["last_contact"] for r in rows}
+    where, params = db.in_ids("customer_id", ids)
+    open_rows = db.select(
+        messages,
+        (*MESSAGE, *DECISION),
+        f"{where} AND final = ? AND in_flight = ? ORDER BY id",
+        [*params, False, False],
+    )
+    accounts = sorted({c.account for c in custs if c.account}) if account else []
+    peers: dict[str, list[str]] = defaultdict(list)
+    if accounts:
+        where, params = db.in_ids("account", accounts)
+        for cid, acct in db.fetch(f"SELECT id, account FROM customers WHERE {where}", params):
+            peers[acct].append(cid)
+    pending: dict[str, list[Message]] = defaultdict(list)
+    previous: dict[str, dict[str, Any]] = defaultdict(dict)
+    known: dict[str, Message] = {}
+    for r in open_rows:
+        message = known[r["id"]] = convert.message(r)
+        pending[r["customer_id"]].append(message)
+        previous[r["customer_id"]][r["id"]] = convert.decision(r)
+        if pending_rows is not None:
+            pending_rows[r["id"]] = r
+    scope_ids = sorted(set(ids) | {p for group in peers.values() for p in group})
+    history = _history(db, scope_ids, since, peers=bool(accounts), known=known)
+    runs = _playbook_runs(db, ids)
+    out = []
+    for c in custs:
+        others = [p for p in peers.get(c.account or "", []) if p != c.id] if c.account else []
+        out.append(
+            CustomerContext(
+                customer=c,
+                pending=tuple(pending[c.id]),
+                # its own planned emails are what this plan replaces; a peer's count
+                # (even one planned in this same batch: the conservative reading)
+                history=tuple(s for s in history.get(c.id, ()) if not s.planned),
+                account_history=tuple(s for o in others for s in history.get(o, ())),
+                last_contact={
+                    k: datetime.fromisoformat(v) for k, v in (contact.get(c.id) or {}).items()
+                },
+                previous=previous[c.id],
+                playbook_runs=runs.get(c.id, {}),
+            )
+        )
+    return out
+
+
+def _playbook_runs(db: Driver, ids: Sequence[str]) -> dict[str, dict[str, datetime]]:
+    """When each playbook last created a (not cancelled) message for each customer."""
+    where, params = db.in_ids("customer_id", ids)
+    read = db.reader("time")
+    runs: dict[str, dict[str, datetime]] = defaultdict(dict)
+    for cid, playbook, last in db.fetch(
+        "SELECT customer_id, playbook, max(created_at) FROM messages "
+        f"WHERE {where} AND playbook IS NOT NULL AND status != ? "
+        "GROUP BY customer_id, playbook",
+        [*params, "cancelled"],
+    ):
+        runs[cid][playbook] = read(last) if read else last
+    return runs
+
+
+def _history(
+    db: Driver, ids: Sequence[str], since: datetime, *, peers: bool, known: dict[str, Message]
+) -> dict[str, list[Sent]]:
+    """Sent (or in-flight) emails and recorded messages since `since`, and with `peers`
+    the planned emails too (`Sent.planned`), which count for the other customers of an
+    account. Each email counts at the time it went, else the time it is due. Members found
+    in `known` (the batch's open messages, read in this transaction) are not read again:
+    a planned email's members are mostly those."""
+    statuses = (*IN_LEDGER, "planned") if peers else IN_LEDGER
+    where, params = db.in_ids("customer_id", ids)
+    rows = db.select(
+        emails,
+        ("id", "customer_id", "status", "sent_at", "send_at", "members"),
+        f"{where} AND status IN ({','.join('?' * len(statuses))}) "
+        "AND coalesce(sent_at, send_at) >= ?",
+        [*params, *statuses, db.time(since)],
+    )
+    members = dict(known)
+    member_ids = sorted({i for r in rows for i in r["members"]} - members.keys())
+    for part in chunks(member_ids):
+        where, params = db.in_ids("id", part)
+        for m in db.select(messages, MESSAGE, where, params):
+            members[m["id"]] = convert.message(m)
+    out: dict[str, list[Sent]] = defaultdict(list)
+    for r in rows:
+        at = r["sent_at"] or r["send_at"]
+        group = tuple(members[i] for i in r["members"] if i in members)
+        out[r["customer_id"]].append(
+            Sent(r["id"], at, r["customer_id"], group, planned=r["status"] == "planned")
+        )
+    where, params = db.in_ids("customer_id", ids)
+    for m in db.select(
+        messages,
+        MESSAGE,
+        f"{where} AND kind = ? AND sent_at >= ?",
+        [*params, "recorded", db.time(since)],
+    ):
+        msg = convert.message(m)
+        assert msg.sent_at is not None
+        out[msg.customer_id].append(Sent(msg.id, msg.sent_at, msg.customer_id, (msg,)))
+    for sents in out.values():
+        sents.sort(key=lambda s: (s.at, s.id))
+    return out
+
+
+def current_decisions(db: Driver, ids: Sequence[str]) -> dict[str, Row]:
+    """The decided messages' current rows (what a new decision is compared with), by id."""
+    out: dict[str, Row] = {}
+    for part in chunks(list(ids)):
+        where, params = db.in_ids("id", part)
+        for r in db.select(messages, ("id", "customer_id", *DECISION), where, params):
+            out[r["id"]] = r
+    return out

@@ -1,0 +1,200 @@
+"""Writing plans back: the emails, each changed decision (and its history), the customers'
+next moment.
+
+Through `Driver`: the executemany of decisions and emails spent most of its time in
+SQLAlchemy's per-row parameter processing, and on PostgreSQL in a statement per row; here
+rows go in by `COPY` and updates by one `UPDATE ... FROM unnest(...)` on PostgreSQL, by the
+driver's `executemany` on SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cadence.model import Plan
+from cadence.store import convert
+from cadence.store.common import aware
+from cadence.store.driver import Driver, Encoded, Row
+from cadence.store.plan_reading import current_decisions
+from cadence.store.tables import customers, decisions, emails, messages
+
+log = logging.getLogger(__name__)
+
+#: every column of a new email, in the order of the rows built below
+EMAIL = (
+    "id",
+    "customer_id",
+    "send_at",
+    "status",
+    "members",
+    "role",
+    "category",
+    "transactional",
+    "merge_rule",
+    "template",
+    "to_owner",
+    "lease_owner",
+    "lease_until",
+    "attempts",
+    "provider_id",
+    "error",
+    "sent_at",
+    "created_at",
+    "updated_at",
+    "rules_version",
+)
+#: what a changed decision sets on its message (the message's id first)
+DECIDED = (
+    "status",
+    "rule",
+    "reason",
+    "send_at",
+    "email_id",
+    "details",
+    "rules_version",
+    "final",
+    "decided_at",
+)
+#: a row of decision history (the id is the table's own)
+HISTORY = (
+    "message_id",
+    "customer_id",
+    "decided_at",
+    "status",
+    "send_at",
+    "email_id",
+    "rule",
+    "reason",
+    "details",
+    "rules_version",
+)
+
+
+def save_plans(
+    db: Driver,
+    plans: Sequence[Plan],
+    rules_version: str,
+    current: Mapping[str, Row] | None = None,
+) -> None:
+    """Write the plans: each changed decision, the emails, the customers' next moment.
+    `current` holds the decided messages' rows as read in this transaction (read here
+    when not given)."""
+    if not plans:
+        return
+    ids = [p.customer_id for p in plans]
+    where, params = db.in_ids("customer_id", ids)
+    db.execute(f"DELETE FROM emails WHERE {where} AND status = ?", [*params, "planned"])
+    _insert_emails(db, plans, rules_version)
+    if current is None:
+        current = current_decisions(db, [d.message_id for p in plans for d in p.decisions])
+    history: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
+    for p in plans:
+        for d in p.decisions:
+            old = current.get(d.message_id)
+            if old is None:
+                continue
+            details = convert.details(d)
+            verdict_changed = (
+                old["status"] != str(d.status)
+                or aware(old["send_at"]) != d.send_at
+                or old["email_id"] != d.email_id
+                or old["rule"] != d.rule
+                or old["reason"] != d.reason
+            )
+            changed = (
+                verdict_changed
+                or old["final"] != d.final
+                or old["rules_version"] != d.rules_version
+                or (old["details"] or {}) != details
+            )
+            if not changed:
+                continue
+            text = Encoded(json.dumps(details))
+            updates.append(
+                (
+                    d.message_id,
+                    str(d.status),
+                    d.rule,
+                    d.reason,
+                    d.send_at,
+                    d.email_id,
+                    text,
+                    d.rules_version,
+                    d.final,
+                    p.as_of,
+                )
+            )
+            if verdict_changed:
+                history.append(
+                    (
+                        d.message_id,
+                        p.customer_id,
+                        p.as_of,
+                        str(d.status),
+                        d.send_at,
+                        d.email_id,
+                        d.rule,
+                        d.reason,
+                        text,
+                        d.rules_version,
+                    )
+                )
+    # a plan that changed nothing writes nothing here
+    db.update(messages, "id", DECIDED, updates)
+    db.insert(decisions, HISTORY, history)
+    db.update(
+        customers,
+        "id",
+        ("dirty", "next_plan_at"),
+        [(p.customer_id, False, p.next_plan_at) for p in plans],
+    )
+
+
+def _insert_emails(db: Driver, plans: Sequence[Plan], rules_version: str) -> None:
+    new_ids = [e.id for p in plans for e in p.emails]
+    if not new_ids:
+        return
+    where, params = db.in_ids("id", new_ids)
+    taken = {i for (i,) in db.fetch(f"SELECT id FROM emails WHERE {where}", params)}
+    rows = []
+    for p in plans:
+        for e in p.emails:
+            if e.id in taken:
+                # a claimed/sent email keeps its row: ids derive from the members, so
+                # this is the plan re-proposing what is already on its way
+                log.warning(
+                    "plan for %s proposes email %s, which exists and is no longer "
+                    "planned: kept as it is",
+                    p.customer_id,
+                    e.id,
+                )
+                continue
+            rows.append(
+                (
+                    e.id,
+                    e.customer_id,
+                    e.send_at,
+                    "planned",
+                    list(e.members),
+                    e.role,
+                    e.category,
+                    e.transactional,
+                    e.merge_rule,
+                    e.template,
+                    e.to_owner,
+                    None,
+                    None,
+                    0,
+                    None,
+                    None,
+                    None,
+                    p.as_of,
+                    p.as_of,
+                    rules_version,
+                )
+            )
+    db.insert(emails, EMAIL, rows)

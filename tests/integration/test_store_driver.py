@@ -1,0 +1,233 @@
+"""The driver-level path of re-planning (`cadence/store/driver.py`: COPY and `unnest` updates
+on PostgreSQL, the driver's `executemany` on SQLite) against SQLAlchemy's own writes and reads,
+on both databases: a row written either way is stored alike (the text SQLite keeps, the values
+and the JSON text PostgreSQL keeps) and read back as the same values of the same types."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
+
+from cadence.model import Customer, Message
+from cadence.store.driver import Driver, Encoded, json_loads
+from cadence.store.gateway import Store
+from cadence.store.tables import customers, decisions, emails, messages
+
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+KOLKATA = timezone(timedelta(hours=5, minutes=30))
+#: JSON as the planner writes it, and what else a column may hold
+DOCS: list[Any] = [
+    {},
+    {"counted": ["e-1", "r-2"], "won_by": None, "next_allowed": NOW.isoformat(), "event": None},
+    {"text": 'quotes " and \\ and ünïcødé ✓ 😀', "n": 1.5, "deep": {"l": [1, True, None]}},
+    [],
+    None,
+]
+
+
+def _stored(conn: Connection, table: Table, key: str, value: Any) -> Any:
+    """A row as the database keeps it, without SQLAlchemy's types: SQLite's own values (its
+    time text, 0/1), PostgreSQL's values as text (a JSON column's very text)."""
+    if conn.dialect.name == "postgresql":
+        names = [c.name for c in table.c]
+        sql = (
+            f"SELECT {', '.join(f'{n}::text' for n in names)} FROM {table.name} WHERE {key} = %(v)s"
+        )
+        return dict(zip(names, conn.exec_driver_sql(sql, {"v": value}).one(), strict=True))
+    row = conn.exec_driver_sql(f"SELECT * FROM {table.name} WHERE {key} = ?", (value,)).one()
+    return dict(zip(row._fields, row, strict=True))
+
+
+def _read(conn: Connection, table: Table, key: str, value: Any) -> dict[str, Any]:
+    """A row as SQLAlchemy reads it, each value with its type."""
+    row = conn.execute(select(table).where(table.c[key] == value)).mappings().one()
+    return {k: (type(v), v) for k, v in row.items()}
+
+
+def _without(row: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in keys}
+
+
+def _email(i: int, doc_members: list[str]) -> dict[str, Any]:
+    return {
+        "id": f"e-{i}",
+        "customer_id": "c-1",
+        "send_at": [NOW, NOW.astimezone(KOLKATA), NOW + timedelta(microseconds=7)][i % 3],
+        "status": "planned",
+        "members": doc_members,
+        "role": "success",
+        "category": None if i % 2 else "tip",
+        "transactional": bool(i % 2),
+        "merge_rule": None,
+        "template": "t",
+        "to_owner": not i % 2,
+        "lease_owner": None,
+        "lease_until": None,
+        "attempts": i,
+        "provider_id": None,
+        "error": None,
+        "sent_at": None if i % 2 else NOW - timedelta(days=400, seconds=1),
+        "created_at": NOW,
+        "updated_at": NOW,
+        "rules_version": "v1",
+    }
+
+
+def _decision(i: int, details: Any) -> dict[str, Any]:
+    return {
+        "message_id": f"m-{i}",
+        "customer_id": "c-1",
+        "decided_at": NOW.astimezone(KOLKATA),
+        "status": "scheduled",
+        "send_at": None if i % 2 else NOW + timedelta(hours=i, microseconds=123456),
+        "email_id": f"e-{i}",
+        "rule": None,
+        "reason": "goes at 16:00 — «local»",
+        "details": details,
+        "rules_version": None,
+    }
+
+
+def _seed(store: Store) -> None:
+    store.upsert_customers([(Customer("c-1", "c1@acme.test", "C1", "UTC", "acme"), "d")])
+
+
+@pytest.mark.parametrize("table", ["emails", "decisions"])
+def test_rows_inserted_by_the_driver_are_stored_as_sqlalchemy_stores_them(
+    store: Store, table: str
+) -> None:
+    _seed(store)
+    if table == "emails":
+        rows = [_email(i, m) for i, m in enumerate([[], ["m-1"], ["m-1", "m-2"], []])]
+        target, key = emails, "id"
+    else:
+        rows = [_decision(i, doc) for i, doc in enumerate(DOCS)]
+        target, key = decisions, "message_id"
+    # the same values but the key: each row once through SQLAlchemy, once by the driver
+    pairs = [(a, {**a, key: f"{a[key]}-d"}) for a in rows]
+    with store.engine.begin() as conn:
+        conn.execute(insert(target), [a for a, _ in pairs])
+        columns = list(pairs[0][1])
+        Driver(conn).insert(target, columns, [[b[c] for c in columns] for _, b in pairs])
+    with store.engine.connect() as conn:
+        for a, b in pairs:
+            ours, theirs = _stored(conn, target, key, b[key]), _stored(conn, target, key, a[key])
+            assert _without(ours, "id", key) == _without(theirs, "id", key)
+            assert _without(_read(conn, target, key, b[key]), "id", key) == _without(
+                _read(conn, target, key, a[key]), "id", key
+            )
+
+
+def test_rows_updated_by_the_driver_are_stored_as_sqlalchemy_stores_them(store: Store) -> None:
+    _seed(store)
+    store.add_messages(
+        [
+            (Message(f"m-{i}{s}", "c-1", "success", send_after=NOW), "d")
+            for i in range(len(DOCS))
+            for s in "ab"
+        ]
+    )
+    columns = ["status", "rule", "reason", "send_at", "email_id", "details", "final", "decided_at"]
+    values = [
+        [
+            "deferred",
+            None if i % 2 else "r",
+            "ünïcødé ✓",
+            [NOW.astimezone(KOLKATA), None][i % 2],
+            f"e-{i}",
+            doc,
+            bool(i % 2),
+            NOW,
+        ]
+        for i, doc in enumerate(DOCS)
+    ]
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(messages)
+            .where(messages.c.id == bindparam("m_id"))
+            .values({c: bindparam(f"m_{c}") for c in columns}),
+            [
+                {"m_id": f"m-{i}a", **{f"m_{c}": v for c, v in zip(columns, row, strict=True)}}
+                for i, row in enumerate(values)
+            ],
+        )
+        db = Driver(conn)
+        # a value already encoded goes in as it is (every other row here)
+        encoded = [
+            [*row[:5], Encoded(json.dumps(row[5])) if i % 2 else row[5], *row[6:]]
+            for i, row in enumerate(values)
+        ]
+        db.update(messages, "id", columns, [[f"m-{i}b", *row] for i, row in enumerate(encoded)])
+        db.update(
+            customers, "id", ["dirty", "next_plan_at"], [["c-1", False, NOW + timedelta(hours=1)]]
+        )
+    with store.engine.connect() as conn:
+        for i in range(len(DOCS)):
+            ours, theirs = (
+                _stored(conn, messages, "id", f"m-{i}b"),
+                _stored(conn, messages, "id", f"m-{i}a"),
+            )
+            assert _without(ours, "id") == _without(theirs, "id")
+            assert _without(_read(conn, messages, "id", f"m-{i}b"), "id") == _without(
+                _read(conn, messages, "id", f"m-{i}a"), "id"
+            )
+        back = _read(conn, customers, "id", "c-1")
+        assert back["dirty"] == (bool, False)
+        assert back["next_plan_at"] == (datetime, NOW + timedelta(hours=1))
+        assert back["next_plan_at"][1].tzinfo is UTC
+
+
+def test_rows_read_by_the_driver_are_what_sqlalchemy_reads(store: Store) -> None:
+    _seed(store)
+    store.add_messages(
+        [
+            (
+                Message(
+                    "m-1",
+                    "c-1",
+                    "success",
+                    data={"k": ["ü", 1]},
+                    send_after=NOW.astimezone(KOLKATA),
+                    human=True,
+                ),
+                "d",
+            ),
+            (Message("m-2", "c-1", "sales", send_after=NOW + timedelta(microseconds=1)), "d"),
+        ]
+    )
+    columns = [c.name for c in messages.c]
+    with store.engine.connect() as conn:
+        theirs = [
+            dict(r) for r in conn.execute(select(messages).order_by(messages.c.id)).mappings()
+        ]
+        ours = Driver(conn).select(messages, columns, "customer_id = ? ORDER BY id", ["c-1"])
+    assert [{k: (type(v), v) for k, v in r.items()} for r in ours] == [
+        {k: (type(v), v) for k, v in r.items()} for r in theirs
+    ]
+    times = [r["send_after"] for r in ours]
+    assert all(t.tzinfo is UTC for t in times)
+
+
+def test_the_driver_refuses_naive_times(store: Store) -> None:
+    _seed(store)
+    with store.engine.begin() as conn, pytest.raises(ValueError, match="naive datetime"):
+        Driver(conn).update(customers, "id", ["next_plan_at"], [["c-1", datetime(2026, 1, 1)]])
+
+
+@pytest.mark.parametrize(
+    "text", ["{}", "[]", "null", '"x"', '{"a": [1, 2.5, "ü"]}', ' {"a": 1} ', b'{"b": null}']
+)
+def test_json_loads_is_json_loads(text: str | bytes) -> None:
+    assert json_loads(text) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ["", "{", '{"a": 1}{', "nan!"])
+def test_json_loads_raises_as_json_loads_does(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+    with pytest.raises(json.JSONDecodeError):
+        json_loads(text)
