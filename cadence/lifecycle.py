@@ -35,7 +35,10 @@ def process_events(
         if not events:
             return created, cancelled
         ids = sorted({e.customer_id for e in events})
-        contexts = {c.customer.id: c for c in store.load_contexts(ids, now, rules.lookback())}
+        # the playbooks read no other customer's mail
+        contexts = {
+            c.customer.id: c for c in store.load_contexts(ids, now, rules.lookback(), account=False)
+        }
         new: list[Message] = []
         cancels: list[Cancellation] = []
         changed: dict[str, Customer] = {}
@@ -94,7 +97,13 @@ def sweep_all(store: Store, rules: Rules, now: datetime, *, batch: int = 500) ->
             return created
         after = ids[-1]
         new: list[Message] = []
-        for ctx in store.load_contexts(ids, now, rules.lookback()):
+        # a sweep reads the customer, its own sent mail and contact times, and when each
+        # playbook last ran (`playbook_runs` covers open messages too): not the open messages
+        # themselves nor the account's other customers, most of a full context's reading
+        contexts = store.load_contexts(
+            ids, now, rules.lookback(), account=False, open_messages=False
+        )
+        for ctx in contexts:
             fired = sweep(
                 ctx.customer,
                 rules,

@@ -72,10 +72,13 @@ def load_contexts(
     lookback: timedelta,
     *,
     account: bool = True,
+    open_messages: bool = True,
     pending_rows: dict[str, Row] | None = None,
 ) -> list[CustomerContext]:
     """The customers' contexts; with `pending_rows`, their open messages' rows are left
-    there by id (what the writing side compares the new decisions with)."""
+    there by id (what the writing side compares the new decisions with). Without
+    `account`, no other customer's mail; without `open_messages`, no open messages nor
+    their decisions (a sweep reads neither: most of a context's reading)."""
     if not ids:
         return []
     since = now - lookback
@@ -86,11 +89,15 @@ def load_contexts(
         return []
     contact = {r["id"]: r["last_contact"] for r in rows}
     where, params = db.in_ids("customer_id", ids)
-    open_rows = db.select(
-        messages,
-        (*MESSAGE, *DECISION),
-        f"{where} AND final = ? AND in_flight = ? ORDER BY id",
-        [*params, False, False],
+    open_rows = (
+        db.select(
+            messages,
+            (*MESSAGE, *DECISION),
+            f"{where} AND final = ? AND in_flight = ? ORDER BY id",
+            [*params, False, False],
+        )
+        if open_messages
+        else []
     )
     accounts = sorted({c.account for c in custs if c.account}) if account else []
     peers: dict[str, list[str]] = defaultdict(list)

@@ -92,10 +92,18 @@ class PlanningOps:
         return min(times) if times else None
 
     def load_contexts(
-        self, ids: Sequence[str], now: datetime, lookback: timedelta, *, account: bool = True
+        self,
+        ids: Sequence[str],
+        now: datetime,
+        lookback: timedelta,
+        *,
+        account: bool = True,
+        open_messages: bool = True,
     ) -> list[CustomerContext]:
         with self.engine.connect() as conn:
-            return plan_reading.load_contexts(Driver(conn), ids, now, lookback, account=account)
+            return plan_reading.load_contexts(
+                Driver(conn), ids, now, lookback, account=account, open_messages=open_messages
+            )
 
     def plan_batch(
         self,
