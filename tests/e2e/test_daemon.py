@@ -312,13 +312,19 @@ def test_unsubscribe_link_of_a_sent_eml_stops_the_next_marketing_email(tmp_path:
         assert daemon.stop() == 0
 
 
-def test_the_daemon_wakes_for_the_next_due_email_not_the_tick(tmp_path: Path) -> None:
+def _slow_ticking_setup(tmp_path: Path, sg: SendgridLookalike) -> tuple[str, dict[str, str]]:
+    """One customer, no rules, and a tick of 60 s: whatever goes out sooner was not the tick."""
     url = f"sqlite:///{tmp_path / 'cadence.db'}"
+    env = write_setup(tmp_path, url, sg, rules="")
+    text = (tmp_path / "cadence.yaml").read_text().replace("tick: 1s", "tick: 60s")
+    (tmp_path / "cadence.yaml").write_text(text)
+    seed(url, 1, 0)
+    return url, env
+
+
+def test_the_daemon_wakes_for_the_next_due_email_not_the_tick(tmp_path: Path) -> None:
     with SendgridLookalike() as sg:
-        env = write_setup(tmp_path, url, sg, rules="")
-        text = (tmp_path / "cadence.yaml").read_text().replace("tick: 1s", "tick: 60s")
-        (tmp_path / "cadence.yaml").write_text(text)
-        seed(url, 1, 0)
+        url, env = _slow_ticking_setup(tmp_path, sg)
         due = datetime.now(UTC) + timedelta(seconds=4)
         store = Store(url)
         store.add_messages(
@@ -338,12 +344,8 @@ def test_the_daemon_wakes_for_the_next_due_email_not_the_tick(tmp_path: Path) ->
 def test_a_receipt_submitted_to_an_idle_daemon_goes_within_a_second(tmp_path: Path) -> None:
     """Transactional mail does not wait for the tick (60 s here): the daemon looks for
     receipts not yet planned several times a second and starts a pass for them."""
-    url = f"sqlite:///{tmp_path / 'cadence.db'}"
     with SendgridLookalike() as sg:
-        env = write_setup(tmp_path, url, sg, rules="")
-        text = (tmp_path / "cadence.yaml").read_text().replace("tick: 1s", "tick: 60s")
-        (tmp_path / "cadence.yaml").write_text(text)
-        seed(url, 1, 0)
+        _, env = _slow_ticking_setup(tmp_path, sg)
         daemon = Daemon(tmp_path, env)
         try:
             daemon.wait_for("cadence daemon started")
