@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,9 +31,10 @@ log = logging.getLogger("cadence.dispatch")
 
 
 MAX_ATTEMPTS = 8
-# emails per chunk for each sending thread: one write before and one after a chunk. One chunk is
-# on the wire while the one before it is recorded, so a crash leaves at most two chunks
-# unconfirmed (for a person or a provider event to settle)
+# emails per chunk for each sending thread. A chunk is marked `sending` in one write, which
+# also records the chunk before last (whose hand-overs are over by then), while the last one
+# is on the wire: at most two chunks are `sending` at any moment, so a crash leaves at most two
+# chunks unconfirmed (for a person or a provider event to settle)
 CHUNK_PER_WORKER = 8
 BACKOFF_BASE = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(minutes=30)
@@ -95,6 +97,10 @@ def batches(
     return out
 
 
+def _ids(sent: list[tuple[Claimed, str | None]]) -> list[tuple[str, str | None]]:
+    return [(item.email.id, provider_id) for item, provider_id in sent]
+
+
 @dataclass
 class Dispatcher:
     store: Store
@@ -118,7 +124,8 @@ class Dispatcher:
         # connection takes one; SendGrid's HTTP API many): its latency, not ours, sets the pace
         width = max(1, int(getattr(self.transport, "concurrency", 1)))
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="send") as pool:
-            in_flight: _InFlight | None = None
+            # chunks handed over and not yet recorded, oldest first: never more than two
+            flying: deque[_InFlight] = deque()
             while not self.should_stop():
                 claimed = self.store.claim_due(now, self.owner, lease, limit)
                 if not claimed:
@@ -130,32 +137,52 @@ class Dispatcher:
                         for item in chunk:
                             self.store.release(item.email.id)
                         continue
-                    # the next chunk goes on the wire before the last one is recorded: the
+                    ready = self._render(chunk, now, report)
+                    # the chunk before last is recorded in the write that marks this one
+                    # `sending` (one commit for both), while the last one is on the wire: the
                     # transport's latency and our writes overlap instead of adding up
-                    started = self._start_chunk(chunk, now, report, pool)
-                    if in_flight is not None:
-                        self._record(in_flight, now, report)
-                    in_flight = started
+                    done = flying.popleft() if len(flying) == 2 else None
+                    sent = self._outcomes(done, now, report) if done else []
+                    ours = (
+                        self.store.mark_sent_and_sending(
+                            _ids(sent), now, [item.email.id for item, _ in ready], self.owner
+                        )
+                        if sent or ready
+                        else set()
+                    )
+                    self._sent(sent, report)
+                    flying.append(self._hand_over(ready, ours, pool))
                 if len(claimed) < limit:
                     break
                 if not self.keep_claiming():
                     report.more_due = True
                     break
-            if in_flight is not None:
-                self._record(in_flight, now, report)
+            while flying:
+                sent = self._outcomes(flying.popleft(), now, report)
+                self.store.mark_sent_many(_ids(sent), now)
+                self._sent(sent, report)
         return report
 
-    def _start_chunk(
-        self, chunk: list[Claimed], now: datetime, report: DispatchReport, pool: ThreadPoolExecutor
-    ) -> _InFlight:
-        """Render the chunk, mark it `sending` in one write, hand the emails to the sending
-        threads. Nothing half-rendered goes out; nothing not marked `sending` goes at all."""
+    def _render(
+        self, chunk: list[Claimed], now: datetime, report: DispatchReport
+    ) -> list[tuple[Claimed, OutgoingEmail]]:
+        """The chunk's emails rendered; one that cannot be is held (nothing half-rendered
+        goes out)."""
         ready: list[tuple[Claimed, OutgoingEmail]] = []
         for item in chunk:
             out = self._compose(item, now, report)
             if out is not None:
                 ready.append((item, out))
-        ours = self.store.mark_sending_many([item.email.id for item, _ in ready], self.owner, now)
+        return ready
+
+    def _hand_over(
+        self,
+        ready: list[tuple[Claimed, OutgoingEmail]],
+        ours: set[str],
+        pool: ThreadPoolExecutor,
+    ) -> _InFlight:
+        """Hand the emails just marked `sending` (`ours`) to the sending threads; nothing
+        not marked `sending` goes at all."""
         going = [(item, out) for item, out in ready if item.email.id in ours]
         return _InFlight(
             [
@@ -164,30 +191,32 @@ class Dispatcher:
             ]
         )
 
-    def _record(self, flight: _InFlight, now: datetime, report: DispatchReport) -> None:
-        """Wait for a chunk's hand-overs and record what happened, the sent ones in one write."""
-        sent: list[tuple[str, str | None]] = []
-        items: list[Claimed] = []
+    def _outcomes(
+        self, flight: _InFlight, now: datetime, report: DispatchReport
+    ) -> list[tuple[Claimed, str | None]]:
+        """Wait for a chunk's hand-overs; record each failure, and return the emails sent
+        (with the provider's id) for the caller to record in one write."""
+        sent: list[tuple[Claimed, str | None]] = []
         for group, future in flight.requests:
             outcome = future.result()
-            items += group
             for item in group:
                 if isinstance(outcome, TransportError):
                     self._failed(item, outcome, now, report)
                 else:
-                    sent.append((item.email.id, outcome.provider_id))
-        self.store.mark_sent_many(sent, now)
-        done = {email_id for email_id, _ in sent}
-        report.sent += [email_id for email_id, _ in sent]
-        for item in items:
-            if item.email.id in done:
-                email = item.email
-                log.info(
-                    "sent email=%s customer=%s messages=%s",
-                    email.id,
-                    email.customer_id,
-                    ",".join(email.members),
-                )
+                    sent.append((item, outcome.provider_id))
+        return sent
+
+    def _sent(self, sent: list[tuple[Claimed, str | None]], report: DispatchReport) -> None:
+        """Report emails whose sending is recorded."""
+        for item, _ in sent:
+            email = item.email
+            report.sent.append(email.id)
+            log.info(
+                "sent email=%s customer=%s messages=%s",
+                email.id,
+                email.customer_id,
+                ",".join(email.members),
+            )
 
     def _call(self, outs: Sequence[OutgoingEmail]) -> Outcome:
         """One request: an email, or emails of one batch key (one outcome for all)."""

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from cadence.app import App
 from cadence.config import load_settings
+from cadence.delivery.compose import OutgoingEmail
 from cadence.delivery.sendgrid import SendgridTransport
+from cadence.delivery.transports import SendResult, TransportError
+from cadence.dispatch import CHUNK_PER_WORKER
 from cadence.model import Customer, Message, Status
 from cadence.passes import run_pass
+from cadence.store.gateway import Store
+from cadence.store.tables import emails
 from tests.support.sendgrid_lookalike import Reply, SendgridLookalike
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # Tuesday, working hours in Berlin
@@ -210,3 +217,51 @@ def test_a_refused_request_fails_every_email_in_it(app: App) -> None:
     for i in range(5):
         for _m, d in app.store.messages_of(f"p-{i}"):
             assert d.status is Status.FAILED and "bad from" in d.reason
+
+
+class _Watching:
+    """A transport that, at each hand-over, looks in the ledger: the email must be marked
+    `sending` already, and no more than two chunks may be `sending` (the most a crash can
+    leave `unconfirmed`). One in three fails without reaching the provider."""
+
+    concurrency = 2
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.lock = threading.Lock()
+        self.seen: list[str] = []
+        self.most = 0
+
+    def send(self, out: OutgoingEmail) -> SendResult:
+        with self.store.engine.connect() as conn:
+            status = conn.scalar(select(emails.c.status).where(emails.c.id == out.email_id))
+            sending = conn.scalar(
+                select(func.count()).select_from(emails).where(emails.c.status == "sending")
+            )
+        assert status == "sending", f"{out.email_id} handed over while {status}"
+        with self.lock:
+            self.seen.append(out.email_id)
+            self.most = max(self.most, int(sending or 0))
+            fail = len(self.seen) % 3 == 0
+        if fail:
+            raise TransportError("refused", permanent=True)
+        return SendResult(f"p-{out.email_id}")
+
+
+def test_only_what_is_marked_sending_goes_and_two_chunks_at_most_are_sending(app: App) -> None:
+    from cadence.dispatch import Dispatcher
+    from cadence.planning import plan_due
+
+    _crowd(app, 70)
+    plan_due(app.store, app.rules(), NOW, "UTC")
+    transport = _Watching(app.store)
+    dispatcher = Dispatcher(app.store, transport, app.renderer(), app.settings, b"s", "d1")
+    report = dispatcher.run(NOW, batch=40)
+    chunk = transport.concurrency * CHUNK_PER_WORKER
+    assert len(transport.seen) == len(set(transport.seen)) == 141  # each once
+    assert 0 < transport.most <= 2 * chunk
+    assert len(report.sent) == 94 and len(report.failed) == 47
+    with app.store.engine.connect() as conn:
+        rows = conn.execute(select(emails.c.status, func.count()).group_by(emails.c.status))
+        left = {status: n for status, n in rows}
+    assert left == {"sent": 94, "failed": 47}  # every outcome recorded
