@@ -169,7 +169,14 @@ class ClaimOps:
                 rows = db.rows(
                     emails, EMAIL, f"{CLAIM}id IN ({due}){returning}", [*claim, *due_args]
                 )
-            claimed = sorted(rows, key=lambda r: (not r["transactional"], r["send_at"], r["id"]))
+            # in the claim's order, but among emails due at the same moment (a burst) by
+            # customer rather than by email id (a hash): the chunks then write neighbouring
+            # rows of the indexes kept by customer (and of the customers' table), a third
+            # fewer pages on SQLite, where each commit writes every page it touched
+            claimed = sorted(
+                rows,
+                key=lambda r: (not r["transactional"], r["send_at"], r["customer_id"], r["id"]),
+            )
             if not claimed:
                 return []
             claimed, members = self._take_members(conn, db, claimed)

@@ -129,8 +129,12 @@ def record_sent(db: Driver, sent: Sequence[tuple[str, str | None]], at: datetime
         ],
         single=True,
     )
+    # contact times taken email by email in the order sent (a customer's new keys go into
+    # its last_contact in that order, as when its emails were recorded one chunk each)
+    rank = {email_id: i for i, (email_id, _) in enumerate(sent)}
     contacts = [
-        Settled(m["customer_id"], m["role"], m["human"], m["recipient"], at) for m in members
+        Settled(m["customer_id"], m["role"], m["human"], m["recipient"], at)
+        for m in sorted(members, key=lambda m: (rank[email_of[m["id"]]], m["id"]))
     ]
     _touch(db, sorted(owners), contacts, at)
 
