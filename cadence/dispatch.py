@@ -31,11 +31,15 @@ log = logging.getLogger("cadence.dispatch")
 
 
 MAX_ATTEMPTS = 8
-# emails per chunk for each sending thread. A chunk is marked `sending` in one write, which
-# also records the chunk before last (whose hand-overs are over by then), while the last one
-# is on the wire: at most two chunks are `sending` at any moment, so a crash leaves at most two
-# chunks unconfirmed (for a person or a provider event to settle)
+# A chunk is what is rendered, marked `sending` in one write and handed over together: as many
+# emails as make CHUNK_PER_WORKER requests for each sending thread (the time a chunk is on the
+# wire, so a stop or a new pass waits no longer for it, is its requests'), and MAX_CHUNK emails
+# at most (a batching transport's requests carry many). The write that marks a chunk `sending`
+# also records the chunk before last (whose hand-overs are over by then), while the last one is
+# on the wire: at most two chunks are `sending` at any moment, so a crash leaves at most two
+# chunks (2 * MAX_CHUNK emails) unconfirmed, for a person or a provider event to settle
 CHUNK_PER_WORKER = 8
+MAX_CHUNK = 512
 BACKOFF_BASE = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(minutes=30)
 
@@ -68,33 +72,51 @@ class _InFlight:
     requests: list[tuple[list[Claimed], Future[Outcome]]]
 
 
-def batches(
-    going: list[tuple[Claimed, OutgoingEmail]], transport: Transport
-) -> list[list[tuple[Claimed, OutgoingEmail]]]:
-    """The emails grouped into requests: one each, unless the transport batches
+Pair = tuple["Claimed", OutgoingEmail]
+
+
+class Requests:
+    """Emails grouped into requests as they come: one each, unless the transport batches
     (`BatchingTransport`); then emails of one batch key share a request, a recipient at most
-    once in each (SendGrid refuses a request that names an address twice)."""
-    key_of = getattr(transport, "batch_key", None)
-    if key_of is None or not hasattr(transport, "send_many"):
-        return [[pair] for pair in going]
-    most = max(1, int(getattr(transport, "max_batch", 1)))
-    out: list[list[tuple[Claimed, OutgoingEmail]]] = []
-    open_: dict[str, list[tuple[list[tuple[Claimed, OutgoingEmail]], set[str]]]] = {}
-    for pair in going:
-        key = key_of(pair[1])
+    once in each (SendGrid refuses a request that names an address twice), `max_batch` at
+    most."""
+
+    def __init__(self, transport: Transport) -> None:
+        key_of = getattr(transport, "batch_key", None)
+        self.key_of = key_of if hasattr(transport, "send_many") else None
+        self.most = max(1, int(getattr(transport, "max_batch", 1)))
+        self.groups: list[list[Pair]] = []
+        self._open: dict[str, list[tuple[list[Pair], set[str]]]] = {}
+
+    def add(self, pair: Pair, limit: int | None = None) -> bool:
+        """Put the email in a request; False (and not added) if that needs a new request
+        and `limit` requests are already made."""
+        key = self.key_of(pair[1]) if self.key_of is not None else None
         if key is None:
-            out.append([pair])
-            continue
+            if limit is not None and len(self.groups) >= limit:
+                return False
+            self.groups.append([pair])
+            return True
         address = pair[1].to_email.lower()
-        groups = open_.setdefault(key, [])
-        group = next((g for g in groups if address not in g[1] and len(g[0]) < most), None)
+        groups = self._open.setdefault(key, [])
+        group = next((g for g in groups if address not in g[1] and len(g[0]) < self.most), None)
         if group is None:
+            if limit is not None and len(self.groups) >= limit:
+                return False
             group = ([], set())
             groups.append(group)
-            out.append(group[0])
+            self.groups.append(group[0])
         group[0].append(pair)
         group[1].add(address)
-    return out
+        return True
+
+
+def batches(going: list[Pair], transport: Transport) -> list[list[Pair]]:
+    """The emails grouped into requests (`Requests`)."""
+    requests = Requests(transport)
+    for pair in going:
+        requests.add(pair)
+    return requests.groups
 
 
 def _ids(sent: list[tuple[Claimed, str | None]]) -> list[tuple[str, str | None]]:
@@ -130,14 +152,16 @@ class Dispatcher:
                 claimed = self.store.claim_due(now, self.owner, lease, limit)
                 if not claimed:
                     break
-                size = width * CHUNK_PER_WORKER
-                for i in range(0, len(claimed), size):
-                    chunk = claimed[i : i + size]
+                pending: deque[tuple[Claimed, OutgoingEmail | None]] = deque(
+                    (item, None) for item in claimed
+                )
+                while pending:
                     if self.should_stop():
-                        for item in chunk:
+                        for item, _ in pending:
                             self.store.release(item.email.id)
-                        continue
-                    ready = self._render(chunk, now, report)
+                        break
+                    requests = self._render(pending, width * CHUNK_PER_WORKER, now, report)
+                    ready = [pair for group in requests.groups for pair in group]
                     # the chunk before last is recorded in the write that marks this one
                     # `sending` (one commit for both), while the last one is on the wire: the
                     # transport's latency and our writes overlap instead of adding up
@@ -151,7 +175,7 @@ class Dispatcher:
                         else set()
                     )
                     self._sent(sent, report)
-                    flying.append(self._hand_over(ready, ours, pool))
+                    flying.append(self._hand_over(requests, ours, pool))
                 if len(claimed) < limit:
                     break
                 if not self.keep_claiming():
@@ -164,32 +188,40 @@ class Dispatcher:
         return report
 
     def _render(
-        self, chunk: list[Claimed], now: datetime, report: DispatchReport
-    ) -> list[tuple[Claimed, OutgoingEmail]]:
-        """The chunk's emails rendered; one that cannot be is held (nothing half-rendered
-        goes out)."""
-        ready: list[tuple[Claimed, OutgoingEmail]] = []
-        for item in chunk:
-            out = self._compose(item, now, report)
-            if out is not None:
-                ready.append((item, out))
-        return ready
-
-    def _hand_over(
         self,
-        ready: list[tuple[Claimed, OutgoingEmail]],
-        ours: set[str],
-        pool: ThreadPoolExecutor,
-    ) -> _InFlight:
-        """Hand the emails just marked `sending` (`ours`) to the sending threads; nothing
-        not marked `sending` goes at all."""
-        going = [(item, out) for item, out in ready if item.email.id in ours]
-        return _InFlight(
-            [
-                ([item for item, _ in group], pool.submit(self._call, [out for _, out in group]))
-                for group in batches(going, self.transport)
-            ]
-        )
+        pending: deque[tuple[Claimed, OutgoingEmail | None]],
+        most: int,
+        now: datetime,
+        report: DispatchReport,
+    ) -> Requests:
+        """The next chunk: emails off `pending`, rendered, as long as they fit in `most`
+        requests and MAX_CHUNK emails. One that cannot be rendered is held (nothing
+        half-rendered goes out); one rendered that does not fit waits, rendered, for the
+        next chunk."""
+        requests = Requests(self.transport)
+        count = 0
+        while pending and count < MAX_CHUNK:
+            item, out = pending.popleft()
+            if out is None:
+                out = self._compose(item, now, report)
+                if out is None:
+                    continue
+            if not requests.add((item, out), most):
+                pending.appendleft((item, out))
+                break
+            count += 1
+        return requests
+
+    def _hand_over(self, requests: Requests, ours: set[str], pool: ThreadPoolExecutor) -> _InFlight:
+        """Hand the emails just marked `sending` (`ours`) to the sending threads, a request
+        at a time; nothing not marked `sending` goes at all."""
+        flight = _InFlight([])
+        for group in requests.groups:
+            going = [(item, out) for item, out in group if item.email.id in ours]
+            if going:
+                future = pool.submit(self._call, [out for _, out in going])
+                flight.requests.append(([item for item, _ in going], future))
+        return flight
 
     def _outcomes(
         self, flight: _InFlight, now: datetime, report: DispatchReport
