@@ -67,9 +67,10 @@ Outcome = SendResult | TransportError
 @dataclass
 class _InFlight:
     """A chunk marked `sending` whose hand-overs may still be running: each request's
-    emails and the future of its one outcome."""
+    emails and the future of its one outcome, and each email's place in the chunk."""
 
     requests: list[tuple[list[Claimed], Future[Outcome]]]
+    place: dict[str, int]
 
 
 Pair = tuple["Claimed", OutgoingEmail]
@@ -86,6 +87,7 @@ class Requests:
         self.key_of = key_of if hasattr(transport, "send_many") else None
         self.most = max(1, int(getattr(transport, "max_batch", 1)))
         self.groups: list[list[Pair]] = []
+        self.emails: list[Pair] = []  # in the order added
         self._open: dict[str, list[tuple[list[Pair], set[str]]]] = {}
 
     def add(self, pair: Pair, limit: int | None = None) -> bool:
@@ -96,6 +98,7 @@ class Requests:
             if limit is not None and len(self.groups) >= limit:
                 return False
             self.groups.append([pair])
+            self.emails.append(pair)
             return True
         address = pair[1].to_email.lower()
         groups = self._open.setdefault(key, [])
@@ -108,6 +111,7 @@ class Requests:
             self.groups.append(group[0])
         group[0].append(pair)
         group[1].add(address)
+        self.emails.append(pair)
         return True
 
 
@@ -161,7 +165,7 @@ class Dispatcher:
                             self.store.release(item.email.id)
                         break
                     requests = self._render(pending, width * CHUNK_PER_WORKER, now, report)
-                    ready = [pair for group in requests.groups for pair in group]
+                    ready = requests.emails
                     # the chunk before last is recorded in the write that marks this one
                     # `sending` (one commit for both), while the last one is on the wire: the
                     # transport's latency and our writes overlap instead of adding up
@@ -215,7 +219,7 @@ class Dispatcher:
     def _hand_over(self, requests: Requests, ours: set[str], pool: ThreadPoolExecutor) -> _InFlight:
         """Hand the emails just marked `sending` (`ours`) to the sending threads, a request
         at a time; nothing not marked `sending` goes at all."""
-        flight = _InFlight([])
+        flight = _InFlight([], {item.email.id: i for i, (item, _) in enumerate(requests.emails)})
         for group in requests.groups:
             going = [(item, out) for item, out in group if item.email.id in ours]
             if going:
@@ -227,7 +231,8 @@ class Dispatcher:
         self, flight: _InFlight, now: datetime, report: DispatchReport
     ) -> list[tuple[Claimed, str | None]]:
         """Wait for a chunk's hand-overs; record each failure, and return the emails sent
-        (with the provider's id) for the caller to record in one write."""
+        (with the provider's id), in the chunk's order, for the caller to record in one
+        write (a customer's contact times are kept in that order)."""
         sent: list[tuple[Claimed, str | None]] = []
         for group, future in flight.requests:
             outcome = future.result()
@@ -236,7 +241,7 @@ class Dispatcher:
                     self._failed(item, outcome, now, report)
                 else:
                     sent.append((item, outcome.provider_id))
-        return sent
+        return sorted(sent, key=lambda pair: flight.place[pair[0].email.id])
 
     def _sent(self, sent: list[tuple[Claimed, str | None]], report: DispatchReport) -> None:
         """Report emails whose sending is recorded."""

@@ -110,14 +110,18 @@ CUSTOMER = (
 # cancel, new mail since the plan may change this email too), and not late by more than
 # ON_PLAN_GRACE while the customer waits for a new plan (its window may have closed, its
 # message expired: the planner wakes every customer at its emails' times, so the new plan
-# comes). Receipts and ticket replies before the backlog of proactive mail. (The statement
-# SQLAlchemy built from the same terms, which the query plans were checked with.)
+# comes). Receipts and ticket replies before the backlog of proactive mail; among emails due
+# at the same moment (a burst) by customer, not by email id (a hash): a claim's emails, and so
+# its chunks, then write neighbouring rows of the tables and indexes kept by customer, and on
+# SQLite, where each commit writes every page it touched, a 5,000-email burst wrote a quarter
+# of the pages. (The statement SQLAlchemy built from the same terms, with customer_id added to
+# the ORDER BY: the same query plans, a sort either way.)
 DUE = (
     "SELECT emails.id FROM emails WHERE emails.status = ? AND emails.send_at <= ? "
     "AND NOT (EXISTS (SELECT customers.id FROM customers "
     "WHERE customers.id = emails.customer_id AND (customers.dirty = {true} "
     "OR customers.next_plan_at <= ? AND emails.send_at < ?))) "
-    "ORDER BY emails.transactional DESC, emails.send_at, emails.id LIMIT ?"
+    "ORDER BY emails.transactional DESC, emails.send_at, emails.customer_id, emails.id LIMIT ?"
 )
 CLAIM = "UPDATE emails SET status = ?, lease_owner = ?, lease_until = ?, updated_at = ? WHERE "
 
@@ -169,10 +173,7 @@ class ClaimOps:
                 rows = db.rows(
                     emails, EMAIL, f"{CLAIM}id IN ({due}){returning}", [*claim, *due_args]
                 )
-            # in the claim's order, but among emails due at the same moment (a burst) by
-            # customer rather than by email id (a hash): the chunks then write neighbouring
-            # rows of the indexes kept by customer (and of the customers' table), a third
-            # fewer pages on SQLite, where each commit writes every page it touched
+            # in the claim's order (DUE)
             claimed = sorted(
                 rows,
                 key=lambda r: (not r["transactional"], r["send_at"], r["customer_id"], r["id"]),
