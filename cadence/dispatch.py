@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,10 +31,15 @@ log = logging.getLogger("cadence.dispatch")
 
 
 MAX_ATTEMPTS = 8
-# emails per chunk for each sending thread: one write before and one after a chunk. One chunk is
-# on the wire while the one before it is recorded, so a crash leaves at most two chunks
-# unconfirmed (for a person or a provider event to settle)
+# A chunk is what is rendered, marked `sending` in one write and handed over together: as many
+# emails as make CHUNK_PER_WORKER requests for each sending thread (the time a chunk is on the
+# wire, so a stop or a new pass waits no longer for it, is its requests'), and MAX_CHUNK emails
+# at most (a batching transport's requests carry many). The write that marks a chunk `sending`
+# also records the chunk before last (whose hand-overs are over by then), while the last one is
+# on the wire: at most two chunks are `sending` at any moment, so a crash leaves at most two
+# chunks (2 * MAX_CHUNK emails) unconfirmed, for a person or a provider event to settle
 CHUNK_PER_WORKER = 8
+MAX_CHUNK = 512
 BACKOFF_BASE = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(minutes=30)
 
@@ -61,38 +67,64 @@ Outcome = SendResult | TransportError
 @dataclass
 class _InFlight:
     """A chunk marked `sending` whose hand-overs may still be running: each request's
-    emails and the future of its one outcome."""
+    emails and the future of its one outcome, and each email's place in the chunk."""
 
     requests: list[tuple[list[Claimed], Future[Outcome]]]
+    place: dict[str, int]
 
 
-def batches(
-    going: list[tuple[Claimed, OutgoingEmail]], transport: Transport
-) -> list[list[tuple[Claimed, OutgoingEmail]]]:
-    """The emails grouped into requests: one each, unless the transport batches
+Pair = tuple["Claimed", OutgoingEmail]
+
+
+class Requests:
+    """Emails grouped into requests as they come: one each, unless the transport batches
     (`BatchingTransport`); then emails of one batch key share a request, a recipient at most
-    once in each (SendGrid refuses a request that names an address twice)."""
-    key_of = getattr(transport, "batch_key", None)
-    if key_of is None or not hasattr(transport, "send_many"):
-        return [[pair] for pair in going]
-    most = max(1, int(getattr(transport, "max_batch", 1)))
-    out: list[list[tuple[Claimed, OutgoingEmail]]] = []
-    open_: dict[str, list[tuple[list[tuple[Claimed, OutgoingEmail]], set[str]]]] = {}
-    for pair in going:
-        key = key_of(pair[1])
+    once in each (SendGrid refuses a request that names an address twice), `max_batch` at
+    most."""
+
+    def __init__(self, transport: Transport) -> None:
+        key_of = getattr(transport, "batch_key", None)
+        self.key_of = key_of if hasattr(transport, "send_many") else None
+        self.most = max(1, int(getattr(transport, "max_batch", 1)))
+        self.groups: list[list[Pair]] = []
+        self.emails: list[Pair] = []  # in the order added
+        self._open: dict[str, list[tuple[list[Pair], set[str]]]] = {}
+
+    def add(self, pair: Pair, limit: int | None = None) -> bool:
+        """Put the email in a request; False (and not added) if that needs a new request
+        and `limit` requests are already made."""
+        key = self.key_of(pair[1]) if self.key_of is not None else None
         if key is None:
-            out.append([pair])
-            continue
+            if limit is not None and len(self.groups) >= limit:
+                return False
+            self.groups.append([pair])
+            self.emails.append(pair)
+            return True
         address = pair[1].to_email.lower()
-        groups = open_.setdefault(key, [])
-        group = next((g for g in groups if address not in g[1] and len(g[0]) < most), None)
+        groups = self._open.setdefault(key, [])
+        group = next((g for g in groups if address not in g[1] and len(g[0]) < self.most), None)
         if group is None:
+            if limit is not None and len(self.groups) >= limit:
+                return False
             group = ([], set())
             groups.append(group)
-            out.append(group[0])
+            self.groups.append(group[0])
         group[0].append(pair)
         group[1].add(address)
-    return out
+        self.emails.append(pair)
+        return True
+
+
+def batches(going: list[Pair], transport: Transport) -> list[list[Pair]]:
+    """The emails grouped into requests (`Requests`)."""
+    requests = Requests(transport)
+    for pair in going:
+        requests.add(pair)
+    return requests.groups
+
+
+def _ids(sent: list[tuple[Claimed, str | None]]) -> list[tuple[str, str | None]]:
+    return [(item.email.id, provider_id) for item, provider_id in sent]
 
 
 @dataclass
@@ -118,76 +150,110 @@ class Dispatcher:
         # connection takes one; SendGrid's HTTP API many): its latency, not ours, sets the pace
         width = max(1, int(getattr(self.transport, "concurrency", 1)))
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="send") as pool:
-            in_flight: _InFlight | None = None
+            # chunks handed over and not yet recorded, oldest first: never more than two
+            flying: deque[_InFlight] = deque()
             while not self.should_stop():
                 claimed = self.store.claim_due(now, self.owner, lease, limit)
                 if not claimed:
                     break
-                size = width * CHUNK_PER_WORKER
-                for i in range(0, len(claimed), size):
-                    chunk = claimed[i : i + size]
+                pending: deque[tuple[Claimed, OutgoingEmail | None]] = deque(
+                    (item, None) for item in claimed
+                )
+                while pending:
                     if self.should_stop():
-                        for item in chunk:
+                        for item, _ in pending:
                             self.store.release(item.email.id)
-                        continue
-                    # the next chunk goes on the wire before the last one is recorded: the
+                        break
+                    requests = self._render(pending, width * CHUNK_PER_WORKER, now, report)
+                    ready = requests.emails
+                    # the chunk before last is recorded in the write that marks this one
+                    # `sending` (one commit for both), while the last one is on the wire: the
                     # transport's latency and our writes overlap instead of adding up
-                    started = self._start_chunk(chunk, now, report, pool)
-                    if in_flight is not None:
-                        self._record(in_flight, now, report)
-                    in_flight = started
+                    done = flying.popleft() if len(flying) == 2 else None
+                    sent = self._outcomes(done, now, report) if done else []
+                    ours = (
+                        self.store.mark_sent_and_sending(
+                            _ids(sent), now, [item.email.id for item, _ in ready], self.owner
+                        )
+                        if sent or ready
+                        else set()
+                    )
+                    self._sent(sent, report)
+                    flying.append(self._hand_over(requests, ours, pool))
                 if len(claimed) < limit:
                     break
                 if not self.keep_claiming():
                     report.more_due = True
                     break
-            if in_flight is not None:
-                self._record(in_flight, now, report)
+            while flying:
+                sent = self._outcomes(flying.popleft(), now, report)
+                self.store.mark_sent_many(_ids(sent), now)
+                self._sent(sent, report)
         return report
 
-    def _start_chunk(
-        self, chunk: list[Claimed], now: datetime, report: DispatchReport, pool: ThreadPoolExecutor
-    ) -> _InFlight:
-        """Render the chunk, mark it `sending` in one write, hand the emails to the sending
-        threads. Nothing half-rendered goes out; nothing not marked `sending` goes at all."""
-        ready: list[tuple[Claimed, OutgoingEmail]] = []
-        for item in chunk:
-            out = self._compose(item, now, report)
-            if out is not None:
-                ready.append((item, out))
-        ours = self.store.mark_sending_many([item.email.id for item, _ in ready], self.owner, now)
-        going = [(item, out) for item, out in ready if item.email.id in ours]
-        return _InFlight(
-            [
-                ([item for item, _ in group], pool.submit(self._call, [out for _, out in group]))
-                for group in batches(going, self.transport)
-            ]
-        )
+    def _render(
+        self,
+        pending: deque[tuple[Claimed, OutgoingEmail | None]],
+        most: int,
+        now: datetime,
+        report: DispatchReport,
+    ) -> Requests:
+        """The next chunk: emails off `pending`, rendered, as long as they fit in `most`
+        requests and MAX_CHUNK emails. One that cannot be rendered is held (nothing
+        half-rendered goes out); one rendered that does not fit waits, rendered, for the
+        next chunk."""
+        requests = Requests(self.transport)
+        count = 0
+        while pending and count < MAX_CHUNK:
+            item, out = pending.popleft()
+            if out is None:
+                out = self._compose(item, now, report)
+                if out is None:
+                    continue
+            if not requests.add((item, out), most):
+                pending.appendleft((item, out))
+                break
+            count += 1
+        return requests
 
-    def _record(self, flight: _InFlight, now: datetime, report: DispatchReport) -> None:
-        """Wait for a chunk's hand-overs and record what happened, the sent ones in one write."""
-        sent: list[tuple[str, str | None]] = []
-        items: list[Claimed] = []
+    def _hand_over(self, requests: Requests, ours: set[str], pool: ThreadPoolExecutor) -> _InFlight:
+        """Hand the emails just marked `sending` (`ours`) to the sending threads, a request
+        at a time; nothing not marked `sending` goes at all."""
+        flight = _InFlight([], {item.email.id: i for i, (item, _) in enumerate(requests.emails)})
+        for group in requests.groups:
+            going = [(item, out) for item, out in group if item.email.id in ours]
+            if going:
+                future = pool.submit(self._call, [out for _, out in going])
+                flight.requests.append(([item for item, _ in going], future))
+        return flight
+
+    def _outcomes(
+        self, flight: _InFlight, now: datetime, report: DispatchReport
+    ) -> list[tuple[Claimed, str | None]]:
+        """Wait for a chunk's hand-overs; record each failure, and return the emails sent
+        (with the provider's id), in the chunk's order, for the caller to record in one
+        write (a customer's contact times are kept in that order)."""
+        sent: list[tuple[Claimed, str | None]] = []
         for group, future in flight.requests:
             outcome = future.result()
-            items += group
             for item in group:
                 if isinstance(outcome, TransportError):
                     self._failed(item, outcome, now, report)
                 else:
-                    sent.append((item.email.id, outcome.provider_id))
-        self.store.mark_sent_many(sent, now)
-        done = {email_id for email_id, _ in sent}
-        report.sent += [email_id for email_id, _ in sent]
-        for item in items:
-            if item.email.id in done:
-                email = item.email
-                log.info(
-                    "sent email=%s customer=%s messages=%s",
-                    email.id,
-                    email.customer_id,
-                    ",".join(email.members),
-                )
+                    sent.append((item, outcome.provider_id))
+        return sorted(sent, key=lambda pair: flight.place[pair[0].email.id])
+
+    def _sent(self, sent: list[tuple[Claimed, str | None]], report: DispatchReport) -> None:
+        """Report emails whose sending is recorded."""
+        for item, _ in sent:
+            email = item.email
+            report.sent.append(email.id)
+            log.info(
+                "sent email=%s customer=%s messages=%s",
+                email.id,
+                email.customer_id,
+                ",".join(email.members),
+            )
 
     def _call(self, outs: Sequence[OutgoingEmail]) -> Outcome:
         """One request: an email, or emails of one batch key (one outcome for all)."""

@@ -97,6 +97,30 @@ def touch_contact(conn: Connection, sent: Sequence[Contact], at: datetime | None
     """Keep each customer's last contact times ("any", "human", "role:<r>", "role:<r>:human")
     from messages that went (at `at`, or their own `sent_at`). Internal owner alerts did not
     reach the customer and count for nothing."""
+    by_customer = contacts_by_customer(sent, at)
+    updates = []
+    for part in chunks(sorted(by_customer)):
+        rows = conn.execute(
+            select(customers.c.id, customers.c.last_contact).where(customers.c.id.in_(part))
+        )
+        for cid, current in rows:
+            merged = merge_contacts(current, by_customer[cid])
+            if merged is not None:
+                updates.append({"c_id": cid, "c_contact": merged})
+    if updates:  # one statement, many rows
+        conn.execute(
+            update(customers)
+            .where(customers.c.id == bindparam("c_id"))
+            .values(last_contact=bindparam("c_contact")),
+            updates,
+        )
+
+
+def contacts_by_customer(
+    sent: Sequence[Contact], at: datetime | None = None
+) -> dict[str, dict[str, datetime]]:
+    """The latest contact time of each key, by customer, that these messages make (see
+    `touch_contact`); keys in the order the messages first name them."""
     by_customer: dict[str, dict[str, datetime]] = {}
     for m in sent:
         when = at or m.sent_at
@@ -106,23 +130,16 @@ def touch_contact(conn: Connection, sent: Sequence[Contact], at: datetime | None
         for key in convert.contact_keys(m.role, m.human):
             if key not in keys or keys[key] < when:
                 keys[key] = when
-    updates = []
-    for part in chunks(sorted(by_customer)):
-        rows = conn.execute(
-            select(customers.c.id, customers.c.last_contact).where(customers.c.id.in_(part))
-        )
-        for cid, current in rows:
-            merged = dict(current or {})
-            for key, when in by_customer[cid].items():
-                old = merged.get(key)
-                if old is None or datetime.fromisoformat(old) < when:
-                    merged[key] = when.astimezone(UTC).isoformat()
-            if merged != current:
-                updates.append({"c_id": cid, "c_contact": merged})
-    if updates:  # one statement, many rows
-        conn.execute(
-            update(customers)
-            .where(customers.c.id == bindparam("c_id"))
-            .values(last_contact=bindparam("c_contact")),
-            updates,
-        )
+    return by_customer
+
+
+def merge_contacts(
+    current: dict[str, str] | None, latest: dict[str, datetime]
+) -> dict[str, str] | None:
+    """A customer's `last_contact` with these times in, where later; None if unchanged."""
+    merged = dict(current or {})
+    for key, when in latest.items():
+        old = merged.get(key)
+        if old is None or datetime.fromisoformat(old) < when:
+            merged[key] = when.astimezone(UTC).isoformat()
+    return None if merged == current else merged

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Case, ColumnElement, Update, bindparam, case, delete, insert, select, update
 
 from cadence.model import Email, Status
-from cadence.store import convert
+from cadence.store import convert, dispatch_writing
 from cadence.store.claim_ops import Claimed, ClaimOps
 from cadence.store.common import Contact, Settled, chunks, look_again
+from cadence.store.driver import Driver
 from cadence.store.tables import decisions, emails, messages
 
 if TYPE_CHECKING:
@@ -102,8 +103,9 @@ class DispatchOps(ClaimOps):
         )
         if not members:
             return []
-        # set-wise statements (a CASE for what differs per row) rather than executemany: see
-        # mark_sent_many
+        # set-wise statements (a CASE for what differs per row) rather than executemany: each
+        # row of an executemany is a round through the driver (the dispatcher's chunks go
+        # through `dispatch_writing`, which writes the same rows)
         reasons = {m["id"]: reason(email_of[m["id"]]) for m in members}
         for part in chunks(list(reasons.items()), SETWISE):
             params = _per_row(part) | {"status": str(status), "at": at}
@@ -139,37 +141,30 @@ class DispatchOps(ClaimOps):
     ) -> set[str]:
         """Mark a chunk `sending` in one write; returns the ids still ours (claimed by
         `owner`, and with `now` given, leases not run out). Only those may be handed over."""
-        if not email_ids:
-            return set()
-        query = update(emails).where(
-            emails.c.id.in_(email_ids),
-            emails.c.status == "claimed",
-            emails.c.lease_owner == owner,
-        )
-        if now is not None:
-            query = query.where(emails.c.lease_until > now)
-        with self.engine.begin() as conn:
-            return set(
-                conn.scalars(
-                    query.values(status="sending", attempts=emails.c.attempts + 1).returning(
-                        emails.c.id
-                    )
-                )
-            )
+        return self.mark_sent_and_sending([], now, email_ids, owner) if email_ids else set()
 
     def mark_sent_many(self, sent: Sequence[tuple[str, str | None]], at: datetime) -> None:
         """Record a chunk of accepted emails (id, provider id) and their messages, in one write."""
-        if not sent:
-            return
+        if sent:
+            self.mark_sent_and_sending(sent, at, [], "")
+
+    def mark_sent_and_sending(
+        self,
+        sent: Sequence[tuple[str, str | None]],
+        at: datetime | None,
+        sending: Sequence[str],
+        owner: str,
+    ) -> set[str]:
+        """In one transaction: record emails the transport took (id, provider id) at `at`,
+        and mark the next chunk `sending` (`mark_sending_many`, its lease checked at `at`);
+        returns the ids of that chunk still ours. One commit for both, where the dispatcher
+        made two (a commit is most of a small transaction's cost on either database)."""
         with self.engine.begin() as conn:
-            # one statement, not one per row: each row of an executemany is a round through
-            # the driver (and on SQLite a release and re-take of the GIL the sending threads want)
-            for part in chunks(list(sent), SETWISE):
-                conn.execute(_sent_statement(len(part)), _per_row(part) | {"at": at})
-            members = self._settle_many(
-                conn, [i for i, _ in sent], Status.SENT, lambda e: f"sent in {e}", at, sent_at=at
-            )
-            self._touch_contact(conn, members, at)
+            db = Driver(conn)
+            if sent:
+                assert at is not None, "a time to record the sent emails at"
+                dispatch_writing.record_sent(db, sent, at)
+            return dispatch_writing.mark_sending(db, sending, owner, at) if sending else set()
 
     def mark_sent(self, email_id: str, at: datetime, provider_id: str | None) -> None:
         with self.engine.begin() as conn:
@@ -362,22 +357,6 @@ def _per_row(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
     for j, (i, value) in enumerate(pairs):
         params[f"k{j}"], params[f"v{j}"] = i, value
     return params
-
-
-@lru_cache(maxsize=512)
-def _sent_statement(n: int) -> Update:
-    """`n` emails sent at `:at`, each with its own provider id."""
-    return (
-        update(emails)
-        .where(emails.c.id.in_(bindparam("ids", expanding=True)))
-        .values(
-            status="sent",
-            sent_at=bindparam("at"),
-            provider_id=_by_id(emails.c.id, n),
-            updated_at=bindparam("at"),
-            lease_owner=None,
-        )
-    )
 
 
 @lru_cache(maxsize=512)

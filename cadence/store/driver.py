@@ -24,7 +24,7 @@ calls cost no round trip, by the driver's own `executemany`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -163,7 +163,15 @@ class Driver:
     ) -> list[Row]:
         """`SELECT columns FROM table WHERE ...`, each row a dict of the values SQLAlchemy
         would give for these columns."""
-        rows = self.fetch(f"SELECT {', '.join(columns)} FROM {table.name} WHERE {where}", params)
+        text = f"SELECT {', '.join(columns)} FROM {table.name} WHERE {where}"
+        return self.rows(table, columns, text, params)
+
+    def rows(
+        self, table: Table, columns: Sequence[str], text: str, params: Sequence[Any]
+    ) -> list[Row]:
+        """A statement whose result is `columns` of `table` (a `SELECT`, an `UPDATE ...
+        RETURNING`), each row a dict of the values SQLAlchemy would give for them."""
+        rows = self.fetch(text, params)
         readers = [
             (name, reader)
             for name in columns
@@ -221,8 +229,17 @@ class Driver:
             out.append(values)
         return out
 
-    def insert(self, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """Insert rows (values in `columns` order) in one go, in that order."""
+    def insert(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        single: bool = False,
+    ) -> None:
+        """Insert rows (values in `columns` order) in one go, in that order. `single`: on
+        SQLite too, one statement for (up to SQLITE_PARAMS values of) the rows (see
+        `_parts`)."""
         if not rows:
             return
         values = self._prepare(table, columns, rows)
@@ -236,37 +253,91 @@ class Driver:
                 for row in values:
                     copy.write_row(row)
             return
-        statement = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})"
+        one = f"({', '.join('?' * len(columns))})"
+        if single:
+            for part in _parts(values, len(columns)):
+                statement = (
+                    f"INSERT INTO {table.name} ({names}) VALUES {', '.join([one] * len(part))}"
+                )
+                with self._errors(statement):
+                    self._cursor.execute(statement, [v for r in part for v in r])
+            return
+        statement = f"INSERT INTO {table.name} ({names}) VALUES {one}"
         with self._errors(statement):
             self._cursor.executemany(statement, values)
 
     def update(
-        self, table: Table, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+        self,
+        table: Table,
+        key: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        fixed: Mapping[str, Any] | None = None,
+        single: bool = False,
     ) -> None:
         """Set `columns` of the row whose `key` is each row's first value (then the columns'
-        values, in order), in one statement on PostgreSQL."""
+        values, in order), and the `fixed` columns to the same value in every row, in one
+        statement on PostgreSQL; with `single`, on SQLite too (`UPDATE ... FROM (VALUES
+        ...)`, see `_parts`). A key appears once in `rows`."""
         if not rows:
             return
         values = self._prepare(table, [key, *columns], rows)
+        fixed = fixed or {}
+        (same,) = self._prepare(table, list(fixed), [list(fixed.values())]) if fixed else [[]]
+        constant = [f"{n} = ?" for n in fixed]
         if self.postgres:
             names = [key, *columns]
             # arrays dumped in binary (`%b`): a quarter of the client's time of text arrays
             arrays = ", ".join(f"CAST(%b AS {_pg_type(table.c[n])}[])" for n in names)
             sets = ", ".join(
-                f"{n} = v.{n}::json" if _kind(table.c[n]) == "json" else f"{n} = v.{n}"
-                for n in columns
+                [f"{n} = %s" for n in fixed]
+                + [
+                    f"{n} = v.{n}::json" if _kind(table.c[n]) == "json" else f"{n} = v.{n}"
+                    for n in columns
+                ]
             )
             statement = (
                 f"UPDATE {table.name} AS t SET {sets} FROM unnest({arrays}) "
                 f"AS v({', '.join(names)}) WHERE t.{key} = v.{key}"
             )
             with self._errors(statement):
-                self._cursor.execute(statement, [list(col) for col in zip(*values, strict=True)])
+                self._cursor.execute(
+                    statement, [*same, *(list(col) for col in zip(*values, strict=True))]
+                )
             return
-        sets = ", ".join(f"{n} = ?" for n in columns)
+        if single:
+            # SQLite names a VALUES list's columns column1, column2...: the key is column1
+            sets = ", ".join(constant + [f"{n} = v.column{j}" for j, n in enumerate(columns, 2)])
+            one = f"({', '.join('?' * (len(columns) + 1))})"
+            for part in _parts(values, len(columns) + 1):
+                statement = (
+                    f"UPDATE {table.name} SET {sets} FROM (VALUES {', '.join([one] * len(part))})"
+                    f" AS v WHERE {table.name}.{key} = v.column1"
+                )
+                with self._errors(statement):
+                    self._cursor.execute(statement, [*same, *(x for v in part for x in v)])
+            return
+        sets = ", ".join(constant + [f"{n} = ?" for n in columns])
         statement = f"UPDATE {table.name} SET {sets} WHERE {key} = ?"
         with self._errors(statement):
-            self._cursor.executemany(statement, [[*v[1:], v[0]] for v in values])
+            self._cursor.executemany(statement, [[*same, *v[1:], v[0]] for v in values])
+
+
+#: values bound to one SQLite statement at most (SQLite allows 32,766 since 3.32)
+SQLITE_PARAMS = 30_000
+
+
+def _parts(rows: list[list[Any]], width: int) -> Iterator[list[list[Any]]]:
+    """Rows in runs that each fit one statement of `width` values a row.
+
+    Why one statement on SQLite, for a caller that asks (`single`): the sqlite3 module gives
+    up the GIL around every step of a statement, so an `executemany` gives it up and takes it
+    back for each row; a caller with busy threads beside it (the dispatcher's sending
+    threads) then waits for the GIL once a row, instead of once."""
+    size = max(1, SQLITE_PARAMS // width)
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
 
 
 def _pg_type(column: Column[Any]) -> str:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from cadence.app import App
 from cadence.config import load_settings
+from cadence.delivery.compose import OutgoingEmail
 from cadence.delivery.sendgrid import SendgridTransport
+from cadence.delivery.transports import SendResult, TransportError
+from cadence.dispatch import CHUNK_PER_WORKER
 from cadence.model import Customer, Message, Status
 from cadence.passes import run_pass
+from cadence.store.gateway import Store
+from cadence.store.tables import emails
 from tests.support.sendgrid_lookalike import Reply, SendgridLookalike
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # Tuesday, working hours in Berlin
@@ -210,3 +218,72 @@ def test_a_refused_request_fails_every_email_in_it(app: App) -> None:
     for i in range(5):
         for _m, d in app.store.messages_of(f"p-{i}"):
             assert d.status is Status.FAILED and "bad from" in d.reason
+
+
+class _Watching:
+    """A transport that, at each hand-over, looks in the ledger: the emails must be marked
+    `sending` already, and no more than two chunks may be `sending` (the most a crash can
+    leave `unconfirmed`). One request in three fails without reaching the provider. With
+    `batching`, emails of one content share a request, as SendGrid's do."""
+
+    concurrency = 2
+
+    def __init__(self, store: Store, batching: bool) -> None:
+        self.store = store
+        self.lock = threading.Lock()
+        self.seen: list[str] = []
+        self.requests = 0
+        self.most = 0
+        if batching:
+            self.max_batch = 1000
+            self.batch_key = lambda out: out.subject
+            self.send_many = self._request
+
+    def send(self, out: OutgoingEmail) -> SendResult:
+        return self._request([out])
+
+    def _request(self, outs: Sequence[OutgoingEmail]) -> SendResult:
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(emails.c.id, emails.c.status).where(
+                    emails.c.id.in_([o.email_id for o in outs])
+                )
+            )
+            status = {email_id: st for email_id, st in rows}
+            sending = conn.scalar(
+                select(func.count()).select_from(emails).where(emails.c.status == "sending")
+            )
+        assert set(status.values()) == {"sending"}, f"handed over while {status}"
+        with self.lock:
+            self.seen += [o.email_id for o in outs]
+            self.requests += 1
+            self.most = max(self.most, int(sending or 0))
+            fail = self.requests % 3 == 0
+        if fail:
+            raise TransportError("refused", permanent=True)
+        return SendResult(f"p-{outs[0].email_id}")
+
+
+@pytest.mark.parametrize("batching", [False, True], ids=["one-each", "batching"])
+def test_only_what_is_marked_sending_goes_and_two_chunks_at_most_are_sending(
+    app: App, batching: bool
+) -> None:
+    from cadence.dispatch import Dispatcher
+    from cadence.planning import plan_due
+
+    _crowd(app, 70)
+    plan_due(app.store, app.rules(), NOW, "UTC")
+    transport = _Watching(app.store, batching)
+    dispatcher = Dispatcher(app.store, transport, app.renderer(), app.settings, b"s", "d1")
+    report = dispatcher.run(NOW, batch=40)
+    assert len(transport.seen) == len(set(transport.seen)) == 141  # each once
+    with app.store.engine.connect() as conn:
+        rows = conn.execute(select(emails.c.status, func.count()).group_by(emails.c.status))
+        left = {status: n for status, n in rows}
+    assert left == {"sent": len(report.sent), "failed": len(report.failed)}  # all recorded
+    assert len(report.sent) + len(report.failed) == 141 and report.failed
+    if batching:
+        # a chunk: the claim's 40 emails (two contents, a request each), not 16
+        assert transport.requests < 141 / 10 and 16 < transport.most <= 2 * 40
+    else:
+        assert 0 < transport.most <= 2 * transport.concurrency * CHUNK_PER_WORKER

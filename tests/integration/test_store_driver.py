@@ -96,9 +96,10 @@ def _seed(store: Store) -> None:
     store.upsert_customers([(Customer("c-1", "c1@acme.test", "C1", "UTC", "acme"), "d")])
 
 
+@pytest.mark.parametrize("single", [False, True], ids=["executemany", "one-statement"])
 @pytest.mark.parametrize("table", ["emails", "decisions"])
 def test_rows_inserted_by_the_driver_are_stored_as_sqlalchemy_stores_them(
-    store: Store, table: str
+    store: Store, table: str, single: bool
 ) -> None:
     _seed(store)
     if table == "emails":
@@ -112,7 +113,9 @@ def test_rows_inserted_by_the_driver_are_stored_as_sqlalchemy_stores_them(
     with store.engine.begin() as conn:
         conn.execute(insert(target), [a for a, _ in pairs])
         columns = list(pairs[0][1])
-        Driver(conn).insert(target, columns, [[b[c] for c in columns] for _, b in pairs])
+        Driver(conn).insert(
+            target, columns, [[b[c] for c in columns] for _, b in pairs], single=single
+        )
     with store.engine.connect() as conn:
         for a, b in pairs:
             ours, theirs = _stored(conn, target, key, b[key]), _stored(conn, target, key, a[key])
@@ -122,7 +125,13 @@ def test_rows_inserted_by_the_driver_are_stored_as_sqlalchemy_stores_them(
             )
 
 
-def test_rows_updated_by_the_driver_are_stored_as_sqlalchemy_stores_them(store: Store) -> None:
+@pytest.mark.parametrize("single", [False, True], ids=["executemany", "one-statement"])
+@pytest.mark.parametrize("fixed", [0, 3], ids=["per-row", "fixed-columns"])
+def test_rows_updated_by_the_driver_are_stored_as_sqlalchemy_stores_them(
+    store: Store, single: bool, fixed: int
+) -> None:
+    """Each column per row, or (`fixed`) the last few the same in every row, as the
+    dispatcher writes a chunk's settled members."""
     _seed(store)
     store.add_messages(
         [
@@ -132,16 +141,17 @@ def test_rows_updated_by_the_driver_are_stored_as_sqlalchemy_stores_them(store: 
         ]
     )
     columns = ["status", "rule", "reason", "send_at", "email_id", "details", "final", "decided_at"]
+    same = ["ünïcødé ✓", True, NOW.astimezone(KOLKATA)]  # reason, final, decided_at
     values = [
         [
             "deferred",
             None if i % 2 else "r",
-            "ünïcødé ✓",
+            same[0] if fixed else f"ünïcødé ✓ {i}",
             [NOW.astimezone(KOLKATA), None][i % 2],
             f"e-{i}",
             doc,
-            bool(i % 2),
-            NOW,
+            same[1] if fixed else bool(i % 2),
+            same[2] if fixed else NOW,
         ]
         for i, doc in enumerate(DOCS)
     ]
@@ -161,9 +171,24 @@ def test_rows_updated_by_the_driver_are_stored_as_sqlalchemy_stores_them(store: 
             [*row[:5], Encoded(json.dumps(row[5])) if i % 2 else row[5], *row[6:]]
             for i, row in enumerate(values)
         ]
-        db.update(messages, "id", columns, [[f"m-{i}b", *row] for i, row in enumerate(encoded)])
+        # the `fixed` columns moved to the end: their values are the same in every row
+        order = [c for c in columns if c not in FIXED] + [c for c in columns if c in FIXED]
+        rows = [dict(zip(columns, row, strict=True)) for row in encoded]
+        per_row = order[: len(order) - fixed] if fixed else columns
         db.update(
-            customers, "id", ["dirty", "next_plan_at"], [["c-1", False, NOW + timedelta(hours=1)]]
+            messages,
+            "id",
+            per_row,
+            [[f"m-{i}b", *(r[c] for c in per_row)] for i, r in enumerate(rows)],
+            fixed=dict(zip(FIXED, same, strict=True)) if fixed else None,
+            single=single,
+        )
+        db.update(
+            customers,
+            "id",
+            ["dirty", "next_plan_at"],
+            [["c-1", False, NOW + timedelta(hours=1)]],
+            single=single,
         )
     with store.engine.connect() as conn:
         for i in range(len(DOCS)):
@@ -179,6 +204,9 @@ def test_rows_updated_by_the_driver_are_stored_as_sqlalchemy_stores_them(store: 
         assert back["dirty"] == (bool, False)
         assert back["next_plan_at"] == (datetime, NOW + timedelta(hours=1))
         assert back["next_plan_at"][1].tzinfo is UTC
+
+
+FIXED = ("reason", "final", "decided_at")
 
 
 def test_rows_read_by_the_driver_are_what_sqlalchemy_reads(store: Store) -> None:

@@ -217,3 +217,45 @@ def test_a_connection_the_server_closed_while_idle_is_opened_again() -> None:
     transport.close()
     listener.close()
     assert per_connection == [1, 1, 1]
+
+
+def test_an_api_key_with_a_line_break_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="line break"):
+        SendgridTransport("SG.key\n", "http://127.0.0.1:9")
+
+
+def test_bytes_after_an_answer_retire_the_connection() -> None:
+    """An answer followed by bytes nobody asked for: the next email goes on a new connection
+    (nothing of it is written to the old one, so nothing is in doubt)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    per_connection: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            per_connection.append(0)
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data or not data.endswith(b"}"):
+                    more = conn.recv(65536)
+                    if not more:
+                        break
+                    data += more
+                per_connection[-1] += 1
+                conn.sendall(
+                    b"HTTP/1.1 202 Accepted\r\nX-Message-Id: sg-1\r\nContent-Length: 0\r\n\r\n"
+                    + b"HTTP/1.1 202 Accepted\r\n"  # a stray second answer
+                )
+                while conn.recv(65536):
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    transport = SendgridTransport("SG.key", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    for _ in range(2):
+        assert transport.send(outgoing()).provider_id == "sg-1"
+    transport.close()
+    listener.close()
+    assert per_connection == [1, 1]

@@ -1,0 +1,173 @@
+"""The dispatcher's driver-level writes (`cadence/store/dispatch_writing.py`, through
+`mark_sent_many` and `mark_sent_and_sending`) against the SQLAlchemy path the rest of the store
+settles emails with (`mark_sent`), and the driver-level claim against SQLAlchemy's reading of
+the same rows, on SQLite and PostgreSQL.
+
+Two mirror-image ledgers ("qa-..." and "qb-...": the same customers, messages, plans) in one
+database: each sent one way, every row they touch must be stored alike, the prefix aside."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Table, select, update
+
+from cadence.model import Customer, Decision, Email, Message, Plan, Sender, Status
+from cadence.store.gateway import Store
+from cadence.store.tables import customers, decisions, emails, messages
+
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+M = timedelta(minutes=1)
+LEASE = 5 * M
+
+
+def _ledger(store: Store, p: str) -> list[str]:
+    """Customers whose emails settle every way a contact time can: a digest of two roles,
+    a person's message, an internal alert (no contact), a customer with contact times
+    already, one whose next plan is earlier than now (kept), one with none."""
+    store.upsert_customers(
+        [
+            (Customer(f"{p}c-{i}", f"{p}{i}@x.test", f"C{i} ü", "UTC", None, {}), "d")
+            for i in range(4)
+        ]
+    )
+    msgs = [
+        Message(f"{p}m-1", f"{p}c-0", "success", subject="s", send_after=NOW - M),
+        Message(f"{p}m-2", f"{p}c-0", "product", subject="s", send_after=NOW - M),
+        Message(
+            f"{p}m-3",
+            f"{p}c-1",
+            "sales",
+            subject="s",
+            human=True,
+            sender=Sender("rep@v.test", "Rep"),
+            send_after=NOW - M,
+        ),
+        Message(f"{p}m-4", f"{p}c-2", "success", subject="s", to="owner", send_after=NOW - M),
+        Message(f"{p}m-5", f"{p}c-3", "billing", subject="r", transactional=True),
+    ]
+    store.add_messages([(m, "d") for m in msgs])
+    plan = {
+        f"{p}c-0": [(f"{p}e-0", (f"{p}m-1", f"{p}m-2"))],
+        f"{p}c-1": [(f"{p}e-1", (f"{p}m-3",))],
+        f"{p}c-2": [(f"{p}e-2", (f"{p}m-4",))],
+        f"{p}c-3": [(f"{p}e-3", (f"{p}m-5",))],
+    }
+    plans = []
+    for cid, mails in plan.items():
+        placed = tuple(Email(e, cid, NOW, ms, "success", None, False) for e, ms in mails)
+        decided = tuple(
+            Decision(m, Status.SCHEDULED, "r", NOW, e, counted=("x",), won_by=None)
+            for e, ms in mails
+            for m in ms
+        )
+        plans.append(Plan(cid, NOW - M, placed, decided, NOW + timedelta(hours=2)))
+    store.save_plans(plans, "v1")
+    with store.engine.begin() as conn:
+        # contact times already kept, and a next plan due before the send
+        conn.execute(
+            update(customers)
+            .where(customers.c.id == f"{p}c-0")
+            .values(last_contact={"any": (NOW - 2 * M).isoformat(), "role:zz": "2020-01-01"})
+        )
+        conn.execute(
+            update(customers).where(customers.c.id == f"{p}c-1").values(next_plan_at=NOW - M)
+        )
+    return [e for mails in plan.values() for e, _ in mails]
+
+
+#: set from the wall clock as the two ledgers are made (not by dispatching)
+WALL_CLOCK = {("created_at", "customers"), ("updated_at", "customers"), ("created_at", "messages")}
+
+
+def _stored(conn: Connection, table: Table, key: str, prefix: str) -> list[dict[str, Any]]:
+    """The rows whose `key` starts with `prefix`, as the database keeps them (PostgreSQL's
+    as text), the prefix taken out of every value and the table's own ids left out."""
+    names = [
+        c.name
+        for c in table.c
+        if (c.name != "id" or key == "id") and (c.name, table.name) not in WALL_CLOCK
+    ]
+    if conn.dialect.name == "postgresql":
+        cols = ", ".join(f"{n}::text" for n in names)
+        sql = f"SELECT {cols} FROM {table.name} WHERE {key} LIKE %(p)s ORDER BY {key}"
+    else:
+        sql = f"SELECT {', '.join(names)} FROM {table.name} WHERE {key} LIKE :p ORDER BY {key}"
+    rows = conn.exec_driver_sql(sql, {"p": f"{prefix}%"}).all()
+    return [
+        {
+            n: v.replace(prefix, "*") if isinstance(v, str) else v
+            for n, v in zip(names, r, strict=True)
+        }
+        for r in rows
+    ]
+
+
+def _everything(store: Store, prefix: str) -> dict[str, Any]:
+    with store.engine.connect() as conn:
+        return {
+            t.name: _stored(conn, t, key, prefix)
+            for t, key in (
+                (customers, "id"),
+                (messages, "id"),
+                (emails, "id"),
+                (decisions, "message_id"),
+            )
+        }
+
+
+def test_sent_by_the_driver_is_stored_as_the_sqlalchemy_path_stores_it(store: Store) -> None:
+    a, b = _ledger(store, "qa-"), _ledger(store, "qb-")
+    assert _everything(store, "qa-") == _everything(store, "qb-")  # mirror images
+    store.claim_due(NOW, "d", LEASE, 100)
+    assert store.mark_sending_many(a + b, "d", NOW) == set(a + b)
+    at = NOW + M
+    for email_id in a:  # SQLAlchemy, one email a transaction
+        store.mark_sent(email_id, at, f"prov-{email_id[3:]}")
+    store.mark_sent_many([(e, f"prov-{e[3:]}") for e in b], at)  # the driver, one for all
+    ours, theirs = _everything(store, "qb-"), _everything(store, "qa-")
+    assert ours == theirs
+    assert {r["status"] for r in ours["emails"]} == {"sent"}
+    contact = {r["id"]: r["last_contact"] for r in ours["customers"]}
+    assert "human" in contact["*c-1"] and "role:product" in contact["*c-0"]
+    assert contact["*c-2"] in ({}, "{}")  # an internal alert reached no customer
+
+
+def test_one_write_records_a_chunk_and_marks_the_next_sending(store: Store) -> None:
+    ids = _ledger(store, "qa-")
+    assert sorted(c.email.id for c in store.claim_due(NOW, "d", LEASE, 100)) == sorted(ids)
+    first, rest = ids[:2], ids[2:]
+    assert store.mark_sending_many(first, "d", NOW) == set(first)
+    # another daemon's claim is not ours; nor is an email already sending
+    assert store.mark_sent_and_sending([], NOW, [*rest, first[0]], "other") == set()
+    assert store.mark_sent_and_sending([], NOW, [first[0]], "d") == set()
+    # the lease is checked at the time given: run out, the chunk is not ours; the sent
+    # emails are recorded all the same
+    late = NOW + LEASE + M
+    assert store.mark_sent_and_sending([(first[0], "p")], late, rest, "d") == set()
+    assert store.mark_sent_and_sending([(first[1], "p")], NOW + M, rest, "d") == set(rest)
+    status = {e.id: s for c in range(4) for e, s in store.emails_of(f"qa-c-{c}")}
+    assert status == {first[0]: "sent", first[1]: "sent", rest[0]: "sending", rest[1]: "sending"}
+    decided = {m.id: d for c in range(4) for m, d in store.messages_of(f"qa-c-{c}")}
+    assert decided["qa-m-1"].status is Status.SENT and decided["qa-m-1"].final
+    assert decided["qa-m-5"].status is Status.SCHEDULED
+
+
+def test_a_claim_reads_what_sqlalchemy_reads(store: Store) -> None:
+    ids = _ledger(store, "qa-")
+    claimed = {c.email.id: c for c in store.claim_due(NOW, "d", LEASE, 100)}
+    assert sorted(claimed) == sorted(ids)
+    with store.engine.connect() as conn:
+        rows = {r["id"]: r for r in conn.execute(select(emails)).mappings()}
+    for email_id, item in claimed.items():
+        assert item.customer == store.customer(item.email.customer_id)
+        mine = {m.id: m for m, _ in store.messages_of(item.email.customer_id)}
+        assert item.members == tuple(mine[m] for m in item.email.members)
+        assert item.email.send_at == rows[email_id]["send_at"] and item.email.send_at.tzinfo is UTC
+        assert item.attempts == rows[email_id]["attempts"] == 0
+        assert rows[email_id]["status"] == "claimed" and rows[email_id]["lease_owner"] == "d"
+        assert rows[email_id]["lease_until"] == NOW + LEASE
+    (human,) = claimed["qa-e-1"].members
+    assert human.human is True and human.sender == Sender("rep@v.test", "Rep")
+    assert claimed["qa-e-0"].email.members == ("qa-m-1", "qa-m-2")
