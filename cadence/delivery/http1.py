@@ -70,12 +70,6 @@ class Connection:
         self.sock = sock
         self._buffer.clear()
 
-    @property
-    def unread(self) -> bool:
-        """Bytes read past the last answer, which nobody asked for: the connection must not
-        carry another request."""
-        return bool(self._buffer)
-
     def close(self) -> None:
         sock, self.sock = self.sock, None
         self._buffer.clear()

@@ -174,9 +174,6 @@ class SendgridTransport:
         self.host, self.port = parts.hostname, parts.port
         self.sandbox = sandbox
         self.timeout = timeout
-        if "\r" in api_key or "\n" in api_key:
-            # it would end the Authorization header (http.client refused it at the first send)
-            raise ValueError("the SendGrid API key holds a line break")
         self.headers = {
             "Authorization": f"Bearer {api_key}",
             "Content-Type": "application/json",
@@ -190,7 +187,7 @@ class SendgridTransport:
         """This thread's connection, opened (or opened again, if the server closed it while
         it sat idle) before anything is written: a failure here means nothing was sent."""
         conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and conn.sock is not None and (conn.unread or _dropped(conn.sock)):
+        if conn is not None and conn.sock is not None and _dropped(conn.sock):
             conn.close()
         if conn is None:
             context = ssl.create_default_context() if self.https else None
