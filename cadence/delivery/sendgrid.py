@@ -3,10 +3,10 @@
 `sendgrid_payload` is pure, so what goes to SendGrid can be checked without a network. The
 cadence ids travel in `custom_args`, which SendGrid copies into every event of its event
 webhook: that is how a bounce or an unsubscribe finds its way back to the customer and email.
-`http1.Connection` does the HTTP, one kept-alive connection per sending thread (the sendgrid
-library's own client opens one per request and has no timeout; httpx cost three times as much
-per request and slowed down when threads shared its pool, and `http.client` three times as
-much as `http1`, as `python -m bench` showed). Every call has the configured timeout.
+The standard library's `http.client` does the HTTP, one kept-alive connection per sending
+thread (the sendgrid library's own client opens one per request and has no timeout; httpx cost
+three times as much per request and slowed down when threads shared its pool, as `python -m
+bench` showed). Every call has the configured timeout.
 
 Failures, sorted as the dispatcher needs them (an email is never sent twice):
 - 4xx other than 429 (400 bad request, 401/403 the key, 413 too large): the email fails at once
@@ -18,6 +18,7 @@ Failures, sorted as the dispatcher needs them (an email is never sent twice):
 
 from __future__ import annotations
 
+import http.client
 import json
 import select
 import socket
@@ -29,7 +30,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from cadence.delivery.compose import H_UNSUBSCRIBE, OutgoingEmail
-from cadence.delivery.http1 import Connection, ProtocolError
 from cadence.delivery.transports import SendResult, TransportError
 
 SEND_PATH = "/v3/mail/send"
@@ -180,18 +180,22 @@ class SendgridTransport:
             "User-Agent": "cadence",
         }
         self._local = threading.local()
-        self._opened: list[Connection] = []
+        self._opened: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
 
-    def _connection(self) -> Connection:
+    def _connection(self) -> http.client.HTTPConnection:
         """This thread's connection, opened (or opened again, if the server closed it while
         it sat idle) before anything is written: a failure here means nothing was sent."""
-        conn: Connection | None = getattr(self._local, "conn", None)
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
         if conn is not None and conn.sock is not None and _dropped(conn.sock):
             conn.close()
         if conn is None:
-            context = ssl.create_default_context() if self.https else None
-            conn = Connection(self.host, self.port, self.timeout, context)
+            if self.https:
+                conn = http.client.HTTPSConnection(
+                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+                )
+            else:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             self._local.conn = conn
             with self._lock:
                 self._opened.append(conn)
@@ -221,13 +225,15 @@ class SendgridTransport:
         body = json.dumps(payload).encode("utf-8")
         conn = self._connection()
         try:
-            response = conn.post(self.path, self.headers, body)
+            conn.request("POST", self.path, body, self.headers)
+            response = conn.getresponse()
+            data = response.read()
         except TimeoutError as exc:
             conn.close()
             raise TransportError(
                 f"no answer from {self.url} (within {self.timeout:g}s): {exc}", maybe_sent=True
             ) from exc
-        except (OSError, ProtocolError) as exc:
+        except (OSError, http.client.HTTPException) as exc:
             # the request may have gone out: only SendGrid's events can tell
             conn.close()
             raise TransportError(
@@ -240,7 +246,7 @@ class SendgridTransport:
             return SendResult(response.getheader("X-Message-Id"))
         permanent = 400 <= code < 500 and code != 429
         raise TransportError(
-            f"SendGrid refused {what}: HTTP {code} {_error_detail(response.body, response.reason)}",
+            f"SendGrid refused {what}: HTTP {code} {_error_detail(data, response.reason)}",
             permanent=permanent,
             retry_at=_reset_time(response.getheader("X-RateLimit-Reset")) if code == 429 else None,
         )
