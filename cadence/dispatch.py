@@ -39,7 +39,7 @@ MAX_ATTEMPTS = 8
 # on the wire: at most two chunks are `sending` at any moment, so a crash leaves at most two
 # chunks (2 * MAX_CHUNK emails) unconfirmed, for a person or a provider event to settle
 CHUNK_PER_WORKER = 8
-MAX_CHUNK = 512
+MAX_CHUNK = 256
 BACKOFF_BASE = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(minutes=30)
 
