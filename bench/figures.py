@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,7 +23,7 @@ from cadence.model import Message
 from cadence.planning import plan_due
 from cadence.rules import load_rules
 from cadence.store.gateway import Store
-from cadence.store.tables import customers
+from cadence.store.tables import customers, messages
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = load_rules(REPO / "rules")
@@ -442,7 +444,6 @@ def latency(folder: Path) -> list[Figure]:
         finally:
             daemon.terminate()
             daemon.wait(timeout=60)
-    store.close()
     from cadence.engine import email_id
 
     arrived = {
@@ -450,6 +451,8 @@ def latency(folder: Path) -> list[Figure]:
         for mid, t in due.items()
         if email_id([mid]) in sg.arrivals
     }
+    missing = _why_not_sent(store, [m for m in due if m not in arrived])
+    store.close()
     out = []
     for kind, prefix, target in (
         ("scheduled, idle", "lat-s-", 2000),
@@ -459,6 +462,7 @@ def latency(folder: Path) -> list[Figure]:
     ):
         sent = sum(1 for m in due if m.startswith(prefix))
         lat = sorted(arrived[m] for m in arrived if m.startswith(prefix))
+        why = _tally(r for m, r in missing.items() if m.startswith(prefix))
         if not lat:
             out.append(Figure(f"latency, {kind}", float("nan"), "ms", note="nothing arrived"))
             continue
@@ -470,7 +474,28 @@ def latency(folder: Path) -> list[Figure]:
                 p99,
                 "ms",
                 f"<= {target}",
-                note=f"{len(lat)} of {sent} arrived; daemon tick 1 s, woken for the next due",
+                note=f"{len(lat)} of {sent} arrived{why}; daemon tick 1 s, woken for the next due",
             )
         )
     return out
+
+
+def _why_not_sent(store: Store, ids: list[str]) -> dict[str, str]:
+    """Each message that never reached the look-alike, with its status and reason in the
+    ledger (the generated customers include hard-bounced ones, whose mail is rightly held)."""
+    if not ids:
+        return {}
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(messages.c.id, messages.c.status, messages.c.reason).where(
+                messages.c.id.in_(ids)
+            )
+        )
+        return {mid: f"{status}: {reason}" for mid, status, reason in rows}
+
+
+def _tally(reasons: Iterable[str]) -> str:
+    counts = Counter(reasons)
+    if not counts:
+        return ""
+    return " (the rest " + "; ".join(f"{n} {r}" for r, n in counts.most_common()) + ")"
