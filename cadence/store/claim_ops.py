@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, update
 
 from cadence.model import Customer, Email, Message
-from cadence.store import convert
+from cadence.store import columns, convert
 from cadence.store.common import chunks, look_again, mark_dirty
 from cadence.store.driver import Driver
 from cadence.store.tables import customers, emails, messages
@@ -62,47 +62,6 @@ EMAIL = (
     "template",
     "to_owner",
     "attempts",
-)
-#: what `convert.message` needs
-MESSAGE = (
-    "id",
-    "customer_id",
-    "role",
-    "kind",
-    "category",
-    "topic",
-    "template",
-    "data",
-    "subject",
-    "body_text",
-    "body_html",
-    "sender_email",
-    "sender_name",
-    "human",
-    "transactional",
-    "priority",
-    "send_after",
-    "expires_at",
-    "sent_at",
-    "playbook",
-    "origin",
-    "recipient",
-    "created_at",
-)
-#: what `convert.customer` needs
-CUSTOMER = (
-    "id",
-    "email",
-    "name",
-    "timezone",
-    "account",
-    "attributes",
-    "created_at",
-    "unsubscribed_all",
-    "unsubscribed_categories",
-    "hard_bounced",
-    "soft_bounces",
-    "spam_reported",
 )
 
 # An email goes on its plan only while that plan is current: a daemon busy with a burst sends
@@ -186,7 +145,7 @@ class ClaimOps:
             custs = {}
             for part in chunks(sorted({r["customer_id"] for r in claimed})):
                 where, params = db.in_ids("id", part)
-                for r in db.select(customers, CUSTOMER, where, params):
+                for r in db.select(customers, columns.CUSTOMER, where, params):
                     custs[r["id"]] = convert.customer(r)
         return [
             Claimed(
@@ -216,9 +175,9 @@ class ClaimOps:
             where, params = db.in_ids("id", part)
             rows = db.rows(
                 messages,
-                MESSAGE,
+                columns.MESSAGE,
                 f"UPDATE messages SET in_flight = ? WHERE {where} AND in_flight = ? "
-                f"AND final = ? RETURNING {', '.join(MESSAGE)}",
+                f"AND final = ? RETURNING {', '.join(columns.MESSAGE)}",
                 [True, *params, False, False],
             )
             taken.update({r["id"]: convert.message(r) for r in rows})

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from cadence.model import Status
+from cadence.store.columns import HISTORY
 from cadence.store.common import Settled, chunks, contacts_by_customer, merge_contacts
 from cadence.store.driver import Driver
 from cadence.store.tables import customers, decisions, emails, messages
@@ -35,19 +36,6 @@ MEMBER = (
     "role",
     "human",
     "recipient",
-)
-#: a row of decision history (the id is the table's own)
-HISTORY = (
-    "message_id",
-    "customer_id",
-    "decided_at",
-    "status",
-    "send_at",
-    "email_id",
-    "rule",
-    "reason",
-    "details",
-    "rules_version",
 )
 
 

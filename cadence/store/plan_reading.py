@@ -12,55 +12,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cadence.model import CustomerContext, Message, Sent
-from cadence.store import convert
+from cadence.store import columns, convert
 from cadence.store.common import chunks
 from cadence.store.driver import Driver, Row
 from cadence.store.tables import customers, emails, messages
 
 IN_LEDGER = ("claimed", "sending", "sent", "unconfirmed")  # went, or may have
 
-#: what `convert.customer` needs, and the last contact times
-CUSTOMER = (
-    "id",
-    "email",
-    "name",
-    "timezone",
-    "account",
-    "attributes",
-    "created_at",
-    "unsubscribed_all",
-    "unsubscribed_categories",
-    "hard_bounced",
-    "soft_bounces",
-    "spam_reported",
-    "last_contact",
-)
-#: what `convert.message` needs
-MESSAGE = (
-    "id",
-    "customer_id",
-    "role",
-    "kind",
-    "category",
-    "topic",
-    "template",
-    "data",
-    "subject",
-    "body_text",
-    "body_html",
-    "sender_email",
-    "sender_name",
-    "human",
-    "transactional",
-    "priority",
-    "send_after",
-    "expires_at",
-    "sent_at",
-    "playbook",
-    "origin",
-    "recipient",
-    "created_at",
-)
+#: what `convert.customer` needs, and the contact times the limits count from
+CUSTOMER = (*columns.CUSTOMER, "last_contact")
 #: the current decision (`convert.decision`), which a new plan is compared with
 DECISION = ("status", "reason", "send_at", "email_id", "rule", "details", "rules_version", "final")
 
@@ -92,7 +52,7 @@ def load_contexts(
     open_rows = (
         db.select(
             messages,
-            (*MESSAGE, *DECISION),
+            (*columns.MESSAGE, *DECISION),
             f"{where} AND final = ? AND in_flight = ? ORDER BY id",
             [*params, False, False],
         )
@@ -174,7 +134,7 @@ def _history(
     member_ids = sorted({i for r in rows for i in r["members"]} - members.keys())
     for part in chunks(member_ids):
         where, params = db.in_ids("id", part)
-        for m in db.select(messages, MESSAGE, where, params):
+        for m in db.select(messages, columns.MESSAGE, where, params):
             members[m["id"]] = convert.message(m)
     out: dict[str, list[Sent]] = defaultdict(list)
     for r in rows:
@@ -186,7 +146,7 @@ def _history(
     where, params = db.in_ids("customer_id", ids)
     for m in db.select(
         messages,
-        MESSAGE,
+        columns.MESSAGE,
         f"{where} AND kind = ? AND sent_at >= ?",
         [*params, "recorded", db.time(since)],
     ):

@@ -16,6 +16,7 @@ from typing import Any
 
 from cadence.model import Plan
 from cadence.store import convert
+from cadence.store.columns import HISTORY
 from cadence.store.common import aware
 from cadence.store.driver import Driver, Encoded, Row
 from cadence.store.plan_reading import current_decisions
@@ -57,19 +58,6 @@ DECIDED = (
     "rules_version",
     "final",
     "decided_at",
-)
-#: a row of decision history (the id is the table's own)
-HISTORY = (
-    "message_id",
-    "customer_id",
-    "decided_at",
-    "status",
-    "send_at",
-    "email_id",
-    "rule",
-    "reason",
-    "details",
-    "rules_version",
 )
 
 
