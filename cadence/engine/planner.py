@@ -69,19 +69,23 @@ class _Planner:
         sources: list[Sent] = list(self.ctx.history)
         if limit.scope == Scope.ACCOUNT:
             sources += self.ctx.account_history
+        applicable, key = self.rules.index.applicable, id(limit)
         return [
             Point(sent.at, sent.id)
             for sent in sources
-            if any(counts_against_limits(m) and limit.filter.matches(m) for m in sent.members)
+            if any(
+                counts_against_limits(m) and key in applicable(m).limit_ids for m in sent.members
+            )
         ]
 
     def _limits_of(self, unit: Unit) -> list[Limit]:
         if unit.limits is None:
-            unit.limits = [
-                lim
-                for lim in self.rules.limits
-                if any(lim.filter.matches(c.message) for c in unit.members)
-            ]
+            applicable = self.rules.index.applicable
+            if len(unit.members) == 1:
+                unit.limits = list(applicable(unit.members[0].message).limits)
+            else:
+                ids = set().union(*(applicable(c.message).limit_ids for c in unit.members))
+                unit.limits = [lim for lim in self.rules.limits if id(lim) in ids]
         return unit.limits
 
     # -- decisions --------------------------------------------------------------------------

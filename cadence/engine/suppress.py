@@ -71,9 +71,7 @@ def by_rules(
     message on the same topic as one of them is the redundant one.
     """
     scope: dict[str, Any] | None = None
-    for rule in rules.suppress:
-        if not rule.filter.matches(message):
-            continue
+    for rule in rules.index.applicable(message).suppress:  # those whose filter matches
         redundant = None
         if rule.same is not None and rule.within is not None:
             redundant = _earlier_same(ctx, rule.same, rule.within, message, ready, planned_before)

@@ -26,10 +26,7 @@ def zone(name: str) -> ZoneInfo:
 
 def window_for(message: Message, rules: Rules) -> SendWindow | None:
     """The first send window whose filter matches; None means any time of day."""
-    for window in rules.send_windows:
-        if window.filter.matches(message):
-            return window
-    return None
+    return rules.index.applicable(message).window
 
 
 def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
