@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cadence.engine import explain
-from cadence.engine.limits import Blocked, Point, PointSet, check
+from cadence.engine.limits import Blocked, PointSet, check
 from cadence.engine.merge import Candidate, Unit, form_units
 from cadence.engine.scope import ScopeFactory
 from cadence.engine.suppress import by_rules, reachability
@@ -65,13 +65,13 @@ class _Planner:
             found = self._points[limit.name] = PointSet(self._history_points(limit))
         return found
 
-    def _history_points(self, limit: Limit) -> list[Point]:
+    def _history_points(self, limit: Limit) -> list[tuple[datetime, str]]:
         sources: list[Sent] = list(self.ctx.history)
         if limit.scope == Scope.ACCOUNT:
             sources += self.ctx.account_history
         applicable, key = self.rules.index.applicable, id(limit)
         return [
-            Point(sent.at, sent.id)
+            (sent.at, sent.id)
             for sent in sources
             if any(
                 counts_against_limits(m) and key in applicable(m).limit_ids for m in sent.members
@@ -193,7 +193,7 @@ class _Planner:
 
     def _slot(self, unit: Unit) -> tuple[datetime | None, list[Blocked]]:
         """The earliest time every rule allows this unit, and what pushed it there."""
-        limits = self._limits_of(unit)
+        limits = [(lim, self.points(lim)) for lim in self._limits_of(unit)]
         blocks: list[Blocked] = []
         t = unit.ready
         for _ in range(_MAX_STEPS):
@@ -202,7 +202,7 @@ class _Planner:
                 return None, blocks
             t = opened
             blocked = next(
-                (b for lim in limits if (b := check(lim, self.points(lim), t, self.tz))),
+                (b for lim, points in limits if (b := check(lim, points, t, self.tz))),
                 None,
             )
             if blocked is None:
@@ -267,7 +267,7 @@ class _Planner:
         )
         self.placed_lead[email.id] = messages[0].id
         for lim in self._limits_of(unit):
-            self.points(lim).add(Point(t, email.id))
+            self.points(lim).add(t, email.id)
         self.labels.add_email(email, messages)
         first = blocks[-1] if blocks else None  # the block that settled the final time
         counted = first.counted if first else ()
