@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -90,15 +89,32 @@ class _Planner:
 
     # -- decisions --------------------------------------------------------------------------
 
-    def decide(self, message: Message, status: Status, reason: str, **fields: object) -> None:
-        final = bool(fields.pop("final", False))
+    def decide(
+        self,
+        message: Message,
+        status: Status,
+        reason: str,
+        *,
+        send_at: datetime | None = None,
+        email_id: str | None = None,
+        rule: str | None = None,
+        counted: tuple[str, ...] = (),
+        won_by: str | None = None,
+        next_allowed: datetime | None = None,
+        final: bool = False,
+    ) -> None:
         self.decisions[message.id] = Decision(
             message_id=message.id,
             status=status,
             reason=reason,
+            send_at=send_at,
+            email_id=email_id,
+            rule=rule,
+            counted=counted,
+            won_by=won_by,
+            next_allowed=next_allowed,
             rules_version=self.rules.version,
             final=final,
-            **fields,  # type: ignore[arg-type]
         )
 
     def add_email(self, unit_members: list[Message], at: datetime, **fields: object) -> Email:
@@ -183,11 +199,18 @@ class _Planner:
     def _order(self, message: Message) -> tuple[datetime, int, str]:
         return (message.send_after or self.now, -self.rules.priority_of(message), message.id)
 
-    def _suppress(self, message: Message, ready: datetime, rule: str, reason: str) -> None:
+    def _suppress(
+        self,
+        message: Message,
+        ready: datetime,
+        rule: str,
+        reason: str,
+        counted: tuple[str, ...] = (),
+    ) -> None:
         final = ready <= self.now
         if not final:
             self.wakeups.append(ready)  # looked at again when it would have gone
-        self.decide(message, Status.SUPPRESSED, reason, rule=rule, final=final)
+        self.decide(message, Status.SUPPRESSED, reason, rule=rule, counted=counted, final=final)
 
     # -- placing units under the limits -----------------------------------------------------
 
@@ -276,47 +299,38 @@ class _Planner:
         held = explain.held(first, None, self.tz, self.labels) if first else ""
         for c in ordered:
             window_note = explain.window_note(c, t, self.tz) if not first else ""
-            common = {
-                "send_at": t,
-                "email_id": email.id,
-                "counted": counted,
-                "won_by": won_by if won_by != c.message.id else None,
-                "next_allowed": t if first else None,
-            }
+            mine = c.message
+            other_won = won_by if won_by != mine.id else None
             if merged:
-                others = ", ".join(m.id for m in messages if m.id != c.message.id)
+                others = ", ".join(m.id for m in messages if m.id != mine.id)
                 rule = unit.rule.name if unit.rule else None
-                self.decide(
-                    c.message,
-                    Status.MERGED,
-                    f"merged by {rule} with {others} into one email at {when}{held}{window_note}",
-                    rule=rule,
-                    **common,
+                status = Status.MERGED
+                reason = (
+                    f"merged by {rule} with {others} into one email at {when}{held}{window_note}"
                 )
             elif first:
-                self.decide(
-                    c.message,
-                    Status.DEFERRED,
-                    f"held until {when}{held}",
-                    rule=first.limit.name,
-                    **common,
-                )
+                rule, status, reason = first.limit.name, Status.DEFERRED, f"held until {when}{held}"
             else:
                 digest = f" (waits for the {unit.rule.name} digest)" if unit.rule else ""
-                self.decide(
-                    c.message,
-                    Status.SCHEDULED,
-                    f"goes {when}{digest}{window_note}",
-                    rule=unit.rule.name if unit.rule else None,
-                    **common,
-                )
+                rule = unit.rule.name if unit.rule else None
+                status, reason = Status.SCHEDULED, f"goes {when}{digest}{window_note}"
+            self.decide(
+                mine,
+                status,
+                reason,
+                rule=rule,
+                send_at=t,
+                email_id=email.id,
+                counted=counted,
+                won_by=other_won,
+                next_allowed=t if first else None,
+            )
 
     def _drop(self, unit: Unit, block: Blocked) -> None:
         why = explain.held(block, None, self.tz, self.labels)
         for c in unit.members:
-            self._suppress(c.message, c.ready, block.limit.name, f"dropped (over: drop){why}")
-            self.decisions[c.message.id] = replace(
-                self.decisions[c.message.id], counted=block.counted
+            self._suppress(
+                c.message, c.ready, block.limit.name, f"dropped (over: drop){why}", block.counted
             )
 
     def _expire(self, c: Candidate, t: datetime, blocks: list[Blocked]) -> None:
