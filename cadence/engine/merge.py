@@ -31,29 +31,27 @@ class Candidate:
 
 @dataclass(slots=True)
 class Unit:
-    """What the limits schedule: one email, of one or several candidates."""
+    """What the limits schedule: one email, of one or several candidates (fixed once made)."""
 
     members: list[Candidate]
     ready: datetime
     rule: MergeRule | None = None
     held_for_digest: bool = False  # waits for a fixed `at` time, not just its window
-    windows: list[SendWindow | None] = field(default_factory=list)
+    windows: list[SendWindow | None] = field(init=False)
     limits: list[Limit] | None = None  # the limits it matches, worked out once
+    # worked out once: the planner compares units by them again and again while placing
+    priority: int = field(init=False)
+    expires: datetime = field(init=False)
+    lead: Candidate = field(init=False)
+    rank: tuple[int, datetime, str] = field(init=False)  # who goes first at the same slot
 
     def __post_init__(self) -> None:
-        self.windows = [c.window for c in self.members]
-
-    @property
-    def priority(self) -> int:
-        return max(c.priority for c in self.members)
-
-    @property
-    def expires(self) -> datetime:
-        return min(c.expires for c in self.members)
-
-    @property
-    def lead(self) -> Candidate:
-        return min(self.members, key=lambda c: (-c.priority, c.base, c.message.id))
+        members = self.members
+        self.windows = [c.window for c in members]
+        self.priority = max(c.priority for c in members)
+        self.expires = min(c.expires for c in members)
+        self.lead = min(members, key=lambda c: (-c.priority, c.base, c.message.id))
+        self.rank = (-self.priority, self.ready, self.lead.message.id)
 
 
 def form_units(candidates: list[Candidate], rules: Rules, tz: ZoneInfo) -> list[Unit]:

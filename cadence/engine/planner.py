@@ -241,20 +241,21 @@ class _Planner:
         # A unit's slot depends only on the points of its limits: worked out again only when
         # a commit added a point to one of them, not for every unit after every placement.
         slots: dict[int, tuple[datetime | None, list[Blocked]]] = {}
+        never = datetime.max.replace(tzinfo=self.now.tzinfo)
         while pending:
             for u in pending:
                 if id(u) not in slots:
                     slots[id(u)] = self._slot(u)
-            never = datetime.max.replace(tzinfo=self.now.tzinfo)
-            unit = min(
-                pending,
-                key=lambda u, slots=slots: (  # type: ignore[misc]
-                    slots[id(u)][0] or never,
-                    -u.priority,
-                    u.ready,
-                    u.lead.message.id,
-                ),
-            )
+            if len(pending) == 1:
+                unit = pending[0]
+            else:
+                unit = min(
+                    pending,
+                    key=lambda u, slots=slots: (  # type: ignore[misc]
+                        slots[id(u)][0] or never,
+                        u.rank,
+                    ),
+                )
             pending.remove(unit)
             t, blocks = slots.pop(id(unit))  # popped: a later unit may reuse its id
             if t is None:
