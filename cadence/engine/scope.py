@@ -14,6 +14,7 @@ from typing import Any
 
 from cadence.durations import parse_duration
 from cadence.model import Customer, Event, Message, Sent
+from cadence.rules.model import Expression
 from cadence.views import View, customer_view, event_view, message_view
 
 #: `sent_within("7d")` runs for every message a `when` looks at; rules name few durations
@@ -117,6 +118,19 @@ class ScopeFactory:
         # prepared at the first scope: the planner makes a factory for every customer, and
         # most customers' messages meet no `when` at all
         self._prepared: tuple[View, list[Sent]] | None = None
+        self._constant: dict[int, tuple[Expression, Any]] = {}
+
+    def customer_only(self, expression: Expression, now: datetime) -> Any:
+        """The value of an expression that reads nothing but `customer` (say
+        `customer.open_tickets > 0`): the same for every message of this customer, so
+        evaluated once. A failure is not kept: it raises again for the next message."""
+        found = self._constant.get(id(expression))
+        if found is None or found[0] is not expression:  # by identity, as in windows.py
+            found = self._constant[id(expression)] = (
+                expression,
+                expression.evaluate(self.scope(now)),
+            )
+        return found[1]
 
     def scope(
         self, now: datetime, *, message: Message | None = None, event: Event | None = None

@@ -46,6 +46,11 @@ class Expression:
     source: str
     location: Location
     run: Callable[[Mapping[str, Any]], Any] = field(repr=False, compare=False)
+    #: the names it reads, found at compile time; None: not known, any of them
+    names: frozenset[str] | None = field(default=None, repr=False, compare=False)
+
+    def reads(self, name: str) -> bool:
+        return self.names is None or name in self.names
 
     def evaluate(self, scope: Mapping[str, Any]) -> Any:
         try:
