@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from cadence.engine.windows import next_local_time, next_open_all
 from cadence.model import Message
 from cadence.rules.model import Limit, MergeRule, Rules, SendWindow
+
+if TYPE_CHECKING:
+    from cadence.engine.limits import PointSet
 
 
 @dataclass(slots=True)
@@ -38,7 +42,7 @@ class Unit:
     rule: MergeRule | None = None
     held_for_digest: bool = False  # waits for a fixed `at` time, not just its window
     windows: list[SendWindow | None] = field(init=False)
-    limits: list[Limit] | None = None  # the limits it matches, worked out once
+    limits: list[tuple[Limit, PointSet]] | None = None  # set by the planner, once
     # worked out once: the planner compares units by them again and again while placing
     priority: int = field(init=False)
     expires: datetime = field(init=False)

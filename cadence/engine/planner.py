@@ -77,14 +77,16 @@ class _Planner:
             )
         ]
 
-    def _limits_of(self, unit: Unit) -> list[Limit]:
+    def _limits_of(self, unit: Unit) -> list[tuple[Limit, PointSet]]:
+        """The limits the unit's members match, in rule order, each with its points."""
         if unit.limits is None:
             applicable = self.rules.index.applicable
             if len(unit.members) == 1:
-                unit.limits = list(applicable(unit.members[0].message).limits)
+                limits: list[Limit] = list(applicable(unit.members[0].message).limits)
             else:
                 ids = set().union(*(applicable(c.message).limit_ids for c in unit.members))
-                unit.limits = [lim for lim in self.rules.limits if id(lim) in ids]
+                limits = [lim for lim in self.rules.limits if id(lim) in ids]
+            unit.limits = [(lim, self.points(lim)) for lim in limits]
         return unit.limits
 
     # -- decisions --------------------------------------------------------------------------
@@ -216,7 +218,7 @@ class _Planner:
 
     def _slot(self, unit: Unit) -> tuple[datetime | None, list[Blocked]]:
         """The earliest time every rule allows this unit, and what pushed it there."""
-        limits = [(lim, self.points(lim)) for lim in self._limits_of(unit)]
+        limits = self._limits_of(unit)
         blocks: list[Blocked] = []
         t = unit.ready
         for _ in range(_MAX_STEPS):
@@ -274,9 +276,9 @@ class _Planner:
                     pending.append(Unit(rest, max(c.base for c in rest), unit.rule))
                 continue
             self._commit(unit, t, blocks)
-            touched = {lim.name for lim in self._limits_of(unit)}
+            touched = {lim.name for lim, _ in self._limits_of(unit)}
             for u in pending:
-                if any(lim.name in touched for lim in self._limits_of(u)):
+                if any(lim.name in touched for lim, _ in self._limits_of(u)):
                     slots.pop(id(u), None)
 
     def _commit(self, unit: Unit, t: datetime, blocks: list[Blocked]) -> None:
@@ -290,8 +292,8 @@ class _Planner:
             template=unit.rule.template if unit.rule and merged else None,
         )
         self.placed_lead[email.id] = messages[0].id
-        for lim in self._limits_of(unit):
-            self.points(lim).add(t, email.id)
+        for _, points in self._limits_of(unit):
+            points.add(t, email.id)
         self.labels.add_email(email, messages)
         first = blocks[-1] if blocks else None  # the block that settled the final time
         counted = first.counted if first else ()

@@ -115,6 +115,8 @@ def next_open_all(
 ) -> datetime | None:
     """The earliest instant >= t when every window is open at once (a merged email must sit
     inside the window of each member); None if they never line up."""
+    if len(windows) == 1:  # most emails: next_open's answer is open (it is idempotent)
+        return next_open(t, windows[0], tz)
     distinct: list[SendWindow] = []
     for window in windows:  # by identity: see _OPENINGS
         if window is not None and not any(window is d for d in distinct):
