@@ -52,9 +52,13 @@ class Unit:
     def __post_init__(self) -> None:
         members = self.members
         self.windows = [c.window for c in members]
-        self.priority = max(c.priority for c in members)
-        self.expires = min(c.expires for c in members)
-        self.lead = min(members, key=lambda c: (-c.priority, c.base, c.message.id))
+        if len(members) == 1:  # most units
+            self.lead = lead = members[0]
+            self.priority, self.expires = lead.priority, lead.expires
+        else:
+            self.priority = max(c.priority for c in members)
+            self.expires = min(c.expires for c in members)
+            self.lead = min(members, key=lambda c: (-c.priority, c.base, c.message.id))
         self.rank = (-self.priority, self.ready, self.lead.message.id)
 
 

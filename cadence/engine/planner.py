@@ -45,6 +45,25 @@ def counts_against_limits(message: Message) -> bool:
     return not message.transactional and message.to is None
 
 
+_Counted = tuple[datetime, str, frozenset[int]]
+
+
+def _counting(ledger: Iterable[Sent], rules: Rules) -> list[_Counted]:
+    """The emails that count against some limit, with the `id()`s of those limits: worked
+    out in one pass for every limit, not again for each limit's points."""
+    applicable = rules.index.applicable
+    out: list[_Counted] = []
+    for sent in ledger:
+        members = [m for m in sent.members if counts_against_limits(m)]
+        if len(members) == 1:
+            limits = applicable(members[0]).limit_ids
+        else:
+            limits = frozenset().union(*(applicable(m).limit_ids for m in members))
+        if limits:
+            out.append((sent.at, sent.id, limits))
+    return out
+
+
 class _Planner:
     def __init__(self, ctx: CustomerContext, rules: Rules, now: datetime, tz: ZoneInfo):
         self.ctx, self.rules, self.now, self.tz = ctx, rules, now, tz
@@ -54,6 +73,8 @@ class _Planner:
         self.labels = explain.Labels(ctx)
         self.scopes = ScopeFactory(ctx.customer, ctx.history, ctx.last_contact)
         self._points: dict[str, PointSet] = {}  # built when a unit first meets the limit
+        # the ledger's emails with the limits each counts against (by id), own and account's
+        self._ledger: tuple[list[_Counted], list[_Counted]] | None = None
         self.placed_lead: dict[str, str] = {}  # email id -> its lead message, for `won_by`
 
     # -- the ledger as each limit sees it ---------------------------------------------------
@@ -65,17 +86,14 @@ class _Planner:
         return found
 
     def _history_points(self, limit: Limit) -> list[tuple[datetime, str]]:
-        sources: list[Sent] = list(self.ctx.history)
-        if limit.scope == Scope.ACCOUNT:
-            sources += self.ctx.account_history
-        applicable, key = self.rules.index.applicable, id(limit)
-        return [
-            (sent.at, sent.id)
-            for sent in sources
-            if any(
-                counts_against_limits(m) and key in applicable(m).limit_ids for m in sent.members
-            )
-        ]
+        if self._ledger is None:
+            self._ledger = (_counting(self.ctx.history, self.rules), [])
+            if any(lim.scope == Scope.ACCOUNT for lim in self.rules.limits):
+                self._ledger[1].extend(_counting(self.ctx.account_history, self.rules))
+        own, account = self._ledger
+        key = id(limit)
+        sources = own + account if limit.scope == Scope.ACCOUNT else own
+        return [(at, sent_id) for at, sent_id, limits in sources if key in limits]
 
     def _limits_of(self, unit: Unit) -> list[tuple[Limit, PointSet]]:
         """The limits the unit's members match, in rule order, each with its points."""

@@ -130,7 +130,6 @@ def _earlier_same(
     if key is None:
         return None
     since = ready - within
-    span = format_duration(within)
     for sent in ctx.history:
         if sent.planned or not since <= sent.at <= ready:
             continue
@@ -138,12 +137,12 @@ def _earlier_same(
             if other.id != message.id and _key(other, same) == key:
                 return (
                     f"redundant: {_describe(other)} on the same {same} `{key}` went out "
-                    f"{sent.at:%Y-%m-%d %H:%M} UTC, within {span}"
+                    f"{sent.at:%Y-%m-%d %H:%M} UTC, within {format_duration(within)}"
                 )
     for at, other in planned_before:
         if since <= at <= ready and _key(other, same) == key:
             return (
                 f"redundant: {_describe(other)} on the same {same} `{key}` is planned "
-                f"earlier, within {span}"
+                f"earlier, within {format_duration(within)}"
             )
     return None
