@@ -36,7 +36,11 @@ class PointSet:
     __slots__ = ("_ids", "_times")
 
     def __init__(self, points: list[tuple[datetime, str]] | None = None) -> None:
-        ordered = sorted(points or [])  # by time, then id
+        if not points:  # most customers' ledgers: nothing counts yet
+            self._times: list[datetime] = []
+            self._ids: list[str] = []
+            return
+        ordered = sorted(points)  # by time, then id
         self._times = [at for at, _ in ordered]
         self._ids = [id_ for _, id_ in ordered]
 

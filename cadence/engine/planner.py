@@ -92,7 +92,7 @@ class _Planner:
                 self._ledger[1].extend(_counting(self.ctx.account_history, self.rules))
         own, account = self._ledger
         key = id(limit)
-        sources = own + account if limit.scope == Scope.ACCOUNT else own
+        sources = own + account if account and limit.scope == Scope.ACCOUNT else own
         return [(at, sent_id) for at, sent_id, limits in sources if key in limits]
 
     def _limits_of(self, unit: Unit) -> list[tuple[Limit, PointSet]]:
@@ -137,17 +137,28 @@ class _Planner:
             final=final,
         )
 
-    def add_email(self, unit_members: list[Message], at: datetime, **fields: object) -> Email:
+    def add_email(
+        self,
+        unit_members: list[Message],
+        at: datetime,
+        *,
+        merge_rule: str | None = None,
+        template: str | None = None,
+        to_owner: bool = False,
+    ) -> Email:
         lead = unit_members[0]
+        ids = tuple(m.id for m in unit_members)
         email = Email(
-            id=email_id(m.id for m in unit_members),
+            id=email_id(ids),
             customer_id=self.ctx.customer.id,
             send_at=at,
-            members=tuple(m.id for m in unit_members),
+            members=ids,
             role=lead.role,
             category=lead.category,
             transactional=all(m.transactional for m in unit_members),
-            **fields,  # type: ignore[arg-type]
+            merge_rule=merge_rule,
+            template=template,
+            to_owner=to_owner,
         )
         self.emails.append(email)
         if at > self.now:
