@@ -54,7 +54,8 @@ def _counting(ledger: Iterable[Sent], rules: Rules) -> list[_Counted]:
     applicable = rules.index.applicable
     out: list[_Counted] = []
     for sent in ledger:
-        members = [m for m in sent.members if counts_against_limits(m)]
+        # counts_against_limits, inline: this runs for every email of every account
+        members = [m for m in sent.members if not m.transactional and m.to is None]
         if len(members) == 1:
             limits = applicable(members[0]).limit_ids
         else:
@@ -73,8 +74,10 @@ class _Planner:
         self.labels = explain.Labels(ctx)
         self.scopes = ScopeFactory(ctx.customer, ctx.history, ctx.last_contact)
         self._points: dict[str, PointSet] = {}  # built when a unit first meets the limit
-        # the ledger's emails with the limits each counts against (by id), own and account's
-        self._ledger: tuple[list[_Counted], list[_Counted]] | None = None
+        # the ledger's emails with the limits each counts against (by id): the customer's
+        # own, and (only once an account-scope limit needs them) the rest of the account's
+        self._own: list[_Counted] | None = None
+        self._account: list[_Counted] | None = None
         self.placed_lead: dict[str, str] = {}  # email id -> its lead message, for `won_by`
 
     # -- the ledger as each limit sees it ---------------------------------------------------
@@ -86,14 +89,15 @@ class _Planner:
         return found
 
     def _history_points(self, limit: Limit) -> list[tuple[datetime, str]]:
-        if self._ledger is None:
-            self._ledger = (_counting(self.ctx.history, self.rules), [])
-            if any(lim.scope == Scope.ACCOUNT for lim in self.rules.limits):
-                self._ledger[1].extend(_counting(self.ctx.account_history, self.rules))
-        own, account = self._ledger
         key = id(limit)
-        sources = own + account if account and limit.scope == Scope.ACCOUNT else own
-        return [(at, sent_id) for at, sent_id, limits in sources if key in limits]
+        if self._own is None:
+            self._own = _counting(self.ctx.history, self.rules)
+        points = [(at, sent_id) for at, sent_id, limits in self._own if key in limits]
+        if limit.scope == Scope.ACCOUNT:
+            if self._account is None:
+                self._account = _counting(self.ctx.account_history, self.rules)
+            points += [(at, sent_id) for at, sent_id, limits in self._account if key in limits]
+        return points
 
     def _limits_of(self, unit: Unit) -> list[tuple[Limit, PointSet]]:
         """The limits the unit's members match, in rule order, each with its points."""

@@ -53,11 +53,26 @@ class _Openings:
     window skips. Worked out once: the same few windows, zones and days come up for customer
     after customer, and UTC times compare without asking the zone for an offset."""
 
-    __slots__ = ("spans", "tz", "window")
+    __slots__ = ("_ahead", "spans", "tz", "window")
 
     def __init__(self, window: SendWindow, tz: ZoneInfo) -> None:
         self.window, self.tz = window, tz
         self.spans: dict[int, tuple[datetime, datetime] | None] = {}
+        self._ahead: dict[int, tuple[tuple[datetime, datetime], ...]] = {}
+
+    def ahead(self, ordinal: int) -> tuple[tuple[datetime, datetime], ...]:
+        """The openings that may hold or follow an instant of local day `ordinal`, in
+        order: from the day before (an overnight window opened yesterday may still be
+        open) to eight days after. One lookup instead of one per day on each question."""
+        try:
+            return self._ahead[ordinal]
+        except KeyError:
+            pass
+        if len(self._ahead) > _MAX_DAYS:
+            self._ahead.clear()
+        days = range(ordinal - 1, ordinal + 9)
+        found = self._ahead[ordinal] = tuple(s for d in days if (s := self.on(d)) is not None)
+        return found
 
     def on(self, ordinal: int) -> tuple[datetime, datetime] | None:
         try:
@@ -96,13 +111,9 @@ def next_open(t: datetime, window: SendWindow | None, tz: ZoneInfo) -> datetime 
         return t
     if not window.days:
         return None
-    openings = _openings(window, tz)
-    first = t.astimezone(tz).toordinal()
-    # start a day early: an overnight window opened yesterday may still be open
-    for ordinal in range(first - 1, first + 9):
-        span = openings.on(ordinal)
-        if span is not None and span[1] > t:
-            return max(t, span[0])
+    for start, end in _openings(window, tz).ahead(t.astimezone(tz).toordinal()):
+        if end > t:
+            return max(t, start)
     return None
 
 
