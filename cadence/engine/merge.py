@@ -41,6 +41,9 @@ class Unit:
     ready: datetime
     rule: MergeRule | None = None
     held_for_digest: bool = False  # waits for a fixed `at` time, not just its window
+    # `ready` is known to be inside every member's window (next_open said so): the slot
+    # search need not ask again, each time the unit is placed anew
+    ready_open: bool = False
     windows: list[SendWindow | None] = field(init=False)
     limits: list[tuple[Limit, PointSet]] | None = None  # set by the planner, once
     # worked out once: the planner compares units by them again and again while placing
@@ -76,10 +79,12 @@ def form_units(candidates: list[Candidate], rules: Rules, tz: ZoneInfo) -> list[
         for members, when in clusters:
             if len(members) < 2 and rule.at is None:
                 continue
-            units.append(Unit(members, when, rule, held_for_digest=rule.at is not None))
+            units.append(
+                Unit(members, when, rule, held_for_digest=rule.at is not None, ready_open=True)
+            )
             taken.update(c.message.id for c in members)
         remaining = [c for c in remaining if c.message.id not in taken]
-    units.extend(Unit([c], c.base) for c in remaining)
+    units.extend(Unit([c], c.base, ready_open=True) for c in remaining)
     return units
 
 
@@ -103,6 +108,7 @@ def _rolling(
         while when is None and len(members) > 1:
             members.pop()  # the last one starts the next cluster instead
             when = _fit(members, first.base + rule.window, tz)
+        # alone, the first goes at its base: inside its own window, as a cluster's time is
         clusters.append((members, when if when is not None else first.base))
         i += len(members)
     return clusters

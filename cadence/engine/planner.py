@@ -251,19 +251,20 @@ class _Planner:
 
     def _slot(self, unit: Unit) -> tuple[datetime | None, list[Blocked]]:
         """The earliest time every rule allows this unit, and what pushed it there."""
-        limits = self._limits_of(unit)
+        limits, tz = self._limits_of(unit), self.tz
         blocks: list[Blocked] = []
         t = unit.ready
-        for _ in range(_MAX_STEPS):
-            opened = next_open_all(t, unit.windows, self.tz)
-            if opened is None:
-                return None, blocks
-            t = opened
-            blocked = next(
-                (b for lim, points in limits if (b := check(lim, points, t, self.tz))),
-                None,
-            )
-            if blocked is None:
+        for step in range(_MAX_STEPS):
+            if step or not unit.ready_open:
+                opened = next_open_all(t, unit.windows, tz)
+                if opened is None:
+                    return None, blocks
+                t = opened
+            for lim, points in limits:  # the first limit that blocks t, in rule order
+                blocked = check(lim, points, t, tz)
+                if blocked is not None:
+                    break
+            else:
                 return t, blocks
             blocks.append(blocked)
             if blocked.limit.over == Over.DROP or t > unit.expires:
@@ -315,7 +316,9 @@ class _Planner:
                     slots.pop(id(u), None)
 
     def _commit(self, unit: Unit, t: datetime, blocks: list[Blocked]) -> None:
-        ordered = sorted(unit.members, key=lambda c: (-c.priority, c.base, c.message.id))
+        ordered = unit.members
+        if len(ordered) > 1:
+            ordered = sorted(ordered, key=lambda c: (-c.priority, c.base, c.message.id))
         messages = [c.message for c in ordered]
         merged = len(messages) > 1
         email = self.add_email(
