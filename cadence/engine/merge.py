@@ -104,11 +104,12 @@ def _rolling(
         ):
             members.append(matching[j])
             j += 1
-        when = _fit(members, first.base + rule.window, tz)
+        # alone, the first is no cluster (form_units lets it go on its own): no time to fit
+        when = _fit(members, first.base + rule.window, tz) if len(members) > 1 else None
         while when is None and len(members) > 1:
             members.pop()  # the last one starts the next cluster instead
             when = _fit(members, first.base + rule.window, tz)
-        # alone, the first goes at its base: inside its own window, as a cluster's time is
+        # first.base for one alone: inside its own window, as a cluster's time is
         clusters.append((members, when if when is not None else first.base))
         i += len(members)
     return clusters
