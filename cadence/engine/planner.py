@@ -333,7 +333,11 @@ class _Planner:
         self.labels.add_email(email, messages)
         first = blocks[-1] if blocks else None  # the block that settled the final time
         counted = first.counted if first else ()
-        won_by = next((self.placed_lead[i] for i in counted if i in self.placed_lead), None)
+        won_by = None
+        for i in counted:  # most commits were blocked by nothing: no generator for them
+            if i in self.placed_lead:
+                won_by = self.placed_lead[i]
+                break
         when = explain.local(t, self.tz)
         held = explain.held(first, None, self.tz, self.labels) if first else ""
         for c in ordered:
