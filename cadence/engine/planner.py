@@ -22,12 +22,12 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cadence.engine import explain
-from cadence.engine.limits import Blocked, PointSet, check
+from cadence.engine.limits import Blocked, Counted, PointSet, check, counting
 from cadence.engine.merge import Candidate, Unit, form_units
 from cadence.engine.scope import ScopeFactory
 from cadence.engine.suppress import by_rules, reachability
 from cadence.engine.windows import next_open, next_open_all, window_for, zone
-from cadence.model import CustomerContext, Decision, Email, Message, Plan, Sent, Status
+from cadence.model import CustomerContext, Decision, Email, Message, Plan, Status
 from cadence.rules.model import Limit, Over, Rules, Scope
 
 _STEP = timedelta(seconds=1)
@@ -45,26 +45,6 @@ def counts_against_limits(message: Message) -> bool:
     return not message.transactional and message.to is None
 
 
-_Counted = tuple[datetime, str, frozenset[int]]
-
-
-def _counting(ledger: Iterable[Sent], rules: Rules) -> list[_Counted]:
-    """The emails that count against some limit, with the `id()`s of those limits: worked
-    out in one pass for every limit, not again for each limit's points."""
-    applicable = rules.index.applicable
-    out: list[_Counted] = []
-    for sent in ledger:
-        # counts_against_limits, inline: this runs for every email of every account
-        members = [m for m in sent.members if not m.transactional and m.to is None]
-        if len(members) == 1:
-            limits = applicable(members[0]).limit_ids
-        else:
-            limits = frozenset().union(*(applicable(m).limit_ids for m in members))
-        if limits:
-            out.append((sent.at, sent.id, limits))
-    return out
-
-
 class _Planner:
     def __init__(self, ctx: CustomerContext, rules: Rules, now: datetime, tz: ZoneInfo):
         self.ctx, self.rules, self.now, self.tz = ctx, rules, now, tz
@@ -76,8 +56,8 @@ class _Planner:
         self._points: dict[str, PointSet] = {}  # built when a unit first meets the limit
         # the ledger's emails with the limits each counts against (by id): the customer's
         # own, and (only once an account-scope limit needs them) the rest of the account's
-        self._own: list[_Counted] | None = None
-        self._account: list[_Counted] | None = None
+        self._own: list[Counted] | None = None
+        self._account: list[Counted] | None = None
         self.placed_lead: dict[str, str] = {}  # email id -> its lead message, for `won_by`
 
     # -- the ledger as each limit sees it ---------------------------------------------------
@@ -91,11 +71,11 @@ class _Planner:
     def _history_points(self, limit: Limit) -> list[tuple[datetime, str]]:
         key = id(limit)
         if self._own is None:
-            self._own = _counting(self.ctx.history, self.rules)
+            self._own = counting(self.ctx.history, self.rules)
         points = [(at, sent_id) for at, sent_id, limits in self._own if key in limits]
         if limit.scope == Scope.ACCOUNT:
             if self._account is None:
-                self._account = _counting(self.ctx.account_history, self.rules)
+                self._account = counting(self.ctx.account_history, self.rules)
             points += [(at, sent_id) for at, sent_id, limits in self._account if key in limits]
         return points
 
