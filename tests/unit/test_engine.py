@@ -308,3 +308,18 @@ def test_starter_rules_treat_a_missing_attribute_as_its_default() -> None:
     plan = plan_customer(context(msg("t1", "product", "tip", H), customer_=plain), starter, NOW)
     d = decisions(plan)["t1"]
     assert d.status is not Status.HELD, d.reason
+
+
+def test_rule_index_without_a_table_matches_as_the_filters_do() -> None:
+    from cadence.rules import index
+
+    many = frozenset(f"cat-{i}" for i in range(index._MAX_CLASSES))  # too many to list
+    r = rules(
+        limits=(limit("many", filter=categories(*many), max=1, per=D), limit("all", max=3, per=D)),
+        suppress=(suppress("tips", filter=categories("tip")),),
+    )
+    assert r.index._table is None
+    for m in (msg("a", "product", "cat-7", H), msg("b", "product", "tip", H)):
+        got = r.index.applicable(m)
+        assert got.limits == tuple(x for x in r.limits if x.filter.matches(m))
+        assert got.suppress == tuple(x for x in r.suppress if x.filter.matches(m))
