@@ -45,6 +45,7 @@ class Labels:
         # described only when a decision names them: most plans name none
         self._ctx = ctx
         self._labels: dict[str, str] = {}
+        self._planned: dict[str, Sequence[Message]] = {}
         self._sent: dict[str, tuple[Sequence[Message], str]] | None = None
 
     @staticmethod
@@ -55,14 +56,20 @@ class Labels:
         return "digest of " + ", ".join(m.id for m in members) + other
 
     def add_email(self, email: Email, members: Sequence[Message]) -> None:
-        if len(members) == 1:
-            self._labels[email.id] = f"{_message_label(members[0])} (planned)"
-        else:
-            self._labels[email.id] = "digest of " + ", ".join(m.id for m in members)
+        self._planned[email.id] = members  # worded if a later decision names it
+        self._labels.pop(email.id, None)
 
     def __getitem__(self, item_id: str) -> str:
         if item_id in self._labels:
             return self._labels[item_id]
+        planned = self._planned.get(item_id)
+        if planned is not None:
+            if len(planned) == 1:
+                label = f"{_message_label(planned[0])} (planned)"
+            else:
+                label = "digest of " + ", ".join(m.id for m in planned)
+            self._labels[item_id] = label
+            return label
         if self._sent is None:
             self._sent = {
                 s.id: (s.members, s.customer_id)

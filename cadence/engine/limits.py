@@ -9,17 +9,13 @@ contract: no window of length `per` ever holds more than `max` of them (equivale
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from cadence.rules.model import CalendarUnit, Limit
-
-
-@dataclass(frozen=True, slots=True)
-class Point:
-    at: datetime
-    id: str  # the email or recorded message that counts
+from cadence.model import Sent
+from cadence.rules.model import CalendarUnit, Limit, Rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,25 +28,32 @@ class Blocked:
 
 
 class PointSet:
-    """The matching emails of one limit, kept sorted by time."""
+    """The matching emails of one limit: their times, kept sorted, and their ids alongside.
+
+    Two parallel lists rather than a list of point objects: a check looks at a range of
+    them by index, and building an object for each point in range (a frozen dataclass,
+    each field set through `object.__setattr__`) was a large part of every check.
+    """
 
     __slots__ = ("_ids", "_times")
 
-    def __init__(self, points: list[Point] | None = None) -> None:
-        ordered = sorted(points or [], key=lambda p: (p.at, p.id))
-        self._times = [p.at for p in ordered]
-        self._ids = [p.id for p in ordered]
+    def __init__(self, points: list[tuple[datetime, str]] | None = None) -> None:
+        if not points:  # most customers' ledgers: nothing counts yet
+            self._times: list[datetime] = []
+            self._ids: list[str] = []
+            return
+        ordered = sorted(points)  # by time, then id
+        self._times = [at for at, _ in ordered]
+        self._ids = [id_ for _, id_ in ordered]
 
-    def add(self, point: Point) -> None:
-        i = bisect.bisect_right(self._times, point.at)
-        self._times.insert(i, point.at)
-        self._ids.insert(i, point.id)
+    def add(self, at: datetime, id_: str) -> None:
+        i = bisect.bisect_right(self._times, at)
+        self._times.insert(i, at)
+        self._ids.insert(i, id_)
 
-    def between(self, lo: datetime, hi: datetime) -> list[Point]:
-        """Points with lo <= at < hi."""
-        i = bisect.bisect_left(self._times, lo)
-        j = bisect.bisect_left(self._times, hi)
-        return [Point(self._times[k], self._ids[k]) for k in range(i, j)]
+    def span(self, lo: datetime, hi: datetime) -> tuple[int, int]:
+        """The index range of the points with lo <= at < hi."""
+        return bisect.bisect_left(self._times, lo), bisect.bisect_left(self._times, hi)
 
     def __len__(self) -> int:
         return len(self._times)
@@ -58,18 +61,18 @@ class PointSet:
 
 def check(limit: Limit, points: PointSet, t: datetime, tz: ZoneInfo) -> Blocked | None:
     """None if an email matching `limit` may go at `t`; else what blocks it."""
+    times, ids = points._times, points._ids
     if limit.min_gap is not None:
-        near = points.between(t - limit.min_gap + _TICK, t + limit.min_gap)
-        if near:
-            latest = max(p.at for p in near)
-            return Blocked(limit, latest + limit.min_gap, tuple(p.id for p in near))
+        lo, hi = points.span(t - limit.min_gap + _TICK, t + limit.min_gap)
+        if lo < hi:  # the latest of them is the last: times are sorted
+            return Blocked(limit, times[hi - 1] + limit.min_gap, tuple(ids[lo:hi]))
     if limit.max is None:
         return None
     if limit.calendar is not None:
         start, end = calendar_period(t, limit.calendar, tz)
-        inside = points.between(start, end)
-        if len(inside) >= limit.max:
-            return Blocked(limit, end, tuple(p.id for p in inside))
+        lo, hi = points.span(start, end)
+        if hi - lo >= limit.max:
+            return Blocked(limit, end, tuple(ids[lo:hi]))
         return None
     if limit.per is None:
         return None
@@ -85,25 +88,47 @@ def _check_rolling(
 ) -> Blocked | None:
     if most <= 0:
         return Blocked(limit, datetime.max.replace(tzinfo=t.tzinfo), ())
-    nearby = points.between(t - per + _TICK, t + per)
-    if len(nearby) < most:
+    lo, hi = points.span(t - per + _TICK, t + per)
+    if hi - lo < most:
         return None
-    # Insert t and look at every run of most+1 consecutive points that contains it: each
-    # must span at least `per`. The first run that does not tells where t may move to: just
-    # past its earliest other member + per.
-    times = [p.at for p in nearby]
-    i = bisect.bisect_right(times, t)
-    merged: list[Point | None] = [*nearby[:i], None, *nearby[i:]]
+    # Insert t among the nearby points (at i) and look at every run of most+1 consecutive
+    # points that contains it: each must span at least `per`. The first run that does not
+    # tells where t may move to: just past its earliest other member + per. The run
+    # starting at j holds t and the nearby points j .. j+most-1 (indices from lo).
+    times, ids = points._times, points._ids
+    i = bisect.bisect_right(times, t, lo, hi) - lo
+    n = hi - lo
     for j in range(max(0, i - most), i + 1):
-        if j + most >= len(merged):
+        if j + most > n:
             break
-        run = merged[j : j + most + 1]
-        first = run[0].at if run[0] is not None else t
-        last = run[-1].at if run[-1] is not None else t
+        a = lo + j
+        first = times[a] if j < i else t
+        last = times[a + most - 1] if j + most > i else t
         if last - first < per:
-            others = [p for p in run if p is not None]
-            return Blocked(limit, others[0].at + per, tuple(p.id for p in others))
+            return Blocked(limit, times[a] + per, tuple(ids[a : a + most]))
     return None
+
+
+#: an email of the ledger: when it went, its id, and the `id()`s of the limits it counts
+#: against
+Counted = tuple[datetime, str, frozenset[int]]
+
+
+def counting(ledger: Iterable[Sent], rules: Rules) -> list[Counted]:
+    """The emails that count against some limit, with the `id()`s of those limits: worked
+    out in one pass for every limit, not again for each limit's points."""
+    applicable = rules.index.applicable
+    out: list[Counted] = []
+    for sent in ledger:
+        # the planner's counts_against_limits, inline: this runs for every email of an account
+        members = [m for m in sent.members if not m.transactional and m.to is None]
+        if len(members) == 1:
+            limits = applicable(members[0]).limit_ids
+        else:
+            limits = frozenset().union(*(applicable(m).limit_ids for m in members))
+        if limits:
+            out.append((sent.at, sent.id, limits))
+    return out
 
 
 def calendar_period(t: datetime, unit: CalendarUnit, tz: ZoneInfo) -> tuple[datetime, datetime]:

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from cadence.engine.windows import next_local_time, next_open_all
 from cadence.model import Message
 from cadence.rules.model import Limit, MergeRule, Rules, SendWindow
+
+if TYPE_CHECKING:
+    from cadence.engine.limits import PointSet
 
 
 @dataclass(slots=True)
@@ -31,29 +35,34 @@ class Candidate:
 
 @dataclass(slots=True)
 class Unit:
-    """What the limits schedule: one email, of one or several candidates."""
+    """What the limits schedule: one email, of one or several candidates (fixed once made)."""
 
     members: list[Candidate]
     ready: datetime
     rule: MergeRule | None = None
     held_for_digest: bool = False  # waits for a fixed `at` time, not just its window
-    windows: list[SendWindow | None] = field(default_factory=list)
-    limits: list[Limit] | None = None  # the limits it matches, worked out once
+    # `ready` is known to be inside every member's window (next_open said so): the slot
+    # search need not ask again, each time the unit is placed anew
+    ready_open: bool = False
+    windows: list[SendWindow | None] = field(init=False)
+    limits: list[tuple[Limit, PointSet]] | None = None  # set by the planner, once
+    # worked out once: the planner compares units by them again and again while placing
+    priority: int = field(init=False)
+    expires: datetime = field(init=False)
+    lead: Candidate = field(init=False)
+    rank: tuple[int, datetime, str] = field(init=False)  # who goes first at the same slot
 
     def __post_init__(self) -> None:
-        self.windows = [c.window for c in self.members]
-
-    @property
-    def priority(self) -> int:
-        return max(c.priority for c in self.members)
-
-    @property
-    def expires(self) -> datetime:
-        return min(c.expires for c in self.members)
-
-    @property
-    def lead(self) -> Candidate:
-        return min(self.members, key=lambda c: (-c.priority, c.base, c.message.id))
+        members = self.members
+        self.windows = [c.window for c in members]
+        if len(members) == 1:  # most units
+            self.lead = lead = members[0]
+            self.priority, self.expires = lead.priority, lead.expires
+        else:
+            self.priority = max(c.priority for c in members)
+            self.expires = min(c.expires for c in members)
+            self.lead = min(members, key=lambda c: (-c.priority, c.base, c.message.id))
+        self.rank = (-self.priority, self.ready, self.lead.message.id)
 
 
 def form_units(candidates: list[Candidate], rules: Rules, tz: ZoneInfo) -> list[Unit]:
@@ -70,10 +79,12 @@ def form_units(candidates: list[Candidate], rules: Rules, tz: ZoneInfo) -> list[
         for members, when in clusters:
             if len(members) < 2 and rule.at is None:
                 continue
-            units.append(Unit(members, when, rule, held_for_digest=rule.at is not None))
+            units.append(
+                Unit(members, when, rule, held_for_digest=rule.at is not None, ready_open=True)
+            )
             taken.update(c.message.id for c in members)
         remaining = [c for c in remaining if c.message.id not in taken]
-    units.extend(Unit([c], c.base) for c in remaining)
+    units.extend(Unit([c], c.base, ready_open=True) for c in remaining)
     return units
 
 
@@ -93,10 +104,12 @@ def _rolling(
         ):
             members.append(matching[j])
             j += 1
-        when = _fit(members, first.base + rule.window, tz)
+        # alone, the first is no cluster (form_units lets it go on its own): no time to fit
+        when = _fit(members, first.base + rule.window, tz) if len(members) > 1 else None
         while when is None and len(members) > 1:
             members.pop()  # the last one starts the next cluster instead
             when = _fit(members, first.base + rule.window, tz)
+        # first.base for one alone: inside its own window, as a cluster's time is
         clusters.append((members, when if when is not None else first.base))
         i += len(members)
     return clusters

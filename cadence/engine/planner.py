@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cadence.engine import explain
-from cadence.engine.limits import Blocked, Point, PointSet, check
+from cadence.engine.limits import Blocked, Counted, PointSet, check, counting
 from cadence.engine.merge import Candidate, Unit, form_units
 from cadence.engine.scope import ScopeFactory
 from cadence.engine.suppress import by_rules, reachability
 from cadence.engine.windows import next_open, next_open_all, window_for, zone
-from cadence.model import CustomerContext, Decision, Email, Message, Plan, Sent, Status
+from cadence.model import CustomerContext, Decision, Email, Message, Plan, Status
 from cadence.rules.model import Limit, Over, Rules, Scope
 
 _STEP = timedelta(seconds=1)
@@ -55,6 +54,10 @@ class _Planner:
         self.labels = explain.Labels(ctx)
         self.scopes = ScopeFactory(ctx.customer, ctx.history, ctx.last_contact)
         self._points: dict[str, PointSet] = {}  # built when a unit first meets the limit
+        # the ledger's emails with the limits each counts against (by id): the customer's
+        # own, and (only once an account-scope limit needs them) the rest of the account's
+        self._own: list[Counted] | None = None
+        self._account: list[Counted] | None = None
         self.placed_lead: dict[str, str] = {}  # email id -> its lead message, for `won_by`
 
     # -- the ledger as each limit sees it ---------------------------------------------------
@@ -65,49 +68,81 @@ class _Planner:
             found = self._points[limit.name] = PointSet(self._history_points(limit))
         return found
 
-    def _history_points(self, limit: Limit) -> list[Point]:
-        sources: list[Sent] = list(self.ctx.history)
+    def _history_points(self, limit: Limit) -> list[tuple[datetime, str]]:
+        key = id(limit)
+        if self._own is None:
+            self._own = counting(self.ctx.history, self.rules)
+        points = [(at, sent_id) for at, sent_id, limits in self._own if key in limits]
         if limit.scope == Scope.ACCOUNT:
-            sources += self.ctx.account_history
-        return [
-            Point(sent.at, sent.id)
-            for sent in sources
-            if any(counts_against_limits(m) and limit.filter.matches(m) for m in sent.members)
-        ]
+            if self._account is None:
+                self._account = counting(self.ctx.account_history, self.rules)
+            points += [(at, sent_id) for at, sent_id, limits in self._account if key in limits]
+        return points
 
-    def _limits_of(self, unit: Unit) -> list[Limit]:
+    def _limits_of(self, unit: Unit) -> list[tuple[Limit, PointSet]]:
+        """The limits the unit's members match, in rule order, each with its points."""
         if unit.limits is None:
-            unit.limits = [
-                lim
-                for lim in self.rules.limits
-                if any(lim.filter.matches(c.message) for c in unit.members)
-            ]
+            applicable = self.rules.index.applicable
+            if len(unit.members) == 1:
+                limits: list[Limit] = list(applicable(unit.members[0].message).limits)
+            else:
+                ids = set().union(*(applicable(c.message).limit_ids for c in unit.members))
+                limits = [lim for lim in self.rules.limits if id(lim) in ids]
+            unit.limits = [(lim, self.points(lim)) for lim in limits]
         return unit.limits
 
     # -- decisions --------------------------------------------------------------------------
 
-    def decide(self, message: Message, status: Status, reason: str, **fields: object) -> None:
-        final = bool(fields.pop("final", False))
+    def decide(
+        self,
+        message: Message,
+        status: Status,
+        reason: str,
+        *,
+        send_at: datetime | None = None,
+        email_id: str | None = None,
+        rule: str | None = None,
+        counted: tuple[str, ...] = (),
+        won_by: str | None = None,
+        next_allowed: datetime | None = None,
+        final: bool = False,
+    ) -> None:
         self.decisions[message.id] = Decision(
             message_id=message.id,
             status=status,
             reason=reason,
+            send_at=send_at,
+            email_id=email_id,
+            rule=rule,
+            counted=counted,
+            won_by=won_by,
+            next_allowed=next_allowed,
             rules_version=self.rules.version,
             final=final,
-            **fields,  # type: ignore[arg-type]
         )
 
-    def add_email(self, unit_members: list[Message], at: datetime, **fields: object) -> Email:
+    def add_email(
+        self,
+        unit_members: list[Message],
+        at: datetime,
+        *,
+        merge_rule: str | None = None,
+        template: str | None = None,
+        to_owner: bool = False,
+    ) -> Email:
         lead = unit_members[0]
+        ids = tuple(m.id for m in unit_members)
         email = Email(
-            id=email_id(m.id for m in unit_members),
+            id=email_id(ids),
             customer_id=self.ctx.customer.id,
             send_at=at,
-            members=tuple(m.id for m in unit_members),
+            members=ids,
             role=lead.role,
             category=lead.category,
             transactional=all(m.transactional for m in unit_members),
-            **fields,  # type: ignore[arg-type]
+            merge_rule=merge_rule,
+            template=template,
+            to_owner=to_owner,
         )
         self.emails.append(email)
         if at > self.now:
@@ -179,29 +214,37 @@ class _Planner:
     def _order(self, message: Message) -> tuple[datetime, int, str]:
         return (message.send_after or self.now, -self.rules.priority_of(message), message.id)
 
-    def _suppress(self, message: Message, ready: datetime, rule: str, reason: str) -> None:
+    def _suppress(
+        self,
+        message: Message,
+        ready: datetime,
+        rule: str,
+        reason: str,
+        counted: tuple[str, ...] = (),
+    ) -> None:
         final = ready <= self.now
         if not final:
             self.wakeups.append(ready)  # looked at again when it would have gone
-        self.decide(message, Status.SUPPRESSED, reason, rule=rule, final=final)
+        self.decide(message, Status.SUPPRESSED, reason, rule=rule, counted=counted, final=final)
 
     # -- placing units under the limits -----------------------------------------------------
 
     def _slot(self, unit: Unit) -> tuple[datetime | None, list[Blocked]]:
         """The earliest time every rule allows this unit, and what pushed it there."""
-        limits = self._limits_of(unit)
+        limits, tz = self._limits_of(unit), self.tz
         blocks: list[Blocked] = []
         t = unit.ready
-        for _ in range(_MAX_STEPS):
-            opened = next_open_all(t, unit.windows, self.tz)
-            if opened is None:
-                return None, blocks
-            t = opened
-            blocked = next(
-                (b for lim in limits if (b := check(lim, self.points(lim), t, self.tz))),
-                None,
-            )
-            if blocked is None:
+        for step in range(_MAX_STEPS):
+            if step or not unit.ready_open:
+                opened = next_open_all(t, unit.windows, tz)
+                if opened is None:
+                    return None, blocks
+                t = opened
+            for lim, points in limits:  # the first limit that blocks t, in rule order
+                blocked = check(lim, points, t, tz)
+                if blocked is not None:
+                    break
+            else:
                 return t, blocks
             blocks.append(blocked)
             if blocked.limit.over == Over.DROP or t > unit.expires:
@@ -214,20 +257,21 @@ class _Planner:
         # A unit's slot depends only on the points of its limits: worked out again only when
         # a commit added a point to one of them, not for every unit after every placement.
         slots: dict[int, tuple[datetime | None, list[Blocked]]] = {}
+        never = datetime.max.replace(tzinfo=self.now.tzinfo)
         while pending:
             for u in pending:
                 if id(u) not in slots:
                     slots[id(u)] = self._slot(u)
-            never = datetime.max.replace(tzinfo=self.now.tzinfo)
-            unit = min(
-                pending,
-                key=lambda u, slots=slots: (  # type: ignore[misc]
-                    slots[id(u)][0] or never,
-                    -u.priority,
-                    u.ready,
-                    u.lead.message.id,
-                ),
-            )
+            if len(pending) == 1:
+                unit = pending[0]
+            else:
+                unit = min(
+                    pending,
+                    key=lambda u, slots=slots: (  # type: ignore[misc]
+                        slots[id(u)][0] or never,
+                        u.rank,
+                    ),
+                )
             pending.remove(unit)
             t, blocks = slots.pop(id(unit))  # popped: a later unit may reuse its id
             if t is None:
@@ -246,13 +290,15 @@ class _Planner:
                     pending.append(Unit(rest, max(c.base for c in rest), unit.rule))
                 continue
             self._commit(unit, t, blocks)
-            touched = {lim.name for lim in self._limits_of(unit)}
+            touched = {lim.name for lim, _ in self._limits_of(unit)}
             for u in pending:
-                if any(lim.name in touched for lim in self._limits_of(u)):
+                if any(lim.name in touched for lim, _ in self._limits_of(u)):
                     slots.pop(id(u), None)
 
     def _commit(self, unit: Unit, t: datetime, blocks: list[Blocked]) -> None:
-        ordered = sorted(unit.members, key=lambda c: (-c.priority, c.base, c.message.id))
+        ordered = unit.members
+        if len(ordered) > 1:
+            ordered = sorted(ordered, key=lambda c: (-c.priority, c.base, c.message.id))
         messages = [c.message for c in ordered]
         merged = len(messages) > 1
         email = self.add_email(
@@ -262,57 +308,52 @@ class _Planner:
             template=unit.rule.template if unit.rule and merged else None,
         )
         self.placed_lead[email.id] = messages[0].id
-        for lim in self._limits_of(unit):
-            self.points(lim).add(Point(t, email.id))
+        for _, points in self._limits_of(unit):
+            points.add(t, email.id)
         self.labels.add_email(email, messages)
         first = blocks[-1] if blocks else None  # the block that settled the final time
         counted = first.counted if first else ()
-        won_by = next((self.placed_lead[i] for i in counted if i in self.placed_lead), None)
+        won_by = None
+        for i in counted:  # most commits were blocked by nothing: no generator for them
+            if i in self.placed_lead:
+                won_by = self.placed_lead[i]
+                break
         when = explain.local(t, self.tz)
         held = explain.held(first, None, self.tz, self.labels) if first else ""
         for c in ordered:
             window_note = explain.window_note(c, t, self.tz) if not first else ""
-            common = {
-                "send_at": t,
-                "email_id": email.id,
-                "counted": counted,
-                "won_by": won_by if won_by != c.message.id else None,
-                "next_allowed": t if first else None,
-            }
+            mine = c.message
+            other_won = won_by if won_by != mine.id else None
             if merged:
-                others = ", ".join(m.id for m in messages if m.id != c.message.id)
+                others = ", ".join(m.id for m in messages if m.id != mine.id)
                 rule = unit.rule.name if unit.rule else None
-                self.decide(
-                    c.message,
-                    Status.MERGED,
-                    f"merged by {rule} with {others} into one email at {when}{held}{window_note}",
-                    rule=rule,
-                    **common,
+                status = Status.MERGED
+                reason = (
+                    f"merged by {rule} with {others} into one email at {when}{held}{window_note}"
                 )
             elif first:
-                self.decide(
-                    c.message,
-                    Status.DEFERRED,
-                    f"held until {when}{held}",
-                    rule=first.limit.name,
-                    **common,
-                )
+                rule, status, reason = first.limit.name, Status.DEFERRED, f"held until {when}{held}"
             else:
                 digest = f" (waits for the {unit.rule.name} digest)" if unit.rule else ""
-                self.decide(
-                    c.message,
-                    Status.SCHEDULED,
-                    f"goes {when}{digest}{window_note}",
-                    rule=unit.rule.name if unit.rule else None,
-                    **common,
-                )
+                rule = unit.rule.name if unit.rule else None
+                status, reason = Status.SCHEDULED, f"goes {when}{digest}{window_note}"
+            self.decide(
+                mine,
+                status,
+                reason,
+                rule=rule,
+                send_at=t,
+                email_id=email.id,
+                counted=counted,
+                won_by=other_won,
+                next_allowed=t if first else None,
+            )
 
     def _drop(self, unit: Unit, block: Blocked) -> None:
         why = explain.held(block, None, self.tz, self.labels)
         for c in unit.members:
-            self._suppress(c.message, c.ready, block.limit.name, f"dropped (over: drop){why}")
-            self.decisions[c.message.id] = replace(
-                self.decisions[c.message.id], counted=block.counted
+            self._suppress(
+                c.message, c.ready, block.limit.name, f"dropped (over: drop){why}", block.counted
             )
 
     def _expire(self, c: Candidate, t: datetime, blocks: list[Blocked]) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 
 from cadence.durations import parse_duration
 from cadence.model import Customer, Event, Message, Sent
-from cadence.views import customer_view, event_view, message_view
+from cadence.rules.model import Expression
+from cadence.views import View, customer_view, event_view, message_view
 
 #: `sent_within("7d")` runs for every message a `when` looks at; rules name few durations
 _duration = lru_cache(maxsize=256)(parse_duration)
@@ -112,16 +113,35 @@ class ScopeFactory:
         self, customer: Customer, history: Iterable[Sent], last_contact: Mapping[str, datetime]
     ) -> None:
         self.customer = customer
-        self.view = customer_view(customer)
-        self.past = [s for s in history if not s.planned]
+        self.history = history
         self.last_contact = last_contact
+        # prepared at the first scope: the planner makes a factory for every customer, and
+        # most customers' messages meet no `when` at all
+        self._prepared: tuple[View, list[Sent]] | None = None
+        self._constant: dict[int, tuple[Expression, Any]] = {}
+
+    def customer_only(self, expression: Expression, now: datetime) -> Any:
+        """The value of an expression that reads nothing but `customer` (say
+        `customer.open_tickets > 0`): the same for every message of this customer, so
+        evaluated once. A failure is not kept: it raises again for the next message."""
+        found = self._constant.get(id(expression))
+        if found is None or found[0] is not expression:  # by identity, as in windows.py
+            found = self._constant[id(expression)] = (
+                expression,
+                expression.evaluate(self.scope(now)),
+            )
+        return found[1]
 
     def scope(
         self, now: datetime, *, message: Message | None = None, event: Event | None = None
     ) -> dict[str, Any]:
-        helpers = _Helpers(self.customer, self.past, self.last_contact, now)
+        if self._prepared is None:
+            past = [s for s in self.history if not s.planned]
+            self._prepared = (customer_view(self.customer), past)
+        view, past = self._prepared
+        helpers = _Helpers(self.customer, past, self.last_contact, now)
         scope: dict[str, Any] = {
-            "customer": self.view,
+            "customer": view,
             "now": now,
             "sent_within": helpers.sent_within,
             "days_since": helpers.days_since,

@@ -10,7 +10,8 @@ from typing import Any
 from cadence.durations import format_duration
 from cadence.engine.scope import ScopeFactory
 from cadence.model import CustomerContext, Message
-from cadence.rules.model import ExpressionError, Rules, SameKey
+from cadence.rules.model import Expression, ExpressionError, Rules, SameKey
+from cadence.views import message_view
 
 #: built-in rule names, for the customer's own actions (they beat every rule file)
 HARD_BOUNCE = "hard-bounce"
@@ -70,21 +71,17 @@ def by_rules(
     `planned_before` holds the messages that will go and come earlier in this plan: a later
     message on the same topic as one of them is the redundant one.
     """
-    scope: dict[str, Any] | None = None
-    for rule in rules.suppress:
-        if not rule.filter.matches(message):
-            continue
+    scope: dict[str, Any] = {}  # the message's scope, made by the first `when` that needs it
+    for rule in rules.index.applicable(message).suppress:  # those whose filter matches
         redundant = None
         if rule.same is not None and rule.within is not None:
             redundant = _earlier_same(ctx, rule.same, rule.within, message, ready, planned_before)
             if redundant is None:
                 continue
         if rule.when is not None:
-            if scope is None:
-                scopes = scopes or ScopeFactory(ctx.customer, ctx.history, ctx.last_contact)
-                scope = scopes.scope(ready, message=message)
+            scopes = scopes or ScopeFactory(ctx.customer, ctx.history, ctx.last_contact)
             try:
-                hit = bool(rule.when.evaluate(scope))
+                hit = bool(_evaluate(rule.when, scopes, ready, message, scope))
             except ExpressionError as exc:
                 return Verdict(rule.name, f"held: rule {rule.name} failed: {exc}", held=True)
             if not hit:
@@ -97,6 +94,27 @@ def by_rules(
         # kind of redundant automated mail altogether
         return Verdict(rule.name, f"{rule.name}: turned off for {rule.filter.describe()}")
     return None
+
+
+_CUSTOMER_ONLY = frozenset({"customer"})
+
+
+def _evaluate(
+    when: Expression,
+    scopes: ScopeFactory,
+    ready: datetime,
+    message: Message,
+    scope: dict[str, Any],
+) -> Any:
+    """`when` as of `ready` for `message`; `scope` is filled at the first call for the
+    message (with the message's view only once an expression reads `message`)."""
+    if when.names is not None and when.names <= _CUSTOMER_ONLY:
+        return scopes.customer_only(when, ready)
+    if not scope:
+        scope.update(scopes.scope(ready))
+    if "message" not in scope and when.reads("message"):
+        scope["message"] = message_view(message)
+    return when.evaluate(scope)
 
 
 def _earlier_same(
@@ -112,7 +130,6 @@ def _earlier_same(
     if key is None:
         return None
     since = ready - within
-    span = format_duration(within)
     for sent in ctx.history:
         if sent.planned or not since <= sent.at <= ready:
             continue
@@ -120,12 +137,12 @@ def _earlier_same(
             if other.id != message.id and _key(other, same) == key:
                 return (
                     f"redundant: {_describe(other)} on the same {same} `{key}` went out "
-                    f"{sent.at:%Y-%m-%d %H:%M} UTC, within {span}"
+                    f"{sent.at:%Y-%m-%d %H:%M} UTC, within {format_duration(within)}"
                 )
     for at, other in planned_before:
         if since <= at <= ready and _key(other, same) == key:
             return (
                 f"redundant: {_describe(other)} on the same {same} `{key}` is planned "
-                f"earlier, within {span}"
+                f"earlier, within {format_duration(within)}"
             )
     return None

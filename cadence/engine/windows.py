@@ -26,10 +26,7 @@ def zone(name: str) -> ZoneInfo:
 
 def window_for(message: Message, rules: Rules) -> SendWindow | None:
     """The first send window whose filter matches; None means any time of day."""
-    for window in rules.send_windows:
-        if window.filter.matches(message):
-            return window
-    return None
+    return rules.index.applicable(message).window
 
 
 def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
@@ -56,11 +53,26 @@ class _Openings:
     window skips. Worked out once: the same few windows, zones and days come up for customer
     after customer, and UTC times compare without asking the zone for an offset."""
 
-    __slots__ = ("spans", "tz", "window")
+    __slots__ = ("_ahead", "spans", "tz", "window")
 
     def __init__(self, window: SendWindow, tz: ZoneInfo) -> None:
         self.window, self.tz = window, tz
         self.spans: dict[int, tuple[datetime, datetime] | None] = {}
+        self._ahead: dict[int, tuple[tuple[datetime, datetime], ...]] = {}
+
+    def ahead(self, ordinal: int) -> tuple[tuple[datetime, datetime], ...]:
+        """The openings that may hold or follow an instant of local day `ordinal`, in
+        order: from the day before (an overnight window opened yesterday may still be
+        open) to eight days after. One lookup instead of one per day on each question."""
+        try:
+            return self._ahead[ordinal]
+        except KeyError:
+            pass
+        if len(self._ahead) > _MAX_DAYS:
+            self._ahead.clear()
+        days = range(ordinal - 1, ordinal + 9)
+        found = self._ahead[ordinal] = tuple(s for d in days if (s := self.on(d)) is not None)
+        return found
 
     def on(self, ordinal: int) -> tuple[datetime, datetime] | None:
         try:
@@ -99,13 +111,9 @@ def next_open(t: datetime, window: SendWindow | None, tz: ZoneInfo) -> datetime 
         return t
     if not window.days:
         return None
-    openings = _openings(window, tz)
-    first = t.astimezone(tz).toordinal()
-    # start a day early: an overnight window opened yesterday may still be open
-    for ordinal in range(first - 1, first + 9):
-        span = openings.on(ordinal)
-        if span is not None and span[1] > t:
-            return max(t, span[0])
+    for start, end in _openings(window, tz).ahead(t.astimezone(tz).toordinal()):
+        if end > t:
+            return max(t, start)
     return None
 
 
@@ -118,6 +126,8 @@ def next_open_all(
 ) -> datetime | None:
     """The earliest instant >= t when every window is open at once (a merged email must sit
     inside the window of each member); None if they never line up."""
+    if len(windows) == 1:  # most emails: next_open's answer is open (it is idempotent)
+        return next_open(t, windows[0], tz)
     distinct: list[SendWindow] = []
     for window in windows:  # by identity: see _OPENINGS
         if window is not None and not any(window is d for d in distinct):

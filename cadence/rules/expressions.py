@@ -58,7 +58,8 @@ def compile_expression(source: str, location: Location) -> Expression:
         where = f" (line {exc.lineno} of the expression)" if (exc.lineno or 1) > 1 else ""
         hint = "; write the expression without {{ }}" if "{{" in text or "{%" in text else ""
         raise ExpressionSyntaxError(f"bad expression `{text}`: {message}{where}{hint}") from None
-    unknown = sorted(meta.find_undeclared_variables(tree) - NAMES)
+    reads = frozenset(meta.find_undeclared_variables(tree))
+    unknown = sorted(reads - NAMES)
     if unknown:
         plural = "s" if len(unknown) > 1 else ""
         names = ", ".join(f"`{name}`" for name in unknown)
@@ -81,7 +82,7 @@ def compile_expression(source: str, location: Location) -> Expression:
         else None
     )
     if fast is None:
-        return Expression(source=text, location=location, run=run)
+        return Expression(source=text, location=location, run=run, names=reads)
 
     def run_fast(scope: Mapping[str, Any]) -> Any:
         try:
@@ -89,4 +90,4 @@ def compile_expression(source: str, location: Location) -> Expression:
         except FastUndefined as exc:
             raise UndefinedError(str(exc)) from None
 
-    return Expression(source=text, location=location, run=run_fast)
+    return Expression(source=text, location=location, run=run_fast, names=reads)

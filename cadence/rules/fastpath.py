@@ -201,6 +201,20 @@ def compile_fast(node: nodes.Node) -> Fn | None:
             return None
         kw = list(zip([k.key for k in node.kwargs], values, strict=True))
         positional = args_
+        consts = [a for a in node.args if isinstance(a, nodes.Const)]
+        kw_consts = [(k.key, k.value) for k in node.kwargs if isinstance(k.value, nodes.Const)]
+        if len(consts) == len(node.args) and len(kw_consts) == len(node.kwargs):
+            # `sent_within("3d", human=True)`: the usual call, its arguments known at load
+            fixed = tuple(a.value for a in consts)
+            fixed_kw = {key: value.value for key, value in kw_consts}
+
+            def call_fixed(s: Scope) -> Any:
+                fn = s.get(helper)
+                if not callable(fn):
+                    raise Undefined(f"{helper!r} is not a function")
+                return fn(*fixed, **fixed_kw)
+
+            return call_fixed
 
         def call(s: Scope) -> Any:
             fn = s.get(helper)

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from cadence.model import Message
+from cadence.rules.index import RuleIndex
 
 DEFAULT_PRIORITIES: Mapping[str, int] = MappingProxyType(
     {"support": 100, "billing": 90, "success": 70, "sales": 50, "product": 30, "marketing": 10}
@@ -45,6 +46,11 @@ class Expression:
     source: str
     location: Location
     run: Callable[[Mapping[str, Any]], Any] = field(repr=False, compare=False)
+    #: the names it reads, found at compile time; None: not known, any of them
+    names: frozenset[str] | None = field(default=None, repr=False, compare=False)
+
+    def reads(self, name: str) -> bool:
+        return self.names is None or name in self.names
 
     def evaluate(self, scope: Mapping[str, Any]) -> Any:
         try:
@@ -207,6 +213,11 @@ class Rules:
     merge: tuple[MergeRule, ...] = ()
     playbooks: tuple[Playbook, ...] = ()
     files: tuple[str, ...] = ()
+    #: which rules can apply to which messages, built with the rules (never passed in)
+    index: RuleIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", RuleIndex(self))
 
     def priority_of(self, message: Message) -> int:
         if message.priority is not None:

@@ -229,6 +229,27 @@ def test_expression_error_holds_the_message_and_the_plan_goes_on() -> None:
     assert d["o1"].status is Status.SCHEDULED
 
 
+def test_a_when_on_the_customer_alone_runs_once_per_customer_and_failures_hold_each() -> None:
+    from cadence.rules.model import Expression, Location
+
+    calls: list[int] = []
+
+    def tickets(scope):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return scope["customer"].open_tickets > 0
+
+    names = frozenset({"customer"})
+    when = Expression("customer.open_tickets > 0", Location("r.yaml", 3, 11), tickets, names)
+    r = rules(suppress=(suppress("no-tips", filter=categories("tip"), when=when),))
+    pending = (msg("t1", "product", "tip", H), msg("t2", "product", "tip", H + D))
+    plan = plan_customer(context(*pending, customer_=customer(open_tickets=2)), r, NOW)
+    assert {d.status for d in plan.decisions} == {Status.SUPPRESSED}
+    assert len(calls) == 1
+    plan = plan_customer(context(*pending), r, NOW)  # no open_tickets: fails, not kept
+    assert {d.status for d in plan.decisions} == {Status.HELD}
+    assert len(calls) == 3
+
+
 def test_account_scope_counts_other_customers() -> None:
     r = rules(limits=(limit("acct", max=1, per=7 * D, scope=Scope.ACCOUNT),))
     other = recorded("other-1", "marketing", NOW - D)
@@ -287,3 +308,18 @@ def test_starter_rules_treat_a_missing_attribute_as_its_default() -> None:
     plan = plan_customer(context(msg("t1", "product", "tip", H), customer_=plain), starter, NOW)
     d = decisions(plan)["t1"]
     assert d.status is not Status.HELD, d.reason
+
+
+def test_rule_index_without_a_table_matches_as_the_filters_do() -> None:
+    from cadence.rules import index
+
+    many = frozenset(f"cat-{i}" for i in range(index._MAX_CLASSES))  # too many to list
+    r = rules(
+        limits=(limit("many", filter=categories(*many), max=1, per=D), limit("all", max=3, per=D)),
+        suppress=(suppress("tips", filter=categories("tip")),),
+    )
+    assert r.index._table is None
+    for m in (msg("a", "product", "cat-7", H), msg("b", "product", "tip", H)):
+        got = r.index.applicable(m)
+        assert got.limits == tuple(x for x in r.limits if x.filter.matches(m))
+        assert got.suppress == tuple(x for x in r.suppress if x.filter.matches(m))
