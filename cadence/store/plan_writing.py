@@ -14,10 +14,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cadence.model import Plan
+from cadence.model import Email, Plan
 from cadence.store import convert
 from cadence.store.columns import HISTORY
-from cadence.store.common import aware
+from cadence.store.common import aware, chunks
 from cadence.store.driver import Driver, Encoded, Row
 from cadence.store.plan_reading import current_decisions
 from cadence.store.tables import customers, decisions, emails, messages
@@ -47,6 +47,18 @@ EMAIL = (
     "updated_at",
     "rules_version",
 )
+#: what a plan says of an email, compared with (and set on) a planned email's row
+PLANNED = (
+    "send_at",
+    "members",
+    "role",
+    "category",
+    "transactional",
+    "merge_rule",
+    "template",
+    "to_owner",
+    "rules_version",
+)
 #: what a changed decision sets on its message (the message's id first)
 DECIDED = (
     "status",
@@ -72,10 +84,7 @@ def save_plans(
     when not given)."""
     if not plans:
         return
-    ids = [p.customer_id for p in plans]
-    where, params = db.in_ids("customer_id", ids)
-    db.execute(f"DELETE FROM emails WHERE {where} AND status = ?", [*params, "planned"])
-    _insert_emails(db, plans, rules_version)
+    _write_emails(db, plans, rules_version)
     if current is None:
         current = current_decisions(db, [d.message_id for p in plans for d in p.decisions])
     history: list[tuple[Any, ...]] = []
@@ -142,47 +151,100 @@ def save_plans(
     )
 
 
-def _insert_emails(db: Driver, plans: Sequence[Plan], rules_version: str) -> None:
-    new_ids = [e.id for p in plans for e in p.emails]
-    if not new_ids:
-        return
-    where, params = db.in_ids("id", new_ids)
-    taken = {i for (i,) in db.fetch(f"SELECT id FROM emails WHERE {where}", params)}
-    rows = []
+def _write_emails(db: Driver, plans: Sequence[Plan], rules_version: str) -> None:
+    """The customers' planned emails become the plans' emails. An email the old plan had
+    too (the same id: the same members) keeps its row, changed where the plan changed it:
+    its attempts so far count on (a temporary failure puts the email back on the plan, and
+    a row made anew would be tried for ever), and an unchanged plan, the usual re-plan,
+    writes no email at all."""
+    where, params = db.in_ids("customer_id", [p.customer_id for p in plans])
+    old = {
+        r["id"]: r
+        for r in db.select(
+            emails,
+            ("id", "customer_id", *PLANNED),
+            f"{where} AND status = ?",
+            [*params, "planned"],
+        )
+    }
+    changed: list[tuple[Any, ...]] = []
+    new: list[tuple[Plan, Email]] = []
     for p in plans:
         for e in p.emails:
-            if e.id in taken:
-                # a claimed/sent email keeps its row: ids derive from the members, so
-                # this is the plan re-proposing what is already on its way
-                log.warning(
-                    "plan for %s proposes email %s, which exists and is no longer "
-                    "planned: kept as it is",
-                    p.customer_id,
-                    e.id,
-                )
+            row = old.pop(e.id, None)
+            if row is None:
+                new.append((p, e))
                 continue
-            rows.append(
-                (
-                    e.id,
-                    e.customer_id,
-                    e.send_at,
-                    "planned",
-                    list(e.members),
-                    e.role,
-                    e.category,
-                    e.transactional,
-                    e.merge_rule,
-                    e.template,
-                    e.to_owner,
-                    None,
-                    None,
-                    0,
-                    None,
-                    None,
-                    None,
-                    p.as_of,
-                    p.as_of,
-                    rules_version,
-                )
+            values = (
+                e.send_at,
+                list(e.members),
+                e.role,
+                e.category,
+                e.transactional,
+                e.merge_rule,
+                e.template,
+                e.to_owner,
+                rules_version,
             )
+            if (aware(row["send_at"]), *(row[c] for c in PLANNED[1:])) != values:
+                changed.append((e.id, *values, p.as_of))
+    if old:  # what the new plans no longer propose
+        # by customer too: SQLite, with no statistics, would otherwise find them through
+        # (status, send_at), reading every planned email (seconds at 100k customers)
+        by_customer, by_id = db.in_ids(
+            "customer_id", sorted({r["customer_id"] for r in old.values()})
+        )
+        for part in chunks(list(old)):
+            where, params = db.in_ids("id", part)
+            db.execute(
+                f"DELETE FROM emails WHERE {by_customer} AND status = ? AND {where}",
+                [*by_id, "planned", *params],
+            )
+    db.update(emails, "id", (*PLANNED, "updated_at"), changed)
+    _insert_emails(db, new, rules_version)
+
+
+def _insert_emails(db: Driver, new: Sequence[tuple[Plan, Email]], rules_version: str) -> None:
+    if not new:
+        return
+    taken: set[str] = set()
+    for part in chunks([e.id for _, e in new]):
+        where, params = db.in_ids("id", part)
+        taken.update(i for (i,) in db.fetch(f"SELECT id FROM emails WHERE {where}", params))
+    rows = []
+    for p, e in new:
+        if e.id in taken:
+            # a claimed/sent email keeps its row: ids derive from the members, so
+            # this is the plan re-proposing what is already on its way
+            log.warning(
+                "plan for %s proposes email %s, which exists and is no longer "
+                "planned: kept as it is",
+                p.customer_id,
+                e.id,
+            )
+            continue
+        rows.append(
+            (
+                e.id,
+                e.customer_id,
+                e.send_at,
+                "planned",
+                list(e.members),
+                e.role,
+                e.category,
+                e.transactional,
+                e.merge_rule,
+                e.template,
+                e.to_owner,
+                None,
+                None,
+                0,
+                None,
+                None,
+                None,
+                p.as_of,
+                p.as_of,
+                rules_version,
+            )
+        )
     db.insert(emails, EMAIL, rows)

@@ -287,3 +287,19 @@ def test_only_what_is_marked_sending_goes_and_two_chunks_at_most_are_sending(
         assert transport.requests < 141 / 10 and 16 < transport.most <= 2 * 40
     else:
         assert 0 < transport.most <= 2 * transport.concurrency * CHUNK_PER_WORKER
+
+
+def test_a_provider_that_keeps_failing_is_tried_max_attempts_times_then_failed(app: App) -> None:
+    """Each temporary failure counts, across the re-plans that place the email again: an
+    email is tried MAX_ATTEMPTS times, not for ever."""
+    from cadence.dispatch import MAX_ATTEMPTS
+
+    with SendgridLookalike() as sg:
+        sg.then(*[Reply(500, {"errors": [{"message": "oops"}]})] * (MAX_ATTEMPTS * 4))
+        transport = SendgridTransport(sg.api_key, sg.url, timeout=5)
+        t = NOW
+        for _ in range(MAX_ATTEMPTS * 4):
+            run_pass(app, t, transport=transport)
+            t += timedelta(hours=1)  # past any backoff and lease
+        assert len(sg.received) == MAX_ATTEMPTS
+        assert _status(app) is Status.FAILED

@@ -97,6 +97,40 @@ def test_save_plans_writes_history_only_when_the_verdict_changes(store) -> None:
     assert [e.members for e, _ in store.emails_of("c-1")] == [("m1",)]
 
 
+def test_a_re_plan_keeps_an_emails_row_and_changes_it_where_the_plan_did(store) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from cadence.store.tables import emails
+
+    def rows() -> dict[str, tuple[object, ...]]:
+        with store.engine.connect() as conn:
+            return {
+                r.id: (r.send_at, r.created_at, r.updated_at, r.attempts)
+                for r in conn.execute(select(emails))
+            }
+
+    _customers(store, "c-1")
+    store.add_messages([(_msg("m1"), "d1"), (_msg("m2", after=2 * H), "d2")])
+    rules = Rules(version="v1")
+    _plan(store, rules)
+    first = rows()
+    assert len(first) == 2
+    store.mark_all_dirty()
+    _plan(store, rules, NOW + timedelta(minutes=5))  # the same plan: not a row written
+    assert rows() == first
+    store.cancel_messages(["m2"], "kim", NOW)  # m2's email goes, m1's stays as it was
+    _plan(store, rules, NOW + timedelta(minutes=10))
+    ((m1_email, kept),) = rows().items()
+    assert kept == first[m1_email]
+    with store.engine.begin() as conn:  # as a temporary failure leaves it: one attempt made
+        conn.execute(emails.update().values(attempts=1))
+    store.mark_all_dirty()
+    _plan(store, rules, NOW + 3 * H)  # now past its time: the same email, due now
+    ((same, (send_at, created, updated, attempts)),) = rows().items()
+    assert same == m1_email and attempts == 1
+    assert send_at == NOW + 3 * H and created == first[m1_email][1] and updated == NOW + 3 * H
+
+
 def test_claim_lease_and_recovery(store) -> None:  # type: ignore[no-untyped-def]
     _customers(store, "c-1")
     store.add_messages(
