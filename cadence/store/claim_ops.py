@@ -50,19 +50,7 @@ class Claimed:
 
 
 #: what `convert.email` needs, and the attempts so far
-EMAIL = (
-    "id",
-    "customer_id",
-    "send_at",
-    "members",
-    "role",
-    "category",
-    "transactional",
-    "merge_rule",
-    "template",
-    "to_owner",
-    "attempts",
-)
+EMAIL = ("id", "customer_id", "send_at", *columns.EMAIL_CONTENT, "attempts")
 
 # An email goes on its plan only while that plan is current: a daemon busy with a burst sends
 # before it has planned everyone again. Not for a customer marked dirty (an unsubscribe, a

@@ -19,6 +19,16 @@ CUSTOMER = (
     "soft_bounces",
     "spam_reported",
 )
+#: what an email is, beyond its id, customer, time and status: what the planner decides
+EMAIL_CONTENT = (
+    "members",
+    "role",
+    "category",
+    "transactional",
+    "merge_rule",
+    "template",
+    "to_owner",
+)
 #: what `convert.message` needs
 MESSAGE = (
     "id",

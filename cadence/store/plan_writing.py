@@ -16,7 +16,7 @@ from typing import Any
 
 from cadence.model import Email, Plan
 from cadence.store import convert
-from cadence.store.columns import HISTORY
+from cadence.store.columns import EMAIL_CONTENT, HISTORY
 from cadence.store.common import aware, chunks
 from cadence.store.driver import Driver, Encoded, Row
 from cadence.store.plan_reading import current_decisions
@@ -30,13 +30,7 @@ EMAIL = (
     "customer_id",
     "send_at",
     "status",
-    "members",
-    "role",
-    "category",
-    "transactional",
-    "merge_rule",
-    "template",
-    "to_owner",
+    *EMAIL_CONTENT,
     "lease_owner",
     "lease_until",
     "attempts",
@@ -48,17 +42,7 @@ EMAIL = (
     "rules_version",
 )
 #: what a plan says of an email, compared with (and set on) a planned email's row
-PLANNED = (
-    "send_at",
-    "members",
-    "role",
-    "category",
-    "transactional",
-    "merge_rule",
-    "template",
-    "to_owner",
-    "rules_version",
-)
+PLANNED = ("send_at", *EMAIL_CONTENT, "rules_version")
 #: what a changed decision sets on its message (the message's id first)
 DECIDED = (
     "status",
@@ -175,17 +159,7 @@ def _write_emails(db: Driver, plans: Sequence[Plan], rules_version: str) -> None
             if row is None:
                 new.append((p, e))
                 continue
-            values = (
-                e.send_at,
-                list(e.members),
-                e.role,
-                e.category,
-                e.transactional,
-                e.merge_rule,
-                e.template,
-                e.to_owner,
-                rules_version,
-            )
+            values = (e.send_at, *_content(e), rules_version)
             if (aware(row["send_at"]), *(row[c] for c in PLANNED[1:])) != values:
                 changed.append((e.id, *values, p.as_of))
     if old:  # what the new plans no longer propose
@@ -229,13 +203,7 @@ def _insert_emails(db: Driver, new: Sequence[tuple[Plan, Email]], rules_version:
                 e.customer_id,
                 e.send_at,
                 "planned",
-                list(e.members),
-                e.role,
-                e.category,
-                e.transactional,
-                e.merge_rule,
-                e.template,
-                e.to_owner,
+                *_content(e),
                 None,
                 None,
                 0,
@@ -248,3 +216,16 @@ def _insert_emails(db: Driver, new: Sequence[tuple[Plan, Email]], rules_version:
             )
         )
     db.insert(emails, EMAIL, rows)
+
+
+def _content(e: Email) -> tuple[Any, ...]:
+    """An email's `EMAIL_CONTENT` columns, as its row keeps them."""
+    return (
+        list(e.members),
+        e.role,
+        e.category,
+        e.transactional,
+        e.merge_rule,
+        e.template,
+        e.to_owner,
+    )
