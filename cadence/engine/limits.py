@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from cadence.model import Sent
+from cadence.model import Message, Sent
 from cadence.rules.model import CalendarUnit, Limit, Rules
 
 
@@ -109,6 +109,11 @@ def _check_rolling(
     return None
 
 
+def counts_against_limits(message: Message) -> bool:
+    """Transactional mail and internal alerts to the owner never count against a limit."""
+    return not message.transactional and message.to is None
+
+
 #: an email of the ledger: when it went, its id, and the `id()`s of the limits it counts
 #: against
 Counted = tuple[datetime, str, frozenset[int]]
@@ -120,8 +125,7 @@ def counting(ledger: Iterable[Sent], rules: Rules) -> list[Counted]:
     applicable = rules.index.applicable
     out: list[Counted] = []
     for sent in ledger:
-        # the planner's counts_against_limits, inline: this runs for every email of an account
-        members = [m for m in sent.members if not m.transactional and m.to is None]
+        members = [m for m in sent.members if counts_against_limits(m)]
         if len(members) == 1:
             limits = applicable(members[0]).limit_ids
         else:

@@ -41,10 +41,6 @@ def email_id(member_ids: Iterable[str]) -> str:
     return f"e-{digest[:16]}"
 
 
-def counts_against_limits(message: Message) -> bool:
-    return not message.transactional and message.to is None
-
-
 class _Planner:
     def __init__(self, ctx: CustomerContext, rules: Rules, now: datetime, tz: ZoneInfo):
         self.ctx, self.rules, self.now, self.tz = ctx, rules, now, tz

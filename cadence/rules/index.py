@@ -84,12 +84,7 @@ class RuleIndex:
     def _match(self, role: object, category: object, topic: object, human: bool) -> Applicable:
         def hit(f: Filter) -> bool:
             # _OTHER is in no filter's set, as an unnamed value is not
-            return (
-                (f.roles is None or role in f.roles)
-                and (f.categories is None or category in f.categories)
-                and (f.topics is None or topic in f.topics)
-                and (f.human is None or f.human == human)
-            )
+            return f.matches_fields(role, category, topic, human)
 
         rules = self._rules
         limits = tuple(x for x in rules.limits if hit(x.filter))

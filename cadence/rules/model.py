@@ -71,11 +71,16 @@ class Filter:
     human: bool | None = None
 
     def matches(self, message: Message) -> bool:
+        return self.matches_fields(message.role, message.category, message.topic, message.human)
+
+    def matches_fields(self, role: object, category: object, topic: object, human: bool) -> bool:
+        """`matches` on the four fields a filter reads (the rule index asks it of classes
+        of messages, not of messages)."""
         return (
-            (self.roles is None or message.role in self.roles)
-            and (self.categories is None or message.category in self.categories)
-            and (self.topics is None or message.topic in self.topics)
-            and (self.human is None or message.human == self.human)
+            (self.roles is None or role in self.roles)
+            and (self.categories is None or category in self.categories)
+            and (self.topics is None or topic in self.topics)
+            and (self.human is None or human == self.human)
         )
 
     def describe(self) -> str:
