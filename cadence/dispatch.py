@@ -115,14 +115,6 @@ class Requests:
         return True
 
 
-def batches(going: list[Pair], transport: Transport) -> list[list[Pair]]:
-    """The emails grouped into requests (`Requests`)."""
-    requests = Requests(transport)
-    for pair in going:
-        requests.add(pair)
-    return requests.groups
-
-
 def _ids(sent: list[tuple[Claimed, str | None]]) -> list[tuple[str, str | None]]:
     return [(item.email.id, provider_id) for item, provider_id in sent]
 
