@@ -214,5 +214,5 @@ class ClaimOps:
             conn.execute(update(messages).where(messages.c.id.in_(part)).values(in_flight=False))
         if rows:
             # the plans stand (nothing left): looked at again, the emails claimable meanwhile
-            look_again(conn, {r.customer_id for r in rows}, min(r.send_at for r in rows))
+            look_again(Driver(conn), {r.customer_id for r in rows}, min(r.send_at for r in rows))
         return len(rows)

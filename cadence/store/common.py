@@ -9,9 +9,10 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
-from sqlalchemy import Connection, Table, bindparam, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 
 from cadence.store import convert
+from cadence.store.driver import Driver
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql import Insert as PgInsert
@@ -53,18 +54,17 @@ def mark_dirty(conn: Connection, ids: Iterable[str]) -> None:
         conn.execute(update(customers).where(customers.c.id.in_(part)).values(dirty=True))
 
 
-def look_again(conn: Connection, ids: Iterable[str], at: datetime) -> None:
+def look_again(db: Driver, ids: Iterable[str], at: datetime) -> None:
     """The customers' plans stand (an email of theirs went, or failed, as planned) but want a
     fresh look from `at`: their history and contact times moved. Unlike the dirty mark, this
-    does not stop their other due emails from being claimed meanwhile."""
+    does not stop their other due emails from being claimed meanwhile. On the driver's cursor:
+    the dispatcher asks it for every chunk it records."""
     for part in chunks(sorted(set(ids))):
-        conn.execute(
-            update(customers)
-            .where(
-                customers.c.id.in_(part),
-                or_(customers.c.next_plan_at.is_(None), customers.c.next_plan_at > at),
-            )
-            .values(next_plan_at=at)
+        where, params = db.in_ids("id", part)
+        db.execute(
+            "UPDATE customers SET next_plan_at = ? "
+            f"WHERE {where} AND (next_plan_at IS NULL OR next_plan_at > ?)",
+            [db.time(at), *params, db.time(at)],
         )
 
 

@@ -130,7 +130,7 @@ class DispatchOps(ClaimOps):
         # executemany, not a multi-row VALUES: that is compiled anew for every chunk
         conn.execute(insert(decisions), rows_out)
         # their plans stand: the customers' other due emails may still be claimed
-        look_again(conn, {r.customer_id for r in rows}, at)
+        look_again(Driver(conn), {r.customer_id for r in rows}, at)
         return [
             Settled(r["customer_id"], r["role"], r["human"], r["recipient"], r["sent_at"])
             for r in members

@@ -21,7 +21,13 @@ from typing import Any
 
 from cadence.model import Status
 from cadence.store.columns import HISTORY
-from cadence.store.common import Settled, chunks, contacts_by_customer, merge_contacts
+from cadence.store.common import (
+    Settled,
+    chunks,
+    contacts_by_customer,
+    look_again,
+    merge_contacts,
+)
 from cadence.store.driver import Driver
 from cadence.store.tables import customers, decisions, emails, messages
 
@@ -150,13 +156,7 @@ def _touch(db: Driver, owners: Sequence[str], contacts: Sequence[Settled], at: d
         where, params = db.in_ids("id", part)
         for r in db.select(customers, ("id", "last_contact"), f"{where} ORDER BY id{lock}", params):
             current[r["id"]] = r["last_contact"]
-    for part in chunks(list(owners)):
-        where, params = db.in_ids("id", part)
-        db.execute(
-            "UPDATE customers SET next_plan_at = ? "
-            f"WHERE {where} AND (next_plan_at IS NULL OR next_plan_at > ?)",
-            [db.time(at), *params, db.time(at)],
-        )
+    look_again(db, owners, at)
     updates = []
     for cid in sorted(latest):
         if cid not in current:
