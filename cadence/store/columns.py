@@ -18,6 +18,7 @@ CUSTOMER = (
     "hard_bounced",
     "soft_bounces",
     "spam_reported",
+    "attributes_at",
 )
 #: what an email is, beyond its id, customer, time and status: what the planner decides
 EMAIL_CONTENT = (

@@ -40,6 +40,7 @@ def customer(row: Mapping[str, Any]) -> Customer:
             soft_bounces=row["soft_bounces"],
             spam_reported=row["spam_reported"],
         ),
+        attributes_at=row.get("attributes_at"),
     )
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, delete, false, insert, or_, select, text, update
 
+from cadence.engine.events import apply_events
 from cadence.model import Event, Message, MessageKind, Status
 from cadence.store import convert
 from cadence.store.common import chunks, mark_dirty, upsert
@@ -86,17 +87,17 @@ class IngestOps:
                 )
             applied = [e for e in applied if e.id in mine]
             ids = sorted({e.customer_id for e in applied})
-            rows = {
-                r["id"]: dict(r)
+            known = {
+                r["id"]: convert.customer(r)
                 for part in chunks(ids)
                 for r in conn.execute(select(customers).where(customers.c.id.in_(part))).mappings()
             }
-            for e in sorted(applied, key=lambda x: (x.at, x.id)):
-                row = rows.get(e.customer_id)
-                if row is not None:
-                    apply_event(row, e)
-            if not rows:
+            if not known:
                 return
+            after = {
+                cid: apply_events(c, (e for e in applied if e.customer_id == cid))
+                for cid, c in known.items()
+            }
             conn.execute(  # one statement, many rows
                 update(customers)
                 .where(customers.c.id == bindparam("c_id"))
@@ -112,16 +113,16 @@ class IngestOps:
                 ),
                 [
                     {
-                        "c_id": row["id"],
-                        "c_all": row["unsubscribed_all"],
-                        "c_cats": sorted(row["unsubscribed_categories"]),
-                        "c_hard": row["hard_bounced"],
-                        "c_soft": row["soft_bounces"],
-                        "c_spam": row["spam_reported"],
-                        "c_attrs": row["attributes"],
-                        "c_attrs_at": row["attributes_at"],
+                        "c_id": c.id,
+                        "c_all": c.reach.unsubscribed_all,
+                        "c_cats": sorted(c.reach.unsubscribed_categories),
+                        "c_hard": c.reach.hard_bounced,
+                        "c_soft": c.reach.soft_bounces,
+                        "c_spam": c.reach.spam_reported,
+                        "c_attrs": dict(c.attributes),
+                        "c_attrs_at": c.attributes_at,
                     }
-                    for row in sorted(rows.values(), key=lambda r: r["id"])
+                    for c in sorted(after.values(), key=lambda c: c.id)
                 ],
             )
 
@@ -245,33 +246,3 @@ class IngestOps:
                 )
             mark_dirty(conn, {r.customer_id for r in done})
         return refused
-
-
-def apply_event(row: dict[str, Any], e: Event) -> None:
-    """What one event means to a customer row's reachability and attributes (in place)."""
-    named = e.data.get("categories") or ()
-    cats = {named} if isinstance(named, str) else set(named)
-    current = set(row["unsubscribed_categories"] or ())
-    if e.type == "unsubscribed":
-        if cats:
-            current |= cats
-        else:
-            row["unsubscribed_all"] = True
-    elif e.type == "resubscribed":
-        if cats:
-            current -= cats
-        else:
-            row["unsubscribed_all"] = False
-            current = set()
-    elif e.type == "bounced":
-        if e.data.get("kind") == "hard":
-            row["hard_bounced"] = True
-        else:
-            row["soft_bounces"] = (row["soft_bounces"] or 0) + 1
-    elif e.type == "spam_reported":
-        row["spam_reported"] = True
-    row["unsubscribed_categories"] = current
-    # attributes: an event older than what we know already does not overwrite it
-    if e.attributes and (row["attributes_at"] is None or e.at >= row["attributes_at"]):
-        row["attributes"] = {**(row["attributes"] or {}), **e.attributes}
-        row["attributes_at"] = e.at

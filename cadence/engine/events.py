@@ -1,0 +1,73 @@
+"""What an event means to a customer: the one definition, used by ingestion, the passes and
+every preview or simulation.
+
+Events take effect at their own time (`at`), applied in time order. Reachability follows the
+customer's own word (unsubscribe, resubscribe, bounces, spam reports); attributes merge in,
+except that an event older than the attributes already known does not overwrite them (an old
+event replayed late never undoes what a newer one said).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from cadence.model import Customer, Event, Reachability
+
+
+def categories_of(event: Event) -> frozenset[str]:
+    """The categories an (un)subscribe names: a list, or one category as a string; none
+    means all of them."""
+    named = event.data.get("categories")
+    if not named:
+        return frozenset()
+    if isinstance(named, str):
+        return frozenset({named})
+    return frozenset(str(c) for c in named)
+
+
+def reachability_after(reach: Reachability, event: Event) -> Reachability:
+    """The customer's reachability as one event leaves it."""
+    if event.type == "unsubscribed":
+        cats = categories_of(event)
+        if cats:
+            return replace(reach, unsubscribed_categories=reach.unsubscribed_categories | cats)
+        return replace(reach, unsubscribed_all=True)
+    if event.type == "resubscribed":
+        cats = categories_of(event)
+        if cats:
+            return replace(reach, unsubscribed_categories=reach.unsubscribed_categories - cats)
+        # back to everything they had left; bounces and complaints are not theirs to undo
+        return replace(reach, unsubscribed_all=False, unsubscribed_categories=frozenset())
+    if event.type == "bounced":
+        if event.data.get("kind") == "hard":
+            return replace(reach, hard_bounced=True)
+        return replace(reach, soft_bounces=reach.soft_bounces + 1)
+    if event.type == "spam_reported":
+        return replace(reach, spam_reported=True)
+    return reach
+
+
+def apply_event(customer: Customer, event: Event) -> Customer:
+    """The customer as one event leaves them (reachability and attributes)."""
+    reach = reachability_after(customer.reach, event)
+    attributes, attributes_at = customer.attributes, customer.attributes_at
+    if event.attributes and (attributes_at is None or event.at >= attributes_at):
+        attributes = {**attributes, **event.attributes}
+        attributes_at = event.at
+    if reach is customer.reach and attributes is customer.attributes:
+        return customer
+    return replace(customer, reach=reach, attributes=attributes, attributes_at=attributes_at)
+
+
+def apply_events(customer: Customer, events: Iterable[Event]) -> Customer:
+    """The customer after these events, taken in time order (then by id)."""
+    for event in in_order(events):
+        if event.customer_id == customer.id:
+            customer = apply_event(customer, event)
+    return customer
+
+
+def in_order(events: Iterable[Event]) -> Sequence[Event]:
+    """Events in the order they take effect: by time, then id."""
+    return sorted(events, key=lambda e: (e.at, e.id))
