@@ -82,6 +82,8 @@ class Customer:
     attributes: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     created_at: datetime | None = None
     reach: Reachability = Reachability()
+    #: when the attributes were last set by an event (an older event does not overwrite them)
+    attributes_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +126,13 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """One email as it counts against the rules: sent, recorded elsewhere, or (for another
-    customer of the same account) planned. A merged email counts once, through its members."""
+    """One email as it counts against the rules: sent (or on its way), or recorded from
+    another system. A merged email counts once, through its members."""
 
     id: str
     at: datetime
     customer_id: str
     members: tuple[Message, ...]
-    planned: bool = False
 
     @property
     def transactional(self) -> bool:
@@ -191,7 +192,9 @@ class CustomerContext:
     customer: Customer
     pending: tuple[Message, ...]  # open messages (not settled)
     history: tuple[Sent, ...] = ()  # this customer's sent emails and recorded messages
-    account_history: tuple[Sent, ...] = ()  # other customers of the account: sent and planned
+    # what the account's other customers were sent: they are planned with this customer
+    # (`plan_account`), so what is planned for them is not history
+    account_history: tuple[Sent, ...] = ()
     last_contact: Mapping[str, datetime] = field(default_factory=dict)
     previous: Mapping[str, Decision] = field(default_factory=dict)  # current decisions
     # when each playbook last created a (not cancelled) message for this customer: cooldowns

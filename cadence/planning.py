@@ -6,18 +6,17 @@ moment has come) are read, planned and written back, a batch at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from cadence.engine import plan_customer
-from cadence.engine.playbooks import PlaybookRun, sweep, sweep_times
-from cadence.model import SETTLED, Customer, CustomerContext, Decision, Email, Message, Plan
+from cadence.engine import plan_account
+from cadence.engine.playbooks import PlaybookRun
+from cadence.model import Customer, CustomerContext, Decision, Email, Message, Plan
 
 if TYPE_CHECKING:
-    from cadence.config import SenderSettings
-    from cadence.delivery.render import Renderer
+    from cadence.config import Settings
     from cadence.rules.model import Rules
     from cadence.store.gateway import Store
 
@@ -47,10 +46,11 @@ def plan_some(
     early delays that customer's mail but never sends it on a stale plan."""
     from cadence import metrics
 
-    def plan(ctx: CustomerContext) -> Plan:
-        result = plan_customer(ctx, rules, now, default_timezone)
-        metrics.record_decisions(result.decisions)
-        return result
+    def plan(group: Sequence[CustomerContext]) -> list[Plan]:
+        plans = plan_account(group, rules, now, default_timezone)
+        for p in plans:
+            metrics.record_decisions(p.decisions)
+        return plans
 
     # A planned customer leaves the queue (not dirty, next_plan_at > now: the planner promises
     # it); one that is back at once was marked dirty again meanwhile and is rightly planned
@@ -64,7 +64,9 @@ def plan_some(
         if not ids:
             return planned, False
         previous = set(ids)
-        planned += store.plan_batch(ids, now, rules.lookback(), plan, rules.version)
+        planned += store.plan_batch(
+            ids, now, rules.lookback(), plan, rules.version, accounts=rules.plans_accounts
+        )
         if not keep_planning():
             return planned, True
 
@@ -76,11 +78,13 @@ class Preview:
     as_of: datetime
     days: int
     timezone: str
-    plan: Plan
-    emails: tuple[Email, ...]  # within the horizon
+    emails: tuple[Email, ...]  # what the passes send within the horizon, in order
     messages: dict[str, Message]
-    decisions: tuple[Decision, ...]  # open messages' new decisions, then settled ones
-    swept: tuple[Message, ...]  # check-ins a sweep would create within the horizon
+    # what the passes decide for each message open at `as_of` or made within the horizon
+    # (the decision a sent one went out under), then those settled before, in the window
+    decisions: tuple[Decision, ...]
+    # each email's subject as it goes out (and with `bodies`, its text and HTML)
+    rendered: dict[str, dict[str, str | None]]
 
 
 class UnknownCustomer(LookupError):
@@ -89,84 +93,69 @@ class UnknownCustomer(LookupError):
 
 def preview(
     store: Store,
+    settings: Settings,
     rules: Rules,
     customer_id: str,
     as_of: datetime,
     days: int,
-    default_timezone: str,
+    *,
+    bodies: bool = False,
 ) -> Preview:
-    """The customer's plan as of `as_of`, as the daemon would make it, sending nothing.
+    """What the passes will do for the customer from `as_of` for `days`, sending nothing:
+    the daemon's own passes, run on a scratch copy of the customer's part of the ledger
+    (with `rules` that plan accounts together, the whole account's), at every moment
+    something is due. Events already in the ledger take effect at their time, sweeps
+    happen as their periods begin, and what goes counts against what comes after it."""
+    from cadence.timeline import run_on_scratch
 
-    Swept playbooks are looked ahead too: a check-in that a sweep would create within the
-    horizon is planned alongside the real messages, marked as such.
-    """
-    contexts = store.load_contexts([customer_id], as_of, rules.lookback())
-    if not contexts:
+    customer = store.customer(customer_id)
+    if customer is None:
         raise UnknownCustomer(customer_id)
-    ctx = contexts[0]
+    ids = [customer_id]
+    if rules.plans_accounts and customer.account is not None:
+        ids = store.customers_of_account(customer.account)
     horizon = as_of + timedelta(days=days)
-    swept = _future_sweeps(ctx, rules, as_of, horizon)
-    if swept:
-        ctx = CustomerContext(
-            customer=ctx.customer,
-            pending=ctx.pending + swept,
-            history=ctx.history,
-            account_history=ctx.account_history,
-            last_contact=ctx.last_contact,
-            previous=ctx.previous,
-        )
-    plan = plan_customer(ctx, rules, as_of, default_timezone)
-    messages = {m.id: m for m in ctx.pending}
-    settled: list[Decision] = []
-    for message, decision in store.messages_of(customer_id):
-        messages.setdefault(message.id, message)
-        when = message.sent_at or decision.send_at or message.send_after
-        if decision.status in SETTLED and (when is None or when >= as_of - timedelta(days=days)):
-            settled.append(decision)
-    emails = tuple(e for e in plan.emails if e.send_at <= horizon)
+    run = run_on_scratch(store, settings, rules, as_of, horizon, customer_ids=ids, bodies=bodies)
+    try:
+        outcomes = run.outcomes([customer_id])
+        emails = tuple(run.sent([customer_id]))
+        transport = run.transport
+    finally:
+        run.close()
+    earliest = as_of - timedelta(days=days)
+    ahead: list[tuple[datetime, Decision]] = []
+    behind: list[tuple[datetime, Decision]] = []
+    for message, decision in outcomes:
+        if message.id in run.settled_before:
+            when = message.sent_at or decision.send_at or message.send_after
+            if when is not None and earliest <= when <= horizon:
+                behind.append((when, decision))
+        elif (message.send_after or as_of) <= horizon:
+            ahead.append((decision.send_at or message.send_after or as_of, decision))
+    rendered: dict[str, dict[str, str | None]] = {}
+    for email in emails:
+        out = transport.emails.get(email.id)
+        item: dict[str, str | None] = {"subject": transport.subjects.get(email.id)}
+        if bodies and out is not None:
+            item["text"], item["html"] = out.text, out.html
+        rendered[email.id] = item
     return Preview(
         customer_id=customer_id,
-        customer=ctx.customer,
+        customer=customer,
         as_of=as_of,
         days=days,
-        timezone=ctx.customer.timezone or default_timezone,
-        plan=plan,
+        timezone=customer.timezone or settings.default_timezone,
         emails=emails,
-        messages=messages,
-        decisions=plan.decisions + tuple(settled),
-        swept=swept,
+        messages={m.id: m for m, _ in outcomes},
+        decisions=tuple(
+            d for _, d in [*sorted(ahead, key=_by_time), *sorted(behind, key=_by_time)]
+        ),
+        rendered=rendered,
     )
 
 
-def _future_sweeps(
-    ctx: CustomerContext, rules: Rules, start: datetime, end: datetime
-) -> tuple[Message, ...]:
-    """What sweeps would create between start and end if nothing else happened (each
-    playbook once: after that, its cooldown or the check-in itself changes the picture)."""
-    existing = {m.id for m in ctx.pending}
-    runs = runs_of(ctx)
-    out: list[Message] = []
-    for playbook in rules.playbooks:
-        for at in sweep_times(playbook, start, end):
-            fired = sweep(
-                ctx.customer,
-                _only(rules, playbook.name),
-                at,
-                history=ctx.history,
-                last_contact=ctx.last_contact,
-                runs=runs,
-            )
-            new = [m for m in fired.messages if m.id not in existing]
-            if new:
-                out.extend(new)
-                break
-    return tuple(out)
-
-
-def _only(rules: Rules, name: str) -> Rules:
-    from dataclasses import replace
-
-    return replace(rules, playbooks=tuple(p for p in rules.playbooks if p.name == name))
+def _by_time(item: tuple[datetime, Decision]) -> tuple[datetime, str]:
+    return item[0], item[1].message_id
 
 
 def runs_of(ctx: CustomerContext) -> list[PlaybookRun]:
@@ -178,29 +167,3 @@ def runs_of(ctx: CustomerContext) -> list[PlaybookRun]:
         for m in (*ctx.pending, *members)
         if m.playbook is not None and m.created_at is not None
     ]
-
-
-def render_preview(
-    p: Preview, renderer: Renderer, sender: SenderSettings, *, bodies: bool
-) -> dict[str, dict[str, str | None]]:
-    """Each upcoming email's subject (and with `bodies`, its text and HTML) exactly as it would
-    go out; a template error is shown in place of the email, as the daemon would hold it."""
-    from cadence.delivery.compose import compose
-    from cadence.delivery.render import RenderError
-
-    out: dict[str, dict[str, str | None]] = {}
-    for email in p.emails:
-        members = [p.messages[i] for i in email.members if i in p.messages]
-        try:
-            composed = compose(
-                email, p.customer, members, renderer, sender, "(unsubscribe link)", p.as_of
-            )
-        except (RenderError, ValueError) as exc:
-            out[email.id] = {"subject": f"(held: {exc})", "error": str(exc)}
-            continue
-        item: dict[str, str | None] = {"subject": composed.subject}
-        if bodies:
-            item["text"] = composed.text
-            item["html"] = composed.html
-        out[email.id] = item
-    return out

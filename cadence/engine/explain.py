@@ -38,14 +38,22 @@ def _message_label(message: Message) -> str:
     return f"{who} {message.id}{where}"
 
 
+class Planned:
+    """The emails placed so far by the planners of customers planned together: a limit of
+    the account may count another customer's email, placed a moment before."""
+
+    def __init__(self) -> None:
+        self.emails: dict[str, tuple[Sequence[Message], str]] = {}
+
+
 class Labels:
     """Names for the emails and recorded messages a limit counted."""
 
-    def __init__(self, ctx: CustomerContext) -> None:
+    def __init__(self, ctx: CustomerContext, planned: Planned | None = None) -> None:
         # described only when a decision names them: most plans name none
         self._ctx = ctx
         self._labels: dict[str, str] = {}
-        self._planned: dict[str, Sequence[Message]] = {}
+        self._planned = planned if planned is not None else Planned()
         self._sent: dict[str, tuple[Sequence[Message], str]] | None = None
 
     @staticmethod
@@ -56,18 +64,20 @@ class Labels:
         return "digest of " + ", ".join(m.id for m in members) + other
 
     def add_email(self, email: Email, members: Sequence[Message]) -> None:
-        self._planned[email.id] = members  # worded if a later decision names it
+        self._planned.emails[email.id] = (members, email.customer_id)  # worded if named
         self._labels.pop(email.id, None)
 
     def __getitem__(self, item_id: str) -> str:
         if item_id in self._labels:
             return self._labels[item_id]
-        planned = self._planned.get(item_id)
+        planned = self._planned.emails.get(item_id)
         if planned is not None:
-            if len(planned) == 1:
-                label = f"{_message_label(planned[0])} (planned)"
+            members, customer_id = planned
+            other = "" if customer_id == self._ctx.customer.id else f" to {customer_id}"
+            if len(members) == 1:
+                label = f"{_message_label(members[0])}{other} (planned)"
             else:
-                label = "digest of " + ", ".join(m.id for m in planned)
+                label = "digest of " + ", ".join(m.id for m in members) + other
             self._labels[item_id] = label
             return label
         if self._sent is None:

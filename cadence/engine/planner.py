@@ -17,7 +17,8 @@ The order of work:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -27,7 +28,7 @@ from cadence.engine.merge import Candidate, Unit, form_units
 from cadence.engine.scope import ScopeFactory
 from cadence.engine.suppress import by_rules, reachability
 from cadence.engine.windows import next_open, next_open_all, window_for, zone
-from cadence.model import CustomerContext, Decision, Email, Message, Plan, Status
+from cadence.model import CustomerContext, Decision, Email, Message, Plan, Sent, Status
 from cadence.rules.model import Limit, Over, Rules, Scope
 
 _STEP = timedelta(seconds=1)
@@ -41,39 +42,72 @@ def email_id(member_ids: Iterable[str]) -> str:
     return f"e-{digest[:16]}"
 
 
+class _Account:
+    """What the customers planned together share: the account-scope limits' points (the
+    account's ledger, then every email placed for any of them), which message leads each
+    placed email (for `won_by`), and the names of the emails placed (for reasons)."""
+
+    def __init__(self, contexts: Sequence[CustomerContext], rules: Rules) -> None:
+        self.contexts, self.rules = contexts, rules
+        self.points: dict[str, PointSet] = {}
+        self.placed_lead: dict[str, str] = {}  # email id -> its lead message
+        self.planned = explain.Planned()
+        self._ledger: list[Counted] | None = None
+
+    def account_points(self, limit: Limit) -> PointSet:
+        found = self.points.get(limit.name)
+        if found is None:
+            if self._ledger is None:
+                # every customer's own ledger and what the contexts know of the rest of the
+                # account, each email once (a co-planned customer's email is in its own
+                # history and in its peers' account history)
+                seen: dict[str, Sent] = {}
+                for ctx in self.contexts:
+                    for sent in (*ctx.history, *ctx.account_history):
+                        seen.setdefault(sent.id, sent)
+                self._ledger = counting(seen.values(), self.rules)
+            key = id(limit)
+            found = self.points[limit.name] = PointSet(
+                [(at, sent_id) for at, sent_id, limits in self._ledger if key in limits]
+            )
+        return found
+
+
 class _Planner:
-    def __init__(self, ctx: CustomerContext, rules: Rules, now: datetime, tz: ZoneInfo):
+    def __init__(
+        self,
+        ctx: CustomerContext,
+        rules: Rules,
+        now: datetime,
+        tz: ZoneInfo,
+        account: _Account | None = None,
+    ):
         self.ctx, self.rules, self.now, self.tz = ctx, rules, now, tz
+        self.account = account if account is not None else _Account((ctx,), rules)
         self.decisions: dict[str, Decision] = {}
         self.emails: list[Email] = []
         self.wakeups: list[datetime] = []
-        self.labels = explain.Labels(ctx)
+        self.labels = explain.Labels(ctx, self.account.planned)
         self.scopes = ScopeFactory(ctx.customer, ctx.history, ctx.last_contact)
         self._points: dict[str, PointSet] = {}  # built when a unit first meets the limit
-        # the ledger's emails with the limits each counts against (by id): the customer's
-        # own, and (only once an account-scope limit needs them) the rest of the account's
+        # the customer's own ledger with the limits each email counts against (by id)
         self._own: list[Counted] | None = None
-        self._account: list[Counted] | None = None
-        self.placed_lead: dict[str, str] = {}  # email id -> its lead message, for `won_by`
+        self.placed_lead = self.account.placed_lead  # email id -> lead message, for `won_by`
 
     # -- the ledger as each limit sees it ---------------------------------------------------
 
     def points(self, limit: Limit) -> PointSet:
+        if limit.scope == Scope.ACCOUNT:
+            return self.account.account_points(limit)
         found = self._points.get(limit.name)
         if found is None:
-            found = self._points[limit.name] = PointSet(self._history_points(limit))
+            key = id(limit)
+            if self._own is None:
+                self._own = counting(self.ctx.history, self.rules)
+            found = self._points[limit.name] = PointSet(
+                [(at, sent_id) for at, sent_id, limits in self._own if key in limits]
+            )
         return found
-
-    def _history_points(self, limit: Limit) -> list[tuple[datetime, str]]:
-        key = id(limit)
-        if self._own is None:
-            self._own = counting(self.ctx.history, self.rules)
-        points = [(at, sent_id) for at, sent_id, limits in self._own if key in limits]
-        if limit.scope == Scope.ACCOUNT:
-            if self._account is None:
-                self._account = counting(self.ctx.account_history, self.rules)
-            points += [(at, sent_id) for at, sent_id, limits in self._account if key in limits]
-        return points
 
     def _limits_of(self, unit: Unit) -> list[tuple[Limit, PointSet]]:
         """The limits the unit's members match, in rule order, each with its points."""
@@ -147,19 +181,16 @@ class _Planner:
 
     # -- the steps --------------------------------------------------------------------------
 
-    def run(self) -> Plan:
+    def prepare(self) -> list[Unit]:
+        """Decide what needs no slot (expired, transactional, suppressed, held) and return
+        the units the limits are to place."""
         candidates: list[Candidate] = []
         planned_before: list[tuple[datetime, Message]] = []
         for message in sorted(self.ctx.pending, key=self._order):
             ready = max(message.send_after or self.now, self.now)
             expires = message.expires_at or (message.send_after or self.now) + self.rules.max_delay
             if expires <= self.now:
-                self.decide(
-                    message,
-                    Status.EXPIRED,
-                    f"its expires_at {explain.local(expires, self.tz)} passed before it could go",
-                    final=True,
-                )
+                self._expired(message, expires)
                 continue
             blocked = reachability(self.ctx, message)
             if blocked is not None:
@@ -197,7 +228,9 @@ class _Planner:
                 Candidate(message, ready, expires, self.rules.priority_of(message), window, base)
             )
             planned_before.append((ready, message))
-        self._place(form_units(candidates, self.rules, self.tz))
+        return form_units(candidates, self.rules, self.tz)
+
+    def finish(self) -> Plan:
         future = [t for t in self.wakeups if t > self.now]
         return Plan(
             customer_id=self.ctx.customer.id,
@@ -205,6 +238,28 @@ class _Planner:
             emails=tuple(sorted(self.emails, key=lambda e: (e.send_at, e.id))),
             decisions=tuple(self.decisions[m.id] for m in self.ctx.pending),
             next_plan_at=min(future) if future else None,
+        )
+
+    def _expired(self, message: Message, expires: datetime) -> None:
+        """Its time ran out. What held it back until then, as the last plan said, stays
+        named: the rule, what it counted and why."""
+        before = self.ctx.previous.get(message.id)
+        if before is not None and before.status == Status.EXPIRED:
+            self.decisions[message.id] = replace(
+                before, final=True, rules_version=self.rules.version
+            )
+            return
+        reason = f"its expires_at {explain.local(expires, self.tz)} passed before it could go"
+        rule = None
+        if before is not None and before.rule is not None and before.status == Status.DEFERRED:
+            rule, reason = before.rule, f"{reason} (the last plan: {before.reason})"
+        self.decide(
+            message,
+            Status.EXPIRED,
+            reason,
+            rule=rule,
+            counted=before.counted if rule and before else (),
+            final=True,
         )
 
     def _order(self, message: Message) -> tuple[datetime, int, str]:
@@ -248,48 +303,9 @@ class _Planner:
             t = max(blocked.next_try, t + _STEP)
         return None, blocks
 
-    def _place(self, units: list[Unit]) -> None:
-        pending = list(units)
-        # A unit's slot depends only on the points of its limits: worked out again only when
-        # a commit added a point to one of them, not for every unit after every placement.
-        slots: dict[int, tuple[datetime | None, list[Blocked]]] = {}
-        never = datetime.max.replace(tzinfo=self.now.tzinfo)
-        while pending:
-            for u in pending:
-                if id(u) not in slots:
-                    slots[id(u)] = self._slot(u)
-            if len(pending) == 1:
-                unit = pending[0]
-            else:
-                unit = min(
-                    pending,
-                    key=lambda u, slots=slots: (  # type: ignore[misc]
-                        slots[id(u)][0] or never,
-                        u.rank,
-                    ),
-                )
-            pending.remove(unit)
-            t, blocks = slots.pop(id(unit))  # popped: a later unit may reuse its id
-            if t is None:
-                for c in unit.members:
-                    self.decide(c.message, Status.HELD, "its send windows never open together")
-                continue
-            if blocks and blocks[-1].limit.over == Over.DROP:
-                self._drop(unit, blocks[-1])
-                continue
-            if t > unit.expires:
-                late = [c for c in unit.members if c.expires < t]
-                for c in late:
-                    self._expire(c, t, blocks)
-                rest = [c for c in unit.members if c.expires >= t]
-                if rest:
-                    pending.append(Unit(rest, max(c.base for c in rest), unit.rule))
-                continue
-            self._commit(unit, t, blocks)
-            touched = {lim.name for lim, _ in self._limits_of(unit)}
-            for u in pending:
-                if any(lim.name in touched for lim, _ in self._limits_of(u)):
-                    slots.pop(id(u), None)
+    def reunit(self, unit: Unit, rest: list[Candidate]) -> Unit:
+        """What is left of a unit once its members that expire first are gone."""
+        return Unit(rest, max(c.base for c in rest), unit.rule)
 
     def _commit(self, unit: Unit, t: datetime, blocks: list[Blocked]) -> None:
         ordered = unit.members
@@ -369,11 +385,89 @@ class _Planner:
         )
 
 
+Entry = tuple[_Planner, Unit]
+
+
+def _place(entries: list[Entry]) -> None:
+    """Place the units, one at a time, each in the earliest slot every rule allows (the
+    higher priority first at the same slot): the units of one customer, or of every customer
+    of an account planned together, whose account-scope limits share their points."""
+    pending = list(entries)
+    # A unit's slot depends only on the points of its limits: worked out again only when
+    # a commit added a point to one of them, not for every unit after every placement.
+    slots: dict[int, tuple[datetime | None, list[Blocked]]] = {}
+    never: datetime | None = None
+    while pending:
+        for planner, u in pending:
+            if id(u) not in slots:
+                slots[id(u)] = planner._slot(u)
+        if len(pending) == 1:
+            entry = pending[0]
+        else:
+            if never is None:
+                never = datetime.max.replace(tzinfo=pending[0][0].now.tzinfo)
+            entry = min(
+                pending,
+                key=lambda e, slots=slots, never=never: (  # type: ignore[misc]
+                    slots[id(e[1])][0] or never,
+                    e[1].rank,
+                ),
+            )
+        pending.remove(entry)
+        planner, unit = entry
+        t, blocks = slots.pop(id(unit))  # popped: a later unit may reuse its id
+        if t is None:
+            for c in unit.members:
+                planner.decide(c.message, Status.HELD, "its send windows never open together")
+            continue
+        if blocks and blocks[-1].limit.over == Over.DROP:
+            planner._drop(unit, blocks[-1])
+            continue
+        if t > unit.expires:
+            late = [c for c in unit.members if c.expires < t]
+            for c in late:
+                planner._expire(c, t, blocks)
+            rest = [c for c in unit.members if c.expires >= t]
+            if rest:
+                pending.append((planner, planner.reunit(unit, rest)))
+            continue
+        planner._commit(unit, t, blocks)
+        touched = {id(points) for _, points in planner._limits_of(unit)}
+        for other, u in pending:
+            if any(id(points) in touched for _, points in other._limits_of(u)):
+                slots.pop(id(u), None)
+
+
+def _zone(ctx: CustomerContext, default_timezone: str) -> ZoneInfo:
+    return zone(ctx.customer.timezone or default_timezone)
+
+
+def plan_account(
+    contexts: Sequence[CustomerContext],
+    rules: Rules,
+    now: datetime,
+    default_timezone: str = "UTC",
+) -> list[Plan]:
+    """Decide every open message of customers planned together as of `now`: the customers of
+    one account, whose account-scope limits count each other's mail. Their units are placed
+    in one order (earliest slot, then priority, then message id), so the plans do not depend
+    on which customer is listed first. One plan per context, in the contexts' order."""
+    if now.tzinfo is None:
+        raise ValueError("plan_account needs an aware `now`")
+    if len(contexts) == 1:
+        return [plan_customer(contexts[0], rules, now, default_timezone)]
+    account = _Account(contexts, rules)
+    planners = [_Planner(c, rules, now, _zone(c, default_timezone), account) for c in contexts]
+    _place([(p, u) for p in planners for u in p.prepare()])
+    return [p.finish() for p in planners]
+
+
 def plan_customer(
     ctx: CustomerContext, rules: Rules, now: datetime, default_timezone: str = "UTC"
 ) -> Plan:
     """Decide every open message of one customer as of `now`."""
     if now.tzinfo is None:
         raise ValueError("plan_customer needs an aware `now`")
-    tz = zone(ctx.customer.timezone or default_timezone)
-    return _Planner(ctx, rules, now, tz).run()
+    planner = _Planner(ctx, rules, now, _zone(ctx, default_timezone))
+    _place([(planner, u) for u in planner.prepare()])
+    return planner.finish()

@@ -136,8 +136,7 @@ class ScopeFactory:
         self, now: datetime, *, message: Message | None = None, event: Event | None = None
     ) -> dict[str, Any]:
         if self._prepared is None:
-            past = [s for s in self.history if not s.planned]
-            self._prepared = (customer_view(self.customer), past)
+            self._prepared = (customer_view(self.customer), list(self.history))
         view, past = self._prepared
         helpers = _Helpers(self.customer, past, self.last_contact, now)
         scope: dict[str, Any] = {

@@ -131,7 +131,7 @@ def _earlier_same(
         return None
     since = ready - within
     for sent in ctx.history:
-        if sent.planned or not since <= sent.at <= ready:
+        if not since <= sent.at <= ready:
             continue
         for other in sent.members:
             if other.id != message.id and _key(other, same) == key:

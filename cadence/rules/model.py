@@ -229,6 +229,12 @@ class Rules:
             return message.priority
         return self.priorities.get(message.role, DEFAULT_PRIORITY)
 
+    @property
+    def plans_accounts(self) -> bool:
+        """Whether the customers of an account are planned together: a limit counts the
+        account's mail, so each customer's plan depends on the others'."""
+        return any(lim.scope == Scope.ACCOUNT for lim in self.limits)
+
     def lookback(self) -> timedelta:
         """How far back the planner must see the ledger to apply every rule."""
         spans = [timedelta(days=1)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,13 +33,19 @@ def load_contexts(
     lookback: timedelta,
     *,
     account: bool = True,
+    peers_planned: bool = False,
     open_messages: bool = True,
     pending_rows: dict[str, Row] | None = None,
 ) -> list[CustomerContext]:
     """The customers' contexts; with `pending_rows`, their open messages' rows are left
     there by id (what the writing side compares the new decisions with). Without
     `account`, no other customer's mail; without `open_messages`, no open messages nor
-    their decisions (a sweep reads neither: most of a context's reading)."""
+    their decisions (a sweep reads neither: most of a context's reading).
+
+    The account's other customers' mail is what they were sent, for customers planned
+    with their account (`plan_account` places everyone's emails anew); with
+    `peers_planned`, what is planned for them too, for a customer planned alone while the
+    plans of the rest of its account stand."""
     if not ids:
         return []
     since = now - lookback
@@ -75,7 +82,10 @@ def load_contexts(
         if pending_rows is not None:
             pending_rows[r["id"]] = r
     scope_ids = sorted(set(ids) | {p for group in peers.values() for p in group})
-    history = _history(db, scope_ids, since, peers=bool(accounts), known=known)
+    planned: set[str] = set()
+    history = _history(
+        db, scope_ids, since, known=known, planned=planned if peers_planned else None
+    )
     runs = _playbook_runs(db, ids)
     out = []
     for c in custs:
@@ -84,9 +94,7 @@ def load_contexts(
             CustomerContext(
                 customer=c,
                 pending=tuple(pending[c.id]),
-                # its own planned emails are what this plan replaces; a peer's count
-                # (even one planned in this same batch: the conservative reading)
-                history=tuple(s for s in history.get(c.id, ()) if not s.planned),
+                history=tuple(s for s in history.get(c.id, ()) if s.id not in planned),
                 account_history=tuple(s for o in others for s in history.get(o, ())),
                 last_contact={
                     k: datetime.fromisoformat(v) for k, v in (contact.get(c.id) or {}).items()
@@ -114,14 +122,18 @@ def _playbook_runs(db: Driver, ids: Sequence[str]) -> dict[str, dict[str, dateti
 
 
 def _history(
-    db: Driver, ids: Sequence[str], since: datetime, *, peers: bool, known: dict[str, Message]
+    db: Driver,
+    ids: Sequence[str],
+    since: datetime,
+    *,
+    known: dict[str, Message],
+    planned: set[str] | None = None,
 ) -> dict[str, list[Sent]]:
-    """Sent (or in-flight) emails and recorded messages since `since`, and with `peers`
-    the planned emails too (`Sent.planned`), which count for the other customers of an
-    account. Each email counts at the time it went, else the time it is due. Members found
-    in `known` (the batch's open messages, read in this transaction) are not read again:
-    a planned email's members are mostly those."""
-    statuses = (*IN_LEDGER, "planned") if peers else IN_LEDGER
+    """Sent (or in-flight) emails and recorded messages since `since`; with `planned`, the
+    planned emails too, their ids added there. Each email counts at the time it went, else
+    the time it is due. Members found in `known` (open messages read in this transaction)
+    are not read again."""
+    statuses = IN_LEDGER if planned is None else (*IN_LEDGER, "planned")
     where, params = db.in_ids("customer_id", ids)
     rows = db.select(
         emails,
@@ -140,9 +152,9 @@ def _history(
     for r in rows:
         at = r["sent_at"] or r["send_at"]
         group = tuple(members[i] for i in r["members"] if i in members)
-        out[r["customer_id"]].append(
-            Sent(r["id"], at, r["customer_id"], group, planned=r["status"] == "planned")
-        )
+        out[r["customer_id"]].append(Sent(r["id"], at, r["customer_id"], group))
+        if planned is not None and r["status"] == "planned":
+            planned.add(r["id"])
     where, params = db.in_ids("customer_id", ids)
     for m in db.select(
         messages,
@@ -156,6 +168,45 @@ def _history(
     for sents in out.values():
         sents.sort(key=lambda s: (s.at, s.id))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """Customers planned together (`plan_account`), or one planned alone; `peers_planned`:
+    alone, the plans of the rest of its account standing."""
+
+    ids: tuple[str, ...]
+    peers_planned: bool = False
+
+
+def units(db: Driver, ids: Sequence[str], *, accounts: bool) -> list[Unit]:
+    """The customers to plan, in the groups they are planned in. With `accounts` (a limit
+    counts an account's mail), every customer of an account where something changed (one
+    of them is marked dirty) is planned with the rest of it, whichever of them asked: its
+    plans are made anew in one order. A customer whose account did not change is planned
+    alone, the others' plans standing (a look again after its email went, its next moment):
+    they were made together with it, and stand as they were. Sorted: a defined order."""
+    if not accounts:
+        return [Unit((i,)) for i in sorted(set(ids))]
+    where, params = db.in_ids("id", list(ids))
+    asked = db.fetch(f"SELECT id, account FROM customers WHERE {where}", params)
+    out = [Unit((cid,)) for cid, account in asked if account is None]
+    names = sorted({account for _, account in asked if account is not None})
+    groups: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+    for part in chunks(names):
+        where, params = db.in_ids("account", part)
+        for cid, account, dirty in db.fetch(
+            f"SELECT id, account, dirty FROM customers WHERE {where}", params
+        ):
+            groups[account].append((cid, bool(dirty)))
+    wanted = {cid for cid, _ in asked}
+    for name in names:
+        members = sorted(groups[name])
+        if any(dirty for _, dirty in members):
+            out.append(Unit(tuple(cid for cid, _ in members)))
+        else:
+            out += [Unit((cid,), peers_planned=True) for cid, _ in members if cid in wanted]
+    return sorted(out, key=lambda u: u.ids)
 
 
 def current_decisions(db: Driver, ids: Sequence[str]) -> dict[str, Row]:

@@ -110,27 +110,48 @@ class PlanningOps:
         ids: Sequence[str],
         now: datetime,
         lookback: timedelta,
-        plan: Callable[[CustomerContext], Plan],
+        plan: Callable[[Sequence[CustomerContext]], Sequence[Plan]],
         rules_version: str,
+        *,
+        accounts: bool = False,
     ) -> int:
-        """Read, plan and write back a batch in one transaction. On PostgreSQL each customer
-        is locked for the transaction (an advisory lock; customers another daemon holds are
-        left to it), so limits hold however many daemons run."""
+        """Read, plan and write back a batch in one transaction, the customers in their
+        groups (`plan_reading.units`: with `accounts`, an account where something changed
+        is planned whole), each group planned by one call of `plan`. On PostgreSQL each
+        customer is locked for the transaction (an advisory lock); a group with a customer
+        another daemon holds is left to it, so limits hold however many daemons run."""
         with self.engine.begin() as conn:
+            db = Driver(conn)
+            groups = plan_reading.units(db, ids, accounts=accounts)
             if self.is_postgres:
-                ids = list(
+                held = set(
                     conn.scalars(
                         text(
                             "SELECT x FROM unnest(CAST(:ids AS text[])) AS x "
                             "WHERE pg_try_advisory_xact_lock(hashtext(x))"
                         ),
-                        {"ids": list(ids)},
+                        {"ids": [i for g in groups for i in g.ids]},
                     )
                 )
-            db = Driver(conn)
+                groups = [g for g in groups if held.issuperset(g.ids)]
             read: dict[str, Any] = {}
-            contexts = plan_reading.load_contexts(db, ids, now, lookback, pending_rows=read)
-            plans = [plan(ctx) for ctx in contexts]
+            contexts: dict[str, CustomerContext] = {}
+            for alone in (False, True):
+                for c in plan_reading.load_contexts(
+                    db,
+                    [i for g in groups if g.peers_planned == alone for i in g.ids],
+                    now,
+                    lookback,
+                    account=accounts,
+                    peers_planned=alone,
+                    pending_rows=read,
+                ):
+                    contexts[c.customer.id] = c
+            plans: list[Plan] = []
+            for group in groups:
+                members = [contexts[i] for i in group.ids if i in contexts]
+                if members:
+                    plans.extend(plan(members))
             plan_writing.save_plans(db, plans, rules_version, current=read)
             return len(plans)
 
