@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from cadence.store.gateway import Store
 
 
+#: where a setup with no secret of its own keeps the one generated for it (`meta`)
+UNSUBSCRIBE_SECRET = "unsubscribe_secret"
+
+
 class NotReady(Exception):
     """The setup cannot serve the command yet; the message says what to run."""
 
@@ -28,6 +32,7 @@ class App:
     settings: Settings
     _store: Store | None = field(default=None, repr=False)
     _rules: Rules | None = field(default=None, repr=False)
+    _renderer: Renderer | None = field(default=None, repr=False)
 
     @property
     def store(self) -> Store:
@@ -56,9 +61,13 @@ class App:
         return self._rules
 
     def renderer(self) -> Renderer:
-        from cadence.delivery.render import Renderer
+        """The templates, compiled once and kept: Jinja2 looks at each file's time when it
+        is used and compiles it again if it changed."""
+        if self._renderer is None:
+            from cadence.delivery.render import Renderer
 
-        return Renderer(Path(self.settings.templates_dir))
+            self._renderer = Renderer(Path(self.settings.templates_dir))
+        return self._renderer
 
     def unsubscribe_secret(self) -> bytes:
         """From the environment variable the config names; else one generated once and kept
@@ -67,10 +76,10 @@ class App:
         value = os.environ.get(name) if name else None
         if value:
             return value.encode()
-        stored = self.store.get_meta("unsubscribe_secret")
+        stored = self.store.get_meta(UNSUBSCRIBE_SECRET)
         if stored is None:
             stored = secrets.token_urlsafe(32)
-            self.store.set_meta("unsubscribe_secret", stored)
+            self.store.set_meta(UNSUBSCRIBE_SECRET, stored)
         return stored.encode()
 
     def close(self) -> None:

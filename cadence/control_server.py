@@ -33,7 +33,7 @@ def answer_preview(app: App, request: dict[str, Any]) -> str | None:
 
     from cadence.cli.output import write_preview
     from cadence.clock import parse_instant, utcnow
-    from cadence.planning import UnknownCustomer, preview, render_preview
+    from cadence.planning import UnknownCustomer, preview
 
     customer, days, fmt = request.get("customer"), request.get("days"), request.get("format")
     render, term = request.get("render"), request.get("terminal")
@@ -50,10 +50,9 @@ def answer_preview(app: App, request: dict[str, Any]) -> str | None:
         return None
     settings = app.settings
     try:
-        p = preview(app.store, app.rules(), customer, as_of, days, settings.default_timezone)
+        p = preview(app.store, settings, app.rules(), customer, as_of, days, bodies=render)
     except UnknownCustomer:
         return None
-    rendered = render_preview(p, app.renderer(), settings.sender, bodies=render)
     out = io.StringIO()
     width, height = term.get("size") or (80, 25)
     console = Console(
@@ -64,7 +63,7 @@ def answer_preview(app: App, request: dict[str, Any]) -> str | None:
         force_terminal=True if term.get("isatty") else None,
         _environ={str(k): str(v) for k, v in (term.get("environ") or {}).items()},
     )
-    write_preview(console, p, rendered, fmt=fmt, render=render)
+    write_preview(console, p, fmt=fmt, render=render)
     return out.getvalue()
 
 

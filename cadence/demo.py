@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from cadence.app import App
+    from cadence.passes import PassReport
     from cadence.planning import Preview
 
 DEMO_CUSTOMER = "c-17"
@@ -47,9 +48,9 @@ def build(
     from cadence.app import App
     from cadence.config import load_settings
     from cadence.lifecycle import process_events
-    from cadence.passes import run_pass
     from cadence.planning import preview
     from cadence.starter.writer import write_starter
+    from cadence.timeline import run_between
 
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ("cadence.db", "cadence.db-wal", "cadence.db-shm"):
@@ -80,36 +81,29 @@ def build(
         result.imported[name] = report.added
     rules = app.rules()
     process_events(store, rules, base)
-    result.preview = preview(store, rules, DEMO_CUSTOMER, base, 21, app.settings.default_timezone)
+    result.preview = preview(store, app.settings, rules, DEMO_CUSTOMER, base, 21)
     progress("running the engine over the weeks")
-    t = base
-    swept_on = None
-    while t <= result.end:
-        # sweeps are daily, as the daemon schedules them; planning and sending at every wake-up
-        report = run_pass(app, t, sweep=t.date() != swept_on)
-        swept_on = t.date()
+    from cadence.delivery.transports import make_transport
+
+    def told(report: PassReport) -> None:
         result.passes += 1
         result.sent += len(report.dispatch.sent)
         progress(
-            f"running the engine: virtual {t:%a %d %b %H:%M}, {result.sent} emails sent so far"
+            f"running the engine: virtual {report.at:%a %d %b %H:%M}, "
+            f"{result.sent} emails sent so far"
         )
-        wake = store.next_wakeup()
-        if wake is None:
-            break
-        # wake on the quarter hour, as a daemon ticking every 15 minutes would: the samples'
-        # times are on the hour, so nothing moves, and the month takes far fewer passes
-        t = _quarter(max(wake, t + timedelta(minutes=1)))
-        if result.passes > 5000:
-            break
+
+    transport = make_transport(app.settings)
+    try:
+        # the passes the daemon runs, at every moment something is due, as a daemon would
+        # have run them had these weeks passed on the wall clock
+        run_between(app, base, result.end, transport, told)
+    finally:
+        transport.close()
     _tally(app, result)
     outbox = Path(app.settings.transport.file.dir)
     result.eml_files = len(list(outbox.glob("*.eml"))) if outbox.exists() else 0
     return app, result
-
-
-def _quarter(t: datetime) -> datetime:
-    rounded = t.replace(minute=t.minute - t.minute % 15, second=0, microsecond=0)
-    return rounded if rounded == t else rounded + timedelta(minutes=15)
 
 
 def _week(result: DemoResult, t: datetime | None) -> int | None:

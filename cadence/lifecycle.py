@@ -12,13 +12,20 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from cadence.engine.playbooks import Cancellation, PlaybookRun, on_event, sweep
-from cadence.engine.simulation import apply_event
+from cadence.engine.events import apply_event, in_order
+from cadence.engine.playbooks import (
+    Cancellation,
+    PlaybookRun,
+    on_event,
+    sweep,
+    sweep_period,
+    swept,
+)
 from cadence.model import Customer, Message
 from cadence.planning import runs_of
 
 if TYPE_CHECKING:
-    from cadence.rules.model import Rules
+    from cadence.rules.model import Playbook, Rules
     from cadence.store.gateway import Store
 
 log = logging.getLogger("cadence.lifecycle")
@@ -41,8 +48,9 @@ def process_events(
         }
         new: list[Message] = []
         cancels: list[Cancellation] = []
+        gone: set[str] = set()  # cancelled in this batch: no longer open, no cooldown
         changed: dict[str, Customer] = {}
-        for event in sorted(events, key=lambda e: (e.at, e.id)):
+        for event in in_order(events):
             ctx = contexts.get(event.customer_id)
             if ctx is None or not rules.playbooks:
                 continue
@@ -50,7 +58,7 @@ def process_events(
             customer = changed[event.customer_id] = apply_event(
                 changed.get(event.customer_id, ctx.customer), event
             )
-            mine = [m for m in new if m.customer_id == event.customer_id]
+            mine = [m for m in new if m.customer_id == event.customer_id and m.id not in gone]
             fired = on_event(
                 event,
                 customer,
@@ -58,10 +66,13 @@ def process_events(
                 history=ctx.history,
                 last_contact=ctx.last_contact,
                 runs=runs_of(ctx) + [PlaybookRun(m.playbook or "", event.at) for m in mine],
-                open_playbook_messages=[m for m in ctx.pending if m.playbook] + mine,
+                open_playbook_messages=[
+                    m for m in (*ctx.pending, *mine) if m.playbook and m.id not in gone
+                ],
             )
             new.extend(fired.messages)
             cancels.extend(fired.cancellations)
+            gone.update(c.message_id for c in fired.cancellations)
             for skip in fired.skipped:
                 log.info(
                     "playbook %s skipped customer=%s event=%s: %s",
@@ -70,11 +81,10 @@ def process_events(
                     event.id,
                     skip.reason,
                 )
-        cancelled_now = {c.message_id for c in cancels}
-        created += store.add_playbook_messages([m for m in new if m.id not in cancelled_now])
+        # what an event created and a later one cancelled is stored too, then cancelled: its
+        # entry says which event cancelled it, as for any other check-in
+        created += store.add_playbook_messages(new)
         for c in cancels:
-            if c.message_id in {m.id for m in new}:
-                continue  # created and cancelled in the same batch: never stored
             refused = store.cancel_messages(
                 [c.message_id],
                 f"event {c.event.id} ({c.event.type}) under playbook {c.playbook}",
@@ -85,16 +95,35 @@ def process_events(
         store.apply_events(events)
 
 
+#: where the start of the last period each swept playbook ran for is kept (`meta`)
+SWEPT = "swept:"
+
+
+def due_sweeps(store: Store, rules: Rules, now: datetime) -> list[tuple[Playbook, datetime]]:
+    """The swept playbooks whose current period (the one holding `now`) has not been swept
+    yet, each with the start of that period."""
+    due = []
+    for playbook in swept(rules):
+        period = sweep_period(playbook, now)
+        last = store.get_meta(SWEPT + playbook.name)
+        if last is None or datetime.fromisoformat(last) < period:
+            due.append((playbook, period))
+    return due
+
+
 def sweep_all(store: Store, rules: Rules, now: datetime, *, batch: int = 500) -> int:
-    """Sweep the `every` playbooks over every reachable customer; returns messages created."""
-    if not any(p.every for p in rules.playbooks):
+    """Sweep every reachable customer for each swept playbook whose period began since its
+    last sweep, as of that period's start; returns messages created. Once a period: a pass
+    that comes again in the same period sweeps nothing, whoever runs it."""
+    due = due_sweeps(store, rules, now)
+    if not due:
         return 0
     created = 0
     after: str | None = None
     while True:
         ids = store.reachable_customer_ids(after, batch)
         if not ids:
-            return created
+            break
         after = ids[-1]
         new: list[Message] = []
         # a sweep reads the customer, its own sent mail and contact times, and when each
@@ -104,13 +133,18 @@ def sweep_all(store: Store, rules: Rules, now: datetime, *, batch: int = 500) ->
             ids, now, rules.lookback(), account=False, open_messages=False
         )
         for ctx in contexts:
-            fired = sweep(
-                ctx.customer,
-                rules,
-                now,
-                history=ctx.history,
-                last_contact=ctx.last_contact,
-                runs=runs_of(ctx),
-            )
-            new.extend(fired.messages)
+            runs = runs_of(ctx)
+            for playbook, period in due:
+                fired = sweep(
+                    ctx.customer,
+                    playbook,
+                    period,
+                    history=ctx.history,
+                    last_contact=ctx.last_contact,
+                    runs=runs,
+                )
+                new.extend(fired.messages)
         created += store.add_playbook_messages(new)
+    for playbook, period in due:
+        store.set_meta(SWEPT + playbook.name, period.isoformat())
+    return created

@@ -1,8 +1,9 @@
-"""`cadence simulate`: every customer through virtual time, sending and storing nothing.
+"""`cadence simulate`: the daemon's own passes over virtual time, on a scratch copy of the
+ledger, sending and storing nothing.
 
-"Before" is what customers get with no cadence at all: every message goes on its own at its
-`send_after` (and what other systems sent). "After" is what the engine sends under the rules.
-With `replay_history`, messages recorded from other systems inside the period become
+"Before" is what customers get with no cadence at all: every message goes on its own when
+its role wanted it (and what other systems sent). "After" is what the passes send under the
+rules. With `replay_history`, messages recorded from other systems inside the period become
 candidates too, to show what a rule change would have done to last month's mail.
 """
 
@@ -10,56 +11,63 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from cadence.engine.simulation import Outcome, apply_event, simulate_customer
-from cadence.model import Message, MessageKind, Reachability
+from cadence.model import Decision, Email, Message, MessageKind
 
 if TYPE_CHECKING:
+    from cadence.config import Settings
+    from cadence.passes import PassReport
     from cadence.rules.model import Rules
     from cadence.store.gateway import Store
 
 WEEK = timedelta(days=7)
 
 
+@dataclass(frozen=True, slots=True)
+class SimulatedEmail:
+    email: Email
+    subject: str | None
+    timezone: str  # the customer's, for local times
+
+
 @dataclass
 class Simulation:
     start: datetime
     end: datetime
-    outcomes: list[Outcome] = field(default_factory=list)
+    passes: int = 0
+    emails: list[SimulatedEmail] = field(default_factory=list)  # in the order sent
+    # every message the run decided, with its customer and what became of it
+    decisions: list[tuple[Message, Decision]] = field(default_factory=list)
     before: dict[str, list[int]] = field(default_factory=dict)  # customer -> emails per week
     after: dict[str, list[int]] = field(default_factory=dict)
-    fixed: dict[str, list[int]] = field(default_factory=dict)  # recorded mail we do not replay
 
     def stats(self) -> dict[str, Any]:
         statuses: Counter[str] = Counter()
         by_rule: Counter[str] = Counter()
         roles_in: Counter[str] = Counter()
         roles_out: Counter[str] = Counter()
-        merged = 0
-        for o in self.outcomes:
-            kinds = {m.id: m for m in o.messages}
-            for d in o.decisions:
-                statuses[str(d.status)] += 1
-                if d.rule:
-                    by_rule[f"{d.status}: {d.rule}"] += 1
-                roles_in[kinds[d.message_id].role] += 1
-            for e in o.emails:
-                roles_out[e.role] += 1
-                merged += len(e.members) > 1
+        for message, d in self.decisions:
+            statuses[str(d.status)] += 1
+            if d.rule:
+                by_rule[f"{d.status}: {d.rule}"] += 1
+            roles_in[message.role] += 1
+        for e in self.emails:
+            roles_out[e.email.role] += 1
         return {
-            "customers": len(self.outcomes),
+            "customers": len(self.after),
             "weeks": self.weeks,
+            "passes": self.passes,
             "emails_per_customer_week": {
                 "before": distribution(self.before.values()),
                 "after": distribution(self.after.values()),
             },
             "messages": sum(statuses.values()),
             "emails": sum(roles_out.values()),
-            "merged_emails": merged,
+            "merged_emails": sum(len(e.email.members) > 1 for e in self.emails),
             "by_status": dict(statuses.most_common()),
             "by_rule": dict(by_rule.most_common()),
             "messages_by_role": dict(roles_in.most_common()),
@@ -70,8 +78,8 @@ class Simulation:
     def weeks(self) -> int:
         return max(1, math.ceil((self.end - self.start) / WEEK))
 
-    def week_of(self, t: datetime) -> int | None:
-        if not self.start <= t < self.end:
+    def week_of(self, t: datetime | None) -> int | None:
+        if t is None or not self.start <= t < self.end:
             return None
         return int((t - self.start) // WEEK)
 
@@ -94,73 +102,53 @@ def distribution(rows: Iterable[list[int]]) -> dict[str, float]:
 
 def simulate(
     store: Store,
+    settings: Settings,
     rules: Rules,
     start: datetime,
     end: datetime,
-    default_timezone: str,
     *,
     replay_history: bool = False,
-    batch: int = 500,
+    on_pass: Callable[[PassReport], None] = lambda _: None,
 ) -> Simulation:
-    sim = Simulation(start=start, end=end)
-    after: str | None = None
-    while True:
-        ids = store.customer_page(after, batch)
-        if not ids:
-            return sim
-        after = ids[-1]
-        for item in store.simulation_inputs(ids, start, end):
-            customer = replace(item.customer, reach=Reachability())
-            for event in item.events:
-                if event.at < start:
-                    customer = apply_event(customer, event)
-            candidates = [
-                m for m in item.submitted if m.send_after is not None and m.send_after < end
-            ]
-            history = list(item.sent_before)
-            fixed = [0] * sim.weeks
-            for m in item.recorded:
-                assert m.sent_at is not None
-                week = sim.week_of(m.sent_at)
-                if replay_history and week is not None:
-                    candidates.append(_as_candidate(m))
-                else:
-                    history.append(_sent(m))
-                    if week is not None:
-                        fixed[week] += 1
-            outcome = simulate_customer(
-                customer, candidates, history, item.events, rules, start, end, default_timezone
-            )
-            sim.outcomes.append(outcome)
-            before = list(fixed)
-            for m in candidates:
-                week = sim.week_of(m.send_after or start)
-                if week is not None:
-                    before[week] += 1
-            got = list(fixed)
-            for e in outcome.emails:
-                week = sim.week_of(e.send_at)
-                if week is not None:
-                    got[week] += 1
-            sim.before[customer.id] = before
-            sim.after[customer.id] = got
-            sim.fixed[customer.id] = fixed
+    """Run the passes from `start` to `end` on a scratch copy of the whole ledger."""
+    from cadence.timeline import run_on_scratch
 
-
-def _as_candidate(m: Message) -> Message:
-    """A recorded message replayed as if cadence had been asked to send it."""
-    return replace(
-        m,
-        kind=MessageKind.SUBMITTED,
-        send_after=m.sent_at,
-        sent_at=None,
-        subject=m.subject or f"(recorded {m.id})",
-        body_text=m.body_text or "",
+    run = run_on_scratch(
+        store, settings, rules, start, end, replay_history=replay_history, on_pass=on_pass
     )
-
-
-def _sent(m: Message) -> Any:
-    from cadence.model import Sent
-
-    assert m.sent_at is not None
-    return Sent(m.id, m.sent_at, m.customer_id, (m,))
+    try:
+        sim = Simulation(start=start, end=end, passes=run.passes)
+        zones = {
+            cid: tz or settings.default_timezone for cid, tz in run.store.customer_zones().items()
+        }
+        for cid in zones:
+            sim.before[cid] = [0] * sim.weeks
+            sim.after[cid] = [0] * sim.weeks
+        subjects = run.transport.subjects
+        for email in run.sent():
+            sim.emails.append(
+                SimulatedEmail(email, subjects.get(email.id), zones[email.customer_id])
+            )
+            week = sim.week_of(email.send_at)
+            if week is not None and not email.to_owner:
+                sim.after[email.customer_id][week] += 1
+        for message, decision in run.outcomes():
+            if message.kind == MessageKind.RECORDED:
+                # what other systems sent counts the same with cadence or without it
+                week = sim.week_of(message.sent_at)
+                if week is not None:
+                    sim.before[message.customer_id][week] += 1
+                    sim.after[message.customer_id][week] += 1
+                continue
+            if message.id in run.settled_before:
+                continue
+            due = message.send_after is not None and message.send_after <= end
+            if not (due or decision.final):
+                continue  # open, and not for this period
+            sim.decisions.append((message, decision))
+            week = sim.week_of(message.send_after)
+            if week is not None and message.to is None:
+                sim.before[message.customer_id][week] += 1
+        return sim
+    finally:
+        run.close()

@@ -33,7 +33,7 @@ def preview(
     ] = False,
 ) -> None:
     """The customer's upcoming emails and every decision on their messages, with the reason."""
-    from cadence.planning import UnknownCustomer, render_preview
+    from cadence.planning import UnknownCustomer
     from cadence.planning import preview as make_preview
 
     _check_format(fmt)
@@ -42,15 +42,14 @@ def preview(
     with errors():
         live = a.rules(rules)
         try:
-            p = make_preview(a.store, live, customer, as_of, days, a.settings.default_timezone)
+            p = make_preview(a.store, a.settings, live, customer, as_of, days, bodies=render)
         except UnknownCustomer:
             fail(f"error: no customer with id {customer!r}")
-        rendered = render_preview(p, a.renderer(), a.settings.sender, bodies=render)
     from rich.console import Console
 
     from cadence.cli.output import write_preview
 
-    write_preview(Console(), p, rendered, fmt=fmt, render=render)
+    write_preview(Console(), p, fmt=fmt, render=render)
 
 
 @app.command()
@@ -129,12 +128,7 @@ def simulate(
     a = get_app()
     with errors():
         sim = run_simulation(
-            a.store,
-            a.rules(rules),
-            t0,
-            t1,
-            a.settings.default_timezone,
-            replay_history=replay_history,
+            a.store, a.settings, a.rules(rules), t0, t1, replay_history=replay_history
         )
     from cadence.cli.simulate_output import print_simulation, simulation_json
 

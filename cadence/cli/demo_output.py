@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 
 def print_demo(console: Console, app: App, r: DemoResult) -> None:
     from cadence.cli.output import print_preview
-    from cadence.planning import render_preview
 
     folder = r.folder
     console.rule("[bold]cadence demo")
@@ -30,11 +29,11 @@ def print_demo(console: Console, app: App, r: DemoResult) -> None:
             f"[bold]1. What customer {r.preview.customer_id} would get[/bold], as planned on "
             f"{r.base:%a %d %b %Y} before anything was sent (`cadence preview`):"
         )
-        rendered = render_preview(r.preview, app.renderer(), app.settings.sender, bodies=False)
-        print_preview(console, r.preview, rendered, render=False)
+        print_preview(console, r.preview, render=False)
     console.print(
         f"\n[bold]2. The engine ran[/bold] from {r.base:%d %b} to {r.end:%d %b} in virtual "
-        f"time ({r.passes} passes of `cadence run --once`), sending to the file transport."
+        f"time ({r.passes} passes of the engine, one at each moment something was due), "
+        "sending to the file transport."
     )
     from cadence.simulate import distribution
 

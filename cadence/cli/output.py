@@ -81,7 +81,7 @@ def email_json(email: Email, tz: str, rendered: dict[str, Any] | None) -> dict[s
     return out
 
 
-def preview_json(p: Preview, rendered: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def preview_json(p: Preview) -> dict[str, Any]:
     decisions = []
     for d in p.decisions:
         item = decision_json(d)
@@ -96,7 +96,7 @@ def preview_json(p: Preview, rendered: dict[str, dict[str, Any]]) -> dict[str, A
         "as_of": iso(p.as_of),
         "timezone": p.timezone,
         "days": p.days,
-        "emails": [email_json(e, p.timezone, rendered.get(e.id)) for e in p.emails],
+        "emails": [email_json(e, p.timezone, p.rendered.get(e.id)) for e in p.emails],
         "decisions": decisions,
     }
 
@@ -107,24 +107,20 @@ def _origin(playbook: str | None, origin: str | None) -> str | None:
     return f"playbook {playbook} ({origin})" if origin else f"playbook {playbook}"
 
 
-def write_preview(
-    console: Console, p: Preview, rendered: dict[str, dict[str, Any]], *, fmt: str, render: bool
-) -> None:
+def write_preview(console: Console, p: Preview, *, fmt: str, render: bool) -> None:
     """What `cadence preview` prints, to `console`'s file: the contract's JSON, or the tables.
     The command and the daemon's control socket both print through here."""
     if fmt == "json":
-        console.file.write(json.dumps(preview_json(p, rendered), indent=2) + "\n")
+        console.file.write(json.dumps(preview_json(p), indent=2) + "\n")
         return
-    print_preview(console, p, rendered, render=render)
+    print_preview(console, p, render=render)
 
 
-def print_preview(
-    console: Console, p: Preview, rendered: dict[str, dict[str, Any]], *, render: bool
-) -> None:
+def print_preview(console: Console, p: Preview, *, render: bool) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
-    tz = p.timezone
+    tz, rendered = p.timezone, p.rendered
     title = (
         f"Upcoming emails for {p.customer_id} ({tz}), {local_short(p.as_of, tz)} + {p.days} days"
     )

@@ -15,12 +15,18 @@ if TYPE_CHECKING:
 
 
 def simulation_json(sim: Simulation) -> dict[str, Any]:
-    emails, decisions = [], []
-    for o in sim.outcomes:
-        for e in o.emails:
-            emails.append({"customer": o.customer_id, **email_json(e, "UTC", None)})
-        for d in o.decisions:
-            decisions.append({"customer": o.customer_id, **decision_json(d)})
+    """The contract's JSON: the emails sent, in order, and every message's decision, each
+    with its customer; local times in the customer's own zone."""
+    emails = [
+        {
+            "customer": e.email.customer_id,
+            **email_json(e.email, e.timezone, {"subject": e.subject}),
+        }
+        for e in sim.emails
+    ]
+    decisions = [
+        {"customer": message.customer_id, **decision_json(d)} for message, d in sim.decisions
+    ]
     return {"emails": emails, "decisions": decisions, "stats": sim.stats()}
 
 
@@ -28,7 +34,8 @@ def print_simulation(console: Console, sim: Simulation) -> None:
     stats = sim.stats()
     console.print(
         f"Simulated {stats['customers']} customers from {sim.start:%Y-%m-%d %H:%M} to "
-        f"{sim.end:%Y-%m-%d %H:%M} UTC ({stats['weeks']} weeks); nothing was sent or stored."
+        f"{sim.end:%Y-%m-%d %H:%M} UTC ({stats['weeks']} weeks, {stats['passes']} passes of "
+        "the engine on a copy of the ledger); nothing was sent or stored."
     )
     dist = stats["emails_per_customer_week"]
     table = Table(title="Emails per customer per week", title_justify="left")

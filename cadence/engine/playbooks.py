@@ -158,43 +158,38 @@ def sweep_period(playbook: Playbook, at: datetime) -> datetime:
 
 def sweep(
     customer: Customer,
-    rules: Rules,
-    at: datetime,
+    playbook: Playbook,
+    period: datetime,
     *,
     history: Sequence[Sent] = (),
     last_contact: Mapping[str, datetime] | None = None,
     runs: Sequence[PlaybookRun] = (),
 ) -> Fired:
-    """The swept playbooks (`every`) for one customer as of `at`."""
-    created: list[Message] = []
-    skipped: list[Skipped] = []
-    for playbook in rules.playbooks:
-        if playbook.every is None:
-            continue
-        if _in_cooldown(playbook, runs, at):
-            continue
-        ok, error = _when(playbook, customer, history, last_contact or {}, at, None)
-        if error is not None:
-            skipped.append(Skipped(playbook.name, error))
-        if not ok:
-            continue
-        period = sweep_period(playbook, at)
-        mid = f"pb:{playbook.name}:{customer.id}:{period:%Y%m%dT%H%M}"
-        origin = f"sweep {playbook.name} at {period:%Y-%m-%d %H:%M} UTC"
-        created.append(_message(playbook, customer, mid, at, origin, {}))
-    return Fired(tuple(created), (), tuple(skipped))
+    """A swept playbook (`every`) for one customer, as of the start of one of its periods:
+    a sweep happens once a period, as of its start, whenever the pass that runs it comes,
+    so the check-in it makes is the same whoever sweeps and when."""
+    if _in_cooldown(playbook, runs, period):
+        return Fired()
+    ok, error = _when(playbook, customer, history, last_contact or {}, period, None)
+    skipped = (Skipped(playbook.name, error),) if error is not None else ()
+    if not ok:
+        return Fired(skipped=skipped)
+    mid = f"pb:{playbook.name}:{customer.id}:{period:%Y%m%dT%H%M}"
+    origin = f"sweep {playbook.name} at {period:%Y-%m-%d %H:%M} UTC"
+    return Fired((_message(playbook, customer, mid, period, origin, {}),), (), skipped)
 
 
-def sweep_times(playbook: Playbook, start: datetime, end: datetime) -> list[datetime]:
-    """The period starts of a swept playbook within [start, end): what preview looks ahead at."""
-    if playbook.every is None or playbook.every <= timedelta(0):
-        return []
-    first = sweep_period(playbook, start)
-    if first < start:
-        first += playbook.every
-    out = []
-    t = first
-    while t < end:
-        out.append(t)
-        t += playbook.every
-    return out
+def swept(rules: Rules) -> tuple[Playbook, ...]:
+    """The playbooks a sweep runs: those with a period (`every`)."""
+    return tuple(p for p in rules.playbooks if p.every is not None and p.every > timedelta(0))
+
+
+def next_sweep(rules: Rules, after: datetime) -> datetime | None:
+    """When the next sweep period of any playbook begins, after `after`."""
+    starts = [sweep_period(p, after) + _every(p) for p in swept(rules)]
+    return min(starts) if starts else None
+
+
+def _every(playbook: Playbook) -> timedelta:
+    assert playbook.every is not None
+    return playbook.every

@@ -16,7 +16,16 @@ class UnsupportedDatabase(ValueError):
     pass
 
 
+#: a database in memory, the scratch ledger's (`store.scratch`): one connection that every
+#: user of the engine shares, or each would see a database of its own
+IN_MEMORY = "sqlite://"
+
+
 def make_engine(url: str) -> Engine:
+    if url == IN_MEMORY:
+        from sqlalchemy.pool import StaticPool
+
+        return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 

@@ -66,6 +66,18 @@ class ReadingOps:
         with self.engine.connect() as conn:
             return list(conn.scalars(select(customers.c.id).order_by(customers.c.id)))
 
+    def customers_of_account(self, account: str) -> list[str]:
+        """The customers of an account, by id."""
+        with self.engine.connect() as conn:
+            query = select(customers.c.id).where(customers.c.account == account)
+            return sorted(conn.scalars(query))
+
+    def customer_zones(self) -> dict[str, str | None]:
+        """Every customer's time zone (None: the default), by id."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(customers.c.id, customers.c.timezone))
+            return {r.id: r.timezone for r in rows}
+
     def customer_page(self, after: str | None, limit: int) -> list[str]:
         query = select(customers.c.id).order_by(customers.c.id).limit(limit)
         if after is not None:

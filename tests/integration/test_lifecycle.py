@@ -54,7 +54,7 @@ def test_onboarding_check_in_fourteen_days_later_then_cancelled_by_a_ticket(app:
     store.add_events([(Event("ev-1", "c-17", "onboarding_completed", T0), "a")])
     created, _ = process_events(store, rules, T0)
     assert created == 1
-    p = preview(store, rules, "c-17", T0, 21, "UTC")
+    p = preview(store, app.settings, rules, "c-17", T0, 21)
     (email,) = [e for e in p.emails if "pb:after-onboarding:ev-1" in e.members]
     local = email.send_at.astimezone(ZoneInfo("America/New_York"))
     assert email.send_at >= T0 + 14 * D and local.weekday() < 5 and 9 <= local.hour < 17
@@ -62,7 +62,7 @@ def test_onboarding_check_in_fourteen_days_later_then_cancelled_by_a_ticket(app:
     # a ticket opened before the check-in goes cancels it, naming the event
     store.add_events([(Event("ev-2", "c-17", "ticket_opened", T0 + 3 * D), "b")])
     assert process_events(store, rules, T0 + 3 * D) == (0, 1)
-    p = preview(store, rules, "c-17", T0 + 3 * D, 21, "UTC")
+    p = preview(store, app.settings, rules, "c-17", T0 + 3 * D, 21)
     decision = {d.message_id: d for d in p.decisions}["pb:after-onboarding:ev-1"]
     assert decision.status is Status.CANCELLED and decision.event == "ev-2"
     assert "ev-2" in decision.reason and "ticket_opened" in decision.reason
@@ -80,10 +80,12 @@ def test_future_events_wait_for_their_time(app: App) -> None:
 
 
 def test_preview_shows_the_sweep_check_in_ahead(app: App) -> None:
-    p = preview(app.store, app.rules(), "c-17", T0 + 40 * D, 7, "UTC")
-    swept = [m for m in p.swept if m.playbook == "quiet-customer"]
+    p = preview(app.store, app.settings, app.rules(), "c-17", T0 + 40 * D, 7)
+    swept = [m for m in p.messages.values() if m.playbook == "quiet-customer"]
     assert swept and swept[0].origin.startswith("sweep quiet-customer")
     assert any(swept[0].id in e.members for e in p.emails)
+    # a preview sends and stores nothing: the check-in is the scratch copy's alone
+    assert app.store.messages_of("c-17") == []
 
 
 def test_sweeping_a_thousand_customers_twice_creates_each_check_in_once(db_url: str) -> None:

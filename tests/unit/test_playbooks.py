@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from cadence.engine.playbooks import PlaybookRun, on_event, sweep, sweep_period, sweep_times
+from cadence.engine.playbooks import PlaybookRun, next_sweep, on_event, sweep, sweep_period
 from cadence.model import Event
 from cadence.rules.model import Expression, Playbook, PlaybookSend
 
@@ -64,10 +64,15 @@ def test_cancel_on_names_the_event() -> None:
     assert c.message_id == "pb:after-onboarding:ev-1" and c.event.id == "ev-2"
 
 
-def test_sweep_is_one_message_per_period() -> None:
+def test_sweep_is_one_message_per_period_made_as_of_its_start() -> None:
     r = rules(playbooks=(QUIET,))
-    a = sweep(customer(), r, NOW)
-    b = sweep(customer(), r, NOW + timedelta(hours=5))
-    assert a.messages[0].id == b.messages[0].id
-    assert sweep_period(QUIET, NOW) <= NOW < sweep_period(QUIET, NOW) + D
-    assert len(sweep_times(QUIET, NOW, NOW + 7 * D)) == 7
+    period = sweep_period(QUIET, NOW)
+    assert period <= NOW < period + D
+    (a,) = sweep(customer(), QUIET, period).messages
+    assert a.created_at == period and a.send_after == period + QUIET.wait
+    assert a.id == f"pb:quiet-customer:c-17:{period:%Y%m%dT%H%M}"
+    # whichever pass of the period sweeps, the period is the same
+    assert sweep_period(QUIET, NOW + timedelta(hours=5)) == period
+    assert next_sweep(r, NOW) == period + D
+    assert next_sweep(r, period) == period + D
+    assert next_sweep(rules(), NOW) is None

@@ -1,0 +1,315 @@
+"""A scratch copy of the ledger: what `simulate` and `preview` run the daemon's own passes on.
+
+The copy lives in memory (SQLite, the same schema), made of the whole ledger or of some
+customers, then wound back to the moment the run starts:
+
+- emails that had not gone (or failed) before that moment are gone: the passes plan them
+  again;
+- messages whose fate was decided at or after it are open again, except what a person
+  cancelled; check-ins that playbooks created at or after it are gone (the passes create
+  them again, as their events and sweeps come);
+- events at or after it wait to be applied again; each customer's reachability is what
+  the events before it made, and its last contact times what the ledger before it shows;
+- with `replay` (until a time), messages recorded from other systems in between become
+  candidates, as if cadence had been asked to send them.
+
+Starting at the present, winding back changes little: the run starts where the live ledger
+stands. Nothing here touches the live ledger, which is only read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table
+
+from cadence.engine.events import apply_events
+from cadence.model import Decision, Email, Message, Reachability, Status
+from cadence.store import convert
+from cadence.store.columns import HISTORY
+from cadence.store.common import Settled, chunks, contacts_by_customer, merge_contacts
+from cadence.store.db import IN_MEMORY
+from cadence.store.driver import Driver, Row
+from cadence.store.tables import customers, decisions, emails, events, messages, meta
+
+if TYPE_CHECKING:
+    from cadence.store.gateway import Store
+
+#: rows copied per statement
+PAGE = 5000
+#: what a person cancelled stays cancelled: a playbook's event cancels name the event
+_BY_EVENT = "event %"
+
+
+def scratch_store() -> Store:
+    """An empty ledger in memory, at the newest schema."""
+    from sqlmodel import SQLModel
+
+    from cadence.store.gateway import Store
+
+    store = Store(IN_MEMORY)
+    SQLModel.metadata.create_all(store.engine)
+    return store
+
+
+def copy_ledger(source: Store, target: Store, customer_ids: Sequence[str] | None) -> None:
+    """Copy customers, messages, emails, events and settings from `source` into `target`:
+    all of them, or those of `customer_ids`. Decision history is not copied: a run on the
+    copy starts its own, from each open message's current decision."""
+    with source.engine.connect() as read, target.engine.begin() as write:
+        src, dst = Driver(read), Driver(write)
+        for table, key, owner in (
+            (customers, "id", "id"),
+            (messages, "id", "customer_id"),
+            (emails, "id", "customer_id"),
+            (events, "id", "customer_id"),
+            (meta, "key", None),
+        ):
+            names = [c.name for c in table.columns]
+            for rows in _pages(src, table, names, key, owner, customer_ids):
+                dst.insert(table, names, [[r[n] for n in names] for r in rows])
+
+
+def _pages(
+    db: Driver,
+    table: Table,
+    names: Sequence[str],
+    key: str,
+    owner: str | None,
+    customer_ids: Sequence[str] | None,
+) -> Any:
+    if customer_ids is not None and owner is not None:
+        for part in chunks(sorted(set(customer_ids))):
+            where, params = db.in_ids(owner, part)
+            yield db.select(table, names, where, params)
+        return
+    last: Any = None
+    while True:
+        where, params = ("1 = 1", []) if last is None else (f"{key} > ?", [last])
+        rows = db.rows(
+            table,
+            names,
+            f"SELECT {', '.join(names)} FROM {table.name} WHERE {where} "
+            f"ORDER BY {key} LIMIT {PAGE}",
+            params,
+        )
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][key]
+
+
+def rewind(store: Store, start: datetime, *, replay_until: datetime | None = None) -> None:
+    """Wind the (scratch) ledger back to `start` (see the module's docs)."""
+    with store.engine.begin() as conn:
+        db = Driver(conn)
+        at = db.time(start)
+        db.execute(
+            "DELETE FROM emails WHERE NOT ("
+            "status IN ('sent', 'sending', 'unconfirmed') AND coalesce(sent_at, send_at) < ? "
+            "OR status = 'failed' AND updated_at < ?)",
+            [at, at],
+        )
+        db.execute(
+            "DELETE FROM messages WHERE playbook IS NOT NULL AND created_at >= ? "
+            "AND kind = 'submitted'",
+            [at],
+        )
+        db.execute(
+            "UPDATE messages SET status = ?, reason = ?, rule = NULL, send_at = NULL, "
+            "email_id = NULL, details = '{}', rules_version = NULL, final = ?, "
+            "in_flight = ?, sent_at = NULL, cancelled_by = NULL, decided_at = ? "
+            "WHERE kind = 'submitted' AND ("
+            "final = ? AND decided_at >= ? "
+            "AND NOT (status = 'cancelled' AND cancelled_by NOT LIKE ?) "
+            "OR in_flight = ? AND email_id NOT IN (SELECT id FROM emails))",
+            [
+                str(Status.SCHEDULED),
+                "not planned yet",
+                False,
+                False,
+                at,
+                True,
+                at,
+                _BY_EVENT,
+                True,
+            ],
+        )
+        if replay_until is not None:
+            db.execute(
+                "UPDATE messages SET kind = 'submitted', send_after = sent_at, sent_at = NULL, "
+                "subject = coalesce(subject, '(recorded ' || id || ')'), "
+                "body_text = coalesce(body_text, ''), status = ?, reason = ?, send_at = NULL, "
+                "final = ?, rules_version = NULL, decided_at = ? "
+                "WHERE kind = 'recorded' AND sent_at >= ? AND sent_at < ?",
+                [str(Status.SCHEDULED), "not planned yet", False, at, at, db.time(replay_until)],
+            )
+        db.execute("UPDATE events SET processed = ? WHERE at >= ?", [False, at])
+        _reachability(db)
+        _contacts(db, start)
+        db.execute("UPDATE customers SET dirty = ?, next_plan_at = NULL", [True])
+        _first_history(db)
+
+
+def _reachability(db: Driver) -> None:
+    """Each customer's reachability as the events applied so far made it."""
+    applied: dict[str, list[Any]] = {}
+    for r in db.select(events, [c.name for c in events.columns], "processed = ?", [True]):
+        applied.setdefault(r["customer_id"], []).append(convert.event(r))
+    names = [c.name for c in customers.columns]
+    rows = db.select(customers, names, "1 = 1", [])
+    updates = []
+    for r in rows:
+        before = convert.customer(r)
+        fresh = apply_events(replace(before, reach=Reachability()), applied.get(before.id, ()))
+        reach = fresh.reach
+        updates.append(
+            (
+                before.id,
+                reach.unsubscribed_all,
+                sorted(reach.unsubscribed_categories),
+                reach.hard_bounced,
+                reach.soft_bounces,
+                reach.spam_reported,
+            )
+        )
+    db.update(
+        customers,
+        "id",
+        (
+            "unsubscribed_all",
+            "unsubscribed_categories",
+            "hard_bounced",
+            "soft_bounces",
+            "spam_reported",
+        ),
+        updates,
+    )
+
+
+def _contacts(db: Driver, start: datetime) -> None:
+    """Each customer's last contact times, from what went before `start`."""
+    went = [
+        Settled(r["customer_id"], r["role"], r["human"], r["recipient"], r["sent_at"])
+        for r in db.select(
+            messages,
+            ("customer_id", "role", "human", "recipient", "sent_at"),
+            "sent_at IS NOT NULL AND sent_at < ? ORDER BY sent_at",
+            [db.time(start)],
+        )
+    ]
+    latest = contacts_by_customer(went)
+    ids = [cid for (cid,) in db.fetch("SELECT id FROM customers", [])]
+    db.update(
+        customers,
+        "id",
+        ("last_contact",),
+        [(cid, merge_contacts({}, latest.get(cid, {})) or {}) for cid in ids],
+    )
+
+
+def _first_history(db: Driver) -> None:
+    """Each open message's current decision as the first line of its history: what a run
+    on the copy then changes is told after it (the decision a message went out under, if
+    the run kept it as it was)."""
+    names = ("id", "customer_id", "decided_at", "status", "send_at", "email_id", "rule")
+    rows = db.select(
+        messages,
+        (*names, "reason", "details", "rules_version"),
+        "final = ? AND rules_version IS NOT NULL",
+        [False],
+    )
+    db.insert(
+        decisions,
+        HISTORY,
+        [
+            (
+                r["id"],
+                r["customer_id"],
+                r["decided_at"],
+                r["status"],
+                r["send_at"],
+                r["email_id"],
+                r["rule"],
+                r["reason"],
+                r["details"] or {},
+                r["rules_version"],
+            )
+            for r in rows
+        ],
+    )
+
+
+def settled_ids(store: Store) -> frozenset[str]:
+    """The messages whose fate is settled: final, no pass looks at them again."""
+    with store.engine.connect() as conn:
+        db = Driver(conn)
+        return frozenset(i for (i,) in db.fetch("SELECT id FROM messages WHERE final = ?", [True]))
+
+
+def went_under(store: Store, ids: Sequence[str]) -> dict[str, Row]:
+    """For messages sent on the copy: the last decision before the one that says `sent`,
+    the plan each went out under (from the history the copy began with, then its own)."""
+    out: dict[str, Row] = {}
+    with store.engine.connect() as conn:
+        db = Driver(conn)
+        for part in chunks(sorted(set(ids))):
+            where, params = db.in_ids("message_id", part)
+            for r in db.select(
+                decisions,
+                ("id", *HISTORY),
+                f"{where} AND status != ? ORDER BY id",
+                [*params, str(Status.SENT)],
+            ):
+                out[r["message_id"]] = r
+    return out
+
+
+def outcomes(
+    store: Store, start: datetime, customer_ids: Sequence[str] | None = None
+) -> list[tuple[Message, Decision]]:
+    """Every message (of these customers) with what became of it: for one sent on the copy
+    (at or after `start`), the decision it went out under; else its current decision."""
+    names = [c.name for c in messages.columns]
+    with store.engine.connect() as conn:
+        db = Driver(conn)
+        if customer_ids is None:
+            rows = db.select(messages, names, "1 = 1 ORDER BY customer_id, id", [])
+        else:
+            where, params = db.in_ids("customer_id", sorted(set(customer_ids)))
+            rows = db.select(messages, names, f"{where} ORDER BY customer_id, id", params)
+    went = [
+        r["id"]
+        for r in rows
+        if r["status"] == Status.SENT and r["sent_at"] is not None and r["sent_at"] >= start
+    ]
+    under = went_under(store, went)
+    out = []
+    for r in rows:
+        out.append((convert.message(r), convert.decision(under.get(r["id"], r))))
+    return out
+
+
+def sent_between(
+    store: Store, start: datetime, end: datetime, customer_ids: Sequence[str] | None = None
+) -> list[Email]:
+    """The emails sent on the copy from `start` to `end` (included), in the order sent."""
+    names = [c.name for c in emails.columns]
+    with store.engine.connect() as conn:
+        db = Driver(conn)
+        where, params = (
+            "status = ? AND sent_at >= ? AND sent_at <= ?",
+            [
+                "sent",
+                db.time(start),
+                db.time(end),
+            ],
+        )
+        if customer_ids is not None:
+            ids, more = db.in_ids("customer_id", sorted(set(customer_ids)))
+            where, params = f"{where} AND {ids}", [*params, *more]
+        rows = db.select(emails, names, f"{where} ORDER BY send_at, customer_id, id", params)
+    return [convert.email(r) for r in rows]
