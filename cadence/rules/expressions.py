@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
+from jinja2 import TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from cadence.jinja import sandbox
 from cadence.rules.errors import suggest
-from cadence.rules.fastpath import Undefined as FastUndefined
 from cadence.rules.fastpath import compile_fast
 from cadence.rules.model import Expression, Location
 
@@ -43,8 +42,10 @@ def _did_you_mean(name: str, say_which: bool) -> str:
     return hint.replace("?", f" for `{name}`?") if hint and say_which else hint
 
 
-def compile_expression(source: str, location: Location) -> Expression:
-    """Compile `source`; raises ExpressionSyntaxError with a message a CSM can act on."""
+def compile_expression(source: str, location: Location, *, fast: bool = True) -> Expression:
+    """Compile `source`; raises ExpressionSyntaxError with a message a CSM can act on. The
+    common shapes run as closures (`fastpath`) with Jinja's meaning; without `fast`, every
+    expression runs through Jinja (what the tests hold the closures to)."""
     env = environment()
     text = source.strip()
     if not text:
@@ -76,18 +77,18 @@ def compile_expression(source: str, location: Location) -> Expression:
         return value
 
     body = tree.body[0]
-    fast = (
-        compile_fast(body.nodes[0])
-        if isinstance(body, nodes.Output) and len(body.nodes) == 1
+    closure = (
+        compile_fast(body.nodes[0], env)
+        if fast and isinstance(body, nodes.Output) and len(body.nodes) == 1
         else None
     )
-    if fast is None:
+    if closure is None:
         return Expression(source=text, location=location, run=run, names=reads)
 
     def run_fast(scope: Mapping[str, Any]) -> Any:
-        try:
-            return fast(scope)
-        except FastUndefined as exc:
-            raise UndefinedError(str(exc)) from None
+        value = closure(scope)
+        if isinstance(value, Undefined):
+            bool(value)  # as `run`: StrictUndefined raises, naming what was undefined
+        return value
 
     return Expression(source=text, location=location, run=run_fast, names=reads)

@@ -2,29 +2,28 @@
 
 Jinja2 builds a fresh render context on every call, which costs more than the rule itself; the
 planner evaluates `when`s for every message of every customer. The expressions CSMs write are
-small (names, attributes, constants, comparisons, and/or/not, the `default` filter, the
-`defined` test, our helper functions), so those shapes are turned, once at load, into closures
-with the same meaning, the same strictness (a missing attribute raises) and no more reach than
-the sandbox: attribute access goes through `getattr` on the values we hand in, never to names
-starting with an underscore, and the only calls are the helpers in the scope. Anything else
-returns None and is left to Jinja.
+small (names, attributes, constants, comparisons, and/or/not, filters, tests, our helper
+functions), so those shapes are turned, once at load, into closures over Jinja's own runtime:
+the sandbox's `getattr` and `getitem` (its safety checks included), its undefined values
+(StrictUndefined: using one raises), its filter and test functions, Python's operators as
+Jinja's compiled code uses them. The same meaning by construction, which a property test
+holds against Jinja on generated expressions. Anything else returns None and is left to Jinja.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import nodes
+from jinja2.exceptions import SecurityError
+from jinja2.filters import FILTERS
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.tests import TESTS
 
 Scope = Mapping[str, Any]
 Fn = Callable[[Scope], Any]
-
-
-class Undefined(Exception):
-    """A name or attribute that is not there (StrictUndefined's meaning)."""
-
 
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "eq": operator.eq,
@@ -44,30 +43,18 @@ _BINARY: dict[type[nodes.Node], Callable[[Any, Any], Any]] = {
     nodes.FloorDiv: operator.floordiv,
     nodes.Mod: operator.mod,
 }
+#: Jinja's own filters and tests, those that take no environment or context
 _FILTERS: dict[str, Callable[..., Any]] = {
-    "lower": lambda v: v.lower(),
-    "upper": lambda v: v.upper(),
-    "length": len,
-    "int": int,
-    "float": float,
-    "abs": abs,
-    "round": round,
-    "string": str,
+    name: fn
+    for name in ("default", "d", "lower", "upper", "length", "int", "float", "abs", "round")
+    if getattr(fn := FILTERS[name], "jinja_pass_arg", None) is None
+}
+_TESTS: dict[str, Callable[..., Any]] = {
+    name: cast("Callable[..., Any]", fn)
+    for name in ("defined", "undefined", "none")
+    if getattr(fn := TESTS[name], "jinja_pass_arg", None) is None
 }
 _MISSING = object()
-
-
-def _attr(value: Any, name: str) -> Any:
-    if name.startswith("_"):
-        raise Undefined(f"{name!r} is not available")
-    try:
-        return getattr(value, name)
-    except AttributeError:
-        pass
-    try:
-        return value[name]
-    except (KeyError, TypeError, IndexError, AttributeError):
-        raise Undefined(f"{value!r} has no attribute {name!r}") from None
 
 
 def _all(*parts: Fn | None) -> list[Fn] | None:
@@ -77,43 +64,61 @@ def _all(*parts: Fn | None) -> list[Fn] | None:
     return [p for p in parts if p is not None]
 
 
-def compile_fast(node: nodes.Node) -> Fn | None:
-    """A closure for `node`, or None when it has a shape we leave to Jinja."""
+def _caller(env: ImmutableSandboxedEnvironment) -> Callable[..., Any]:
+    """A call as the sandbox makes it from an expression (`SandboxedEnvironment.call`, then
+    `Context.call` for a function that takes no context, as the helpers do)."""
+    safe, undefined = env.is_safe_callable, env.undefined
+
+    def call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not safe(fn):
+            raise SecurityError(f"{fn!r} is not safely callable")
+        try:
+            return fn(*args, **kwargs)
+        except StopIteration:
+            return undefined(
+                "value was undefined because a callable raised a StopIteration exception"
+            )
+
+    return call
+
+
+def compile_fast(node: nodes.Node, env: ImmutableSandboxedEnvironment) -> Fn | None:
+    """A closure for `node`, evaluated as `env` (the sandbox) would, or None when it has a
+    shape left to Jinja."""
     if isinstance(node, nodes.Const):
         value = node.value
         return lambda s: value
     if isinstance(node, nodes.Name):
-        name = node.name
+        name, undefined = node.name, env.undefined
 
         def load(s: Scope) -> Any:
             v = s.get(name, _MISSING)
-            if v is _MISSING:
-                raise Undefined(f"{name!r} is undefined")
-            return v
+            return undefined(name=name) if v is _MISSING else v
 
         return load
     if isinstance(node, nodes.Getattr):
-        got = _all(compile_fast(node.node))
+        got = _all(compile_fast(node.node, env))
         if got is None:
             return None
-        inner, attr = got[0], node.attr
-        return lambda s: _attr(inner(s), attr)
+        inner, attr, getattr_ = got[0], node.attr, env.getattr
+        return lambda s: getattr_(inner(s), attr)
     if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
-        got = _all(compile_fast(node.node))
-        key = node.arg.value
-        if got is None or not isinstance(key, str | int):
+        got = _all(compile_fast(node.node, env))
+        if got is None:
             return None
-        inner = got[0]
-        if isinstance(key, str):
-            return lambda s: _attr(inner(s), key)
-        return lambda s: inner(s)[key]
+        inner, key, getitem = got[0], node.arg.value, env.getitem
+        return lambda s: getitem(inner(s), key)
     if isinstance(node, nodes.List | nodes.Tuple):
-        items = _all(*(compile_fast(i) for i in node.items))
-        if items is None:
+        # constants only (`customer.plan in ["pro", "team"]`), the usual list of a rule
+        if not all(isinstance(i, nodes.Const) for i in node.items):
             return None
-        return lambda s: [i(s) for i in items]
+        values = [i.value for i in node.items if isinstance(i, nodes.Const)]
+        if isinstance(node, nodes.Tuple):
+            fixed = tuple(values)
+            return lambda s: fixed
+        return lambda s: list(values)  # a list of its own each time, as Jinja makes
     if isinstance(node, nodes.Not | nodes.Neg):
-        got = _all(compile_fast(node.node))
+        got = _all(compile_fast(node.node, env))
         if got is None:
             return None
         inner = got[0]
@@ -121,7 +126,7 @@ def compile_fast(node: nodes.Node) -> Fn | None:
             return lambda s: not inner(s)
         return lambda s: -inner(s)
     if isinstance(node, nodes.And | nodes.Or):
-        pair = _all(compile_fast(node.left), compile_fast(node.right))
+        pair = _all(compile_fast(node.left, env), compile_fast(node.right, env))
         if pair is None:
             return None
         left, right = pair
@@ -130,97 +135,69 @@ def compile_fast(node: nodes.Node) -> Fn | None:
         return lambda s: left(s) or right(s)
     if isinstance(node, nodes.BinExpr):
         op = _BINARY.get(type(node))
-        pair = _all(compile_fast(node.left), compile_fast(node.right))
+        pair = _all(compile_fast(node.left, env), compile_fast(node.right, env))
         if op is None or pair is None:
             return None
         fn, (lhs, rhs) = op, pair
         return lambda s: fn(lhs(s), rhs(s))
     if isinstance(node, nodes.Compare):
-        exprs = _all(compile_fast(node.expr), *(compile_fast(o.expr) for o in node.ops))
+        exprs = _all(compile_fast(node.expr, env), *(compile_fast(o.expr, env) for o in node.ops))
         fns = [_COMPARE.get(o.op) for o in node.ops]
         if exprs is None or any(f is None for f in fns):
             return None
         chain = list(zip([f for f in fns if f is not None], exprs[1:], strict=True))
         first = exprs[0]
 
-        def compare(s: Scope) -> bool:
+        def compare(s: Scope) -> Any:
             left = first(s)
+            result: Any = True
             for fn, expr in chain:
                 right = expr(s)
-                if not fn(left, right):
-                    return False
+                result = fn(left, right)
+                if not result:
+                    return result
                 left = right
-            return True
+            return result
 
         return compare
-    if isinstance(node, nodes.Test) and node.name in ("defined", "undefined", "none"):
-        got = _all(compile_fast(node.node)) if not node.args else None
+    if isinstance(node, nodes.Test):
+        test = _TESTS.get(node.name)
+        if test is None or node.args or node.kwargs or node.dyn_args or node.dyn_kwargs:
+            return None
+        got = _all(compile_fast(node.node, env))
         if got is None:
             return None
-        inner, kind = got[0], node.name
-
-        def test(s: Scope) -> bool:
-            try:
-                value = inner(s)
-            except Undefined:
-                return kind == "undefined"
-            if kind == "none":
-                return value is None
-            return kind == "defined"
-
-        return test
+        inner, check = got[0], test
+        return lambda s: check(inner(s))
     if isinstance(node, nodes.Filter):
-        if node.node is None or node.kwargs or node.dyn_args or node.dyn_kwargs:
+        filter_fn = _FILTERS.get(node.name)
+        if filter_fn is None or node.node is None or node.kwargs:
             return None
-        parts = _all(compile_fast(node.node), *(compile_fast(a) for a in node.args))
+        if node.dyn_args or node.dyn_kwargs:
+            return None
+        parts = _all(compile_fast(node.node, env), *(compile_fast(a, env) for a in node.args))
         if parts is None:
             return None
-        inner, args = parts[0], parts[1:]
-        if node.name in ("default", "d") and len(args) <= 1:
-            fallback: Fn = args[0] if args else (lambda s: "")
-
-            def default(s: Scope) -> Any:
-                try:
-                    return inner(s)
-                except Undefined:
-                    return fallback(s)
-
-            return default
-        filter_fn = _FILTERS.get(node.name)
-        if filter_fn is None:
-            return None
-        apply = filter_fn
+        inner, args, apply = parts[0], parts[1:], filter_fn
         return lambda s: apply(inner(s), *(a(s) for a in args))
     if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name):
         if node.dyn_args or node.dyn_kwargs:
             return None
-        helper = node.node.name
-        args_ = _all(*(compile_fast(a) for a in node.args))
-        values = _all(*(compile_fast(k.value) for k in node.kwargs))
-        if args_ is None or values is None:
+        callee = compile_fast(node.node, env)
+        args_ = _all(*(compile_fast(a, env) for a in node.args))
+        kwargs_ = _all(*(compile_fast(k.value, env) for k in node.kwargs))
+        if callee is None or args_ is None or kwargs_ is None:
             return None
-        kw = list(zip([k.key for k in node.kwargs], values, strict=True))
-        positional = args_
+        kw = list(zip([k.key for k in node.kwargs], kwargs_, strict=True))
+        positional, call, function = args_, _caller(env), callee
         consts = [a for a in node.args if isinstance(a, nodes.Const)]
         kw_consts = [(k.key, k.value) for k in node.kwargs if isinstance(k.value, nodes.Const)]
         if len(consts) == len(node.args) and len(kw_consts) == len(node.kwargs):
             # `sent_within("3d", human=True)`: the usual call, its arguments known at load
             fixed = tuple(a.value for a in consts)
             fixed_kw = {key: value.value for key, value in kw_consts}
-
-            def call_fixed(s: Scope) -> Any:
-                fn = s.get(helper)
-                if not callable(fn):
-                    raise Undefined(f"{helper!r} is not a function")
-                return fn(*fixed, **fixed_kw)
-
-            return call_fixed
-
-        def call(s: Scope) -> Any:
-            fn = s.get(helper)
-            if not callable(fn):
-                raise Undefined(f"{helper!r} is not a function")
-            return fn(*(a(s) for a in positional), **{k: v(s) for k, v in kw})
-
-        return call
+            return lambda s: call(function(s), fixed, fixed_kw)
+        return lambda s: call(
+            function(s), tuple(a(s) for a in positional), {k: v(s) for k, v in kw}
+        )
     return None
