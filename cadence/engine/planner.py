@@ -44,11 +44,16 @@ def email_id(member_ids: Iterable[str]) -> str:
 
 class _Account:
     """What the customers planned together share: the account-scope limits' points (the
-    account's ledger, then every email placed for any of them), which message leads each
-    placed email (for `won_by`), and the names of the emails placed (for reasons)."""
+    account's ledger, then every email placed for any of them), the zone their calendar
+    periods are counted in, which message leads each placed email (for `won_by`), and the
+    names of the emails placed (for reasons).
 
-    def __init__(self, contexts: Sequence[CustomerContext], rules: Rules) -> None:
-        self.contexts, self.rules = contexts, rules
+    An account's people may live in several zones, and a calendar day cannot be each one's
+    own for a count they share: an account-scope calendar limit counts the setup's days
+    (`default_timezone`)."""
+
+    def __init__(self, contexts: Sequence[CustomerContext], rules: Rules, tz: ZoneInfo) -> None:
+        self.contexts, self.rules, self.tz = contexts, rules, tz
         self.points: dict[str, PointSet] = {}
         self.placed_lead: dict[str, str] = {}  # email id -> its lead message
         self.planned = explain.Planned()
@@ -80,10 +85,10 @@ class _Planner:
         rules: Rules,
         now: datetime,
         tz: ZoneInfo,
-        account: _Account | None = None,
+        account: _Account,
     ):
         self.ctx, self.rules, self.now, self.tz = ctx, rules, now, tz
-        self.account = account if account is not None else _Account((ctx,), rules)
+        self.account = account
         self.decisions: dict[str, Decision] = {}
         self.emails: list[Email] = []
         self.wakeups: list[datetime] = []
@@ -292,7 +297,9 @@ class _Planner:
                     return None, blocks
                 t = opened
             for lim, points in limits:  # the first limit that blocks t, in rule order
-                blocked = check(lim, points, t, tz)
+                blocked = check(
+                    lim, points, t, self.account.tz if lim.scope is Scope.ACCOUNT else tz
+                )
                 if blocked is not None:
                     break
             else:
@@ -456,7 +463,7 @@ def plan_account(
         raise ValueError("plan_account needs an aware `now`")
     if len(contexts) == 1:
         return [plan_customer(contexts[0], rules, now, default_timezone)]
-    account = _Account(contexts, rules)
+    account = _Account(contexts, rules, zone(default_timezone))
     planners = [_Planner(c, rules, now, _zone(c, default_timezone), account) for c in contexts]
     _place([(p, u) for p in planners for u in p.prepare()])
     return [p.finish() for p in planners]
@@ -468,6 +475,7 @@ def plan_customer(
     """Decide every open message of one customer as of `now`."""
     if now.tzinfo is None:
         raise ValueError("plan_customer needs an aware `now`")
-    planner = _Planner(ctx, rules, now, _zone(ctx, default_timezone))
+    account = _Account((ctx,), rules, zone(default_timezone))
+    planner = _Planner(ctx, rules, now, _zone(ctx, default_timezone), account)
     _place([(planner, u) for u in planner.prepare()])
     return planner.finish()
