@@ -6,6 +6,7 @@ moment has come) are read, planned and written back, a batch at a time.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from cadence.config import Settings
     from cadence.rules.model import Rules
     from cadence.store.gateway import Store
+    from cadence.store.reading_ops import DecisionRecord
 
 
 def plan_due(
@@ -156,6 +158,38 @@ def preview(
 
 def _by_time(item: tuple[datetime, Decision]) -> tuple[datetime, str]:
     return item[0], item[1].message_id
+
+
+@dataclass(frozen=True)
+class Explanation:
+    message_id: str
+    history: tuple[DecisionRecord, ...]  # what passes decided, oldest first
+    # for a message still open: what the passes will decide, from a preview of its customer
+    upcoming: Decision | None
+    as_of: datetime
+
+
+def explain(
+    store: Store, settings: Settings, rules: Rules, message_id: str, as_of: datetime
+) -> Explanation | None:
+    """A message's decisions over time and, while it is open, what the passes will decide
+    next (the preview's decision: the same passes, not a guess). None: no such message."""
+    found = store.message(message_id)
+    if found is None:
+        return None
+    message, current = found
+    history = tuple(store.decision_history(message_id))
+    upcoming = None
+    if not current.final:
+        expires = message.expires_at or (message.send_after or as_of) + rules.max_delay
+        days = max(1, min(MAX_EXPLAIN_DAYS, math.ceil((expires - as_of) / timedelta(days=1))))
+        p = preview(store, settings, rules, message.customer_id, as_of, days)
+        upcoming = next((d for d in p.decisions if d.message_id == message_id), None)
+    return Explanation(message_id, history, upcoming, as_of)
+
+
+#: how far `explain` looks ahead for an open message: until it expires, at most this long
+MAX_EXPLAIN_DAYS = 90
 
 
 def runs_of(ctx: CustomerContext) -> list[PlaybookRun]:

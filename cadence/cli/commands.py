@@ -199,19 +199,23 @@ def emails_settle(
 def explain(
     message_id: Annotated[str, typer.Argument(help="a message id")],
     fmt: FormatOption = "table",
+    at: Annotated[str | None, typer.Option(help="as of this time (ISO 8601, with offset)")] = None,
 ) -> None:
-    """A message's decisions over time, each with its rules version, and what changed."""
+    """A message's decisions over time, each with its rules version, and what changed; for a
+    message still open, what the passes will decide next (as `preview` says)."""
     from cadence.cli.output import decision_json, iso
+    from cadence.planning import explain as explain_message
 
     _check_format(fmt)
     a = get_app()
+    as_of = now_or(at, "--at")
     with errors():
-        history = a.store.decision_history(message_id)
-    if not history:
-        fail(f"error: no decisions for message {message_id!r}")
+        found = explain_message(a.store, a.settings, a.rules(), message_id, as_of)
+    if found is None:
+        fail(f"error: no message {message_id!r}")
     rows = []
     previous: dict[str, object] | None = None
-    for record in history:
+    for record in found.history:
         item = {"decided_at": iso(record.decided_at), **decision_json(record.decision)}
         if previous is not None:
             item["changed"] = sorted(
@@ -221,8 +225,10 @@ def explain(
             )
         rows.append(item)
         previous = item
+    upcoming = decision_json(found.upcoming) if found.upcoming is not None else None
     if fmt == "json":
-        typer.echo(json.dumps({"message": message_id, "history": rows}, indent=2))
+        out = {"message": message_id, "history": rows, "upcoming": upcoming, "as_of": iso(as_of)}
+        typer.echo(json.dumps(out, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -242,4 +248,16 @@ def explain(
             str(r["reason"]),
             ", ".join(r.get("changed", [])),
         )
+    if upcoming is not None:
+        table.add_row(
+            f"next (preview as of {str(iso(as_of))[:16]})",
+            str(upcoming["status"]),
+            str(upcoming["send_at"] or "")[:16],
+            str(upcoming["rule"] or ""),
+            str(upcoming["rules_version"] or ""),
+            str(upcoming["reason"]),
+            "",
+        )
+    if not rows and upcoming is None:
+        table.add_row("", "", "", "", "", "not decided yet: no pass has planned it", "")
     Console().print(table)

@@ -46,6 +46,13 @@ class ReadingOps:
             ).mappings()
             return [(convert.message(r), convert.decision(r)) for r in rows]
 
+    def message(self, message_id: str) -> tuple[Message, Decision] | None:
+        """One message and its current decision."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(messages).where(messages.c.id == message_id)).mappings()
+            found = row.first()
+            return None if found is None else (convert.message(found), convert.decision(found))
+
     def emails_of(self, customer_id: str) -> list[tuple[Email, str]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
