@@ -33,6 +33,7 @@ class App:
     _store: Store | None = field(default=None, repr=False)
     _rules: Rules | None = field(default=None, repr=False)
     _renderer: Renderer | None = field(default=None, repr=False)
+    _secret: bytes | None = field(default=None, repr=False)
 
     @property
     def store(self) -> Store:
@@ -72,15 +73,16 @@ class App:
     def unsubscribe_secret(self) -> bytes:
         """From the environment variable the config names; else one generated once and kept
         in the database, so links keep working across restarts of a setup with no secret."""
-        name = self.settings.unsubscribe.secret_env
-        value = os.environ.get(name) if name else None
-        if value:
-            return value.encode()
-        stored = self.store.get_meta(UNSUBSCRIBE_SECRET)
-        if stored is None:
-            stored = secrets.token_urlsafe(32)
-            self.store.set_meta(UNSUBSCRIBE_SECRET, stored)
-        return stored.encode()
+        if self._secret is None:
+            name = self.settings.unsubscribe.secret_env
+            value = os.environ.get(name) if name else None
+            if value:
+                self._secret = value.encode()
+            else:
+                # the first to store one wins: two daemons starting together sign alike
+                stored = self.store.meta_once(UNSUBSCRIBE_SECRET, secrets.token_urlsafe(32))
+                self._secret = stored.encode()
+        return self._secret
 
     def close(self) -> None:
         if self._store is not None:

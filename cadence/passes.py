@@ -112,6 +112,18 @@ def run_pass(
         report.dispatch = dispatcher.run(now, batch=claim_batch)
         d = report.dispatch
         metrics.record_dispatch(len(d.sent), len(d.failed), d.retried, d.unconfirmed)
+        if (d.sent or d.failed or d.retried) and not report.more_to_plan and keep_planning():
+            # the customers whose emails went (or failed) want a look at once (their history
+            # moved): the pass ends with their plans settled, not with them waiting for it
+            more, report.more_to_plan = plan_some(
+                store,
+                rules,
+                now,
+                app.settings.default_timezone,
+                batch=plan_batch,
+                keep_planning=keep_planning,
+            )
+            report.planned += more
     finally:
         if own_transport:
             transport.close()

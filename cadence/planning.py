@@ -10,9 +10,11 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 from cadence.engine import plan_account
+from cadence.engine.limits import counts_for_account
 from cadence.engine.playbooks import PlaybookRun
 from cadence.model import Customer, CustomerContext, Decision, Email, Message, Plan
 
@@ -61,14 +63,20 @@ def plan_some(
     # back unplanned, and must end the pass rather than spin on it.
     planned = 0
     previous: set[str] = set()
+    account_mail = partial(counts_for_account, rules=rules) if rules.plans_accounts else None
     while True:
-        ids = [i for i in store.customers_to_plan(now, batch) if i not in previous]
+        found = store.customers_to_plan(now, batch)
+        ids = [i for i in found if i not in previous]
         if not ids:
             return planned, False
         previous = set(ids)
         planned += store.plan_batch(
-            ids, now, rules.lookback(), plan, rules.version, accounts=rules.plans_accounts
+            ids, now, rules.lookback(), plan, rules.version, account_mail=account_mail
         )
+        if len(found) < batch:
+            # every customer that needed a plan was in this batch: what is left was marked
+            # meanwhile, and the next pass plans it (no second look for nothing each pass)
+            return planned, False
         if not keep_planning():
             return planned, True
 

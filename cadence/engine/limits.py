@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cadence.model import Message, Sent
-from cadence.rules.model import CalendarUnit, Limit, Rules
+from cadence.rules.model import CalendarUnit, Limit, Rules, Scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +112,14 @@ def _check_rolling(
 def counts_against_limits(message: Message) -> bool:
     """Transactional mail and internal alerts to the owner never count against a limit."""
     return not message.transactional and message.to is None
+
+
+def counts_for_account(message: Message, rules: Rules) -> bool:
+    """Whether a limit of account scope counts this message: its customer's plan then
+    depends on the rest of the account's mail."""
+    if not counts_against_limits(message):
+        return False
+    return any(lim.scope is Scope.ACCOUNT for lim in rules.index.applicable(message).limits)
 
 
 #: an email of the ledger: when it went, its id, and the `id()`s of the limits it counts

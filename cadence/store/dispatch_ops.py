@@ -254,6 +254,15 @@ class DispatchOps(ClaimOps):
         without a provider event or an operator. Returns (released, unconfirmed). Each
         change is a conditional UPDATE, so an email its daemon settles at the same moment
         keeps that daemon's outcome."""
+        with self.engine.connect() as conn:
+            # most passes find none: a read, not a write transaction, says so
+            ran_out = conn.scalar(
+                select(emails.c.id)
+                .where(emails.c.status.in_(("claimed", "sending")), emails.c.lease_until < now)
+                .limit(1)
+            )
+        if ran_out is None:
+            return 0, 0
         with self.engine.begin() as conn:
             expired = list(
                 conn.scalars(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,13 +39,9 @@ def load_contexts(
 ) -> list[CustomerContext]:
     """The customers' contexts; with `pending_rows`, their open messages' rows are left
     there by id (what the writing side compares the new decisions with). Without
-    `account`, no other customer's mail; without `open_messages`, no open messages nor
-    their decisions (a sweep reads neither: most of a context's reading).
-
-    The account's other customers' mail is what they were sent, for customers planned
-    with their account (`plan_account` places everyone's emails anew); with
-    `peers_planned`, what is planned for them too, for a customer planned alone while the
-    plans of the rest of its account stand."""
+    `account`, no other customer's mail (see `with_accounts`); without `open_messages`, no
+    open messages nor their decisions (a sweep reads neither: most of a context's
+    reading)."""
     if not ids:
         return []
     since = now - lookback
@@ -66,12 +62,6 @@ def load_contexts(
         if open_messages
         else []
     )
-    accounts = sorted({c.account for c in custs if c.account}) if account else []
-    peers: dict[str, list[str]] = defaultdict(list)
-    if accounts:
-        where, params = db.in_ids("account", accounts)
-        for cid, acct in db.fetch(f"SELECT id, account FROM customers WHERE {where}", params):
-            peers[acct].append(cid)
     pending: dict[str, list[Message]] = defaultdict(list)
     previous: dict[str, dict[str, Any]] = defaultdict(dict)
     known: dict[str, Message] = {}
@@ -81,28 +71,55 @@ def load_contexts(
         previous[r["customer_id"]][r["id"]] = convert.decision(r)
         if pending_rows is not None:
             pending_rows[r["id"]] = r
-    scope_ids = sorted(set(ids) | {p for group in peers.values() for p in group})
-    planned: set[str] = set()
-    history = _history(
-        db, scope_ids, since, known=known, planned=planned if peers_planned else None
-    )
+    history = _history(db, ids, since, known=known)
     runs = _playbook_runs(db, ids)
-    out = []
-    for c in custs:
-        others = [p for p in peers.get(c.account or "", []) if p != c.id] if c.account else []
-        out.append(
-            CustomerContext(
-                customer=c,
-                pending=tuple(pending[c.id]),
-                history=tuple(s for s in history.get(c.id, ()) if s.id not in planned),
-                account_history=tuple(s for o in others for s in history.get(o, ())),
-                last_contact={
-                    k: datetime.fromisoformat(v) for k, v in (contact.get(c.id) or {}).items()
-                },
-                previous=previous[c.id],
-                playbook_runs=runs.get(c.id, {}),
-            )
+    out = [
+        CustomerContext(
+            customer=c,
+            pending=tuple(pending[c.id]),
+            history=tuple(history.get(c.id, ())),
+            last_contact={
+                k: datetime.fromisoformat(v) for k, v in (contact.get(c.id) or {}).items()
+            },
+            previous=previous[c.id],
+            playbook_runs=runs.get(c.id, {}),
         )
+        for c in custs
+    ]
+    return with_accounts(db, out, since, peers_planned=peers_planned) if account else out
+
+
+def with_accounts(
+    db: Driver,
+    contexts: Sequence[CustomerContext],
+    since: datetime,
+    *,
+    peers_planned: bool = False,
+) -> list[CustomerContext]:
+    """The contexts with the mail of their accounts' other customers (`account_history`):
+    what those were sent, for customers planned with their account (`plan_account` places
+    everyone's emails anew); with `peers_planned`, what is planned for them too, for a
+    customer planned alone while the plans of the rest of its account stand."""
+    accounts = sorted({c.customer.account for c in contexts if c.customer.account})
+    if not accounts:
+        return list(contexts)
+    peers: dict[str, list[str]] = defaultdict(list)
+    where, params = db.in_ids("account", accounts)
+    for cid, acct in db.fetch(f"SELECT id, account FROM customers WHERE {where}", params):
+        peers[acct].append(cid)
+    known = {m.id: m for c in contexts for m in c.pending}
+    history = _history(
+        db,
+        sorted({p for group in peers.values() for p in group}),
+        since,
+        known=known,
+        planned=set() if peers_planned else None,
+    )
+    out = []
+    for c in contexts:
+        others = [p for p in peers.get(c.customer.account or "", []) if p != c.customer.id]
+        mail = tuple(s for o in others for s in history.get(o, ()))
+        out.append(replace(c, account_history=mail) if mail else c)
     return out
 
 

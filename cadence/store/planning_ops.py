@@ -7,12 +7,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import false, func, select, text, true, update
+from sqlalchemy import func, select, text, update
 
-from cadence.model import CustomerContext, Plan
+from cadence.model import CustomerContext, Message, Plan
 from cadence.store import plan_reading, plan_writing
 from cadence.store.driver import Driver
-from cadence.store.tables import UNPLANNED_TRANSACTIONAL, customers, emails, events
+from cadence.store.tables import UNPLANNED_TRANSACTIONAL, customers, emails
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -25,26 +25,26 @@ class PlanningOps:
     def customers_to_plan(self, now: datetime, limit: int) -> list[str]:
         """Customers with transactional mail not planned yet, then those marked dirty, then
         those whose next planned moment has come. Each lookup on an index of its own (an `OR`
-        would scan every customer): an idle tick must cost the same at ten thousand
-        customers as at a million. Receipts first: they must leave within a second even
-        while a burst of other mail is being planned."""
+        would scan every customer), the three in one statement: an idle tick must cost the
+        same at ten thousand customers as at a million, and a pass asks at least once.
+        Receipts first: they must leave within a second even while a burst of other mail is
+        being planned."""
         with self.engine.connect() as conn:
-            found = self._unplanned_transactional(conn, limit)
-            if len(found) < limit:
-                found += conn.scalars(
-                    # `= true`, not `IS true`: PostgreSQL uses an index only for the former
-                    select(customers.c.id).where(customers.c.dirty == true()).limit(limit)
-                )
-            found = list(dict.fromkeys(found))
-            if len(found) >= limit:
-                return found[:limit]
-            due = conn.scalars(
-                select(customers.c.id)
-                .where(customers.c.next_plan_at <= now)
-                .order_by(customers.c.next_plan_at)
-                .limit(limit - len(found))
+            db = Driver(conn)
+            urgent = UNPLANNED_TRANSACTIONAL["postgresql" if db.postgres else "sqlite"]
+            no_time = "CAST(NULL AS timestamptz)" if db.postgres else "NULL"
+            rows = db.fetch(
+                "SELECT k, id FROM ("
+                f"SELECT 0 AS k, u.customer_id AS id, {no_time} AS t FROM (SELECT DISTINCT "
+                f"customer_id FROM messages WHERE {urgent} LIMIT ?) AS u "
+                f"UNION ALL SELECT 1, d.id, {no_time} FROM (SELECT id FROM customers "
+                f"WHERE dirty = {'true' if db.postgres else '1'} LIMIT ?) AS d "
+                "UNION ALL SELECT 2, n.id, n.next_plan_at FROM (SELECT id, next_plan_at "
+                "FROM customers WHERE next_plan_at <= ? ORDER BY next_plan_at LIMIT ?) AS n"
+                ") AS due ORDER BY k, t",
+                [limit, limit, db.time(now), limit],
             )
-            return list(dict.fromkeys([*found, *due]))
+        return list(dict.fromkeys(cid for _, cid in rows))[:limit]
 
     def has_unplanned_transactional(self) -> bool:
         """Whether a receipt (or other transactional mail) waits for its first plan: what a
@@ -78,17 +78,18 @@ class PlanningOps:
             )
 
     def next_wakeup(self) -> datetime | None:
-        """The earliest time anything is due: a planned email, or a customer's next plan."""
+        """The earliest time anything is due: a planned email, a customer's next plan, an
+        event taking effect (one statement, each part on an index of its own)."""
         with self.engine.connect() as conn:
-            a = conn.scalar(select(func.min(emails.c.send_at)).where(emails.c.status == "planned"))
-            b = conn.scalar(select(func.min(customers.c.next_plan_at)))
-            c = conn.scalar(select(func.min(events.c.at)).where(events.c.processed == false()))
-        times = [t for t in (a, b, c) if t is not None]
-        if times and any(isinstance(t, str) for t in times):  # SQLite aggregate: text
-            times = [datetime.fromisoformat(str(t)).replace(tzinfo=None) for t in times]
-        from datetime import UTC
-
-        times = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in times]
+            db = Driver(conn)
+            ((a, b, c),) = db.fetch(
+                "SELECT (SELECT min(send_at) FROM emails WHERE status = 'planned'), "
+                "(SELECT min(next_plan_at) FROM customers), "
+                f"(SELECT min(at) FROM events WHERE processed = {'false' if db.postgres else '0'})",
+                [],
+            )
+            read = db.reader("time")
+        times = [read(t) if read else t for t in (a, b, c) if t is not None]
         return min(times) if times else None
 
     def load_contexts(
@@ -113,16 +114,20 @@ class PlanningOps:
         plan: Callable[[Sequence[CustomerContext]], Sequence[Plan]],
         rules_version: str,
         *,
-        accounts: bool = False,
+        account_mail: Callable[[Message], bool] | None = None,
     ) -> int:
-        """Read, plan and write back a batch in one transaction, the customers in their
-        groups (`plan_reading.units`: with `accounts`, an account where something changed
-        is planned whole), each group planned by one call of `plan`. On PostgreSQL each
-        customer is locked for the transaction (an advisory lock); a group with a customer
-        another daemon holds is left to it, so limits hold however many daemons run."""
+        """Read, plan and write back a batch in one transaction, each group of customers
+        planned by one call of `plan`. With `account_mail` (which messages an account-scope
+        limit counts: the rules plan accounts together), a customer with such mail open is
+        planned with the others of its account that have some (`plan_reading.units`: all
+        of them where something changed in the account, else alone against their standing
+        plans), seeing the account's mail; the rest of the customers asked for are planned
+        alone. On PostgreSQL each customer is locked for the transaction (an advisory
+        lock); a group with a customer another daemon holds is left to it, so limits hold
+        however many daemons run."""
         with self.engine.begin() as conn:
             db = Driver(conn)
-            groups = plan_reading.units(db, ids, accounts=accounts)
+            groups = plan_reading.units(db, ids, accounts=account_mail is not None)
             if self.is_postgres:
                 held = set(
                     conn.scalars(
@@ -135,23 +140,49 @@ class PlanningOps:
                 )
                 groups = [g for g in groups if held.issuperset(g.ids)]
             read: dict[str, Any] = {}
-            contexts: dict[str, CustomerContext] = {}
-            for alone in (False, True):
+            contexts = {
+                c.customer.id: c
                 for c in plan_reading.load_contexts(
                     db,
-                    [i for g in groups if g.peers_planned == alone for i in g.ids],
+                    [i for g in groups for i in g.ids],
                     now,
                     lookback,
-                    account=accounts,
-                    peers_planned=alone,
+                    account=False,
                     pending_rows=read,
+                )
+            }
+            asked = set(ids)
+            together: list[list[str]] = []  # planned with their account: its mail sent
+            against: list[str] = []  # planned alone against the account's standing plans
+            alone: list[CustomerContext] = []
+            for group in groups:
+                members = [contexts[i] for i in group.ids if i in contexts]
+                sharing = [
+                    c
+                    for c in members
+                    if account_mail is not None and any(account_mail(m) for m in c.pending)
+                ]
+                # who has no mail an account limit counts plans the same alone, and only
+                # if it asked: nothing of the account's changes its plan
+                alone += [c for c in members if c not in sharing and c.customer.id in asked]
+                if sharing and group.peers_planned:
+                    against += [c.customer.id for c in sharing]
+                elif sharing:
+                    together.append([c.customer.id for c in sharing])
+            since = now - lookback
+            for peers_planned, wanted in (
+                (False, [i for g in together for i in g]),
+                (True, against),
+            ):
+                for c in plan_reading.with_accounts(
+                    db, [contexts[i] for i in wanted], since, peers_planned=peers_planned
                 ):
                     contexts[c.customer.id] = c
             plans: list[Plan] = []
-            for group in groups:
-                members = [contexts[i] for i in group.ids if i in contexts]
-                if members:
-                    plans.extend(plan(members))
+            for ids_ in together:
+                plans.extend(plan([contexts[i] for i in ids_]))
+            for c in [*(contexts[i] for i in against), *alone]:
+                plans.extend(plan([c]))
             plan_writing.save_plans(db, plans, rules_version, current=read)
             return len(plans)
 

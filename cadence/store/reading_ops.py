@@ -114,6 +114,14 @@ class ReadingOps:
             value: str | None = conn.scalar(select(meta.c.value).where(meta.c.key == key))
             return value
 
+    def meta_once(self, key: str, value: str) -> str:
+        """The value kept under `key`: `value` if none was, else the one kept already."""
+        with self.engine.begin() as conn:
+            statement = upsert(conn, meta).values(key=key, value=value)
+            conn.execute(statement.on_conflict_do_nothing(index_elements=[meta.c.key]))
+            kept: str = conn.scalar(select(meta.c.value).where(meta.c.key == key))
+            return kept
+
     def set_meta(self, key: str, value: str) -> None:
         # one upsert: three daemons starting together all write the rules version, and a
         # look-then-insert let two of them insert it (a unique violation that stopped them)
