@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from bench import figures as F
 from bench.generate import generate
 from bench.preview import preview_time
+from bench.virtual_time import demo_time, simulate_time
 
 SIZES = {"1k": 1_000, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 T = TypeVar("T")
@@ -72,7 +73,12 @@ def _step(label: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def run_database(
-    db: str, n: int, folder: Path, sample: int, only: set[str] | None = None
+    db: str,
+    n: int,
+    folder: Path,
+    sample: int,
+    only: set[str] | None = None,
+    simulate_size: int = 1_000,
 ) -> list[F.Figure]:
     from cadence.store.db import upgrade
     from cadence.store.gateway import Store
@@ -127,6 +133,12 @@ def run_database(
         if db == "sqlite":
             steps += [
                 (
+                    "simulate",
+                    f"simulate over {simulate_size:,} customers",
+                    lambda: simulate_time(folder, simulate_size, now),
+                ),
+                ("demo", "cadence demo", lambda: demo_time(folder)),
+                (
                     "dispatch",
                     "dispatch, one daemon",
                     lambda: [
@@ -175,7 +187,13 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help="measure only these (comma-separated): planner, replan, incremental, preview, "
-        "dispatch, memory, latency",
+        "simulate, demo, dispatch, memory, latency",
+    )
+    parser.add_argument(
+        "--simulate-size",
+        default="1k",
+        choices=SIZES,
+        help="customers in the simulate figure's own ledger (it runs 14 days of passes)",
     )
     args = parser.parse_args()
     n = SIZES[args.size]
@@ -185,7 +203,7 @@ def main() -> None:
     try:
         for db in args.db.split(","):
             only = set(args.only.split(",")) if args.only else None
-            results[db] = run_database(db, n, folder, args.sample, only)
+            results[db] = run_database(db, n, folder, args.sample, only, SIZES[args.simulate_size])
     finally:
         if not args.workdir:
             shutil.rmtree(folder, ignore_errors=True)

@@ -139,9 +139,12 @@ class Daemon:
             self._busy.release()
 
     def _wake_for_next(self) -> None:
-        """The next tick comes when the next email is due (or a customer's next moment, or an
-        event's), if that is sooner than the interval: the daemon does not poll for it."""
-        wake = self.app.store.next_wakeup()
+        """The next tick comes when the next email is due (or a customer's next moment, an
+        event's, a sweep period's start: the moments `simulate` steps through), if that is
+        sooner than the interval: the daemon does not poll for it."""
+        from cadence.timeline import next_moment
+
+        wake = next_moment(self.app.store, self.app.rules(), utcnow())
         if wake is None or self.stopping.is_set():
             return
         job = self.scheduler.get_job("tick")
@@ -209,12 +212,13 @@ class Daemon:
         settings = self.app.settings
         tick: timedelta = settings.daemon.tick
         rules = self.app.rules()
-        every = [p.every for p in rules.playbooks if p.every is not None]
-        sweep_every = min(every) if every else timedelta(hours=1)
         now = utcnow()
         for job, every_, first in (
             (self.tick, tick, now),
-            (self.sweep, sweep_every, now),
+            # a sweep runs once a period, as of its start (`lifecycle.sweep_all`): asked as
+            # often as the tick, it does its work within a tick of each period's start, and
+            # otherwise only reads when the last period swept began
+            (self.sweep, tick, now),
             (self.watch, timedelta(seconds=2), None),
             (self.urgent, URGENT_POLL, None),
         ):
