@@ -88,14 +88,18 @@ def run_pass(
     report.created, report.cancelled = process_events(store, rules, now)
     if sweep:
         report.swept = sweep_all(store, rules, now)
-    report.planned, report.more_to_plan = plan_some(
-        store,
-        rules,
-        now,
-        app.settings.default_timezone,
-        batch=plan_batch,
-        keep_planning=keep_planning,
-    )
+
+    def plan() -> tuple[int, bool]:
+        return plan_some(
+            store,
+            rules,
+            now,
+            app.settings.default_timezone,
+            batch=plan_batch,
+            keep_planning=keep_planning,
+        )
+
+    report.planned, report.more_to_plan = plan()
     own_transport = transport is None
     transport = transport or make_transport(app.settings)
     try:
@@ -115,14 +119,7 @@ def run_pass(
         if (d.sent or d.failed or d.retried) and not report.more_to_plan and keep_planning():
             # the customers whose emails went (or failed) want a look at once (their history
             # moved): the pass ends with their plans settled, not with them waiting for it
-            more, report.more_to_plan = plan_some(
-                store,
-                rules,
-                now,
-                app.settings.default_timezone,
-                batch=plan_batch,
-                keep_planning=keep_planning,
-            )
+            more, report.more_to_plan = plan()
             report.planned += more
     finally:
         if own_transport:

@@ -21,16 +21,10 @@ from hypothesis import strategies as st
 from cadence.engine import plan_account
 from cadence.engine.limits import calendar_period
 from cadence.model import CustomerContext, Email, Message, Plan, Sent
-from cadence.rules.model import CalendarUnit, Filter, Limit, Over, Rules, Scope
+from cadence.rules.model import CalendarUnit, Limit, Over, Rules, Scope
 
 from .engine_helpers import NOW, customer, limit, merge, msg, recorded, rules, window
-from .test_engine_properties import CATS, ROLES, TOPICS, ZONES, H
-
-filters = st.builds(
-    Filter,
-    roles=st.none() | st.frozensets(st.sampled_from(ROLES), min_size=1, max_size=3),
-    categories=st.none() | st.frozensets(st.sampled_from(CATS), min_size=1, max_size=3),
-)
+from .test_engine_properties import CATS, ROLES, TOPICS, ZONES, H, filters
 
 
 @st.composite
