@@ -34,8 +34,8 @@ log = logging.getLogger("cadence.timeline")
 #: what signs the unsubscribe links of emails rendered on a scratch copy: never a live secret
 SCRATCH_SECRET = "scratch copy: links made here unsubscribe nobody"
 
-#: passes at one moment, at most, before a run steps on: a pass leaves at most a look again
-#: due at its own moment (a customer whose email went), which the next pass settles
+#: passes at one moment, at most, before a run steps on: a pass seldom leaves anything due
+#: at its own moment, and the next pass settles it
 SAME_MOMENT = 3
 #: how far a run steps when passes at a moment leave something due at it (never seen), so
 #: that it cannot spin
@@ -69,9 +69,9 @@ def run_between(
         if later is None:
             return passes
         if later <= t:
-            # what the pass did is due a look at once (a customer whose email just went is
-            # planned again, its history moved): another pass at the same moment, as a
-            # daemon's next tick would run; never many in a row
+            # the pass left something due at its own moment (a retry due at once, planning
+            # it stopped early): another pass at the same moment, as the daemon's next tick
+            # would run; never many in a row
             again += 1
             if again <= SAME_MOMENT:
                 continue

@@ -1,7 +1,7 @@
-"""`plan_customer`: one customer's open messages in, one decision each and the emails out.
+"""`plan_customer`: one customer's open messages in, one decision each and the emails out;
+`plan_account`: the same for customers whose mail a limit of account scope counts together.
 
-Pure: no clock, no I/O. The same context, rules and time always give the same plan, which is
-what makes `preview`, `simulate` and the daemon agree.
+Pure: no clock, no I/O. The same contexts, rules and time always give the same plans.
 
 The order of work:
 1. messages past their `expires_at` expire; internal owner alerts and transactional mail go at
@@ -11,7 +11,9 @@ The order of work:
    the one suppressed);
 3. each survivor's earliest time inside its send window; merge rules cluster them into units;
 4. units are placed one at a time, earliest feasible slot first (the higher priority wins a
-   tie), each limit checked against the ledger and the units placed before it.
+   tie, then the lead message's id), each limit checked against the ledger and the units
+   placed before it: the customer's own, and for a limit of account scope every customer's
+   planned together.
 """
 
 from __future__ import annotations
@@ -310,10 +312,6 @@ class _Planner:
             t = max(blocked.next_try, t + _STEP)
         return None, blocks
 
-    def reunit(self, unit: Unit, rest: list[Candidate]) -> Unit:
-        """What is left of a unit once its members that expire first are gone."""
-        return Unit(rest, max(c.base for c in rest), unit.rule)
-
     def _commit(self, unit: Unit, t: datetime, blocks: list[Blocked]) -> None:
         ordered = unit.members
         if len(ordered) > 1:
@@ -435,8 +433,8 @@ def _place(entries: list[Entry]) -> None:
             for c in late:
                 planner._expire(c, t, blocks)
             rest = [c for c in unit.members if c.expires >= t]
-            if rest:
-                pending.append((planner, planner.reunit(unit, rest)))
+            if rest:  # what is left once the members that expire first are gone
+                pending.append((planner, Unit(rest, max(c.base for c in rest), unit.rule)))
             continue
         planner._commit(unit, t, blocks)
         touched = {id(points) for _, points in planner._limits_of(unit)}

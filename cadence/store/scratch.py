@@ -13,8 +13,10 @@ customers, then wound back to the moment the run starts:
 - with `replay` (until a time), messages recorded from other systems in between become
   candidates, as if cadence had been asked to send them.
 
-Starting at the present, winding back changes little: the run starts where the live ledger
-stands. Nothing here touches the live ledger, which is only read.
+Customer attributes stay as they are now (what an import set has no history); events at or
+after the start merge theirs again when their time comes. Starting at the present, winding
+back changes little: the run starts where the live ledger stands. Nothing here touches the
+live ledger, which is only read.
 """
 
 from __future__ import annotations
@@ -300,14 +302,8 @@ def sent_between(
     names = [c.name for c in emails.columns]
     with store.engine.connect() as conn:
         db = Driver(conn)
-        where, params = (
-            "status = ? AND sent_at >= ? AND sent_at <= ?",
-            [
-                "sent",
-                db.time(start),
-                db.time(end),
-            ],
-        )
+        where = "status = ? AND sent_at >= ? AND sent_at <= ?"
+        params = ["sent", db.time(start), db.time(end)]
         if customer_ids is not None:
             ids, more = db.in_ids("customer_id", sorted(set(customer_ids)))
             where, params = f"{where} AND {ids}", [*params, *more]
