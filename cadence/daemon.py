@@ -14,11 +14,11 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cadence.clock import utcnow
 
@@ -95,7 +95,7 @@ class Daemon:
         self.scheduler = BlockingScheduler(timezone="UTC")
         self.folders = (Path(app.settings.rules_dir), Path(app.settings.templates_dir))
         self.digest = folder_digest(*self.folders)
-        self.last_tick: Any = None
+        self.last_tick: datetime | None = None
         self._busy = threading.Lock()
 
     def tick(self) -> None:
@@ -113,13 +113,17 @@ class Daemon:
                 # not after the burst, and a burst does not wait for everyone to be planned
                 now = utcnow()
                 started = time.monotonic()
+
+                def within(seconds: float, since: float = started) -> Callable[[], bool]:
+                    return lambda: time.monotonic() - since < seconds
+
                 report = run_pass(
                     self.app,
                     now,
                     sweep=False,
                     should_stop=self.stopping.is_set,
-                    keep_planning=lambda t=started: time.monotonic() - t < PASS_PLANNING,
-                    keep_claiming=lambda t=started: time.monotonic() - t < PASS_SENDING,
+                    keep_planning=within(PASS_PLANNING),
+                    keep_claiming=within(PASS_SENDING),
                     plan_batch=PLAN_BATCH,
                     claim_batch=min(PASS_CLAIM, self.app.settings.daemon.claim_batch),
                 )
@@ -262,8 +266,8 @@ class Daemon:
         """For /healthz: the scheduler ticked recently (three ticks' worth of slack)."""
         if self.last_tick is None:
             return not self.stopping.is_set()
-        slack = max(self.app.settings.daemon.tick * 3, timedelta(seconds=10))
-        return utcnow() - self.last_tick < slack
+        slack: timedelta = max(self.app.settings.daemon.tick * 3, timedelta(seconds=10))
+        return bool(utcnow() - self.last_tick < slack)
 
 
 def run_daemon(app: App) -> None:

@@ -46,7 +46,7 @@ BACKOFF_CAP = timedelta(minutes=30)
 
 def backoff(attempts: int) -> timedelta:
     """2s, 4s, 8s... up to 30 minutes, each with +-50% jitter so retries do not march together."""
-    delay = min(BACKOFF_BASE * (2**attempts), BACKOFF_CAP)
+    delay: timedelta = min(BACKOFF_BASE * (2**attempts), BACKOFF_CAP)
     return delay * random.uniform(0.5, 1.5)
 
 

@@ -61,11 +61,11 @@ def build(rows: ReportRows, since: datetime, until: datetime, default_tz: str) -
     sent_emails: dict[str, dict[str, set[str]]] = {d: defaultdict(set) for d in rates}
     for e in rows.emails:
         for mid in e["members"]:
-            m = by_id.get(mid)
-            if m is None:
+            member = by_id.get(mid)
+            if member is None:
                 continue
             for d in rates:
-                sent_emails[d][m.get(d) or "(none)"].add(e["id"])
+                sent_emails[d][member.get(d) or "(none)"].add(e["id"])
     for d, groups in sent_emails.items():
         for key, ids in groups.items():
             n = len(ids)

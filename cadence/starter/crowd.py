@@ -42,7 +42,8 @@ NAMES = [
     "Tara",
 ]
 # role, category, template, topics, transactional, weekly chance
-MAIL = [
+#: role, category, template, topics, transactional, the chance of one a week
+MAIL: list[tuple[str, str, str | None, list[str | None], bool, float]] = [
     (
         "marketing",
         "announcement",
@@ -65,7 +66,7 @@ def _iso(t: datetime) -> str:
 
 
 def _data(template: str | None, i: int) -> dict[str, Any]:
-    return {
+    data: dict[str, dict[str, Any]] = {
         "feature_announcement": {"feature": "Reports", "summary": "Build a report in two clicks."},
         "upgrade_offer": {"plan": "Enterprise", "discount": "15%"},
         "onboarding_welcome": {
@@ -74,7 +75,8 @@ def _data(template: str | None, i: int) -> dict[str, Any]:
         },
         "product_tour": {"highlights": ["Dashboards", "Alerts"]},
         "receipt": {"amount": "$49.00", "invoice": f"INV-C{i:04d}"},
-    }.get(template or "", {})
+    }
+    return data.get(template or "", {})
 
 
 def crowd_records(base: datetime, n: int = 200, seed: int = 11) -> dict[str, list[dict[str, Any]]]:

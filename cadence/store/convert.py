@@ -18,13 +18,16 @@ from cadence.model import (
     Status,
 )
 
+#: a row as SQLAlchemy (a `RowMapping`) or the driver (a dict) hands it over
+Row = Mapping[Any, Any]
+
 # enum members by value: `Status(text)` goes through Enum's lookup machinery, a tenth of the
 # time of turning a row into a decision (an unknown value still raises as it did)
 _STATUS = {s.value: s for s in Status}
 _KIND = {k.value: k for k in MessageKind}
 
 
-def customer(row: Mapping[str, Any]) -> Customer:
+def customer(row: Row) -> Customer:
     return Customer(
         id=row["id"],
         email=row["email"],
@@ -44,7 +47,7 @@ def customer(row: Mapping[str, Any]) -> Customer:
     )
 
 
-def message(row: Mapping[str, Any]) -> Message:
+def message(row: Row) -> Message:
     sender = Sender(row["sender_email"], row["sender_name"]) if row["sender_email"] else None
     return Message(
         id=row["id"],
@@ -126,7 +129,7 @@ def details(d: Decision) -> dict[str, Any]:
     }
 
 
-def decision(row: Mapping[str, Any]) -> Decision:
+def decision(row: Row) -> Decision:
     extra = row["details"] or {}
     return Decision(
         message_id=row.get("message_id") or row["id"],
@@ -144,7 +147,7 @@ def decision(row: Mapping[str, Any]) -> Decision:
     )
 
 
-def email(row: Mapping[str, Any]) -> Email:
+def email(row: Row) -> Email:
     return Email(
         id=row["id"],
         customer_id=row["customer_id"],
@@ -159,7 +162,7 @@ def email(row: Mapping[str, Any]) -> Email:
     )
 
 
-def event(row: Mapping[str, Any]) -> Event:
+def event(row: Row) -> Event:
     return Event(
         id=row["id"],
         customer_id=row["customer_id"],

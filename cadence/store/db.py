@@ -3,6 +3,7 @@ Alembic brings either to the newest migration."""
 
 from __future__ import annotations
 
+import importlib
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -61,10 +62,10 @@ def make_engine(url: str) -> Engine:
 def _alembic_config(url: str) -> Any:
     from alembic.config import Config
 
-    import cadence.migrations
-
+    # shipped inside the package from the top-level `migrations/` (see pyproject.toml)
+    migrations = importlib.import_module("cadence.migrations")
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(cadence.migrations.__file__).parent))
+    cfg.set_main_option("script_location", str(Path(str(migrations.__file__)).parent))
     cfg.attributes["url"] = url
     return cfg
 

@@ -79,7 +79,7 @@ class Store(IngestOps, PlanningOps, DispatchOps, ReadingOps, ReportQueries):
                     select(customers.c.id, customers.c.attributes).where(customers.c.id.in_(part))
                 )
                 existing.update({r.id: r.attributes or {} for r in rows})
-            new = [
+            new: list[dict[str, Any]] = [
                 {
                     "id": c.id,
                     "email": c.email,

@@ -119,8 +119,8 @@ class ReadingOps:
         with self.engine.begin() as conn:
             statement = upsert(conn, meta).values(key=key, value=value)
             conn.execute(statement.on_conflict_do_nothing(index_elements=[meta.c.key]))
-            kept: str = conn.scalar(select(meta.c.value).where(meta.c.key == key))
-            return kept
+            kept = conn.scalar(select(meta.c.value).where(meta.c.key == key))
+            return str(kept)
 
     def set_meta(self, key: str, value: str) -> None:
         # one upsert: three daemons starting together all write the rules version, and a
