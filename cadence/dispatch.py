@@ -14,17 +14,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from cadence.delivery.compose import OutgoingEmail, compose
 from cadence.delivery.render import RenderError
-from cadence.delivery.transports import SendResult, TransportError
+from cadence.delivery.transports.base import BatchingTransport, SendResult, TransportError
 from cadence.delivery.unsubscribe import make_token, unsubscribe_url
 
 if TYPE_CHECKING:
     from cadence.config import Settings
     from cadence.delivery.render import Renderer
-    from cadence.delivery.transports import BatchingTransport, Transport
+    from cadence.delivery.transports.base import Transport
     from cadence.store.gateway import Claimed, Store
 
 log = logging.getLogger("cadence.dispatch")
@@ -83,9 +83,10 @@ class Requests:
     most."""
 
     def __init__(self, transport: Transport) -> None:
-        key_of = getattr(transport, "batch_key", None)
-        self.key_of = key_of if hasattr(transport, "send_many") else None
-        self.most = max(1, int(getattr(transport, "max_batch", 1)))
+        self.key_of: Callable[[OutgoingEmail], str | None] | None = None
+        self.most = 1
+        if isinstance(transport, BatchingTransport):
+            self.key_of, self.most = transport.batch_key, max(1, transport.max_batch)
         self.groups: list[list[Pair]] = []
         self.emails: list[Pair] = []  # in the order added
         self._open: dict[str, list[tuple[list[Pair], set[str]]]] = {}
@@ -140,7 +141,7 @@ class Dispatcher:
         limit = batch or self.settings.daemon.claim_batch
         # emails handed over side by side, as many as the transport can take at once (an SMTP
         # connection takes one; SendGrid's HTTP API many): its latency, not ours, sets the pace
-        width = max(1, int(getattr(self.transport, "concurrency", 1)))
+        width = max(1, self.transport.concurrency)
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="send") as pool:
             # chunks handed over and not yet recorded, oldest first: never more than two
             flying: deque[_InFlight] = deque()
@@ -252,7 +253,8 @@ class Dispatcher:
         try:
             if len(outs) == 1:
                 return self.transport.send(outs[0])
-            return cast("BatchingTransport", self.transport).send_many(outs)
+            assert isinstance(self.transport, BatchingTransport)  # only these batch
+            return self.transport.send_many(outs)
         except TransportError as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash

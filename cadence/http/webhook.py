@@ -8,10 +8,10 @@ timestamp header followed by the raw body, sent as base64 DER; the verification 
 the settings is base64 DER SubjectPublicKeyInfo (a PEM file's body without its armour).
 
 A batch is a JSON array of event objects. Our emails carry `custom_args` (see
-`cadence.delivery.sendgrid`), which SendGrid copies as top-level keys into each event: that is
-how an event finds its customer and email. Events without them (other systems sharing the
-account) are none of our business and are only counted. Events with them must be well formed,
-or the whole batch is refused: half a batch stored is worse than a retry.
+`cadence.delivery.transports.sendgrid`), which SendGrid copies as top-level keys into each
+event: that is how an event finds its customer and email. Events without them (other systems
+sharing the account) are none of our business and are only counted. Events with them must be
+well formed, or the whole batch is refused: half a batch stored is worse than a retry.
 """
 
 from __future__ import annotations
@@ -29,7 +29,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
-from cadence.delivery.sendgrid import ARG_CATEGORIES, ARG_CUSTOMER, ARG_EMAIL, ARG_MESSAGES
+from cadence.delivery.transports.sendgrid import (
+    ARG_CATEGORIES,
+    ARG_CUSTOMER,
+    ARG_EMAIL,
+    ARG_MESSAGES,
+)
 from cadence.model import Event
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from cadence.app import App
 from cadence.config import load_settings
 from cadence.delivery.compose import OutgoingEmail
-from cadence.delivery.sendgrid import SendgridTransport
 from cadence.delivery.transports import SendResult, TransportError
+from cadence.delivery.transports.sendgrid import SendgridTransport
 from cadence.dispatch import CHUNK_PER_WORKER
 from cadence.model import Customer, Message, Status
 from cadence.passes import run_pass
@@ -241,6 +241,9 @@ class _Watching:
 
     def send(self, out: OutgoingEmail) -> SendResult:
         return self._request([out])
+
+    def close(self) -> None:
+        pass
 
     def _request(self, outs: Sequence[OutgoingEmail]) -> SendResult:
         with self.store.engine.connect() as conn:

@@ -16,8 +16,8 @@ import pytest
 
 from cadence.config import ConfigError, load_settings
 from cadence.delivery.compose import OutgoingEmail
-from cadence.delivery.sendgrid import SendgridTransport
 from cadence.delivery.transports import TransportError, make_transport
+from cadence.delivery.transports.sendgrid import SendgridTransport
 
 
 @dataclass

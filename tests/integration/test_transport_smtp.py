@@ -19,8 +19,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from cadence.config import load_settings
 from cadence.delivery.compose import OutgoingEmail
-from cadence.delivery.smtp import SmtpTransport
 from cadence.delivery.transports import TransportError, make_transport
+from cadence.delivery.transports.smtp import SmtpTransport
 
 NOW = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
 

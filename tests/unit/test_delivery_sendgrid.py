@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from cadence.delivery.compose import OutgoingEmail
-from cadence.delivery.sendgrid import sendgrid_payload
+from cadence.delivery.transports.sendgrid import sendgrid_payload
 
 
 def outgoing(**kw: object) -> OutgoingEmail:
@@ -118,7 +118,7 @@ def _for(n: int, **kw: object) -> OutgoingEmail:
 
 
 def test_copies_that_differ_only_in_their_unsubscribe_link_share_a_request() -> None:
-    from cadence.delivery.sendgrid import batch_key
+    from cadence.delivery.transports.sendgrid import batch_key
 
     assert batch_key(_for(1)) == batch_key(_for(2)) is not None
     assert batch_key(_for(1)) != batch_key(_for(2, text="Hello Bo\n"))  # a name: its own
@@ -129,7 +129,7 @@ def test_copies_that_differ_only_in_their_unsubscribe_link_share_a_request() -> 
 
 
 def test_sendgrid_makes_each_copy_exactly_as_it_would_go_alone() -> None:
-    from cadence.delivery.sendgrid import sendgrid_batch_payload
+    from cadence.delivery.transports.sendgrid import sendgrid_batch_payload
     from tests.support.sendgrid_lookalike import check_payload, emails_of
 
     outs = [_for(n) for n in range(1, 4)]
@@ -146,7 +146,7 @@ def test_sendgrid_makes_each_copy_exactly_as_it_would_go_alone() -> None:
 
 
 def test_a_request_naming_an_address_twice_is_what_sendgrid_refuses() -> None:
-    from cadence.delivery.sendgrid import sendgrid_batch_payload
+    from cadence.delivery.transports.sendgrid import sendgrid_batch_payload
     from tests.support.sendgrid_lookalike import check_payload
 
     twice = sendgrid_batch_payload([_for(1), _for(2, to_email="P1@acme.test")])
@@ -154,13 +154,20 @@ def test_a_request_naming_an_address_twice_is_what_sendgrid_refuses() -> None:
 
 
 class _Batching:
+    """A transport that declares it batches (`BatchingTransport`), three to a request."""
+
+    concurrency = 1
     max_batch = 3
 
     @staticmethod
     def batch_key(out: OutgoingEmail) -> str | None:
         return out.subject
 
+    def send(self, out: OutgoingEmail) -> None: ...
+
     def send_many(self, outs: object) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def test_requests_hold_one_key_each_recipient_once_and_at_most_max_batch() -> None:
@@ -188,7 +195,11 @@ def test_requests_hold_one_key_each_recipient_once_and_at_most_max_batch() -> No
     ]
 
     class OneByOne:
+        concurrency = 1
+
         def send(self, out: OutgoingEmail) -> None: ...
+
+        def close(self) -> None: ...
 
     alone = batches([(None, o) for o in outs], OneByOne())
     assert [len(g) for g in alone] == [1] * 6

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from cadence.delivery.compose import H_UNSUBSCRIBE, OutgoingEmail
-from cadence.delivery.transports import SendResult, TransportError
+from cadence.delivery.transports.base import SendResult, TransportError
 
 SEND_PATH = "/v3/mail/send"
 MAX_CATEGORIES = 10  # SendGrid's limit per email

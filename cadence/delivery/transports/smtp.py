@@ -19,7 +19,7 @@ from datetime import datetime
 from cadence.clock import utcnow
 from cadence.delivery.compose import OutgoingEmail
 from cadence.delivery.mime import message_id, to_mime
-from cadence.delivery.transports import SendResult, TransportError
+from cadence.delivery.transports.base import SendResult, TransportError
 
 
 def _text(reply: bytes | str) -> str:
@@ -32,6 +32,8 @@ def _permanent(code: int) -> bool:
 
 class SmtpTransport:
     """Sends over one SMTP connection, kept open between emails and reopened when stale."""
+
+    concurrency = 1  # one connection, one email at a time
 
     def __init__(
         self,

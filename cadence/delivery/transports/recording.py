@@ -1,0 +1,28 @@
+"""A transport that only records: what `simulate` and `preview` hand their emails to."""
+
+from __future__ import annotations
+
+from cadence.delivery.compose import OutgoingEmail
+from cadence.delivery.transports.base import SendResult
+
+
+class RecordingTransport:
+    """Takes every email and keeps what it was (its subject; with `bodies`, the whole
+    email), sending nothing: the transport of `simulate` and `preview`, whose passes run on
+    a scratch copy of the ledger."""
+
+    concurrency = 1
+
+    def __init__(self, *, bodies: bool = False) -> None:
+        self.bodies = bodies
+        self.subjects: dict[str, str] = {}
+        self.emails: dict[str, OutgoingEmail] = {}
+
+    def send(self, out: OutgoingEmail) -> SendResult:
+        self.subjects[out.email_id] = out.subject
+        if self.bodies:
+            self.emails[out.email_id] = out
+        return SendResult(None)
+
+    def close(self) -> None:
+        pass
