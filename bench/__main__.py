@@ -80,8 +80,8 @@ def run_database(
     only: set[str] | None = None,
     simulate_size: int = 1_000,
 ) -> list[F.Figure]:
-    from cadence.store.db import upgrade
-    from cadence.store.gateway import Store
+    from cadence.ledger.db import upgrade
+    from cadence.ledger.gateway import Store
 
     pg_name = None
     reuse = False

@@ -17,7 +17,7 @@ from datetime import datetime
 from cadence.app import App
 from cadence.config import load_settings
 from cadence.delivery.transports import make_transport
-from cadence.dispatch import Dispatcher
+from cadence.flows.sending import Dispatcher
 
 
 def main(config: str, now: str, name: str) -> None:

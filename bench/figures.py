@@ -19,11 +19,11 @@ from sqlalchemy import select, text, update
 
 from bench.generate import generate
 from cadence.engine import plan_customer
+from cadence.flows.planning import plan_due
+from cadence.ledger.gateway import Store
+from cadence.ledger.tables import customers, messages
 from cadence.model import Message
-from cadence.planning import plan_due
 from cadence.rules import load_rules
-from cadence.store.gateway import Store
-from cadence.store.tables import customers, messages
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = load_rules(REPO / "rules")
@@ -184,7 +184,7 @@ def raw_baseline(store: Store, now: datetime, ids: list[str]) -> float:
 
 
 def incremental(store: Store, now: datetime, n: int) -> list[Figure]:
-    from cadence.lifecycle import process_events
+    from cadence.flows.lifecycle import process_events
 
     plan_due(store, RULES, now, "UTC")  # settle
     if store.is_postgres:

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import Engine, Table
 
-from cadence.store.db import make_engine, upgrade
-from cadence.store.tables import customers, emails, events, messages
+from cadence.ledger.db import make_engine, upgrade
+from cadence.ledger.tables import customers, emails, events, messages
 
 ZONES = [
     "America/New_York",

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from cadence.config import Settings
     from cadence.delivery.render import Renderer
+    from cadence.ledger.gateway import Store
     from cadence.rules.model import Rules
-    from cadence.store.gateway import Store
 
 
 #: where a setup with no secret of its own keeps the one generated for it (`meta`)
@@ -94,8 +94,8 @@ def open_store(url: str) -> Store:
     """The store at `url`, its schema brought up to date when it is a new embedded SQLite
     database (the default setup should just work); any other database must be upgraded on
     purpose with `cadence db upgrade`."""
-    from cadence.store.db import schema_state, upgrade
-    from cadence.store.gateway import Store
+    from cadence.ledger.db import schema_state, upgrade
+    from cadence.ledger.gateway import Store
 
     state = schema_state(url)
     if state != "current":

@@ -10,8 +10,8 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
-import cadence.store.tables  # noqa: F401 - registers the tables on SQLModel.metadata
-from cadence.store.db import make_engine
+import cadence.ledger.tables  # noqa: F401 - registers the tables on SQLModel.metadata
+from cadence.ledger.db import make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

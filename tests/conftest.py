@@ -68,8 +68,8 @@ def pg_url(pg_reason: str | None) -> Iterator[str]:
 
 @pytest.fixture
 def store(db_url: str):  # type: ignore[no-untyped-def]
-    from cadence.store.db import upgrade
-    from cadence.store.gateway import Store
+    from cadence.ledger.db import upgrade
+    from cadence.ledger.gateway import Store
 
     upgrade(db_url)
     s = Store(db_url)

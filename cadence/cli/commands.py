@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cadence.cli.main import app, errors, fail, get_app, now_or, parse_time
+from cadence.cli.base import app, errors, fail, get_app, now_or, parse_time
 
 FormatOption = Annotated[str, typer.Option("--format", help="table or json")]
 RulesOption = Annotated[
@@ -33,8 +33,8 @@ def preview(
     ] = False,
 ) -> None:
     """The customer's upcoming emails and every decision on their messages, with the reason."""
-    from cadence.planning import UnknownCustomer
-    from cadence.planning import preview as make_preview
+    from cadence.flows.preview import UnknownCustomer
+    from cadence.flows.preview import preview as make_preview
 
     _check_format(fmt)
     a = get_app()
@@ -64,7 +64,7 @@ def run(
     if not once:
         if now is not None:
             fail("error: --now goes with --once; the daemon keeps the clock's time", 2)
-        from cadence.daemon import AlreadyRunning, run_daemon
+        from cadence.runtime.daemon import AlreadyRunning, run_daemon
 
         with errors():
             try:
@@ -72,7 +72,7 @@ def run(
             except AlreadyRunning as exc:
                 fail(f"error: {exc}")
         return
-    from cadence.passes import run_pass
+    from cadence.flows.passes import run_pass
 
     when = now_or(now)
     with errors():
@@ -94,7 +94,7 @@ def demo(
 
     from cadence.cli.demo_output import print_demo
     from cadence.clock import utcnow
-    from cadence.demo import build, next_monday
+    from cadence.flows.demo import build, next_monday
 
     console = Console()
     base = next_monday(utcnow())
@@ -118,7 +118,7 @@ def simulate(
     fmt: FormatOption = "table",
 ) -> None:
     """Run the engine over virtual time and send nothing: what the rules would do."""
-    from cadence.simulate import simulate as run_simulation
+    from cadence.flows.simulate import simulate as run_simulation
 
     _check_format(fmt)
     t0, t1 = parse_time(start, "--start"), parse_time(end, "--end")
@@ -204,7 +204,7 @@ def explain(
     """A message's decisions over time, each with its rules version, and what changed; for a
     message still open, what the passes will decide next (as `preview` says)."""
     from cadence.cli.output import decision_json, iso
-    from cadence.planning import explain as explain_message
+    from cadence.flows.preview import explain as explain_message
 
     _check_format(fmt)
     a = get_app()

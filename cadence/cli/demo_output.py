@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from cadence.app import App
-    from cadence.demo import DemoResult
+    from cadence.flows.demo import DemoResult
 
 
 def print_demo(console: Console, app: App, r: DemoResult) -> None:
@@ -35,7 +35,7 @@ def print_demo(console: Console, app: App, r: DemoResult) -> None:
         f"time ({r.passes} passes of the engine, one at each moment something was due), "
         "sending to the file transport."
     )
-    from cadence.simulate import distribution
+    from cadence.flows.simulate import distribution
 
     weekly = Table(
         title=f"Emails per customer per week, {len(r.before)} customers", title_justify="left"

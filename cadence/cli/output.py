@@ -12,7 +12,7 @@ from cadence.model import Decision, Email, Status
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from cadence.planning import Preview
+    from cadence.flows.preview import Preview
 
 STATUS_STYLE = {
     Status.SCHEDULED: "green",

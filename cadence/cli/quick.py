@@ -1,11 +1,12 @@
-"""The `cadence` entry point: `preview` is first asked of a running daemon (`cadence.control`),
-everything else, and a preview no daemon answers, goes to the full command line.
+"""The `cadence` entry point: `preview` is first asked of a running daemon
+(`cadence.runtime.control`); everything else, and a preview no daemon answers, goes to the full
+command line.
 
 Why a separate entry: the full command line imports Typer, and through `preview` SQLAlchemy and
 pydantic: ~0.7 s before the first row is read. This module imports only the standard library
-and `cadence.control`, and it understands only the plain forms of `preview` (config, customer,
-`--days`, `--at`, `--format`, `--render`); anything else (`--help`, `--rules`, a typo) goes to
-Typer, which parses and reports it as it always does.
+and `cadence.runtime.control`, and it understands only the plain forms of `preview` (config,
+customer, `--days`, `--at`, `--format`, `--render`); anything else (`--help`, `--rules`, a
+typo) goes to Typer, which parses and reports it as it always does.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def from_daemon(argv: list[str]) -> str | None:
     parsed = parse_preview(argv)
     if parsed is None:
         return None
-    from cadence import control
+    from cadence.runtime import control
 
     config, request = parsed
     try:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cadence.cli.main import app, errors, fail, get_app, now_or, parse_time
+from cadence.cli.base import app, errors, fail, get_app, now_or, parse_time
 
 
 @app.command()

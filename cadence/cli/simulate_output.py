@@ -11,7 +11,7 @@ from cadence.cli.output import decision_json, email_json
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from cadence.simulate import Simulation
+    from cadence.flows.simulate import Simulation
 
 
 def simulation_json(sim: Simulation) -> dict[str, Any]:

@@ -62,7 +62,11 @@ class Unit:
             self.priority = max(c.priority for c in members)
             self.expires = min(c.expires for c in members)
             self.lead = min(members, key=lambda c: (-c.priority, c.base, c.message.id))
-        self.rank = (-self.priority, self.ready, self.lead.message.id)
+        # who goes first at the same slot: the higher priority, then who asked first (its
+        # own send_after, not when it became ready: a plan made later, once every waiting
+        # message is ready "now", must keep the order an earlier plan gave them)
+        asked = self.lead.message.send_after or self.ready
+        self.rank = (-self.priority, asked, self.lead.message.id)
 
 
 def form_units(candidates: list[Candidate], rules: Rules, tz: ZoneInfo) -> list[Unit]:

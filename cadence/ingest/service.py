@@ -48,7 +48,7 @@ R = TypeVar("R", bound=Record)
 
 
 class IngestStore(Protocol):
-    """The part of `cadence.store.gateway.Store` ingestion uses (docs/architecture.md)."""
+    """The part of `cadence.ledger.gateway.Store` ingestion uses (docs/architecture.md)."""
 
     def customer_digests(self, ids: Sequence[str]) -> dict[str, str]: ...
     def message_digests(self, ids: Sequence[str]) -> dict[str, str]: ...

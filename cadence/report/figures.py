@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from cadence.simulate import distribution
+from cadence.flows.simulate import distribution
 
 if TYPE_CHECKING:
-    from cadence.store.report_queries import ReportRows
+    from cadence.ledger.report_queries import ReportRows
 
 DIMENSIONS = ("role", "category", "topic", "playbook", "rule")
 OUTCOMES = ("proposed", "sent", "merged", "suppressed", "expired", "failed")

@@ -23,7 +23,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 NAME = "ix_messages_unplanned_transactional"
-# written out, not imported from cadence.store.tables: a migration keeps the schema of its day
+# written out, not imported from cadence.ledger.tables: a migration keeps the schema of its day
 UNPLANNED = {
     "sqlite": "transactional = 1 AND final = 0 AND rules_version IS NULL",
     "postgresql": "transactional = true AND final = false AND rules_version IS NULL",

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cadence.dispatch import MAX_CHUNK
+from cadence.flows.sending import MAX_CHUNK
+from cadence.ledger.db import upgrade
+from cadence.ledger.gateway import Store
 from cadence.model import Customer, Message
-from cadence.store.db import upgrade
-from cadence.store.gateway import Store
 from tests.support.sendgrid_lookalike import SendgridLookalike
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from cadence.app import App
 from cadence.config import load_settings
+from cadence.flows.passes import run_pass
 from cadence.model import Customer, Message, Status
-from cadence.passes import run_pass
 
 # Monday 23 Nov 2026; the customer is in New York; rules: weekdays 09:00-17:00 local
 MON_10_NY = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -17,7 +17,7 @@ RULES = 'send_windows:\n  - days: mon-fri\n    hours: "09:00-17:00"\n'
 
 
 def make(db_url: str, tmp_path: Path, rules: str = RULES) -> App:
-    from cadence.store.db import upgrade
+    from cadence.ledger.db import upgrade
 
     upgrade(db_url)
     (tmp_path / "rules").mkdir(exist_ok=True)

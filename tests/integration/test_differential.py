@@ -31,11 +31,11 @@ from cadence import ingest
 from cadence.app import App
 from cadence.config import load_settings
 from cadence.engine.playbooks import next_sweep
-from cadence.lifecycle import process_events
+from cadence.flows.lifecycle import process_events
+from cadence.flows.passes import run_pass
+from cadence.flows.preview import preview
+from cadence.flows.simulate import simulate
 from cadence.model import Status
-from cadence.passes import run_pass
-from cadence.planning import preview
-from cadence.simulate import simulate
 from tests.support.workloads import H, Workload, config, workload, write_inputs
 
 #: an email as the tests compare them: whose, made of which messages, when
@@ -47,7 +47,7 @@ Ended = dict[str, tuple[str, str | None]]
 def open_ledger(w: Workload, folder: Path, url: str) -> App:
     """The workload fed in as a team would (`customers import`, `messages record`,
     `messages submit`, `events ingest`, each as of the start)."""
-    from cadence.store.db import upgrade
+    from cadence.ledger.db import upgrade
 
     upgrade(url)
     app = App(load_settings(config(folder, url)))

@@ -15,11 +15,11 @@ from cadence.config import load_settings
 from cadence.delivery.compose import OutgoingEmail
 from cadence.delivery.transports import SendResult, TransportError
 from cadence.delivery.transports.sendgrid import SendgridTransport
-from cadence.dispatch import CHUNK_PER_WORKER
+from cadence.flows.passes import run_pass
+from cadence.flows.sending import CHUNK_PER_WORKER
+from cadence.ledger.gateway import Store
+from cadence.ledger.tables import emails
 from cadence.model import Customer, Message, Status
-from cadence.passes import run_pass
-from cadence.store.gateway import Store
-from cadence.store.tables import emails
 from tests.support.sendgrid_lookalike import Reply, SendgridLookalike
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # Tuesday, working hours in Berlin
@@ -33,7 +33,7 @@ def app(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
         "CADENCE_RULES_DIR": str(repo / "rules"),
         "CADENCE_TEMPLATES_DIR": str(repo / "templates"),
     }
-    from cadence.store.db import upgrade
+    from cadence.ledger.db import upgrade
 
     upgrade(db_url)
     a = App(load_settings(None, env))
@@ -136,8 +136,8 @@ def test_a_pass_whose_time_is_up_stops_claiming_and_says_more_is_due(app: App) -
     )
     with SendgridLookalike() as sg:
         transport = SendgridTransport(sg.api_key, sg.url, timeout=5)
-        from cadence.dispatch import Dispatcher
-        from cadence.planning import plan_due
+        from cadence.flows.planning import plan_due
+        from cadence.flows.sending import Dispatcher
 
         plan_due(app.store, app.rules(), NOW, "UTC")
         dispatcher = Dispatcher(
@@ -271,8 +271,8 @@ class _Watching:
 def test_only_what_is_marked_sending_goes_and_two_chunks_at_most_are_sending(
     app: App, batching: bool
 ) -> None:
-    from cadence.dispatch import Dispatcher
-    from cadence.planning import plan_due
+    from cadence.flows.planning import plan_due
+    from cadence.flows.sending import Dispatcher
 
     _crowd(app, 70)
     plan_due(app.store, app.rules(), NOW, "UTC")
@@ -295,7 +295,7 @@ def test_only_what_is_marked_sending_goes_and_two_chunks_at_most_are_sending(
 def test_a_provider_that_keeps_failing_is_tried_max_attempts_times_then_failed(app: App) -> None:
     """Each temporary failure counts, across the re-plans that place the email again: an
     email is tried MAX_ATTEMPTS times, not for ever."""
-    from cadence.dispatch import MAX_ATTEMPTS
+    from cadence.flows.sending import MAX_ATTEMPTS
 
     with SendgridLookalike() as sg:
         sg.then(*[Reply(500, {"errors": [{"message": "oops"}]})] * (MAX_ATTEMPTS * 4))

@@ -22,8 +22,8 @@ from cadence.app import App
 from cadence.config import load_settings
 from cadence.delivery.unsubscribe import make_token
 from cadence.engine import plan_customer
-from cadence.http.ledger import unsubscribe_event_id
-from cadence.http.server import HttpServer, start_http
+from cadence.feedback.ledger import unsubscribe_event_id
+from cadence.feedback.server import HttpServer, start_http
 from cadence.model import Customer, Event, Message, Status
 from cadence.rules.model import Rules
 

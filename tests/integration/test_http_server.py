@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from cadence.app import App
 from cadence.config import ConfigError, load_settings
-from cadence.http.server import parse_listen, start_http
+from cadence.feedback.server import parse_listen, start_http
 
 
 @pytest.fixture

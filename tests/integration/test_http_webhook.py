@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cadence.http.webhook import (
+from cadence.feedback.webhook import (
     BadPublicKey,
     MalformedBatch,
     digest_of,

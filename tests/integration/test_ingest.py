@@ -19,8 +19,8 @@ from cadence.ingest import (
     record_messages,
     submit_messages,
 )
+from cadence.ledger.gateway import Store
 from cadence.model import MessageKind
-from cadence.store.gateway import Store
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 ANA = {

@@ -11,9 +11,9 @@ import pytest
 
 from cadence.app import App
 from cadence.config import load_settings
-from cadence.lifecycle import process_events, sweep_all
+from cadence.flows.lifecycle import process_events, sweep_all
+from cadence.flows.preview import preview
 from cadence.model import Customer, Event, Status
-from cadence.planning import preview
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # a Monday
@@ -21,7 +21,7 @@ D = timedelta(days=1)
 
 
 def make_app(url: str) -> App:
-    from cadence.store.db import upgrade
+    from cadence.ledger.db import upgrade
 
     upgrade(url)
     env = {

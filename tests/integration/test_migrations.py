@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
-import cadence.store.tables  # noqa: F401 - registers the tables
-from cadence.store.db import make_engine, schema_state, upgrade
+import cadence.ledger.tables  # noqa: F401 - registers the tables
+from cadence.ledger.db import make_engine, schema_state, upgrade
 
 
 def test_migrations_match_models(db_url: str) -> None:
@@ -31,7 +31,7 @@ def test_upgrade_twice_is_harmless(db_url: str) -> None:
 
 
 def test_head_constant_is_alembics_head() -> None:
-    from cadence.store.db import HEAD, alembic_head
+    from cadence.ledger.db import HEAD, alembic_head
 
     assert alembic_head() == HEAD  # a new migration must move HEAD too
 
@@ -41,7 +41,7 @@ def test_upgrade_on_a_connection_given_by_the_caller(db_url: str) -> None:
     application's own transaction) instead of opening one."""
     from alembic import command
 
-    from cadence.store.db import _alembic_config
+    from cadence.ledger.db import _alembic_config
 
     engine = make_engine(db_url)
     try:

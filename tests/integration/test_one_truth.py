@@ -23,12 +23,12 @@ import pytest
 from cadence import ingest
 from cadence.app import App
 from cadence.config import load_settings
-from cadence.lifecycle import process_events
+from cadence.flows.lifecycle import process_events
+from cadence.flows.passes import run_pass
+from cadence.flows.preview import explain, preview
+from cadence.flows.simulate import simulate
+from cadence.flows.timeline import next_moment
 from cadence.model import Status
-from cadence.passes import run_pass
-from cadence.planning import explain, preview
-from cadence.simulate import simulate
-from cadence.timeline import next_moment
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # a Monday
@@ -75,7 +75,7 @@ def _jsonl(path: Path, records: list[dict[str, object]]) -> str:
 
 @pytest.fixture
 def app(db_url: str, tmp_path: Path) -> Iterator[App]:
-    from cadence.store.db import upgrade
+    from cadence.ledger.db import upgrade
 
     upgrade(db_url)
     (tmp_path / "rules").mkdir()

@@ -9,8 +9,8 @@ from sqlalchemy import text
 
 from cadence.app import App
 from cadence.config import load_settings
+from cadence.flows.passes import run_pass
 from cadence.model import Customer, Event, Message
-from cadence.passes import run_pass
 from cadence.report.figures import build
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,7 +18,7 @@ T0 = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)  # Monday, 09:00 in New York
 
 
 def test_figures_match_the_ledger(db_url: str, tmp_path: Path) -> None:
-    from cadence.store.db import upgrade
+    from cadence.ledger.db import upgrade
 
     upgrade(db_url)
     env = {

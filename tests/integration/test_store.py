@@ -100,7 +100,7 @@ def test_save_plans_writes_history_only_when_the_verdict_changes(store) -> None:
 def test_a_re_plan_keeps_an_emails_row_and_changes_it_where_the_plan_did(store) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
-    from cadence.store.tables import emails
+    from cadence.ledger.tables import emails
 
     def rows() -> dict[str, tuple[object, ...]]:
         with store.engine.connect() as conn:
@@ -208,8 +208,8 @@ def test_playbook_messages_insert_once(store) -> None:  # type: ignore[no-untype
 
 
 def test_concurrent_claims_never_share_an_email(pg_url: str) -> None:
-    from cadence.store.db import upgrade
-    from cadence.store.gateway import Store
+    from cadence.ledger.db import upgrade
+    from cadence.ledger.gateway import Store
 
     upgrade(pg_url)
     stores = [Store(pg_url) for _ in range(3)]

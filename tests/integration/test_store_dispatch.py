@@ -9,9 +9,9 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+from cadence.ledger.db import upgrade
+from cadence.ledger.gateway import Store
 from cadence.model import Customer, Decision, Email, Message, Plan, Status
-from cadence.store.db import upgrade
-from cadence.store.gateway import Store
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 M = timedelta(minutes=1)

@@ -1,4 +1,4 @@
-"""The dispatcher's driver-level writes (`cadence/store/dispatch_writing.py`, through
+"""The dispatcher's driver-level writes (`cadence/ledger/dispatch_writing.py`, through
 `mark_sent_many` and `mark_sent_and_sending`) against the SQLAlchemy path the rest of the store
 settles emails with (`mark_sent`), and the driver-level claim against SQLAlchemy's reading of
 the same rows, on SQLite and PostgreSQL.
@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, select, update
 
+from cadence.ledger.gateway import Store
+from cadence.ledger.tables import customers, decisions, emails, messages
 from cadence.model import Customer, Decision, Email, Message, Plan, Sender, Status
-from cadence.store.gateway import Store
-from cadence.store.tables import customers, decisions, emails, messages
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 M = timedelta(minutes=1)

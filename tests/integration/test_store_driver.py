@@ -1,4 +1,4 @@
-"""The driver-level path of re-planning (`cadence/store/driver.py`: COPY and `unnest` updates
+"""The driver-level path of re-planning (`cadence/ledger/driver.py`: COPY and `unnest` updates
 on PostgreSQL, the driver's `executemany` on SQLite) against SQLAlchemy's own writes and reads,
 on both databases: a row written either way is stored alike (the text SQLite keeps, the values
 and the JSON text PostgreSQL keeps) and read back as the same values of the same types."""
@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
+from cadence.ledger.driver import Driver, Encoded, json_loads
+from cadence.ledger.gateway import Store
+from cadence.ledger.tables import customers, decisions, emails, messages
 from cadence.model import Customer, Message
-from cadence.store.driver import Driver, Encoded, json_loads
-from cadence.store.gateway import Store
-from cadence.store.tables import customers, decisions, emails, messages
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 KOLKATA = timezone(timedelta(hours=5, minutes=30))

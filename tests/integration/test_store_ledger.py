@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from cadence.ledger.db import make_engine, schema_state, upgrade
+from cadence.ledger.gateway import Store
 from cadence.model import (
     Customer,
     Decision,
@@ -20,8 +22,6 @@ from cadence.model import (
     Sender,
     Status,
 )
-from cadence.store.db import make_engine, schema_state, upgrade
-from cadence.store.gateway import Store
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 H = timedelta(hours=1)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cadence import control
 from cadence.cli.quick import parse_preview
+from cadence.runtime import control
 
 
 def test_plain_preview_forms_parse_to_a_request() -> None:

@@ -171,7 +171,7 @@ class _Batching:
 
 
 def test_requests_hold_one_key_each_recipient_once_and_at_most_max_batch() -> None:
-    from cadence.dispatch import Requests
+    from cadence.flows.sending import Requests
 
     def batches(going: list[object], transport: object) -> list[list[object]]:
         requests = Requests(transport)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cadence.checks import check_rules
+from cadence.flows.checks import check_rules
 
 REPO = Path(__file__).resolve().parents[2]
 BLOCKS = re.findall(r"```yaml\n(.*?)```", (REPO / "docs" / "rules.md").read_text(), re.S)

@@ -18,16 +18,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from cadence.engine.playbooks import next_sweep
-from cadence.store import scratch
+from cadence.ledger import scratch
 
 if TYPE_CHECKING:
     from cadence.app import App
     from cadence.config import Settings
     from cadence.delivery.transports import RecordingTransport, Transport
+    from cadence.flows.passes import PassReport
+    from cadence.ledger.gateway import Store
     from cadence.model import Decision, Email, Message
-    from cadence.passes import PassReport
     from cadence.rules.model import Rules
-    from cadence.store.gateway import Store
 
 log = logging.getLogger("cadence.timeline")
 
@@ -57,7 +57,7 @@ def run_between(
 ) -> int:
     """Run a pass at `start` and at every due moment up to `end` (included), on `app`'s
     ledger and rules, handing what is due to `transport`; returns how many passes ran."""
-    from cadence.passes import run_pass
+    from cadence.flows.passes import run_pass
 
     rules = app.rules()
     t = start

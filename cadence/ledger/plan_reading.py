@@ -12,11 +12,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from cadence.ledger import columns, convert
+from cadence.ledger.common import chunks
+from cadence.ledger.driver import Driver, Row
+from cadence.ledger.tables import customers, emails, messages
 from cadence.model import CustomerContext, Message, Sent
-from cadence.store import columns, convert
-from cadence.store.common import chunks
-from cadence.store.driver import Driver, Row
-from cadence.store.tables import customers, emails, messages
 
 IN_LEDGER = ("claimed", "sending", "sent", "unconfirmed")  # went, or may have
 

@@ -29,16 +29,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table
 
 from cadence.engine.events import apply_events
+from cadence.ledger import convert
+from cadence.ledger.columns import HISTORY
+from cadence.ledger.common import Settled, chunks, contacts_by_customer, merge_contacts
+from cadence.ledger.db import IN_MEMORY
+from cadence.ledger.driver import Driver, Row
+from cadence.ledger.tables import customers, decisions, emails, events, messages, meta
 from cadence.model import Decision, Email, Message, Reachability, Status
-from cadence.store import convert
-from cadence.store.columns import HISTORY
-from cadence.store.common import Settled, chunks, contacts_by_customer, merge_contacts
-from cadence.store.db import IN_MEMORY
-from cadence.store.driver import Driver, Row
-from cadence.store.tables import customers, decisions, emails, events, messages, meta
 
 if TYPE_CHECKING:
-    from cadence.store.gateway import Store
+    from cadence.ledger.gateway import Store
 
 #: rows copied per statement
 PAGE = 5000
@@ -50,7 +50,7 @@ def scratch_store() -> Store:
     """An empty ledger in memory, at the newest schema."""
     from sqlmodel import SQLModel
 
-    from cadence.store.gateway import Store
+    from cadence.ledger.gateway import Store
 
     store = Store(IN_MEMORY)
     SQLModel.metadata.create_all(store.engine)

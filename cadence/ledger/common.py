@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import Connection, Table, bindparam, select, update
 
-from cadence.store import convert
-from cadence.store.driver import Driver
+from cadence.ledger import convert
+from cadence.ledger.driver import Driver
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql import Insert as PgInsert
     from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
-from cadence.store.tables import customers
+from cadence.ledger.tables import customers
 
 T = TypeVar("T")
 CHUNK = 500  # ids per IN (...) list: well under every database's parameter limit

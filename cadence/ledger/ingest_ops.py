@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, bindparam, delete, false, insert, or_, select, text, update
 
 from cadence.engine.events import apply_events
+from cadence.ledger import convert
+from cadence.ledger.common import chunks, mark_dirty, upsert
+from cadence.ledger.tables import customers, decisions, emails, events, messages
 from cadence.model import Event, Message, MessageKind, Status
-from cadence.store import convert
-from cadence.store.common import chunks, mark_dirty, upsert
-from cadence.store.tables import customers, decisions, emails, events, messages
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

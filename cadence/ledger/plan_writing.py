@@ -14,13 +14,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cadence.ledger import convert
+from cadence.ledger.columns import EMAIL_CONTENT, HISTORY
+from cadence.ledger.common import aware, chunks
+from cadence.ledger.driver import Driver, Encoded, Row
+from cadence.ledger.plan_reading import current_decisions
+from cadence.ledger.tables import customers, decisions, emails, messages
 from cadence.model import Email, Plan
-from cadence.store import convert
-from cadence.store.columns import EMAIL_CONTENT, HISTORY
-from cadence.store.common import aware, chunks
-from cadence.store.driver import Driver, Encoded, Row
-from cadence.store.plan_reading import current_decisions
-from cadence.store.tables import customers, decisions, emails, messages
 
 log = logging.getLogger(__name__)
 

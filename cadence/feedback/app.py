@@ -2,7 +2,7 @@
 event webhook, health and metrics.
 
 Handlers only translate HTTP: the checks are pure (`cadence.delivery.unsubscribe`,
-`cadence.http.webhook`) and the writes are plain functions (`cadence.http.ledger`), run in
+`cadence.feedback.webhook`) and the writes are plain functions (`cadence.feedback.ledger`), run in
 Starlette's thread pool because the store is synchronous. An error in a handler becomes a 500
 for that one request; it never reaches the daemon's scheduler, which runs in another thread.
 """
@@ -26,7 +26,7 @@ from starlette.routing import Route
 from cadence import metrics
 from cadence.clock import utcnow
 from cadence.delivery.unsubscribe import InvalidToken, UnsubscribeClaim, verify_token
-from cadence.http import ledger, webhook
+from cadence.feedback import ledger, webhook
 
 if TYPE_CHECKING:
     from cadence.app import App
@@ -117,7 +117,7 @@ def create_app(
     def apply_now() -> None:
         """Apply stored events at once (an unsubscribe must hold before the next send). If
         that fails, they stay unprocessed and the daemon's next tick applies them."""
-        from cadence.lifecycle import process_events
+        from cadence.flows.lifecycle import process_events
 
         with applying:
             try:

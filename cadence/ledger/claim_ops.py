@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, update
 
+from cadence.ledger import columns, convert
+from cadence.ledger.common import chunks, look_again, mark_dirty
+from cadence.ledger.driver import Driver
+from cadence.ledger.tables import customers, emails, messages
 from cadence.model import Customer, Email, Message
-from cadence.store import columns, convert
-from cadence.store.common import chunks, look_again, mark_dirty
-from cadence.store.driver import Driver
-from cadence.store.tables import customers, emails, messages
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine

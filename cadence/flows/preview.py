@@ -1,84 +1,20 @@
-"""Planning against the store: re-plan the customers whose inputs changed, and preview one.
-
-Cost grows with the work that arrived: only customers marked dirty (or whose next planned
-moment has come) are read, planned and written back, a batch at a time.
-"""
+"""`preview` and `explain`: what the passes will do for a customer, or to a message, read from
+the passes themselves run on a scratch copy (`timeline.run_on_scratch`), sending nothing."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import TYPE_CHECKING
 
-from cadence.engine import plan_account
-from cadence.engine.limits import counts_for_account
-from cadence.engine.playbooks import PlaybookRun
-from cadence.model import Customer, CustomerContext, Decision, Email, Message, Plan
+from cadence.model import Customer, Decision, Email, Message
 
 if TYPE_CHECKING:
     from cadence.config import Settings
+    from cadence.ledger.gateway import Store
+    from cadence.ledger.reading_ops import DecisionRecord
     from cadence.rules.model import Rules
-    from cadence.store.gateway import Store
-    from cadence.store.reading_ops import DecisionRecord
-
-
-def plan_due(
-    store: Store, rules: Rules, now: datetime, default_timezone: str, *, batch: int = 500
-) -> int:
-    """Re-plan every customer that needs it; returns how many were planned."""
-    return plan_some(store, rules, now, default_timezone, batch=batch)[0]
-
-
-def plan_some(
-    store: Store,
-    rules: Rules,
-    now: datetime,
-    default_timezone: str,
-    *,
-    batch: int = 500,
-    keep_planning: Callable[[], bool] = lambda: True,
-) -> tuple[int, bool]:
-    """Re-plan customers that need it, a batch at a time, while `keep_planning()` holds
-    (asked after each batch; customers with transactional mail waiting come first). Returns
-    how many were planned and whether some were left for later.
-
-    A daemon stops after a while so that it sends between batches: a customer left dirty
-    has none of its emails claimed until it is planned again (`claim_due`), so stopping
-    early delays that customer's mail but never sends it on a stale plan."""
-    from cadence import metrics
-
-    def plan(group: Sequence[CustomerContext]) -> list[Plan]:
-        plans = plan_account(group, rules, now, default_timezone)
-        for p in plans:
-            metrics.record_decisions(p.decisions)
-        return plans
-
-    # A planned customer leaves the queue (not dirty, next_plan_at > now: the planner promises
-    # it); one that is back at once was marked dirty again meanwhile and is rightly planned
-    # again. Only the last batch is remembered, not every id of the pass (at a million
-    # customers that set alone would be ~100 MB): customers another daemon has locked come
-    # back unplanned, and must end the pass rather than spin on it.
-    planned = 0
-    previous: set[str] = set()
-    account_mail = partial(counts_for_account, rules=rules) if rules.plans_accounts else None
-    while True:
-        found = store.customers_to_plan(now, batch)
-        ids = [i for i in found if i not in previous]
-        if not ids:
-            return planned, False
-        previous = set(ids)
-        planned += store.plan_batch(
-            ids, now, rules.lookback(), plan, rules.version, account_mail=account_mail
-        )
-        if len(found) < batch:
-            # every customer that needed a plan was in this batch: what is left was marked
-            # meanwhile, and the next pass plans it (no second look for nothing each pass)
-            return planned, False
-        if not keep_planning():
-            return planned, True
 
 
 @dataclass(frozen=True)
@@ -116,7 +52,7 @@ def preview(
     (with `rules` that plan accounts together, the whole account's), at every moment
     something is due. Events already in the ledger take effect at their time, sweeps
     happen as their periods begin, and what goes counts against what comes after it."""
-    from cadence.timeline import run_on_scratch
+    from cadence.flows.timeline import run_on_scratch
 
     customer = store.customer(customer_id)
     if customer is None:
@@ -198,14 +134,3 @@ def explain(
 
 #: how far `explain` looks ahead for an open message: until it expires, at most this long
 MAX_EXPLAIN_DAYS = 90
-
-
-def runs_of(ctx: CustomerContext) -> list[PlaybookRun]:
-    """When each playbook last created a message for this customer (for cooldowns)."""
-    members = [m for sent in ctx.history for m in sent.members]
-    runs = [PlaybookRun(name, at) for name, at in ctx.playbook_runs.items()]
-    return runs + [
-        PlaybookRun(m.playbook, m.created_at)
-        for m in (*ctx.pending, *members)
-        if m.playbook is not None and m.created_at is not None
-    ]

@@ -19,17 +19,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from cadence.model import Status
-from cadence.store.columns import HISTORY
-from cadence.store.common import (
+from cadence.ledger.columns import HISTORY
+from cadence.ledger.common import (
     Settled,
     chunks,
     contacts_by_customer,
     look_again,
     merge_contacts,
 )
-from cadence.store.driver import Driver
-from cadence.store.tables import customers, decisions, emails, messages
+from cadence.ledger.driver import Driver
+from cadence.ledger.tables import customers, decisions, emails, messages
+from cadence.model import Status
 
 #: what a member's decision history and its customer's contact times need
 MEMBER = (

@@ -13,16 +13,16 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from cadence.clock import utcnow
+from cadence.ledger import convert
+from cadence.ledger.common import Contact, chunks, mark_dirty, touch_contact
+from cadence.ledger.db import make_engine
+from cadence.ledger.dispatch_ops import Claimed, DispatchOps
+from cadence.ledger.ingest_ops import IngestOps
+from cadence.ledger.planning_ops import PlanningOps
+from cadence.ledger.reading_ops import DecisionRecord, ReadingOps, SimulationInput
+from cadence.ledger.report_queries import ReportQueries
+from cadence.ledger.tables import customers, events, messages
 from cadence.model import Customer, Message, MessageKind
-from cadence.store import convert
-from cadence.store.common import Contact, chunks, mark_dirty, touch_contact
-from cadence.store.db import make_engine
-from cadence.store.dispatch_ops import Claimed, DispatchOps
-from cadence.store.ingest_ops import IngestOps
-from cadence.store.planning_ops import PlanningOps
-from cadence.store.reading_ops import DecisionRecord, ReadingOps, SimulationInput
-from cadence.store.report_queries import ReportQueries
-from cadence.store.tables import customers, events, messages
 
 __all__ = ["Claimed", "DecisionRecord", "SimulationInput", "Store"]
 

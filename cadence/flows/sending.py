@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from cadence.config import Settings
     from cadence.delivery.render import Renderer
     from cadence.delivery.transports.base import Transport
-    from cadence.store.gateway import Claimed, Store
+    from cadence.ledger.gateway import Claimed, Store
 
 log = logging.getLogger("cadence.dispatch")
 

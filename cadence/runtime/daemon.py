@@ -99,7 +99,7 @@ class Daemon:
         self._busy = threading.Lock()
 
     def tick(self) -> None:
-        from cadence.passes import run_pass
+        from cadence.flows.passes import run_pass
 
         if self.stopping.is_set() or not self._busy.acquire(blocking=False):
             return
@@ -146,7 +146,7 @@ class Daemon:
         """The next tick comes when the next email is due (or a customer's next moment, an
         event's, a sweep period's start: the moments `simulate` steps through), if that is
         sooner than the interval: the daemon does not poll for it."""
-        from cadence.timeline import next_moment
+        from cadence.flows.timeline import next_moment
 
         wake = next_moment(self.app.store, self.app.rules(), utcnow())
         if wake is None or self.stopping.is_set():
@@ -170,7 +170,7 @@ class Daemon:
             log.exception("looking for transactional mail failed; the next look tries again")
 
     def sweep(self) -> None:
-        from cadence.lifecycle import sweep_all
+        from cadence.flows.lifecycle import sweep_all
 
         try:
             created = sweep_all(self.app.store, self.app.rules(), utcnow())
@@ -192,14 +192,14 @@ class Daemon:
             for error in exc.errors:
                 log.error("rules reload failed, keeping the last good rules: %s", error)
             return
-        from cadence.checks import check_rules
+        from cadence.flows.checks import check_rules
 
         problems, _ = check_rules(*self.folders)
         if problems:
             for problem in problems:
                 log.error("rules reload failed, keeping the last good rules: %s", problem)
             return
-        from cadence.passes import adopt_rules
+        from cadence.flows.passes import adopt_rules
 
         self.app._rules = rules
         adopt_rules(self.app.store, rules.version)
@@ -243,12 +243,12 @@ class Daemon:
             )
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        from cadence.http.server import start_http
+        from cadence.feedback.server import start_http
 
         http = settings.http
         server = start_http(self.app, http.host, http.port, scheduler_alive=self.alive)
         log.info("http listening on %s:%d", http.host, server.port)
-        from cadence.control_server import start_control
+        from cadence.runtime.control_server import start_control
 
         control = start_control(self.app)
         log.info("cadence daemon started: tick %s, rules version %s", tick, rules.version)

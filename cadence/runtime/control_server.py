@@ -1,4 +1,4 @@
-"""The daemon's side of `cadence.control`: a Unix socket that answers `preview` from the
+"""The daemon's side of `cadence.runtime.control`: a Unix socket that answers `preview` from the
 daemon's warm process (its imports done, its rules compiled, its database connections open).
 
 It answers only what it can answer exactly as the command would; anything else (a time that
@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cadence import control
+from cadence.runtime import control
 
 if TYPE_CHECKING:
     from cadence.app import App
@@ -33,7 +33,7 @@ def answer_preview(app: App, request: dict[str, Any]) -> str | None:
 
     from cadence.cli.output import write_preview
     from cadence.clock import parse_instant, utcnow
-    from cadence.planning import UnknownCustomer, preview
+    from cadence.flows.preview import UnknownCustomer, preview
 
     customer, days, fmt = request.get("customer"), request.get("days"), request.get("format")
     render, term = request.get("render"), request.get("terminal")

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text, update
 
+from cadence.ledger import plan_reading, plan_writing
+from cadence.ledger.driver import Driver
+from cadence.ledger.tables import UNPLANNED_TRANSACTIONAL, customers, emails
 from cadence.model import CustomerContext, Message, Plan
-from cadence.store import plan_reading, plan_writing
-from cadence.store.driver import Driver
-from cadence.store.tables import UNPLANNED_TRANSACTIONAL, customers, emails
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine

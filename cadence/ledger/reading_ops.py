@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from cadence.ledger import convert
+from cadence.ledger.common import upsert
+from cadence.ledger.tables import customers, decisions, emails, events, messages, meta
 from cadence.model import Customer, Decision, Email, Event, Message, MessageKind
-from cadence.store import convert
-from cadence.store.common import upsert
-from cadence.store.tables import customers, decisions, emails, events, messages, meta
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

@@ -11,14 +11,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cadence import metrics
-from cadence.dispatch import Dispatcher, DispatchReport
-from cadence.lifecycle import process_events, sweep_all
-from cadence.planning import plan_some
+from cadence.flows.lifecycle import process_events, sweep_all
+from cadence.flows.planning import plan_some
+from cadence.flows.sending import Dispatcher, DispatchReport
 
 if TYPE_CHECKING:
     from cadence.app import App
     from cadence.delivery.transports import Transport
-    from cadence.store.gateway import Store
+    from cadence.ledger.gateway import Store
 
 
 def daemon_id() -> str:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import JSON, Boolean, Column, Integer, Table
 from sqlalchemy.exc import DBAPIError
 
-from cadence.store.tables import UTCDateTime
+from cadence.ledger.tables import UTCDateTime
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection

@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cadence.delivery.unsubscribe import UnsubscribeClaim
-from cadence.http.webhook import Batch, Mapped
+from cadence.feedback.webhook import Batch, Mapped
 from cadence.model import Customer, Event
 
 if TYPE_CHECKING:
-    from cadence.store.gateway import Store
+    from cadence.ledger.gateway import Store
 
 log = logging.getLogger("cadence.http")
 

@@ -20,9 +20,9 @@ from cadence.model import Decision, Email, Message, MessageKind
 
 if TYPE_CHECKING:
     from cadence.config import Settings
-    from cadence.passes import PassReport
+    from cadence.flows.passes import PassReport
+    from cadence.ledger.gateway import Store
     from cadence.rules.model import Rules
-    from cadence.store.gateway import Store
 
 WEEK = timedelta(days=7)
 
@@ -111,7 +111,7 @@ def simulate(
     on_pass: Callable[[PassReport], None] = lambda _: None,
 ) -> Simulation:
     """Run the passes from `start` to `end` on a scratch copy of the whole ledger."""
-    from cadence.timeline import run_on_scratch
+    from cadence.flows.timeline import run_on_scratch
 
     run = run_on_scratch(
         store, settings, rules, start, end, replay_history=replay_history, on_pass=on_pass

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from cadence.app import App
-    from cadence.passes import PassReport
-    from cadence.planning import Preview
+    from cadence.flows.passes import PassReport
+    from cadence.flows.preview import Preview
 
 DEMO_CUSTOMER = "c-17"
 
@@ -47,10 +47,10 @@ def build(
     from cadence import ingest
     from cadence.app import App
     from cadence.config import load_settings
-    from cadence.lifecycle import process_events
-    from cadence.planning import preview
+    from cadence.flows.lifecycle import process_events
+    from cadence.flows.preview import preview
+    from cadence.flows.timeline import run_between
     from cadence.starter.writer import write_starter
-    from cadence.timeline import run_between
 
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ("cadence.db", "cadence.db-wal", "cadence.db-shm"):

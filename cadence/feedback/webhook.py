@@ -1,6 +1,6 @@
 """SendGrid's event webhook, pure: the signature check, and a batch turned into ledger events.
 
-No I/O here, so both halves are tested without a server or a database (`cadence.http.ledger`
+No I/O here, so both halves are tested without a server or a database (`cadence.feedback.ledger`
 does the storing). What SendGrid does, as its docs and its own Python helper say: with "Signed
 Event Webhook Requests" on, every POST carries `X-Twilio-Email-Event-Webhook-Timestamp` and
 `X-Twilio-Email-Event-Webhook-Signature`; the signature is ECDSA P-256 with SHA-256 over the

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from cadence.http.app import create_app
-from cadence.http.webhook import BadPublicKey
+from cadence.feedback.app import create_app
+from cadence.feedback.webhook import BadPublicKey
 
 if TYPE_CHECKING:
     from cadence.app import App

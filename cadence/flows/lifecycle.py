@@ -21,12 +21,11 @@ from cadence.engine.playbooks import (
     sweep_period,
     swept,
 )
-from cadence.model import Customer, Message
-from cadence.planning import runs_of
+from cadence.model import Customer, CustomerContext, Message
 
 if TYPE_CHECKING:
+    from cadence.ledger.gateway import Store
     from cadence.rules.model import Playbook, Rules
-    from cadence.store.gateway import Store
 
 log = logging.getLogger("cadence.lifecycle")
 
@@ -148,3 +147,14 @@ def sweep_all(store: Store, rules: Rules, now: datetime, *, batch: int = 500) ->
     for playbook, period in due:
         store.set_meta(SWEPT + playbook.name, period.isoformat())
     return created
+
+
+def runs_of(ctx: CustomerContext) -> list[PlaybookRun]:
+    """When each playbook last created a message for this customer (for cooldowns)."""
+    members = [m for sent in ctx.history for m in sent.members]
+    runs = [PlaybookRun(name, at) for name, at in ctx.playbook_runs.items()]
+    return runs + [
+        PlaybookRun(m.playbook, m.created_at)
+        for m in (*ctx.pending, *members)
+        if m.playbook is not None and m.created_at is not None
+    ]

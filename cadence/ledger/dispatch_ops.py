@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Case, ColumnElement, Update, bindparam, case, delete, insert, select, update
 
+from cadence.ledger import convert, dispatch_writing
+from cadence.ledger.claim_ops import Claimed, ClaimOps
+from cadence.ledger.common import Contact, Settled, chunks, look_again
+from cadence.ledger.driver import Driver
+from cadence.ledger.tables import decisions, emails, messages
 from cadence.model import Email, Status
-from cadence.store import convert, dispatch_writing
-from cadence.store.claim_ops import Claimed, ClaimOps
-from cadence.store.common import Contact, Settled, chunks, look_again
-from cadence.store.driver import Driver
-from cadence.store.tables import decisions, emails, messages
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine

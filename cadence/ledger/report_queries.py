@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
-from cadence.store.tables import customers, emails, events, messages
+from cadence.ledger.tables import customers, emails, events, messages
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

@@ -1,0 +1,76 @@
+"""Planning against the store: re-plan the customers whose inputs changed.
+
+Cost grows with the work that arrived: only customers marked dirty (or whose next planned
+moment has come) are read, planned and written back, a batch at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING
+
+from cadence.engine import plan_account
+from cadence.engine.limits import counts_for_account
+from cadence.model import CustomerContext, Plan
+
+if TYPE_CHECKING:
+    from cadence.ledger.gateway import Store
+    from cadence.rules.model import Rules
+
+
+def plan_due(
+    store: Store, rules: Rules, now: datetime, default_timezone: str, *, batch: int = 500
+) -> int:
+    """Re-plan every customer that needs it; returns how many were planned."""
+    return plan_some(store, rules, now, default_timezone, batch=batch)[0]
+
+
+def plan_some(
+    store: Store,
+    rules: Rules,
+    now: datetime,
+    default_timezone: str,
+    *,
+    batch: int = 500,
+    keep_planning: Callable[[], bool] = lambda: True,
+) -> tuple[int, bool]:
+    """Re-plan customers that need it, a batch at a time, while `keep_planning()` holds
+    (asked after each batch; customers with transactional mail waiting come first). Returns
+    how many were planned and whether some were left for later.
+
+    A daemon stops after a while so that it sends between batches: a customer left dirty
+    has none of its emails claimed until it is planned again (`claim_due`), so stopping
+    early delays that customer's mail but never sends it on a stale plan."""
+    from cadence import metrics
+
+    def plan(group: Sequence[CustomerContext]) -> list[Plan]:
+        plans = plan_account(group, rules, now, default_timezone)
+        for p in plans:
+            metrics.record_decisions(p.decisions)
+        return plans
+
+    # A planned customer leaves the queue (not dirty, next_plan_at > now: the planner promises
+    # it); one that is back at once was marked dirty again meanwhile and is rightly planned
+    # again. Only the last batch is remembered, not every id of the pass (at a million
+    # customers that set alone would be ~100 MB): customers another daemon has locked come
+    # back unplanned, and must end the pass rather than spin on it.
+    planned = 0
+    previous: set[str] = set()
+    account_mail = partial(counts_for_account, rules=rules) if rules.plans_accounts else None
+    while True:
+        found = store.customers_to_plan(now, batch)
+        ids = [i for i in found if i not in previous]
+        if not ids:
+            return planned, False
+        previous = set(ids)
+        planned += store.plan_batch(
+            ids, now, rules.lookback(), plan, rules.version, account_mail=account_mail
+        )
+        if len(found) < batch:
+            # every customer that needed a plan was in this batch: what is left was marked
+            # meanwhile, and the next pass plans it (no second look for nothing each pass)
+            return planned, False
+        if not keep_planning():
+            return planned, True

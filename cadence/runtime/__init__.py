@@ -1,0 +1,2 @@
+"""The long-running side: the daemon (APScheduler pacing its passes) and its private control
+socket. Nothing here imports the command line."""
