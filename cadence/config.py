@@ -48,8 +48,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from cadence.config_file import CONFIG_ENV, ConfigMissing, config_file
 from cadence.durations import format_duration, parse_duration
-from cadence.runtime.control import CONFIG_ENV, ConfigMissing, config_file
 
 ENV_PREFIX = "CADENCE_"
 

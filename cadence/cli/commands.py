@@ -47,7 +47,7 @@ def preview(
             fail(f"error: no customer with id {customer!r}")
     from rich.console import Console
 
-    from cadence.cli.output import write_preview
+    from cadence.printing import write_preview
 
     write_preview(Console(), p, fmt=fmt, render=render)
 
@@ -152,7 +152,7 @@ def emails_unconfirmed(fmt: FormatOption = "table") -> None:
     with errors():
         rows = a.store.unconfirmed_emails()
     if fmt == "json":
-        from cadence.cli.output import iso
+        from cadence.printing import iso
 
         typer.echo(
             json.dumps(
@@ -203,8 +203,8 @@ def explain(
 ) -> None:
     """A message's decisions over time, each with its rules version, and what changed; for a
     message still open, what the passes will decide next (as `preview` says)."""
-    from cadence.cli.output import decision_json, iso
     from cadence.flows.preview import explain as explain_message
+    from cadence.printing import decision_json, iso
 
     _check_format(fmt)
     a = get_app()

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def print_demo(console: Console, app: App, r: DemoResult) -> None:
-    from cadence.cli.output import print_preview
+    from cadence.printing import print_preview
 
     folder = r.folder
     console.rule("[bold]cadence demo")

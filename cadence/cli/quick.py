@@ -93,13 +93,14 @@ def from_daemon(argv: list[str]) -> str | None:
     parsed = parse_preview(argv)
     if parsed is None:
         return None
+    from cadence.config_file import ConfigMissing, config_file
     from cadence.runtime import control
 
     config, request = parsed
     try:
-        file = control.config_file(config, os.environ)
+        file = config_file(config, os.environ)
         path = control.socket_path(file, os.environ, os.getcwd())
-    except (control.ConfigMissing, OSError):
+    except (ConfigMissing, OSError):
         return None  # the full command line reports it
     return control.ask(path, {**request, "terminal": _terminal()})
 

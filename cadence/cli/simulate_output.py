@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from cadence.cli.output import decision_json, email_json
+from cadence.printing import decision_json, email_json
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -30,8 +30,6 @@ from typing import Any
 
 from cadence import __version__
 
-CONFIG_ENV = "CADENCE_CONFIG"
-DEFAULT_FILE = "cadence.yaml"
 #: where the socket goes, when set (e.g. systemd's RuntimeDirectory); else
 #: $XDG_RUNTIME_DIR/cadence, else /tmp/cadence-UID
 RUNTIME_ENV = "CADENCE_RUNTIME_DIR"
@@ -57,26 +55,6 @@ PROTOCOL = 1
 MAX_MESSAGE = 64 * 1024 * 1024
 #: how long a command waits for the daemon before doing the work itself
 ASK_TIMEOUT = 10.0
-
-
-class ConfigMissing(Exception):
-    """A config file was named and does not exist; the message says which and by what."""
-
-
-def config_file(path: Path | None, environ: Mapping[str, str]) -> Path | None:
-    """The file settings are read from: `path`, else `$CADENCE_CONFIG`, else `./cadence.yaml`
-    if it exists, else none (defaults and environment only)."""
-    if path is not None:
-        if not Path(path).is_file():
-            raise ConfigMissing(f"{path}: no such config file")
-        return Path(path)
-    named = environ.get(CONFIG_ENV)
-    if named:
-        if not Path(named).is_file():
-            raise ConfigMissing(f"{named}: no such config file (named by {CONFIG_ENV})")
-        return Path(named)
-    default = Path(DEFAULT_FILE)
-    return default if default.is_file() else None
 
 
 def _inputs(file: Path | None, environ: Mapping[str, str], cwd: str) -> dict[str, Any]:

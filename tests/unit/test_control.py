@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cadence.cli.quick import parse_preview
+from cadence.config_file import ConfigMissing, config_file
 from cadence.runtime import control
 
 
@@ -107,14 +108,14 @@ def test_no_daemon_means_no_answer(tmp_path: Path) -> None:
 def test_a_named_config_that_is_missing_is_reported_by_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(control.ConfigMissing, match=r"nope\.yaml: no such config file"):
-        control.config_file(tmp_path / "nope.yaml", {})
-    with pytest.raises(control.ConfigMissing, match="named by CADENCE_CONFIG"):
-        control.config_file(None, {"CADENCE_CONFIG": str(tmp_path / "nope.yaml")})
+    with pytest.raises(ConfigMissing, match=r"nope\.yaml: no such config file"):
+        config_file(tmp_path / "nope.yaml", {})
+    with pytest.raises(ConfigMissing, match="named by CADENCE_CONFIG"):
+        config_file(None, {"CADENCE_CONFIG": str(tmp_path / "nope.yaml")})
     monkeypatch.chdir(tmp_path)  # the default: ./cadence.yaml, only if it exists
-    assert control.config_file(None, {}) is None
+    assert config_file(None, {}) is None
     (tmp_path / "cadence.yaml").write_text("")
-    assert control.config_file(None, {}) == Path("cadence.yaml")
+    assert config_file(None, {}) == Path("cadence.yaml")
 
 
 def test_the_keys_that_make_settings_are_the_settings_keys() -> None:

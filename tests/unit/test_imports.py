@@ -121,3 +121,53 @@ def test_the_walk_sees_imports() -> None:
     edges = graph()
     assert "cadence.engine.planner" in edges["cadence.engine"]
     assert "cadence.model" in edges["cadence.engine.planner"]
+
+
+#: who may import whom: a module imports only from its own layer or those below it (the
+#: number), so the flow reads one way: the command line, the daemon and the feedback side on
+#: top, the use cases under them, the ledger, delivery and ingestion under those, the pure
+#: planner under those, and the rules and the domain values at the bottom
+LAYERS = {
+    "cli": 5,
+    "runtime": 4,
+    "feedback": 4,
+    "app": 3,
+    "flows": 3,
+    "report": 3,
+    "printing": 3,
+    "ledger": 2,
+    "delivery": 2,
+    "ingest": 2,
+    "starter": 2,
+    "engine": 1,
+    "rules": 0,
+    "model": 0,
+    "views": 0,
+    "clock": 0,
+    "durations": 0,
+    "jinja": 0,
+    "config": 0,
+    "config_file": 0,
+    "metrics": 0,
+}
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_the_layers_point_one_way() -> None:
+    wrong = []
+    for module, deps in graph().items():
+        here = _layer(module)
+        if here in ("", "__main__"):
+            continue  # the package itself and `python -m cadence`: the entry points
+        assert here in LAYERS, f"{module}: which layer is it in?"
+        for dep in deps:
+            there = _layer(dep)
+            if there != here and LAYERS.get(there, 0) > LAYERS[here]:
+                wrong.append(f"{module} -> {dep}")
+            if here in ("runtime", "feedback") and there == "cli":
+                wrong.append(f"{module} -> {dep}")
+    assert wrong == []

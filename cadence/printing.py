@@ -1,4 +1,6 @@
-"""Turning previews and decisions into the contract's JSON and into Rich tables."""
+"""Previews and decisions written out: the contract's JSON and the Rich tables. The command
+line and the daemon's control socket both print through here, so a preview the daemon
+answers is, byte for byte, the one the command prints."""
 
 from __future__ import annotations
 
