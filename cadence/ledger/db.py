@@ -3,9 +3,7 @@ Alembic brings either to the newest migration."""
 
 from __future__ import annotations
 
-import importlib
 from functools import cache
-from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
@@ -62,10 +60,10 @@ def make_engine(url: str) -> Engine:
 def _alembic_config(url: str) -> Any:
     from alembic.config import Config
 
-    # shipped inside the package from the top-level `migrations/` (see pyproject.toml)
-    migrations = importlib.import_module("cadence.migrations")
+    from cadence.shipped import shipped
+
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(str(migrations.__file__)).parent))
+    cfg.set_main_option("script_location", str(shipped("cadence.migrations")))
     cfg.attributes["url"] = url
     return cfg
 

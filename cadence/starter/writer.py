@@ -12,10 +12,10 @@ edited rules or templates would lose that work; `overwrite=True` (`--force`) say
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from cadence.shipped import shipped
 from cadence.starter.samples import FILES as SAMPLE_FILES
 from cadence.starter.samples import sample_records, write_samples
 
@@ -78,7 +78,7 @@ def next_monday(t: datetime) -> datetime:
 
 
 def _resources(package: str, suffix: str) -> list[Traversable]:
-    root = resources.files(package)
+    root = shipped(package)
     return sorted(
         (f for f in root.iterdir() if f.is_file() and f.name.endswith(suffix)),
         key=lambda f: f.name,

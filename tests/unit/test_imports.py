@@ -148,6 +148,7 @@ LAYERS = {
     "jinja": 0,
     "config": 0,
     "config_file": 0,
+    "shipped": 0,
     "metrics": 0,
 }
 
