@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cadence.model import EmailStatus
+
 if TYPE_CHECKING:
     from cadence.app import App
     from cadence.flows.passes import PassReport
@@ -133,10 +135,14 @@ def _tally(app: App, result: DemoResult) -> None:
             if message.playbook:
                 result.checkins.append((customer_id, message.playbook, str(decision.status)))
         for email, status in store.emails_of(customer_id):
-            w = _week(result, email.send_at) if status == "sent" and not email.to_owner else None
+            w = (
+                _week(result, email.send_at)
+                if status == EmailStatus.SENT and not email.to_owner
+                else None
+            )
             if w is not None:
                 after[w] += 1
-            if status == "sent":
+            if status == EmailStatus.SENT:
                 result.emails_by_role[email.role] += 1
                 if len(email.members) > 1:
                     result.merged_emails += 1

@@ -27,7 +27,7 @@ from cadence.ledger import columns, convert
 from cadence.ledger.common import chunks, look_again, mark_dirty
 from cadence.ledger.driver import Driver
 from cadence.ledger.tables import customers, emails, messages
-from cadence.model import Customer, Email, Message
+from cadence.model import Customer, Email, EmailStatus, Message
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -90,9 +90,9 @@ class ClaimOps:
             db = Driver(conn)
             t = db.time
             due = DUE.format(true="true" if db.postgres else "1")
-            due_args = ["planned", t(now), t(now), t(now - ON_PLAN_GRACE), limit]
+            due_args = [EmailStatus.PLANNED.value, t(now), t(now), t(now - ON_PLAN_GRACE), limit]
             claim = [
-                "claimed",
+                EmailStatus.CLAIMED.value,
                 owner,
                 t(now + lease),
                 t(now),
@@ -110,7 +110,7 @@ class ClaimOps:
                     emails,
                     EMAIL,
                     CLAIM + where + " AND status = ?" + returning,
-                    [*claim, *params, "planned"],
+                    [*claim, *params, EmailStatus.PLANNED.value],
                 )
             else:
                 # one statement: SQLite's write lock covers it, so the sub-select's `planned`
@@ -201,13 +201,15 @@ class ClaimOps:
         given); returns how many."""
         rows: list[Any] = []
         for part in chunks(list(ids)):
-            query = update(emails).where(emails.c.id.in_(part), emails.c.status == "claimed")
+            query = update(emails).where(
+                emails.c.id.in_(part), emails.c.status == EmailStatus.CLAIMED
+            )
             if now is not None:
                 query = query.where(emails.c.lease_until < now)
             rows += conn.execute(
-                query.values(status="planned", lease_owner=None, lease_until=None).returning(
-                    emails.c.members, emails.c.customer_id, emails.c.send_at
-                )
+                query.values(
+                    status=EmailStatus.PLANNED, lease_owner=None, lease_until=None
+                ).returning(emails.c.members, emails.c.customer_id, emails.c.send_at)
             ).all()
         members = sorted({m for r in rows for m in r.members})
         for part in chunks(members):

@@ -20,7 +20,7 @@ from cadence.ledger.claim_ops import Claimed, ClaimOps
 from cadence.ledger.common import Contact, Settled, chunks, look_again
 from cadence.ledger.driver import Driver
 from cadence.ledger.tables import decisions, emails, messages
-from cadence.model import Email, Status
+from cadence.model import Email, EmailStatus, Status
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -172,7 +172,7 @@ class DispatchOps(ClaimOps):
                 update(emails)
                 .where(emails.c.id == email_id)
                 .values(
-                    status="sent",
+                    status=EmailStatus.SENT,
                     sent_at=at,
                     provider_id=provider_id,
                     updated_at=at,
@@ -187,11 +187,18 @@ class DispatchOps(ClaimOps):
     def mark_failed(self, email_id: str, error: str, at: datetime | None = None) -> None:
         from cadence.clock import utcnow
 
-        self._close(email_id, "failed", Status.FAILED, error, f"failed: {error}", at or utcnow())
+        self._close(
+            email_id, EmailStatus.FAILED, Status.FAILED, error, f"failed: {error}", at or utcnow()
+        )
 
     def mark_unconfirmed(self, email_id: str, reason: str, at: datetime) -> None:
         self._close(
-            email_id, "unconfirmed", Status.UNCONFIRMED, reason, f"unconfirmed: {reason}", at
+            email_id,
+            EmailStatus.UNCONFIRMED,
+            Status.UNCONFIRMED,
+            reason,
+            f"unconfirmed: {reason}",
+            at,
         )
 
     def _close(
@@ -219,7 +226,7 @@ class DispatchOps(ClaimOps):
             conn.execute(
                 update(emails)
                 .where(emails.c.id == email_id)
-                .values(status="claimed", lease_owner=None, lease_until=at, error=reason)
+                .values(status=EmailStatus.CLAIMED, lease_owner=None, lease_until=at, error=reason)
             )
 
     def hold_email(self, email_id: str, reason: str, at: datetime | None = None) -> None:
@@ -258,7 +265,10 @@ class DispatchOps(ClaimOps):
             # most passes find none: a read, not a write transaction, says so
             ran_out = conn.scalar(
                 select(emails.c.id)
-                .where(emails.c.status.in_(("claimed", "sending")), emails.c.lease_until < now)
+                .where(
+                    emails.c.status.in_((EmailStatus.CLAIMED, EmailStatus.SENDING)),
+                    emails.c.lease_until < now,
+                )
                 .limit(1)
             )
         if ran_out is None:
@@ -267,7 +277,7 @@ class DispatchOps(ClaimOps):
             expired = list(
                 conn.scalars(
                     select(emails.c.id).where(
-                        emails.c.status == "claimed", emails.c.lease_until < now
+                        emails.c.status == EmailStatus.CLAIMED, emails.c.lease_until < now
                     )
                 )
             )
@@ -275,9 +285,9 @@ class DispatchOps(ClaimOps):
             lost = list(
                 conn.scalars(
                     update(emails)
-                    .where(emails.c.status == "sending", emails.c.lease_until < now)
+                    .where(emails.c.status == EmailStatus.SENDING, emails.c.lease_until < now)
                     .values(
-                        status="unconfirmed",
+                        status=EmailStatus.UNCONFIRMED,
                         error=UNCONFIRMED_REASON,
                         updated_at=now,
                         lease_owner=None,
@@ -298,7 +308,9 @@ class DispatchOps(ClaimOps):
     def unconfirmed_emails(self) -> list[tuple[Email, str | None]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(emails).where(emails.c.status == "unconfirmed").order_by(emails.c.send_at)
+                select(emails)
+                .where(emails.c.status == EmailStatus.UNCONFIRMED)
+                .order_by(emails.c.send_at)
             ).mappings()
             return [(convert.email(r), r["error"]) for r in rows]
 
@@ -311,7 +323,9 @@ class DispatchOps(ClaimOps):
         with self.engine.begin() as conn:
             row = (
                 conn.execute(
-                    select(emails).where(emails.c.id == email_id, emails.c.status == "unconfirmed")
+                    select(emails).where(
+                        emails.c.id == email_id, emails.c.status == EmailStatus.UNCONFIRMED
+                    )
                 )
                 .mappings()
                 .one_or_none()
@@ -322,7 +336,9 @@ class DispatchOps(ClaimOps):
                 conn.execute(
                     update(emails)
                     .where(emails.c.id == email_id)
-                    .values(status="sent", sent_at=row["send_at"], error=None, updated_at=at)
+                    .values(
+                        status=EmailStatus.SENT, sent_at=row["send_at"], error=None, updated_at=at
+                    )
                 )
                 members = self._settle_members(
                     conn,

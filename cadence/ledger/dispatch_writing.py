@@ -29,7 +29,7 @@ from cadence.ledger.common import (
 )
 from cadence.ledger.driver import Driver
 from cadence.ledger.tables import customers, decisions, emails, messages
-from cadence.model import Status
+from cadence.model import EmailStatus, Status
 
 #: what a member's decision history and its customer's contact times need
 MEMBER = (
@@ -55,7 +55,7 @@ def mark_sending(db: Driver, ids: Sequence[str], owner: str, now: datetime | Non
             "UPDATE emails SET status = ?, attempts = attempts + 1 "
             f"WHERE {where} AND status = ? AND lease_owner = ?"
         )
-        args: list[Any] = ["sending", *params, "claimed", owner]
+        args: list[Any] = [EmailStatus.SENDING.value, *params, EmailStatus.CLAIMED.value, owner]
         if now is not None:
             text += " AND lease_until > ?"
             args.append(db.time(now))
@@ -74,7 +74,12 @@ def record_sent(db: Driver, sent: Sequence[tuple[str, str | None]], at: datetime
         "id",
         ("provider_id",),
         [(i, provider) for i, provider in sent],
-        fixed={"status": "sent", "sent_at": at, "updated_at": at, "lease_owner": None},
+        fixed={
+            "status": EmailStatus.SENT.value,
+            "sent_at": at,
+            "updated_at": at,
+            "lease_owner": None,
+        },
         single=True,
     )
     email_of: dict[str, str] = {}

@@ -16,7 +16,7 @@ from cadence.engine.events import apply_events
 from cadence.ledger import convert
 from cadence.ledger.common import chunks, mark_dirty, upsert
 from cadence.ledger.tables import customers, decisions, emails, events, messages
-from cadence.model import Event, Message, MessageKind, Status
+from cadence.model import EmailStatus, Event, Message, MessageKind, Status
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -242,7 +242,9 @@ class IngestOps:
             planned = sorted({rows[mid]["email_id"] for mid in cancelled if rows[mid]["email_id"]})
             for part in chunks(planned):
                 conn.execute(
-                    delete(emails).where(and_(emails.c.id.in_(part), emails.c.status == "planned"))
+                    delete(emails).where(
+                        and_(emails.c.id.in_(part), emails.c.status == EmailStatus.PLANNED)
+                    )
                 )
             mark_dirty(conn, {r.customer_id for r in done})
         return refused

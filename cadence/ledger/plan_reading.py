@@ -16,9 +16,13 @@ from cadence.ledger import columns, convert
 from cadence.ledger.common import chunks
 from cadence.ledger.driver import Driver, Row
 from cadence.ledger.tables import customers, emails, messages
-from cadence.model import CustomerContext, Message, Sent
+from cadence.model import CustomerContext, EmailStatus, Message, Sent
 
-IN_LEDGER = ("claimed", "sending", "sent", "unconfirmed")  # went, or may have
+#: emails that went, or may have
+IN_LEDGER = tuple(
+    s.value
+    for s in (EmailStatus.CLAIMED, EmailStatus.SENDING, EmailStatus.SENT, EmailStatus.UNCONFIRMED)
+)
 
 #: what `convert.customer` needs, and the contact times the limits count from
 CUSTOMER = (*columns.CUSTOMER, "last_contact")
@@ -150,7 +154,7 @@ def _history(
     planned emails too, their ids added there. Each email counts at the time it went, else
     the time it is due. Members found in `known` (open messages read in this transaction)
     are not read again."""
-    statuses = IN_LEDGER if planned is None else (*IN_LEDGER, "planned")
+    statuses = IN_LEDGER if planned is None else (*IN_LEDGER, EmailStatus.PLANNED.value)
     where, params = db.in_ids("customer_id", ids)
     rows = db.select(
         emails,
@@ -170,7 +174,7 @@ def _history(
         at = r["sent_at"] or r["send_at"]
         group = tuple(members[i] for i in r["members"] if i in members)
         out[r["customer_id"]].append(Sent(r["id"], at, r["customer_id"], group))
-        if planned is not None and r["status"] == "planned":
+        if planned is not None and r["status"] == EmailStatus.PLANNED:
             planned.add(r["id"])
     where, params = db.in_ids("customer_id", ids)
     for m in db.select(

@@ -20,7 +20,7 @@ from cadence.ledger.common import aware, chunks
 from cadence.ledger.driver import Driver, Encoded, Row
 from cadence.ledger.plan_reading import current_decisions
 from cadence.ledger.tables import customers, decisions, emails, messages
-from cadence.model import Email, Plan
+from cadence.model import Email, EmailStatus, Plan
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def _write_emails(db: Driver, plans: Sequence[Plan], rules_version: str) -> None
             emails,
             ("id", "customer_id", *PLANNED),
             f"{where} AND status = ?",
-            [*params, "planned"],
+            [*params, EmailStatus.PLANNED.value],
         )
     }
     changed: list[tuple[Any, ...]] = []
@@ -172,7 +172,7 @@ def _write_emails(db: Driver, plans: Sequence[Plan], rules_version: str) -> None
             where, params = db.in_ids("id", part)
             db.execute(
                 f"DELETE FROM emails WHERE {by_customer} AND status = ? AND {where}",
-                [*by_id, "planned", *params],
+                [*by_id, EmailStatus.PLANNED.value, *params],
             )
     db.update(emails, "id", (*PLANNED, "updated_at"), changed)
     _insert_emails(db, new, rules_version)
@@ -202,7 +202,7 @@ def _insert_emails(db: Driver, new: Sequence[tuple[Plan, Email]], rules_version:
                 e.id,
                 e.customer_id,
                 e.send_at,
-                "planned",
+                EmailStatus.PLANNED.value,
                 *_content(e),
                 None,
                 None,

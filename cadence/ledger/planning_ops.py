@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text, update
 from cadence.ledger import plan_reading, plan_writing
 from cadence.ledger.driver import Driver
 from cadence.ledger.tables import UNPLANNED_TRANSACTIONAL, customers, emails
-from cadence.model import CustomerContext, Message, Plan
+from cadence.model import CustomerContext, EmailStatus, Message, Plan
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -72,7 +72,7 @@ class PlanningOps:
                 conn.scalar(
                     select(func.count())
                     .select_from(emails)
-                    .where(emails.c.status == "planned", emails.c.send_at <= now)
+                    .where(emails.c.status == EmailStatus.PLANNED, emails.c.send_at <= now)
                 )
                 or 0
             )
@@ -83,7 +83,7 @@ class PlanningOps:
         with self.engine.connect() as conn:
             db = Driver(conn)
             ((a, b, c),) = db.fetch(
-                "SELECT (SELECT min(send_at) FROM emails WHERE status = 'planned'), "
+                f"SELECT (SELECT min(send_at) FROM emails WHERE status = '{EmailStatus.PLANNED}'), "
                 "(SELECT min(next_plan_at) FROM customers), "
                 f"(SELECT min(at) FROM events WHERE processed = {'false' if db.postgres else '0'})",
                 [],

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from cadence.ledger import convert
 from cadence.ledger.common import upsert
 from cadence.ledger.tables import customers, decisions, emails, events, messages, meta
-from cadence.model import Customer, Decision, Email, Event, Message, MessageKind
+from cadence.model import Customer, Decision, Email, EmailStatus, Event, Message, MessageKind
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -53,12 +53,12 @@ class ReadingOps:
             found = row.first()
             return None if found is None else (convert.message(found), convert.decision(found))
 
-    def emails_of(self, customer_id: str) -> list[tuple[Email, str]]:
+    def emails_of(self, customer_id: str) -> list[tuple[Email, EmailStatus]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(emails).where(emails.c.customer_id == customer_id).order_by(emails.c.send_at)
             ).mappings()
-            return [(convert.email(r), r["status"]) for r in rows]
+            return [(convert.email(r), EmailStatus(r["status"])) for r in rows]
 
     def decision_history(self, message_id: str) -> list[DecisionRecord]:
         with self.engine.connect() as conn:
@@ -157,7 +157,7 @@ class ReadingOps:
                 conn.execute(
                     select(emails).where(
                         emails.c.customer_id.in_(ids),
-                        emails.c.status == "sent",
+                        emails.c.status == EmailStatus.SENT,
                         emails.c.sent_at < start,
                     )
                 )

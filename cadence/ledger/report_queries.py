@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select
 
 from cadence.ledger.tables import customers, emails, events, messages
+from cadence.model import EmailStatus
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -73,7 +74,7 @@ class ReportQueries:
                 for r in conn.execute(
                     select(
                         e.id, e.customer_id, e.members, e.sent_at, e.role, e.category, e.to_owner
-                    ).where(e.status == "sent", e.sent_at.between(since, until))
+                    ).where(e.status == EmailStatus.SENT, e.sent_at.between(since, until))
                 ).mappings()
                 if r["customer_id"] in zones
             ]

@@ -35,7 +35,7 @@ from cadence.ledger.common import Settled, chunks, contacts_by_customer, merge_c
 from cadence.ledger.db import IN_MEMORY
 from cadence.ledger.driver import Driver, Row
 from cadence.ledger.tables import customers, decisions, emails, events, messages, meta
-from cadence.model import Decision, Email, Message, Reachability, Status
+from cadence.model import Decision, Email, EmailStatus, Message, Reachability, Status
 
 if TYPE_CHECKING:
     from cadence.ledger.gateway import Store
@@ -109,11 +109,12 @@ def rewind(store: Store, start: datetime, *, replay_until: datetime | None = Non
     with store.engine.begin() as conn:
         db = Driver(conn)
         at = db.time(start)
+        gone = (EmailStatus.SENT.value, EmailStatus.SENDING.value, EmailStatus.UNCONFIRMED.value)
         db.execute(
             "DELETE FROM emails WHERE NOT ("
-            "status IN ('sent', 'sending', 'unconfirmed') AND coalesce(sent_at, send_at) < ? "
-            "OR status = 'failed' AND updated_at < ?)",
-            [at, at],
+            "status IN (?, ?, ?) AND coalesce(sent_at, send_at) < ? "
+            "OR status = ? AND updated_at < ?)",
+            [*gone, at, EmailStatus.FAILED.value, at],
         )
         db.execute(
             "DELETE FROM messages WHERE playbook IS NOT NULL AND created_at >= ? "
@@ -303,7 +304,7 @@ def sent_between(
     with store.engine.connect() as conn:
         db = Driver(conn)
         where = "status = ? AND sent_at >= ? AND sent_at <= ?"
-        params = ["sent", db.time(start), db.time(end)]
+        params = [EmailStatus.SENT.value, db.time(start), db.time(end)]
         if customer_ids is not None:
             ids, more = db.in_ids("customer_id", sorted(set(customer_ids)))
             where, params = f"{where} AND {ids}", [*params, *more]
