@@ -172,18 +172,6 @@ class Decision:
     rules_version: str | None = None
     final: bool = False  # True: the planner never revisits it
 
-    def same_verdict(self, other: Decision | None) -> bool:
-        """Whether a new decision says something different enough to be kept as history."""
-        if other is None:
-            return False
-        return (
-            self.status == other.status
-            and self.send_at == other.send_at
-            and self.email_id == other.email_id
-            and self.rule == other.rule
-            and self.reason == other.reason
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class CustomerContext:

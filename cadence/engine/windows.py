@@ -117,10 +117,6 @@ def next_open(t: datetime, window: SendWindow | None, tz: ZoneInfo) -> datetime 
     return None
 
 
-def is_open(t: datetime, window: SendWindow | None, tz: ZoneInfo) -> bool:
-    return next_open(t, window, tz) == t
-
-
 def next_open_all(
     t: datetime, windows: Sequence[SendWindow | None], tz: ZoneInfo
 ) -> datetime | None:

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from cadence.delivery.compose import OutgoingEmail, compose
+from cadence.delivery.compose import OutgoingEmail, compose, unsubscribe_link
 from cadence.delivery.render import RenderError
 from cadence.delivery.transports.base import BatchingTransport, SendResult, TransportError
-from cadence.delivery.unsubscribe import make_token, unsubscribe_url
 
 if TYPE_CHECKING:
     from cadence.config import Settings
@@ -264,9 +263,8 @@ class Dispatcher:
     def _unsubscribe(self, item: Claimed, now: datetime) -> str | None:
         if item.email.transactional or item.email.to_owner:
             return None
-        categories = sorted({m.category for m in item.members if m.category})
-        token = make_token(self.secret, item.customer.id, categories or None, now)
-        return unsubscribe_url(self.settings.unsubscribe.base_url, token)
+        base = self.settings.unsubscribe.base_url
+        return unsubscribe_link(base, self.secret, item.customer.id, item.members, now)
 
     def _failed(
         self, item: Claimed, exc: TransportError, now: datetime, report: DispatchReport

@@ -132,10 +132,6 @@ def build(rows: ReportRows, since: datetime, until: datetime, default_tz: str) -
     }
 
 
-def _means(rows: dict[str, list[int]], weeks: int) -> list[float]:
-    return [round(sum(r[w] for r in rows.values()) / max(1, len(rows)), 3) for w in range(weeks)]
-
-
 def _outcome(m: dict[str, Any], email_of: dict[str, str], multi: set[str]) -> str | None:
     status = m["status"]
     if status == "sent":
