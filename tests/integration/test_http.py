@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -277,21 +277,53 @@ def test_a_malformed_batch_gets_400_and_stores_none_of_it(served: Served) -> Non
     assert not served.customer().reach.hard_bounced
 
 
-def test_a_batch_is_stored_whole_or_not_at_all(served: Served, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def _fail_at(store, event_id: str) -> Callable[[], None]:  # type: ignore[no-untyped-def]
+    """A trigger that refuses the insert of one event, in the database itself: the rows of
+    the batch before it are written, then the write fails half-way. Returns what drops it."""
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:
+        if store.is_postgres:
+            conn.execute(
+                text(
+                    "CREATE FUNCTION fail_mid_batch() RETURNS trigger AS $$ BEGIN "
+                    f"IF NEW.id = '{event_id}' THEN "
+                    "RAISE EXCEPTION 'the database went away mid-batch'; END IF; "
+                    "RETURN NEW; END $$ LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER fail_mid_batch BEFORE INSERT ON events "
+                    "FOR EACH ROW EXECUTE FUNCTION fail_mid_batch()"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    "CREATE TRIGGER fail_mid_batch BEFORE INSERT ON events "
+                    f"WHEN NEW.id = '{event_id}' BEGIN "
+                    "SELECT RAISE(ABORT, 'the database went away mid-batch'); END"
+                )
+            )
+
+    def drop() -> None:
+        with store.engine.begin() as conn:
+            conn.execute(
+                text("DROP TRIGGER fail_mid_batch" + (" ON events" if store.is_postgres else ""))
+            )
+
+    return drop
+
+
+def test_a_batch_is_stored_whole_or_not_at_all(served: Served) -> None:
     store = served.app.store
-    real = store.add_events
-    calls: list[int] = []
-
-    def failing(items):  # type: ignore[no-untyped-def]
-        calls.append(len(items))
-        raise RuntimeError("the database went away mid-batch")
-
-    monkeypatch.setattr(store, "add_events", failing)
     batch = [sg("bounce", f"b{i}", type="bounce") for i in range(4)]
+    drop = _fail_at(store, "sg:b2")  # the third event's row fails, after two were written
     assert served.post_events(*batch).status_code == 500
-    assert calls == [4]  # one call for the whole batch: one transaction
-    assert store.event_digests([f"sg:b{i}" for i in range(4)]) == {}
-    monkeypatch.setattr(store, "add_events", real)
+    assert store.event_digests([f"sg:b{i}" for i in range(4)]) == {}  # rolled back, whole
+    assert not served.customer().reach.hard_bounced
+    drop()
     assert served.post_events(*batch).json()["stored"] == 4  # SendGrid's retry lands it whole
     # the server survived the failing handler, and keeps serving
     assert served.client.get("/healthz").status_code == 200 and served.server.running
