@@ -28,7 +28,7 @@ def local(t: datetime, tz: ZoneInfo) -> str:
 
 
 # Times repeat from customer to customer (a window opens at the same local 09:00 for all
-# of a zone), and formatting one was a twentieth of the planner's time.
+# of a zone): each is formatted once.
 _LOCAL: dict[tuple[datetime, str | None], str] = {}
 
 

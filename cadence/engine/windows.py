@@ -88,8 +88,9 @@ class _Openings:
 
 
 # Keyed by identity, not equality: hashing a frozen window hashes its filter and day set on
-# every call, which was a tenth of the planner's time. The entry keeps both objects, so an id
-# is never reused while its entry lives, and a stale entry is recognised and replaced.
+# every call, and the planner asks for a window's openings for every message it places. The
+# entry keeps both objects, so an id is never reused while its entry lives, and a stale entry
+# is recognised and replaced.
 _OPENINGS: dict[tuple[int, int], _Openings] = {}
 _MAX_DAYS = 4096
 _MAX_OPENINGS = 4096

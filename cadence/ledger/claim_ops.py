@@ -59,10 +59,8 @@ EMAIL = ("id", "customer_id", "send_at", *columns.EMAIL_CONTENT, "attempts")
 # message expired: the planner wakes every customer at its emails' times, so the new plan
 # comes). Receipts and ticket replies before the backlog of proactive mail; among emails due
 # at the same moment (a burst) by customer, not by email id (a hash): a claim's emails, and so
-# its chunks, then write neighbouring rows of the tables and indexes kept by customer, and on
-# SQLite, where each commit writes every page it touched, a 5,000-email burst wrote a quarter
-# of the pages. (The statement SQLAlchemy built from the same terms, with customer_id added to
-# the ORDER BY: the same query plans, a sort either way.)
+# its chunks, then write neighbouring rows of the tables and indexes kept by customer, and
+# SQLite writes every page a commit touched.
 DUE = (
     "SELECT emails.id FROM emails WHERE emails.status = ? AND emails.send_at <= ? "
     "AND NOT (EXISTS (SELECT customers.id FROM customers "
@@ -82,8 +80,7 @@ class ClaimOps:
         `now + lease`; their members are marked in flight.
 
         Through `Driver` (see `dispatch_writing`): a claim reads every column a chunk's
-        rendering needs, and SQLAlchemy's processing of those rows cost more than the
-        database's work."""
+        rendering needs."""
         if limit <= 0:
             return []
         with self.engine.begin() as conn:

@@ -366,8 +366,8 @@ class DispatchOps(ClaimOps):
             return True
 
 
-# The set-wise statements are built once per size and reused with fresh parameters: building a
-# CASE of 64 branches per chunk cost more than running it (SQLAlchemy coerces every branch).
+# The set-wise statements are built once per size and reused with fresh parameters: SQLAlchemy
+# coerces every branch of a CASE each time one is built, which is more work than running it.
 SETWISE = 250  # rows per set-wise statement
 
 

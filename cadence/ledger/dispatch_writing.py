@@ -3,9 +3,8 @@
 times) after it.
 
 Through `Driver`, not SQLAlchemy: these run for every chunk, on the thread that also feeds
-the sending threads, and SQLAlchemy's work per statement and per row (building statements
-and cache keys, bind and result processors for the UTC and JSON columns) was most of that
-thread's time. What is written is what `DispatchOps._settle_many` writes, value for value
+the sending threads, so their cost per row is what the dispatcher's pace is made of. What is
+written is what `DispatchOps._settle_many` writes, value for value
 (tests/integration/test_store_dispatch_writing.py compares the two).
 
 A statement per step, whatever the chunk's size: on PostgreSQL each is a round trip, and on

@@ -1,10 +1,11 @@
 """Driver-level reads and writes for re-planning: SQL run on the DBAPI cursor (sqlite3 or
 psycopg) of a SQLAlchemy connection, inside that connection's transaction.
 
-Why not SQLAlchemy here: re-planning reads about ten rows and writes about six per customer,
-and SQLAlchemy's per-row work (result and bind processors for the UTC and JSON columns,
-`RowMapping`, building each row's parameters for an `executemany`) cost more than the
-database's own work did. Everything else in the store goes through SQLAlchemy.
+Why not SQLAlchemy here: these are the paths that read and write rows by the thousand
+(re-planning, claiming, recording a chunk), and SQLAlchemy's work per row (result and bind
+processors for the UTC and JSON columns, `RowMapping`, each row's parameters) is then larger
+than the database's own (figures: docs/performance.md). Everything else in the ledger goes
+through SQLAlchemy.
 
 The values are exactly those SQLAlchemy reads and writes through `tables.py`, which stays the
 one description of the columns (each column's kind is taken from its SQLAlchemy type):
@@ -17,8 +18,8 @@ one description of the columns (each column's kind is taken from its SQLAlchemy 
 - booleans: SQLite keeps 0/1 and gives `bool`s back through SQLAlchemy, so here too.
 
 On PostgreSQL rows go in by `COPY` and are updated by one `UPDATE ... FROM unnest(...)`
-statement (a round trip and a statement per row were most of the time); on SQLite, whose
-calls cost no round trip, by the driver's own `executemany`.
+statement (not a round trip and a statement per row); on SQLite, whose calls cost no round
+trip, by the driver's own `executemany`.
 """
 
 from __future__ import annotations
@@ -288,7 +289,7 @@ class Driver:
         constant = [f"{n} = ?" for n in fixed]
         if self.postgres:
             names = [key, *columns]
-            # arrays dumped in binary (`%b`): a quarter of the client's time of text arrays
+            # arrays dumped in binary (`%b`), which psycopg builds at less cost than text
             arrays = ", ".join(f"CAST(%b AS {_pg_type(table.c[n])}[])" for n in names)
             sets = ", ".join(
                 [f"{n} = %s" for n in fixed]

@@ -1,7 +1,6 @@
 """Reading what the planner needs for a batch of customers, in a few queries a batch.
 
-Through `Driver` (raw rows, converted once into the domain values): the rows a re-plan reads
-are most of its store time, and SQLAlchemy's per-row processing was most of that.
+Through `Driver` (raw rows, converted once into the domain values; see there for why).
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Writing plans back: the emails, each changed decision (and its history), the customers'
 next moment.
 
-Through `Driver`: the executemany of decisions and emails spent most of its time in
-SQLAlchemy's per-row parameter processing, and on PostgreSQL in a statement per row; here
-rows go in by `COPY` and updates by one `UPDATE ... FROM unnest(...)` on PostgreSQL, by the
-driver's `executemany` on SQLite.
+Through `Driver` (see there for why), a fixed handful of statements per batch whatever its
+size: rows go in by `COPY` and updates by one `UPDATE ... FROM unnest(...)` on PostgreSQL,
+by the driver's `executemany` on SQLite.
 """
 
 from __future__ import annotations
@@ -164,7 +163,7 @@ def _write_emails(db: Driver, plans: Sequence[Plan], rules_version: str) -> None
                 changed.append((e.id, *values, p.as_of))
     if old:  # what the new plans no longer propose
         # by customer too: SQLite, with no statistics, would otherwise find them through
-        # (status, send_at), reading every planned email (seconds at 100k customers)
+        # (status, send_at), reading every planned email of every customer
         by_customer, by_id = db.in_ids(
             "customer_id", sorted({r["customer_id"] for r in old.values()})
         )

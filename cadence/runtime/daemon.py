@@ -33,7 +33,8 @@ PASS_PLANNING = 0.05
 PASS_SENDING = 0.25
 PLAN_BATCH = 50
 #: emails a pass claims at a time (at most `daemon.claim_batch`), looking at its clock between
-#: claims: a claim of 500 took over a second to send here, and kept receipts waiting that long
+#: claims: a claim is sent whole before the pass looks again, so a receipt submitted meanwhile
+#: waits for at most one claim (figures: docs/performance.md)
 PASS_CLAIM = 128
 #: how often the daemon asks whether transactional mail waits for its first plan: a receipt
 #: starts a pass at once instead of waiting for the next tick (a partial index answers)

@@ -4,9 +4,8 @@
 cadence ids travel in `custom_args`, which SendGrid copies into every event of its event
 webhook: that is how a bounce or an unsubscribe finds its way back to the customer and email.
 The standard library's `http.client` does the HTTP, one kept-alive connection per sending
-thread (the sendgrid library's own client opens one per request and has no timeout; httpx cost
-three times as much per request and slowed down when threads shared its pool, as `python -m
-bench` showed). Every call has the configured timeout.
+thread, each call with the configured timeout (the sendgrid library's own client opens a
+connection per request and has no timeout; why not another client: docs/performance.md).
 
 Failures, sorted as the dispatcher needs them (an email is never sent twice):
 - 4xx other than 429 (400 bad request, 401/403 the key, 413 too large): the email fails at once
