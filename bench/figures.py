@@ -220,7 +220,8 @@ def incremental(store: Store, now: datetime, n: int) -> list[Figure]:
     ids = sample_ids(store, 1000)
     for k in (100, 1000):
         store.add_messages(
-            [_message(f"k{k}-{i}", ids[i % len(ids)], now + timedelta(days=1)) for i in range(k)]
+            [_message(f"k{k}-{i}", ids[i % len(ids)], now + timedelta(days=1)) for i in range(k)],
+            now=now,
         )
         planned, seconds = _timed(plan_due, store, RULES, now, "UTC")
         figures.append(
@@ -314,7 +315,8 @@ def dispatch_rate(
                 body=f"Thanks for your payment #{i}." if unique else None,
             )
             for i, cid in enumerate(ids)
-        ]
+        ],
+        now=now,
     )
     plan_due(store, RULES, now, "UTC")
     with _Lookalike() as sg:
@@ -405,7 +407,9 @@ def latency(folder: Path) -> list[Figure]:
     due: dict[str, datetime] = {}
 
     def submit(mid: str, cid: str, at: datetime, transactional: bool) -> None:
-        store.add_messages([_message(mid, cid, at, transactional=transactional)])
+        store.add_messages(
+            [_message(mid, cid, at, transactional=transactional)], now=datetime.now(UTC)
+        )
         due[mid] = at
 
     with _Lookalike() as sg:
@@ -433,7 +437,8 @@ def latency(folder: Path) -> list[Figure]:
             time.sleep(8)
             burst = datetime.now(UTC) + timedelta(seconds=3)
             store.add_messages(
-                [_message(f"load-s-{i}", ids[i % len(ids)], burst) for i in range(2000)]
+                [_message(f"load-s-{i}", ids[i % len(ids)], burst) for i in range(2000)],
+                now=datetime.now(UTC),
             )
             due.update({f"load-s-{i}": burst for i in range(2000)})
             time.sleep(max(0.0, (burst - datetime.now(UTC)).total_seconds()))

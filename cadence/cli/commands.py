@@ -187,7 +187,7 @@ def emails_settle(
     """Settle an unconfirmed email: --sent records it; --not-sent plans its messages again."""
     a = get_app()
     with errors():
-        done = a.store.settle_email(email_id, sent, by)
+        done = a.store.settle_email(email_id, sent, by, now_or(None))
     if not done:
         fail(f"error: {email_id} is not an unconfirmed email")
     typer.echo(

@@ -169,7 +169,7 @@ def create_app(
         return b"".join(chunks)
 
     def store_and_apply(batch: webhook.Batch) -> ledger.Stored:
-        result = ledger.store_batch(app.store, batch)
+        result = ledger.store_batch(app.store, batch, utcnow())
         if result.stored or result.settled:
             apply_now()
         return result

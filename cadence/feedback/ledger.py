@@ -40,14 +40,14 @@ def _covered(customer: Customer, categories: Sequence[str]) -> bool:
     return bool(categories) and set(categories) <= reach.unsubscribed_categories
 
 
-def _add_once(store: Store, items: list[tuple[Event, str]]) -> int:
+def _add_once(store: Store, items: list[tuple[Event, str]], now: datetime) -> int:
     """Insert the events in one transaction; when a concurrent request stored some of them
     first (two clicks, SendGrid retrying while we were busy), insert the rest. Returns how
     many this call stored."""
     if not items:
         return 0
     try:
-        store.add_events(items)
+        store.add_events(items, now=now)
         return len(items)
     except Exception:
         present = store.event_digests([e.id for e, _ in items])
@@ -60,7 +60,7 @@ def _add_once(store: Store, items: list[tuple[Event, str]]) -> int:
             len(items),
         )
         if rest:
-            store.add_events(rest)  # a second failure is a real one: it propagates
+            store.add_events(rest, now=now)  # a second failure is a real one: it propagates
         return len(rest)
 
 
@@ -89,7 +89,7 @@ def record_unsubscribe(store: Store, claim: UnsubscribeClaim, token: str, now: d
         data["categories"] = categories
     event = Event(event_id, claim.customer_id, "unsubscribed", now, data)
     digest = hashlib.sha256(f"{event_id}\n{token}".encode()).hexdigest()
-    return "recorded" if _add_once(store, [(event, digest)]) else "repeat"
+    return "recorded" if _add_once(store, [(event, digest)], now) else "repeat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +118,10 @@ def _about_another_address(m: Mapped, customer: Customer) -> bool:
     return m.address.strip().lower() != customer.email.strip().lower()
 
 
-def store_batch(store: Store, batch: Batch) -> Stored:
-    """Store a parsed batch's new events in one `add_events` call (all or nothing), then
-    settle the `unconfirmed` emails SendGrid's events prove it took."""
+def store_batch(store: Store, batch: Batch, now: datetime) -> Stored:
+    """Store a parsed batch's new events in one `add_events` call (all or nothing), as
+    received at `now`, then settle the `unconfirmed` emails SendGrid's events prove it
+    took."""
     customers = store.customers_by_id(sorted({m.customer_id for m in batch.events}))
     ignored = batch.ignored
     events: list[Mapped] = []
@@ -149,14 +150,14 @@ def store_batch(store: Store, batch: Batch) -> Stored:
         events.append(m)
     seen = store.event_digests([m.event.id for m in events if m.event is not None])
     new = [(m.event, m.digest) for m in events if m.event is not None and m.event.id not in seen]
-    stored = _add_once(store, new)
+    stored = _add_once(store, new, now)
     duplicates = batch.repeated + len(events) - stored
     settled = 0
     if settles:
         waiting = {email.id for email, _ in store.unconfirmed_emails()}
         for email_id, sg_event_id in settles.items():
             if email_id in waiting and store.settle_email(
-                email_id, sent=True, by=f"SendGrid event {sg_event_id}"
+                email_id, sent=True, by=f"SendGrid event {sg_event_id}", at=now
             ):
                 settled += 1
                 log.info("email %s settled as sent by SendGrid event %s", email_id, sg_event_id)

@@ -82,7 +82,7 @@ def process_events(
                 )
         # what an event created and a later one cancelled is stored too, then cancelled: its
         # entry says which event cancelled it, as for any other check-in
-        created += store.add_playbook_messages(new)
+        created += store.add_playbook_messages(new, now=now)
         for c in cancels:
             refused = store.cancel_messages(
                 [c.message_id],
@@ -143,7 +143,7 @@ def sweep_all(store: Store, rules: Rules, now: datetime, *, batch: int = 500) ->
                     runs=runs,
                 )
                 new.extend(fired.messages)
-        created += store.add_playbook_messages(new)
+        created += store.add_playbook_messages(new, now=now)
     for playbook, period in due:
         store.set_meta(SWEPT + playbook.name, period.isoformat())
     return created

@@ -305,7 +305,7 @@ class Dispatcher:
             )
         except (RenderError, ValueError) as exc:
             # nothing half-rendered goes out: the members wait, with the error, for a fix
-            self.store.hold_email(email.id, f"held: {exc}")
+            self.store.hold_email(email.id, f"held: {exc}", now=now)
             report.held.append(email.id)
             log.warning("held email=%s customer=%s: %s", email.id, email.customer_id, exc)
             return None

@@ -53,9 +53,9 @@ class IngestStore(Protocol):
     def customer_digests(self, ids: Sequence[str]) -> dict[str, str]: ...
     def message_digests(self, ids: Sequence[str]) -> dict[str, str]: ...
     def event_digests(self, ids: Sequence[str]) -> dict[str, str]: ...
-    def upsert_customers(self, items: Sequence[tuple[Customer, str]]) -> None: ...
-    def add_messages(self, items: Sequence[tuple[Message, str]]) -> None: ...
-    def add_events(self, items: Sequence[tuple[Event, str]]) -> None: ...
+    def upsert_customers(self, items: Sequence[tuple[Customer, str]], *, now: datetime) -> None: ...
+    def add_messages(self, items: Sequence[tuple[Message, str]], *, now: datetime) -> None: ...
+    def add_events(self, items: Sequence[tuple[Event, str]], *, now: datetime) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +222,7 @@ def import_customers(
             report.added += 1
         else:
             report.updated += 1
-    return _finish(report, skip_invalid, lambda: store.upsert_customers(rows))
+    return _finish(report, skip_invalid, lambda: store.upsert_customers(rows, now=now))
 
 
 def _messages(
@@ -262,7 +262,7 @@ def _messages(
     report = IngestReport(
         added=len(rows), unchanged=checked.repeats + unchanged, errors=checked.errors
     )
-    return _finish(report, skip_invalid, lambda: store.add_messages(rows))
+    return _finish(report, skip_invalid, lambda: store.add_messages(rows, now=now))
 
 
 def submit_messages(
@@ -295,4 +295,4 @@ def ingest_events(
     report = IngestReport(
         added=len(rows), unchanged=checked.repeats + unchanged, errors=checked.errors
     )
-    return _finish(report, skip_invalid, lambda: store.add_events(rows))
+    return _finish(report, skip_invalid, lambda: store.add_events(rows, now=now))

@@ -184,12 +184,8 @@ class DispatchOps(ClaimOps):
             )
             self._touch_contact(conn, members, at)
 
-    def mark_failed(self, email_id: str, error: str, at: datetime | None = None) -> None:
-        from cadence.clock import utcnow
-
-        self._close(
-            email_id, EmailStatus.FAILED, Status.FAILED, error, f"failed: {error}", at or utcnow()
-        )
+    def mark_failed(self, email_id: str, error: str, at: datetime) -> None:
+        self._close(email_id, EmailStatus.FAILED, Status.FAILED, error, f"failed: {error}", at)
 
     def mark_unconfirmed(self, email_id: str, reason: str, at: datetime) -> None:
         self._close(
@@ -229,11 +225,9 @@ class DispatchOps(ClaimOps):
                 .values(status=EmailStatus.CLAIMED, lease_owner=None, lease_until=at, error=reason)
             )
 
-    def hold_email(self, email_id: str, reason: str, at: datetime | None = None) -> None:
+    def hold_email(self, email_id: str, reason: str, *, now: datetime) -> None:
         """Rendering failed: nothing went; the members wait, with the error, for a fix."""
-        from cadence.clock import utcnow
-
-        at = at or utcnow()
+        at = now
         with self.engine.begin() as conn:
             self._settle_members(conn, email_id, Status.HELD, reason, at)
             conn.execute(delete(emails).where(emails.c.id == email_id))
@@ -314,12 +308,10 @@ class DispatchOps(ClaimOps):
             ).mappings()
             return [(convert.email(r), r["error"]) for r in rows]
 
-    def settle_email(self, email_id: str, sent: bool, by: str, at: datetime | None = None) -> bool:
-        """An `unconfirmed` email settled by a provider event or an operator. Not sent: its
-        messages are planned again (a new send, decided by the rules, not a blind retry)."""
-        from cadence.clock import utcnow
-
-        at = at or utcnow()
+    def settle_email(self, email_id: str, sent: bool, by: str, at: datetime) -> bool:
+        """An `unconfirmed` email settled by a provider event or an operator, at `at`. Not
+        sent: its messages are planned again (a new send, decided by the rules, not a blind
+        retry)."""
         with self.engine.begin() as conn:
             row = (
                 conn.execute(

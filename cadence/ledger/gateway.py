@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from cadence.clock import utcnow
 from cadence.ledger import convert
 from cadence.ledger.common import Contact, chunks, mark_dirty, touch_contact
 from cadence.ledger.db import make_engine
@@ -66,12 +65,11 @@ class Store(IngestOps, PlanningOps, DispatchOps, ReadingOps, ReportQueries):
     def customer(self, customer_id: str) -> Customer | None:
         return self.customers_by_id([customer_id]).get(customer_id)
 
-    def upsert_customers(self, items: Sequence[tuple[Customer, str]]) -> None:
+    def upsert_customers(self, items: Sequence[tuple[Customer, str]], *, now: datetime) -> None:
         """Insert new customers, update known ones (keeping their reachability and contact
-        state); either way they are planned again."""
+        state), as of `now`; either way they are planned again."""
         if not items:
             return
-        now = utcnow()
         with self.engine.begin() as conn:
             existing: dict[str, dict[str, Any]] = {}
             for part in chunks([c.id for c, _ in items]):
@@ -137,8 +135,8 @@ class Store(IngestOps, PlanningOps, DispatchOps, ReadingOps, ReportQueries):
                     changed,
                 )
 
-    def add_messages(self, items: Sequence[tuple[Message, str]]) -> None:
-        now = utcnow()
+    def add_messages(self, items: Sequence[tuple[Message, str]], *, now: datetime) -> None:
+        """Store new messages as of `now` (created, and undecided, then)."""
         if not items:
             return
         with self.engine.begin() as conn:

@@ -31,15 +31,12 @@ class IngestOps:
     engine: Engine
     is_postgres: bool
 
-    def add_events(self, items: Sequence[tuple[Event, str]]) -> None:
+    def add_events(self, items: Sequence[tuple[Event, str]], *, now: datetime) -> None:
         """Insert events (ids are new: the caller filtered repeats). What they mean
         (reachability, attributes, playbooks) applies when their time comes: see
         `unprocessed_events` and `apply_events`."""
         if not items:
             return
-        from cadence.clock import utcnow
-
-        now = utcnow()
         with self.engine.begin() as conn:
             conn.execute(
                 insert(events),
@@ -126,16 +123,13 @@ class IngestOps:
                 ],
             )
 
-    def add_playbook_messages(self, new: Sequence[Message]) -> int:
+    def add_playbook_messages(self, new: Sequence[Message], *, now: datetime) -> int:
         """Insert the ones not stored yet; returns how many. Ids derive from what fired them,
         and the insert skips an id that exists, so two daemons doing the same sweep at the
         same moment still make one message."""
         if not new:
             return 0
-        from cadence.clock import utcnow
-
         unique = {m.id: m for m in new}
-        now = utcnow()
         rows = [convert.message_values(m, "playbook", now) for m in unique.values()]
         with self.engine.begin() as conn:
             if self.is_postgres:

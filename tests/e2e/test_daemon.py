@@ -54,7 +54,8 @@ def seed(url: str, customers: int, per_customer: int) -> None:
         [
             (Customer(f"c-{i:04}", f"c{i}@acme.test", "C", "UTC", None, {}), "d")
             for i in range(customers)
-        ]
+        ],
+        now=datetime.now(UTC),
     )
     store.add_messages(
         [
@@ -72,7 +73,8 @@ def seed(url: str, customers: int, per_customer: int) -> None:
             )
             for i in range(customers)
             for k in range(per_customer)
-        ]
+        ],
+        now=datetime.now(UTC),
     )
     store.close()
 
@@ -171,7 +173,8 @@ def test_a_bad_rule_edit_keeps_the_old_rules_and_says_where(tmp_path: Path) -> N
                         ),
                         "y",
                     )
-                ]
+                ],
+                now=datetime.now(UTC),
             )
             seed_more.close()
             until(lambda: len(sg.emails()) == 1)  # still sending, on the old rules
@@ -264,7 +267,9 @@ def test_unsubscribe_link_of_a_sent_eml_stops_the_next_marketing_email(tmp_path:
     upgrade(url)
     store = Store(url)
     now = datetime.now(UTC)
-    store.upsert_customers([(Customer("c-17", "ana@acme.test", "Ana", "UTC", None, {}), "d")])
+    store.upsert_customers(
+        [(Customer("c-17", "ana@acme.test", "Ana", "UTC", None, {}), "d")], now=datetime.now(UTC)
+    )
     store.add_messages(
         [
             (
@@ -280,7 +285,8 @@ def test_unsubscribe_link_of_a_sent_eml_stops_the_next_marketing_email(tmp_path:
                 f"x{i}",
             )
             for i in range(2)
-        ]
+        ],
+        now=datetime.now(UTC),
     )
     store.close()
     daemon = Daemon(tmp_path, env)
@@ -327,7 +333,8 @@ def test_the_daemon_wakes_for_the_next_due_email_not_the_tick(tmp_path: Path) ->
         due = datetime.now(UTC) + timedelta(seconds=4)
         store = Store(url)
         store.add_messages(
-            [(Message("soon", "c-0000", "sales", subject="s", body_text="b", send_after=due), "z")]
+            [(Message("soon", "c-0000", "sales", subject="s", body_text="b", send_after=due), "z")],
+            now=datetime.now(UTC),
         )
         store.close()
         daemon = Daemon(tmp_path, env)

@@ -30,7 +30,9 @@ def make(db_url: str, tmp_path: Path, rules: str = RULES) -> App:
         "CADENCE_TRANSPORT__FILE__DIR": str(tmp_path / "outbox"),
     }
     app = App(load_settings(None, env))
-    app.store.upsert_customers([(Customer("c-1", "a@acme.test", "A", "America/New_York"), "d")])
+    app.store.upsert_customers(
+        [(Customer("c-1", "a@acme.test", "A", "America/New_York"), "d")], now=MON_10_NY
+    )
     return app
 
 
@@ -57,7 +59,8 @@ def test_a_daemon_that_was_down_catches_up(db_url: str, tmp_path: Path) -> None:
             msg("inside", MON_10_NY),  # due 10:00, still inside the window at 16:00
             msg("closed", MON_10_NY + timedelta(hours=6, minutes=30)),  # due 16:30, found at 19:00
             msg("stale", MON_10_NY, expires_at=MON_10_NY + timedelta(hours=2)),
-        ]
+        ],
+        now=MON_10_NY,
     )
     run_pass(app, MON_10_NY - timedelta(hours=3))  # plans everything, nothing due yet
     # down from 07:00 to 16:00 local: the overdue one inside its window goes now
@@ -80,7 +83,8 @@ def test_cancelling_a_member_rebuilds_the_digest(db_url: str, tmp_path: Path) ->
         [
             msg("t1", MON_10_NY, category="tip", role="product"),
             msg("t2", MON_10_NY, category="tip", role="marketing"),
-        ]
+        ],
+        now=MON_10_NY,
     )
     run_pass(app, MON_10_NY)
     (digest,) = [e for e, s in app.store.emails_of("c-1") if s == "planned"]

@@ -38,7 +38,7 @@ def app(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     upgrade(db_url)
     a = App(load_settings(None, env))
     a.store.upsert_customers(
-        [(Customer("c-1", "a@acme.test", "A", "Europe/Berlin", None, {}), "d")]
+        [(Customer("c-1", "a@acme.test", "A", "Europe/Berlin", None, {}), "d")], now=NOW
     )
     a.store.add_messages(
         [
@@ -55,7 +55,8 @@ def app(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
                 ),
                 "x",
             )
-        ]
+        ],
+        now=NOW,
     )
     yield a
     a.close()
@@ -132,7 +133,8 @@ def test_a_pass_whose_time_is_up_stops_claiming_and_says_more_is_due(app: App) -
                 "x",
             )
             for i in range(4)
-        ]
+        ],
+        now=NOW,
     )
     with SendgridLookalike() as sg:
         transport = SendgridTransport(sg.api_key, sg.url, timeout=5)
@@ -165,7 +167,8 @@ def _crowd(app: App, n: int) -> None:
         [
             (Customer(f"p-{i}", f"p{i}@acme.test", "P", "Europe/Berlin", None, {}), "d")
             for i in range(n)
-        ]
+        ],
+        now=NOW,
     )
     app.store.add_messages(
         [
@@ -184,7 +187,8 @@ def _crowd(app: App, n: int) -> None:
             )
             for i in range(n)
             for kind in ("rcpt", "news")
-        ]
+        ],
+        now=NOW,
     )
 
 

@@ -75,7 +75,8 @@ def _app(store, db_url: str, monkeypatch: pytest.MonkeyPatch) -> App:  # type: i
         [
             (Customer("c-17", "ana@acme.test", "Ana", "America/New_York", "acme", {}), "d1"),
             (Customer("c-18", "bo@acme.test", "Bo", "Europe/Berlin", "acme", {}), "d2"),
-        ]
+        ],
+        now=now(),
     )
     return app
 
@@ -162,7 +163,7 @@ def test_clicking_again_after_resubscribing_unsubscribes_again(served: Served) -
     token = served.token(None)
     assert served.client.post(f"/u/{token}").status_code == 200
     back = Event("r-1", "c-17", "resubscribed", now(), {})
-    served.app.store.add_events([(back, "r")])
+    served.app.store.add_events([(back, "r")], now=now())
     served.app.store.apply_events(served.app.store.unprocessed_events(10))
     assert not served.customer().reach.unsubscribed_all
     assert served.client.post(f"/u/{token}").status_code == 200
@@ -333,7 +334,8 @@ def test_delivered_settles_an_unconfirmed_email_as_sent(served: Served) -> None:
     store = served.app.store
     t = now()
     store.add_messages(
-        [(Message("m1", "c-17", "success", subject="s", body_text="b", send_after=t), "d")]
+        [(Message("m1", "c-17", "success", subject="s", body_text="b", send_after=t), "d")],
+        now=now(),
     )
     rules = Rules(version="v1")
     contexts = store.load_contexts(store.customers_to_plan(t, 10), t, rules.lookback())

@@ -43,7 +43,8 @@ def app(db_url: str):  # type: ignore[no-untyped-def]
                 ),
                 "d",
             )
-        ]
+        ],
+        now=T0,
     )
     yield a
     a.close()
@@ -51,7 +52,7 @@ def app(db_url: str):  # type: ignore[no-untyped-def]
 
 def test_onboarding_check_in_fourteen_days_later_then_cancelled_by_a_ticket(app: App) -> None:
     store, rules = app.store, app.rules()
-    store.add_events([(Event("ev-1", "c-17", "onboarding_completed", T0), "a")])
+    store.add_events([(Event("ev-1", "c-17", "onboarding_completed", T0), "a")], now=T0)
     created, _ = process_events(store, rules, T0)
     assert created == 1
     p = preview(store, app.settings, rules, "c-17", T0, 21)
@@ -60,7 +61,7 @@ def test_onboarding_check_in_fourteen_days_later_then_cancelled_by_a_ticket(app:
     assert email.send_at >= T0 + 14 * D and local.weekday() < 5 and 9 <= local.hour < 17
     assert p.messages["pb:after-onboarding:ev-1"].origin == "event ev-1"
     # a ticket opened before the check-in goes cancels it, naming the event
-    store.add_events([(Event("ev-2", "c-17", "ticket_opened", T0 + 3 * D), "b")])
+    store.add_events([(Event("ev-2", "c-17", "ticket_opened", T0 + 3 * D), "b")], now=T0)
     assert process_events(store, rules, T0 + 3 * D) == (0, 1)
     p = preview(store, app.settings, rules, "c-17", T0 + 3 * D, 21)
     decision = {d.message_id: d for d in p.decisions}["pb:after-onboarding:ev-1"]
@@ -72,7 +73,7 @@ def test_onboarding_check_in_fourteen_days_later_then_cancelled_by_a_ticket(app:
 
 def test_future_events_wait_for_their_time(app: App) -> None:
     store, rules = app.store, app.rules()
-    store.add_events([(Event("ev-9", "c-17", "unsubscribed", T0 + 2 * D, {}), "a")])
+    store.add_events([(Event("ev-9", "c-17", "unsubscribed", T0 + 2 * D, {}), "a")], now=T0)
     process_events(store, rules, T0)
     assert not store.customer("c-17").reach.unsubscribed_all
     process_events(store, rules, T0 + 2 * D)
@@ -95,7 +96,8 @@ def test_sweeping_a_thousand_customers_twice_creates_each_check_in_once(db_url: 
             [
                 (Customer(f"c-{i:04}", f"c{i}@acme.test", "C", "UTC", None, {}), "d")
                 for i in range(1000)
-            ]
+            ],
+            now=T0,
         )
         when = T0 + 45 * D  # a month and more without a person writing
         first = sweep_all(a.store, a.rules(), when)
@@ -113,7 +115,8 @@ def test_two_daemons_sweeping_at_once_make_one_check_in_each(pg_url: str) -> Non
             [
                 (Customer(f"c-{i:03}", f"c{i}@acme.test", "C", "UTC", None, {}), "d")
                 for i in range(200)
-            ]
+            ],
+            now=T0,
         )
         when = T0 + 45 * D
         counts = [0, 0]

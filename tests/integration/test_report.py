@@ -38,7 +38,8 @@ def test_figures_match_the_ledger(db_url: str, tmp_path: Path) -> None:
                 "d",
             )
             for i in range(12)
-        ]
+        ],
+        now=T0,
     )
     roles = [
         ("marketing", "announcement"),
@@ -63,7 +64,8 @@ def test_figures_match_the_ledger(db_url: str, tmp_path: Path) -> None:
             )
             for i in range(12)
             for k, (role, cat) in enumerate(roles * 2)
-        ]
+        ],
+        now=T0,
     )
     t = T0
     for _ in range(60):
@@ -93,7 +95,8 @@ def test_figures_match_the_ledger(db_url: str, tmp_path: Path) -> None:
                 ),
                 "u",
             )
-        ]
+        ],
+        now=T0,
     )
     until = T0 + timedelta(days=14)
     since = T0 - timedelta(days=1)

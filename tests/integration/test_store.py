@@ -18,7 +18,8 @@ def _customers(store, *ids: str, account: str | None = "acme") -> None:  # type:
         [
             (Customer(i, f"{i}@acme.test", i, "Europe/Berlin", account, {"plan": "pro"}), f"d-{i}")
             for i in ids
-        ]
+        ],
+        now=NOW,
     )
 
 
@@ -42,7 +43,7 @@ def _plan(store, rules: Rules, now: datetime = NOW) -> None:  # type: ignore[no-
 
 def test_round_trip_with_aware_times(store) -> None:  # type: ignore[no-untyped-def]
     _customers(store, "c-1")
-    store.add_messages([(_msg("m1", category="tip", data={"x": 1}), "d1")])
+    store.add_messages([(_msg("m1", category="tip", data={"x": 1}), "d1")], now=NOW)
     ((m, d),) = store.messages_of("c-1")
     assert m.send_after == NOW + H and m.send_after.tzinfo is not None
     assert m.data == {"x": 1} and d.status is Status.SCHEDULED
@@ -67,7 +68,8 @@ def test_events_apply_at_their_time_in_order(store) -> None:  # type: ignore[no-
             ),
             (Event("e3", "c-1", "bounced", NOW + 2 * H, {"kind": "hard"}), "z"),
             (Event("e0", "c-1", "ticket_resolved", NOW - H, {}, {"open_tickets": 0}), "w"),
-        ]
+        ],
+        now=NOW,
     )
     assert [e.id for e in store.unprocessed_events(10, until=NOW)] == ["e0", "e1"]
     store.apply_events(store.unprocessed_events(10, until=NOW))
@@ -81,7 +83,7 @@ def test_events_apply_at_their_time_in_order(store) -> None:  # type: ignore[no-
 
 def test_save_plans_writes_history_only_when_the_verdict_changes(store) -> None:  # type: ignore[no-untyped-def]
     _customers(store, "c-1")
-    store.add_messages([(_msg("m1"), "d1"), (_msg("m2", after=2 * H), "d2")])
+    store.add_messages([(_msg("m1"), "d1"), (_msg("m2", after=2 * H), "d2")], now=NOW)
     rules = Rules(version="v1")
     _plan(store, rules)
     store.mark_all_dirty()
@@ -110,7 +112,7 @@ def test_a_re_plan_keeps_an_emails_row_and_changes_it_where_the_plan_did(store) 
             }
 
     _customers(store, "c-1")
-    store.add_messages([(_msg("m1"), "d1"), (_msg("m2", after=2 * H), "d2")])
+    store.add_messages([(_msg("m1"), "d1"), (_msg("m2", after=2 * H), "d2")], now=NOW)
     rules = Rules(version="v1")
     _plan(store, rules)
     first = rows()
@@ -137,7 +139,8 @@ def test_claim_lease_and_recovery(store) -> None:  # type: ignore[no-untyped-def
         [
             (_msg("m1", after=timedelta(0)), "d1"),
             (_msg("m2", role="support", transactional=True), "d2"),
-        ]
+        ],
+        now=NOW,
     )
     _plan(store, Rules(version="v1"))
     claimed = store.claim_due(NOW, "a", timedelta(minutes=5), 10)
@@ -151,13 +154,13 @@ def test_claim_lease_and_recovery(store) -> None:  # type: ignore[no-untyped-def
     _plan(store, Rules(version="v1"), NOW + timedelta(minutes=7))
     assert store.claim_due(NOW + timedelta(minutes=7), "a", timedelta(minutes=5), 10) == []
     assert [e.id for e, _ in store.unconfirmed_emails()] == [claimed[0].email.id]
-    assert store.settle_email(claimed[0].email.id, sent=True, by="operator")
+    assert store.settle_email(claimed[0].email.id, sent=True, by="operator", at=NOW + timedelta(minutes=8))
     assert store.unconfirmed_emails() == []
 
 
 def test_expired_claim_goes_back_to_planned(store) -> None:  # type: ignore[no-untyped-def]
     _customers(store, "c-1")
-    store.add_messages([(_msg("m1", after=timedelta(0)), "d1")])
+    store.add_messages([(_msg("m1", after=timedelta(0)), "d1")], now=NOW)
     _plan(store, Rules(version="v1"))
     (c,) = store.claim_due(NOW, "a", timedelta(minutes=5), 10)
     later = NOW + timedelta(minutes=6)
@@ -191,7 +194,8 @@ def test_contexts_hold_history_and_the_account(store) -> None:  # type: ignore[n
                 "q",
             ),
             (_msg("m1"), "d1"),
-        ]
+        ],
+        now=NOW,
     )
     (ctx,) = store.load_contexts(["c-1"], NOW, timedelta(days=7))
     assert [m.id for m in ctx.pending] == ["m1"]
@@ -203,8 +207,8 @@ def test_contexts_hold_history_and_the_account(store) -> None:  # type: ignore[n
 def test_playbook_messages_insert_once(store) -> None:  # type: ignore[no-untyped-def]
     _customers(store, "c-1")
     m = _msg("pb:x:ev-1", playbook="x", created_at=NOW)
-    assert store.add_playbook_messages([m, m]) == 1
-    assert store.add_playbook_messages([m]) == 0
+    assert store.add_playbook_messages([m, m], now=NOW) == 1
+    assert store.add_playbook_messages([m], now=NOW) == 0
 
 
 def test_concurrent_claims_never_share_an_email(pg_url: str) -> None:
@@ -216,7 +220,7 @@ def test_concurrent_claims_never_share_an_email(pg_url: str) -> None:
     try:
         _customers(stores[0], *(f"c-{i}" for i in range(30)), account=None)
         stores[0].add_messages(
-            [(_msg(f"m{i}", f"c-{i}", after=timedelta(0)), f"d{i}") for i in range(30)]
+            [(_msg(f"m{i}", f"c-{i}", after=timedelta(0)), f"d{i}") for i in range(30)], now=NOW
         )
         _plan(stores[0], Rules(version="v1"))
         got: list[list[str]] = [[] for _ in stores]

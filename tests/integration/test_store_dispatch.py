@@ -24,10 +24,10 @@ def _email(eid: str, members: tuple[str, ...], at: datetime, cid: str = "c-1") -
 
 def _setup(store: Store, emails: list[Email], customers: tuple[str, ...] = ("c-1",)) -> None:
     """Customers, one open message per member, and a saved plan placing these emails."""
-    store.upsert_customers([(Customer(c, f"{c}@x.test", c), "d") for c in customers])
+    store.upsert_customers([(Customer(c, f"{c}@x.test", c), "d") for c in customers], now=NOW)
     ids = sorted({(m, e.customer_id) for e in emails for m in e.members})
     store.add_messages(
-        [(Message(m, c, "success", subject="s", send_after=NOW - M), "d") for m, c in ids]
+        [(Message(m, c, "success", subject="s", send_after=NOW - M), "d") for m, c in ids], now=NOW
     )
     plans = []
     for c in customers:
@@ -140,7 +140,7 @@ def test_a_dirty_customers_due_email_waits_for_its_new_plan(store: Store) -> Non
         [_email("e1", ("m1",), NOW), _email("e2", ("m2",), NOW, "c-2")],
         customers=("c-1", "c-2"),
     )
-    store.add_messages([(Message("m9", "c-1", "sales", subject="s", send_after=NOW), "d")])
+    store.add_messages([(Message("m9", "c-1", "sales", subject="s", send_after=NOW), "d")], now=NOW)
     assert [c.email.id for c in store.claim_due(NOW, "a", LEASE, 10)] == ["e2"]
     assert store.customers_to_plan(NOW, 10) == ["c-1"]
     store.save_plans([Plan("c-1", NOW, (_email("e1", ("m1",), NOW),), (), None)], "v1")
@@ -172,7 +172,8 @@ def test_customers_with_unplanned_transactional_mail_are_planned_first(store: St
     assert not store.has_unplanned_transactional()
     store.add_messages(
         [(Message(f"s{i}", f"c-{i}", "sales", subject="s", send_after=NOW), "d") for i in range(4)]
-        + [(Message("r1", "c-4", "billing", subject="Receipt", transactional=True), "d")]
+        + [(Message("r1", "c-4", "billing", subject="Receipt", transactional=True), "d")],
+        now=NOW,
     )
     assert store.has_unplanned_transactional()
     assert store.customers_to_plan(NOW, 2)[0] == "c-4"

@@ -30,7 +30,8 @@ def _ledger(store: Store, p: str) -> list[str]:
         [
             (Customer(f"{p}c-{i}", f"{p}{i}@x.test", f"C{i} ü", "UTC", None, {}), "d")
             for i in range(4)
-        ]
+        ],
+        now=NOW,
     )
     msgs = [
         Message(f"{p}m-1", f"{p}c-0", "success", subject="s", send_after=NOW - M),
@@ -47,7 +48,7 @@ def _ledger(store: Store, p: str) -> list[str]:
         Message(f"{p}m-4", f"{p}c-2", "success", subject="s", to="owner", send_after=NOW - M),
         Message(f"{p}m-5", f"{p}c-3", "billing", subject="r", transactional=True),
     ]
-    store.add_messages([(m, "d") for m in msgs])
+    store.add_messages([(m, "d") for m in msgs], now=NOW)
     plan = {
         f"{p}c-0": [(f"{p}e-0", (f"{p}m-1", f"{p}m-2"))],
         f"{p}c-1": [(f"{p}e-1", (f"{p}m-3",))],

@@ -93,7 +93,7 @@ def _decision(i: int, details: Any) -> dict[str, Any]:
 
 
 def _seed(store: Store) -> None:
-    store.upsert_customers([(Customer("c-1", "c1@acme.test", "C1", "UTC", "acme"), "d")])
+    store.upsert_customers([(Customer("c-1", "c1@acme.test", "C1", "UTC", "acme"), "d")], now=NOW)
 
 
 @pytest.mark.parametrize("single", [False, True], ids=["executemany", "one-statement"])
@@ -138,7 +138,8 @@ def test_rows_updated_by_the_driver_are_stored_as_sqlalchemy_stores_them(
             (Message(f"m-{i}{s}", "c-1", "success", send_after=NOW), "d")
             for i in range(len(DOCS))
             for s in "ab"
-        ]
+        ],
+        now=NOW,
     )
     columns = ["status", "rule", "reason", "send_at", "email_id", "details", "final", "decided_at"]
     same = ["ünïcødé ✓", True, NOW.astimezone(KOLKATA)]  # reason, final, decided_at
@@ -225,7 +226,8 @@ def test_rows_read_by_the_driver_are_what_sqlalchemy_reads(store: Store) -> None
                 "d",
             ),
             (Message("m-2", "c-1", "sales", send_after=NOW + timedelta(microseconds=1)), "d"),
-        ]
+        ],
+        now=NOW,
     )
     columns = [c.name for c in messages.c]
     with store.engine.connect() as conn:

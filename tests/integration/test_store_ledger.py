@@ -54,7 +54,8 @@ def _settle(store: Store) -> None:
 def test_customer_round_trip_keeps_every_field_and_state(store: Store) -> None:
     created = datetime(2025, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
     store.upsert_customers(
-        [(_customer("c-1", attributes={"plan": "pro", "seats": 3}, created_at=created), "d1")]
+        [(_customer("c-1", attributes={"plan": "pro", "seats": 3}, created_at=created), "d1")],
+        now=NOW,
     )
     c = store.customer("c-1")
     assert c == _customer("c-1", attributes={"plan": "pro", "seats": 3}, created_at=created)
@@ -62,11 +63,13 @@ def test_customer_round_trip_keeps_every_field_and_state(store: Store) -> None:
     assert store.customer("nobody") is None
     assert store.customer_digests(["c-1", "nobody"]) == {"c-1": "d1"}
     # state the customer's own actions set survives a re-import, which marks it dirty again
-    store.add_events([(Event("e1", "c-1", "unsubscribed", NOW, {"categories": ["tip"]}), "x")])
+    store.add_events(
+        [(Event("e1", "c-1", "unsubscribed", NOW, {"categories": ["tip"]}), "x")], now=NOW
+    )
     store.apply_events(store.unprocessed_events(10))
-    store.add_messages([(_recorded("r1", "c-1", NOW - H), "r")])
+    store.add_messages([(_recorded("r1", "c-1", NOW - H), "r")], now=NOW)
     _settle(store)
-    store.upsert_customers([(_customer("c-1", attributes={"plan": "team"}), "d2")])
+    store.upsert_customers([(_customer("c-1", attributes={"plan": "team"}), "d2")], now=NOW)
     c = store.customer("c-1")
     assert c.reach.unsubscribed_categories == {"tip"}
     assert c.attributes == {"plan": "team", "seats": 3}  # the file's keys win, others stay
@@ -77,7 +80,7 @@ def test_customer_round_trip_keeps_every_field_and_state(store: Store) -> None:
 
 
 def test_message_round_trip_with_aware_utc_times(store: Store) -> None:
-    store.upsert_customers([(_customer("c-1"), "d")])
+    store.upsert_customers([(_customer("c-1"), "d")], now=NOW)
     berlin = datetime(2026, 11, 23, 17, 0, tzinfo=UTC).astimezone(
         __import__("zoneinfo").ZoneInfo("Europe/Berlin")
     )
@@ -103,7 +106,7 @@ def test_message_round_trip_with_aware_utc_times(store: Store) -> None:
         to="owner",
         created_at=NOW,
     )
-    store.add_messages([(m, "dm")])
+    store.add_messages([(m, "dm")], now=NOW)
     ((back, d),) = store.messages_of("c-1")
     assert back == m
     assert back.send_after is not None and back.send_after.utcoffset() == timedelta(0)
@@ -112,20 +115,21 @@ def test_message_round_trip_with_aware_utc_times(store: Store) -> None:
 
 
 def test_naive_times_are_refused(store: Store) -> None:
-    store.upsert_customers([(_customer("c-1"), "d")])
+    store.upsert_customers([(_customer("c-1"), "d")], now=NOW)
     naive = Message("m1", "c-1", "success", send_after=datetime(2026, 1, 1))
     with pytest.raises(Exception, match="naive datetime"):
-        store.add_messages([(naive, "d")])
+        store.add_messages([(naive, "d")], now=NOW)
     assert store.messages_of("c-1") == []  # nothing half-written
 
 
 def test_recorded_messages_are_final_and_set_last_contact(store: Store) -> None:
-    store.upsert_customers([(_customer("c-1"), "d")])
+    store.upsert_customers([(_customer("c-1"), "d")], now=NOW)
     store.add_messages(
         [
             (_recorded("r1", "c-1", NOW - 3 * H, role="sales", human=True), "a"),
             (_recorded("r2", "c-1", NOW - H, role="support"), "b"),
-        ]
+        ],
+        now=NOW,
     )
     decided = {m.id: d for m, d in store.messages_of("c-1")}
     assert {d.status for d in decided.values()} == {Status.RECORDED}
@@ -142,7 +146,7 @@ def test_recorded_messages_are_final_and_set_last_contact(store: Store) -> None:
 
 
 def test_reachability_events_take_effect_in_time_order(store: Store) -> None:
-    store.upsert_customers([(_customer("c-1"), "d"), (_customer("c-2"), "d")])
+    store.upsert_customers([(_customer("c-1"), "d"), (_customer("c-2"), "d")], now=NOW)
     store.add_events(
         [
             (Event("e3", "c-1", "resubscribed", NOW + 2 * H), "x"),
@@ -151,7 +155,8 @@ def test_reachability_events_take_effect_in_time_order(store: Store) -> None:
             (Event("e4", "c-2", "bounced", NOW, {"kind": "soft"}), "x"),
             (Event("e5", "c-2", "bounced", NOW + H, {"kind": "soft"}), "x"),
             (Event("e6", "c-2", "spam_reported", NOW + H), "x"),
-        ]
+        ],
+        now=NOW,
     )
     assert store.event_digests(["e1", "e9"]) == {"e1": "x"}
     _settle(store)
@@ -169,24 +174,25 @@ def test_reachability_events_take_effect_in_time_order(store: Store) -> None:
 
 
 def test_an_older_event_does_not_overwrite_newer_attributes(store: Store) -> None:
-    store.upsert_customers([(_customer("c-1", attributes={"plan": "pro"}), "d")])
-    store.add_events([(Event("new", "c-1", "ticket", NOW, {}, {"open_tickets": 2}), "x")])
+    store.upsert_customers([(_customer("c-1", attributes={"plan": "pro"}), "d")], now=NOW)
+    store.add_events([(Event("new", "c-1", "ticket", NOW, {}, {"open_tickets": 2}), "x")], now=NOW)
     store.apply_events(store.unprocessed_events(10))
     store.add_events(
-        [(Event("old", "c-1", "ticket", NOW - H, {}, {"open_tickets": 0, "nps": 9}), "x")]
+        [(Event("old", "c-1", "ticket", NOW - H, {}, {"open_tickets": 0, "nps": 9}), "x")], now=NOW
     )
     store.apply_events(store.unprocessed_events(10))
     assert store.customer("c-1").attributes == {"plan": "pro", "open_tickets": 2}
 
 
 def test_cancel_cancels_what_it_can_and_says_why_not(store: Store) -> None:
-    store.upsert_customers([(_customer("c-1"), "d")])
+    store.upsert_customers([(_customer("c-1"), "d")], now=NOW)
     store.add_messages(
         [
             (_msg("open"), "a"),
             (_msg("flying", after=-H), "b"),
             (_recorded("rec", "c-1", NOW - H), "c"),
-        ]
+        ],
+        now=NOW,
     )
     store.save_plans(
         [
@@ -219,8 +225,8 @@ def test_cancel_cancels_what_it_can_and_says_why_not(store: Store) -> None:
 
 
 def test_save_plans_keeps_history_of_changes_only(store: Store) -> None:
-    store.upsert_customers([(_customer("c-1"), "d")])
-    store.add_messages([(_msg("m1"), "a")])
+    store.upsert_customers([(_customer("c-1"), "d")], now=NOW)
+    store.add_messages([(_msg("m1"), "a")], now=NOW)
     first = Decision("m1", Status.SCHEDULED, "goes at 16:00", NOW + H, "e1", rules_version="v1")
     email = Email("e1", "c-1", NOW + H, ("m1",), "success", None, False)
     store.save_plans([Plan("c-1", NOW, (email,), (first,), NOW + H)], "v1")
@@ -243,7 +249,8 @@ def test_save_plans_keeps_history_of_changes_only(store: Store) -> None:
 
 def test_contexts_hold_history_the_account_and_previous_decisions(store: Store) -> None:
     store.upsert_customers(
-        [(_customer("c-1"), "d"), (_customer("c-2"), "d"), (_customer("x", account="other"), "d")]
+        [(_customer("c-1"), "d"), (_customer("c-2"), "d"), (_customer("x", account="other"), "d")],
+        now=NOW,
     )
     store.add_messages(
         [
@@ -254,7 +261,8 @@ def test_contexts_hold_history_the_account_and_previous_decisions(store: Store) 
             (_msg("stranger", "x", after=-H), "a"),
             (_recorded("old", "c-1", NOW - 30 * D), "a"),
             (_recorded("peer-rec", "c-2", NOW - D), "a"),
-        ]
+        ],
+        now=NOW,
     )
 
     def plan(cid: str, mid: str, at: datetime, eid: str) -> Plan:
@@ -296,7 +304,7 @@ def test_contexts_hold_history_the_account_and_previous_decisions(store: Store) 
 
 
 def test_customers_to_plan_and_mark_all_dirty(store: Store) -> None:
-    store.upsert_customers([(_customer(f"c-{i}"), "d") for i in range(3)])
+    store.upsert_customers([(_customer(f"c-{i}"), "d") for i in range(3)], now=NOW)
     assert _dirty(store) == {"c-0", "c-1", "c-2"}
     store.save_plans([Plan(f"c-{i}", NOW, (), (), NOW + i * H) for i in range(3)], "v1")
     assert store.customers_to_plan(NOW + H, 10) == ["c-0", "c-1"]
