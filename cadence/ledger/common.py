@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import Connection, Table, update
 
 from cadence.ledger import convert
 from cadence.ledger.driver import Driver
@@ -93,27 +93,39 @@ class Settled(NamedTuple):
     sent_at: datetime | None
 
 
-def touch_contact(conn: Connection, sent: Sequence[Contact], at: datetime | None = None) -> None:
+def touch_contacts(db: Driver, sent: Sequence[Contact], at: datetime | None = None) -> None:
     """Keep each customer's last contact times ("any", "human", "role:<r>", "role:<r>:human")
-    from messages that went (at `at`, or their own `sent_at`). Internal owner alerts did not
-    reach the customer and count for nothing."""
-    by_customer = contacts_by_customer(sent, at)
+    from messages that went (at `at`, or their own `sent_at`): the one writer of them.
+    Internal owner alerts did not reach the customer and count for nothing. The rows are
+    read first, in id order, locked on PostgreSQL: each transaction that writes several
+    customers then takes them in one order."""
+    latest = contacts_by_customer(sent, at)
+    if not latest:
+        return
+    lock = " FOR UPDATE" if db.postgres else ""
+    current: dict[str, Any] = {}
+    for part in chunks(sorted(latest)):
+        where, params = db.in_ids("id", part)
+        for r in db.select(customers, ("id", "last_contact"), f"{where} ORDER BY id{lock}", params):
+            current[r["id"]] = r["last_contact"]
     updates = []
-    for part in chunks(sorted(by_customer)):
-        rows = conn.execute(
-            select(customers.c.id, customers.c.last_contact).where(customers.c.id.in_(part))
-        )
-        for cid, current in rows:
-            merged = merge_contacts(current, by_customer[cid])
+    for cid in sorted(latest):
+        if cid in current:
+            merged = merge_contacts(current[cid], latest[cid])
             if merged is not None:
-                updates.append({"c_id": cid, "c_contact": merged})
-    if updates:  # one statement, many rows
-        conn.execute(
-            update(customers)
-            .where(customers.c.id == bindparam("c_id"))
-            .values(last_contact=bindparam("c_contact")),
-            updates,
-        )
+                updates.append((cid, merged))
+    db.update(customers, "id", ("last_contact",), updates, single=True)
+
+
+def lock_customers(db: Driver, ids: Iterable[str]) -> None:
+    """On PostgreSQL, the customers' rows locked in id order for the transaction, before
+    any write to them: two transactions that write several customers take them in one
+    order, and cannot deadlock."""
+    if not db.postgres:
+        return
+    for part in chunks(sorted(set(ids))):
+        where, params = db.in_ids("id", part)
+        db.fetch(f"SELECT id FROM customers WHERE {where} ORDER BY id FOR UPDATE", params)
 
 
 def contacts_by_customer(

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Case, ColumnElement, Update, bindparam, case, delete, insert, select, update
+from sqlalchemy import delete, select, update
 
 from cadence.ledger import convert, dispatch_writing
 from cadence.ledger.claim_ops import Claimed, ClaimOps
-from cadence.ledger.common import Contact, Settled, chunks, look_again
+from cadence.ledger.common import Settled, touch_contacts
 from cadence.ledger.driver import Driver
-from cadence.ledger.tables import decisions, emails, messages
+from cadence.ledger.tables import emails, messages
 from cadence.model import Email, EmailStatus, Status
 
 if TYPE_CHECKING:
@@ -42,28 +41,7 @@ class DispatchOps(ClaimOps):
 
         def _mark_dirty(self, conn: Connection, ids: Any) -> None: ...
 
-        def _touch_contact(
-            self, conn: Connection, sent: Sequence[Contact], at: datetime | None = None
-        ) -> None: ...
-
-    def mark_sending(self, email_id: str, owner: str, now: datetime | None = None) -> bool:
-        """`claimed` -> `sending`, only while `owner` holds the claim (and, given `now`, its
-        lease has not run out): the write that must precede every hand-over."""
-        return email_id in self.mark_sending_many([email_id], owner, now)
-
-    def _settle_members(
-        self,
-        conn: Connection,
-        email_id: str,
-        status: Status,
-        reason: str,
-        at: datetime,
-        *,
-        sent_at: datetime | None = None,
-    ) -> list[Settled]:
-        return self._settle_many(conn, [email_id], status, lambda _: reason, at, sent_at=sent_at)
-
-    def _settle_many(
+    def _settle(
         self,
         conn: Connection,
         email_ids: Sequence[str],
@@ -73,68 +51,7 @@ class DispatchOps(ClaimOps):
         *,
         sent_at: datetime | None = None,
     ) -> list[Settled]:
-        """The members of these emails take the emails' fate, in a handful of statements."""
-        rows = conn.execute(
-            select(emails.c.id, emails.c.members, emails.c.customer_id).where(
-                emails.c.id.in_(email_ids)
-            )
-        ).all()
-        email_of = {m: r.id for r in rows for m in r.members}
-        # only the columns the decisions and contact times need: whole rows (JSON data and
-        # five timestamps each) cost more to read than the writes cost to make
-        m = messages.c
-        members = (
-            conn.execute(
-                select(
-                    m.id,
-                    m.customer_id,
-                    m.send_at,
-                    m.rule,
-                    m.details,
-                    m.rules_version,
-                    m.role,
-                    m.human,
-                    m.recipient,
-                    m.sent_at,
-                ).where(m.id.in_(list(email_of)))
-            )
-            .mappings()
-            .all()
-        )
-        if not members:
-            return []
-        # set-wise statements (a CASE for what differs per row) rather than executemany: each
-        # row of an executemany is a round through the driver (the dispatcher's chunks go
-        # through `dispatch_writing`, which writes the same rows)
-        reasons = {m["id"]: reason(email_of[m["id"]]) for m in members}
-        for part in chunks(list(reasons.items()), SETWISE):
-            params = _per_row(part) | {"status": str(status), "at": at}
-            if sent_at:
-                params["sent_at"] = sent_at
-            conn.execute(_settle_statement(len(part), sent_at is not None), params)
-        rows_out = [
-            {
-                "message_id": m["id"],
-                "customer_id": m["customer_id"],
-                "decided_at": at,
-                "status": str(status),
-                "send_at": m["send_at"],
-                "email_id": email_of[m["id"]],
-                "rule": m["rule"],
-                "reason": reasons[m["id"]],
-                "details": m["details"] or {},
-                "rules_version": m["rules_version"],
-            }
-            for m in members
-        ]
-        # executemany, not a multi-row VALUES: that is compiled anew for every chunk
-        conn.execute(insert(decisions), rows_out)
-        # their plans stand: the customers' other due emails may still be claimed
-        look_again(Driver(conn), {r.customer_id for r in rows}, at)
-        return [
-            Settled(r["customer_id"], r["role"], r["human"], r["recipient"], r["sent_at"])
-            for r in members
-        ]
+        return dispatch_writing.settle(Driver(conn), email_ids, status, reason, at, sent_at=sent_at)
 
     def mark_sending_many(
         self, email_ids: Sequence[str], owner: str, now: datetime | None = None
@@ -166,24 +83,6 @@ class DispatchOps(ClaimOps):
                 dispatch_writing.record_sent(db, sent, at)
             return dispatch_writing.mark_sending(db, sending, owner, at) if sending else set()
 
-    def mark_sent(self, email_id: str, at: datetime, provider_id: str | None) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(emails)
-                .where(emails.c.id == email_id)
-                .values(
-                    status=EmailStatus.SENT,
-                    sent_at=at,
-                    provider_id=provider_id,
-                    updated_at=at,
-                    lease_owner=None,
-                )
-            )
-            members = self._settle_members(
-                conn, email_id, Status.SENT, f"sent in {email_id}", at, sent_at=at
-            )
-            self._touch_contact(conn, members, at)
-
     def mark_failed(self, email_id: str, error: str, at: datetime) -> None:
         self._close(email_id, EmailStatus.FAILED, Status.FAILED, error, f"failed: {error}", at)
 
@@ -213,7 +112,7 @@ class DispatchOps(ClaimOps):
                 .where(emails.c.id == email_id)
                 .values(status=email_status, error=error, updated_at=at, lease_owner=None)
             )
-            self._settle_members(conn, email_id, status, reason, at)
+            self._settle(conn, [email_id], status, lambda _: reason, at)
 
     def retry_later(self, email_id: str, at: datetime, reason: str) -> None:
         """A temporary failure: the claim stays, without an owner, until `at`; then the lease
@@ -229,7 +128,7 @@ class DispatchOps(ClaimOps):
         """Rendering failed: nothing went; the members wait, with the error, for a fix."""
         at = now
         with self.engine.begin() as conn:
-            self._settle_members(conn, email_id, Status.HELD, reason, at)
+            self._settle(conn, [email_id], Status.HELD, lambda _: reason, at)
             conn.execute(delete(emails).where(emails.c.id == email_id))
 
     def release_held(self) -> int:
@@ -290,7 +189,7 @@ class DispatchOps(ClaimOps):
                 )
             )
             if lost:
-                self._settle_many(
+                self._settle(
                     conn,
                     lost,
                     Status.UNCONFIRMED,
@@ -332,15 +231,15 @@ class DispatchOps(ClaimOps):
                         status=EmailStatus.SENT, sent_at=row["send_at"], error=None, updated_at=at
                     )
                 )
-                members = self._settle_members(
+                members = self._settle(
                     conn,
-                    email_id,
+                    [email_id],
                     Status.SENT,
-                    f"sent in {email_id} (settled by {by})",
+                    lambda _: f"sent in {email_id} (settled by {by})",
                     at,
                     sent_at=row["send_at"],
                 )
-                self._touch_contact(conn, members, row["send_at"])
+                touch_contacts(Driver(conn), members, row["send_at"])
             else:
                 conn.execute(
                     update(messages)
@@ -356,38 +255,3 @@ class DispatchOps(ClaimOps):
                 conn.execute(delete(emails).where(emails.c.id == email_id))
                 self._mark_dirty(conn, {row["customer_id"]})
             return True
-
-
-# The set-wise statements are built once per size and reused with fresh parameters: SQLAlchemy
-# coerces every branch of a CASE each time one is built, which is more work than running it.
-SETWISE = 250  # rows per set-wise statement
-
-
-def _by_id(id_column: ColumnElement[str], n: int) -> Case[Any]:
-    """`CASE id WHEN :k0 THEN :v0 ... END` over `n` rows, the values bound by `_per_row`."""
-    return case(*[(id_column == bindparam(f"k{j}"), bindparam(f"v{j}")) for j in range(n)])
-
-
-def _per_row(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
-    """The parameters of `_by_id` and its `IN :ids` for these (id, value) pairs."""
-    params: dict[str, Any] = {"ids": [i for i, _ in pairs]}
-    for j, (i, value) in enumerate(pairs):
-        params[f"k{j}"], params[f"v{j}"] = i, value
-    return params
-
-
-@lru_cache(maxsize=512)
-def _settle_statement(n: int, with_sent_at: bool) -> Update:
-    """`n` messages take `:status` at `:at`, each with its own reason."""
-    return (
-        update(messages)
-        .where(messages.c.id.in_(bindparam("ids", expanding=True)))
-        .values(
-            status=bindparam("status"),
-            reason=_by_id(messages.c.id, n),
-            final=True,
-            in_flight=False,
-            decided_at=bindparam("at"),
-            **({"sent_at": bindparam("sent_at")} if with_sent_at else {}),
-        )
-    )

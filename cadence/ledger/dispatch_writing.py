@@ -3,9 +3,9 @@
 times) after it.
 
 Through `Driver`, not SQLAlchemy: these run for every chunk, on the thread that also feeds
-the sending threads, so their cost per row is what the dispatcher's pace is made of. What is
-written is what `DispatchOps._settle_many` writes, value for value
-(tests/integration/test_store_dispatch_writing.py compares the two).
+the sending threads, so their cost per row is what the dispatcher's pace is made of. `settle` is the
+one writer of an email's fate onto its messages, for the dispatcher and for everything else
+that settles an email (a failure, a lease run out, a held render, an operator).
 
 A statement per step, whatever the chunk's size: on PostgreSQL each is a round trip, and on
 SQLite each statement, and each row read, gives up the GIL the sending threads take (see
@@ -14,7 +14,7 @@ SQLite each statement, and each row read, gives up the GIL the sending threads t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,12 +22,12 @@ from cadence.ledger.columns import HISTORY
 from cadence.ledger.common import (
     Settled,
     chunks,
-    contacts_by_customer,
+    lock_customers,
     look_again,
-    merge_contacts,
+    touch_contacts,
 )
 from cadence.ledger.driver import Driver
-from cadence.ledger.tables import customers, decisions, emails, messages
+from cadence.ledger.tables import decisions, emails, messages
 from cadence.model import EmailStatus, Status
 
 #: what a member's decision history and its customer's contact times need
@@ -41,6 +41,7 @@ MEMBER = (
     "role",
     "human",
     "recipient",
+    "sent_at",
 )
 
 
@@ -64,8 +65,7 @@ def mark_sending(db: Driver, ids: Sequence[str], owner: str, now: datetime | Non
 
 def record_sent(db: Driver, sent: Sequence[tuple[str, str | None]], at: datetime) -> None:
     """Emails the transport took (id, provider id), at `at`: the emails `sent`, their members
-    settled `sent` (each with a line of decision history), the customers' contact times kept
-    and their plans looked at again."""
+    settled `sent` (`settle`), the customers' contact times kept."""
     if not sent:
         return
     db.update(
@@ -81,30 +81,53 @@ def record_sent(db: Driver, sent: Sequence[tuple[str, str | None]], at: datetime
         },
         single=True,
     )
+    ids = [i for i, _ in sent]
+    settled = settle(db, ids, Status.SENT, lambda email_id: f"sent in {email_id}", at, sent_at=at)
+    touch_contacts(db, settled, at)
+
+
+def settle(
+    db: Driver,
+    email_ids: Sequence[str],
+    status: Status,
+    reason: Callable[[str], str],
+    at: datetime,
+    *,
+    sent_at: datetime | None = None,
+) -> list[Settled]:
+    """The members of these emails take the emails' fate at `at` (`sent`, `failed`,
+    `unconfirmed`, `held`), each with its reason and a line of decision history; their
+    customers' plans are looked at again from `at` (they stand, but their history moved).
+    The one writer of this change, whoever settles an email. Returns the members as the
+    contact times need them, email by email in the order given."""
     email_of: dict[str, str] = {}
     owners: set[str] = set()
-    for part in chunks([i for i, _ in sent]):
+    for part in chunks(list(email_ids)):
         where, params = db.in_ids("id", part)
         for r in db.select(emails, ("id", "customer_id", "members"), where, params):
             owners.add(r["customer_id"])
             email_of.update({m: r["id"] for m in r["members"]})
+    # members, then customers, each in id order: the order every writer of both takes them
     members = _members(db, sorted(email_of))
+    lock_customers(db, owners)
     if not members:
-        return
-    status = str(Status.SENT)
-    reasons = {m["id"]: f"sent in {email_of[m['id']]}" for m in members}
+        look_again(db, owners, at)
+        return []
+    reasons = {m["id"]: reason(email_of[m["id"]]) for m in members}
+    fixed: dict[str, Any] = {
+        "status": str(status),
+        "final": True,
+        "in_flight": False,
+        "decided_at": at,
+    }
+    if sent_at is not None:
+        fixed["sent_at"] = sent_at
     db.update(
         messages,
         "id",
         ("reason",),
         [(m["id"], reasons[m["id"]]) for m in members],
-        fixed={
-            "status": status,
-            "final": True,
-            "in_flight": False,
-            "decided_at": at,
-            "sent_at": at,
-        },
+        fixed=fixed,
         single=True,
     )
     db.insert(
@@ -115,7 +138,7 @@ def record_sent(db: Driver, sent: Sequence[tuple[str, str | None]], at: datetime
                 m["id"],
                 m["customer_id"],
                 at,
-                status,
+                str(status),
                 m["send_at"],
                 email_of[m["id"]],
                 m["rule"],
@@ -127,14 +150,14 @@ def record_sent(db: Driver, sent: Sequence[tuple[str, str | None]], at: datetime
         ],
         single=True,
     )
-    # contact times taken email by email in the order sent (a customer's new keys go into
-    # its last_contact in that order, as when its emails were recorded one chunk each)
-    rank = {email_id: i for i, (email_id, _) in enumerate(sent)}
-    contacts = [
-        Settled(m["customer_id"], m["role"], m["human"], m["recipient"], at)
+    look_again(db, owners, at)
+    # email by email in the order given (a customer's new contact keys go into its
+    # last_contact in that order, as when its emails were recorded one chunk each)
+    rank = {email_id: i for i, email_id in enumerate(email_ids)}
+    return [
+        Settled(m["customer_id"], m["role"], m["human"], m["recipient"], sent_at or m["sent_at"])
         for m in sorted(members, key=lambda m: (rank[email_of[m["id"]]], m["id"]))
     ]
-    _touch(db, sorted(owners), contacts, at)
 
 
 def _members(db: Driver, ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -146,26 +169,3 @@ def _members(db: Driver, ids: Sequence[str]) -> list[dict[str, Any]]:
         where, params = db.in_ids("id", part)
         out += db.select(messages, MEMBER, f"{where} ORDER BY id{lock}", params)
     return out
-
-
-def _touch(db: Driver, owners: Sequence[str], contacts: Sequence[Settled], at: datetime) -> None:
-    """The customers' last contact times (`common.touch_contact`), and a fresh look at their
-    plans from `at` (`common.look_again`: the plans stand, but their history moved). The rows
-    are read first, in id order, locked on PostgreSQL: each transaction that writes several
-    customers then takes them in one order."""
-    latest = contacts_by_customer(contacts, at)
-    lock = " FOR UPDATE" if db.postgres else ""
-    current: dict[str, Any] = {}
-    for part in chunks(sorted(set(owners) | latest.keys())):
-        where, params = db.in_ids("id", part)
-        for r in db.select(customers, ("id", "last_contact"), f"{where} ORDER BY id{lock}", params):
-            current[r["id"]] = r["last_contact"]
-    look_again(db, owners, at)
-    updates = []
-    for cid in sorted(latest):
-        if cid not in current:
-            continue
-        merged = merge_contacts(current[cid], latest[cid])
-        if merged is not None:
-            updates.append((cid, merged))
-    db.update(customers, "id", ("last_contact",), updates, single=True)

@@ -13,9 +13,10 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from cadence.ledger import convert
-from cadence.ledger.common import Contact, chunks, mark_dirty, touch_contact
+from cadence.ledger.common import chunks, mark_dirty, touch_contacts
 from cadence.ledger.db import make_engine
 from cadence.ledger.dispatch_ops import Claimed, DispatchOps
+from cadence.ledger.driver import Driver
 from cadence.ledger.ingest_ops import IngestOps
 from cadence.ledger.planning_ops import PlanningOps
 from cadence.ledger.reading_ops import DecisionRecord, ReadingOps, SimulationInput
@@ -142,15 +143,10 @@ class Store(IngestOps, PlanningOps, DispatchOps, ReadingOps, ReportQueries):
         with self.engine.begin() as conn:
             conn.execute(insert(messages), [convert.message_values(m, d, now) for m, d in items])
             recorded = [m for m, _ in items if m.kind == MessageKind.RECORDED and m.sent_at]
-            self._touch_contact(conn, recorded)
+            touch_contacts(Driver(conn), recorded)
             self._mark_dirty(conn, {m.customer_id for m, _ in items})
 
     # -- shared helpers (methods, because the planning and dispatch mixins call them) -----
 
     def _mark_dirty(self, conn: Connection, ids: Iterable[str]) -> None:
         mark_dirty(conn, ids)
-
-    def _touch_contact(
-        self, conn: Connection, sent: Sequence[Contact], at: datetime | None = None
-    ) -> None:
-        touch_contact(conn, sent, at)

@@ -342,7 +342,7 @@ def test_delivered_settles_an_unconfirmed_email_as_sent(served: Served) -> None:
     store.save_plans([plan_customer(c, rules, t) for c in contexts], rules.version)
     (claimed,) = store.claim_due(t + timedelta(seconds=1), "d1", timedelta(minutes=5), 10)
     email_id = claimed.email.id
-    assert store.mark_sending(email_id, "d1")
+    assert email_id in store.mark_sending_many([email_id], "d1")
     store.recover_leases(t + timedelta(minutes=6))  # the daemon died mid-send
     assert [e.id for e, _ in store.unconfirmed_emails()] == [email_id]
     r = served.post_events(sg("delivered", "dl1", cadence_email=email_id, cadence_messages="m1"))

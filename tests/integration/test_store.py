@@ -146,7 +146,7 @@ def test_claim_lease_and_recovery(store) -> None:  # type: ignore[no-untyped-def
     claimed = store.claim_due(NOW, "a", timedelta(minutes=5), 10)
     assert [c.email.members for c in claimed] == [("m1",)]
     assert store.claim_due(NOW, "b", timedelta(minutes=5), 10) == []  # nobody claims it twice
-    assert store.mark_sending(claimed[0].email.id, "a")
+    assert claimed[0].email.id in store.mark_sending_many([claimed[0].email.id], "a")
     # the daemon dies while sending: after the lease it is unconfirmed, never planned again
     assert store.recover_leases(NOW + timedelta(minutes=6)) == (0, 1)
     ((_m, d),) = [x for x in store.messages_of("c-1") if x[0].id == "m1"]
@@ -154,7 +154,9 @@ def test_claim_lease_and_recovery(store) -> None:  # type: ignore[no-untyped-def
     _plan(store, Rules(version="v1"), NOW + timedelta(minutes=7))
     assert store.claim_due(NOW + timedelta(minutes=7), "a", timedelta(minutes=5), 10) == []
     assert [e.id for e, _ in store.unconfirmed_emails()] == [claimed[0].email.id]
-    assert store.settle_email(claimed[0].email.id, sent=True, by="operator", at=NOW + timedelta(minutes=8))
+    assert store.settle_email(
+        claimed[0].email.id, sent=True, by="operator", at=NOW + timedelta(minutes=8)
+    )
     assert store.unconfirmed_emails() == []
 
 
@@ -171,8 +173,8 @@ def test_expired_claim_goes_back_to_planned(store) -> None:  # type: ignore[no-u
     _plan(store, Rules(version="v1"), later)
     (again,) = store.claim_due(later, "b", timedelta(minutes=5), 10)
     assert again.members == c.members and again.email.send_at == later
-    store.mark_sending(again.email.id, "b")
-    store.mark_sent(again.email.id, later, "prov-1")
+    store.mark_sending_many([again.email.id], "b")
+    store.mark_sent_many([(again.email.id, "prov-1")], later)
     ((m, d),) = store.messages_of("c-1")
     assert d.status is Status.SENT and m.sent_at == later
 

@@ -84,18 +84,18 @@ def test_transactional_mail_is_claimed_before_the_backlog(store: Store) -> None:
 def test_mark_sending_needs_the_claim_and_its_lease(store: Store) -> None:
     _setup(store, [_email("e1", ("m1",), NOW)])
     store.claim_due(NOW, "a", LEASE, 10)
-    assert not store.mark_sending("e1", "b", NOW)  # not the owner
-    assert not store.mark_sending("e1", "a", NOW + LEASE + M)  # the lease ran out
-    assert store.mark_sending("e1", "a", NOW + M)
-    assert not store.mark_sending("e1", "a", NOW + M)  # already sending
+    assert "e1" not in store.mark_sending_many(["e1"], "b", NOW)  # not the owner
+    assert "e1" not in store.mark_sending_many(["e1"], "a", NOW + LEASE + M)  # the lease ran out
+    assert "e1" in store.mark_sending_many(["e1"], "a", NOW + M)
+    assert "e1" not in store.mark_sending_many(["e1"], "a", NOW + M)  # already sending
     assert store.mark_sending_many(["e1", "ghost"], "a") == set()
 
 
 def test_sent_settles_members_and_last_contact(store: Store) -> None:
     _setup(store, [_email("e1", ("m1", "m2"), NOW)])
     store.claim_due(NOW, "a", LEASE, 10)
-    assert store.mark_sending("e1", "a")
-    store.mark_sent("e1", NOW + M, "prov-1")
+    assert "e1" in store.mark_sending_many(["e1"], "a")
+    store.mark_sent_many([("e1", "prov-1")], NOW + M)
     assert _status(store) == {"e1": "sent"}
     decided = _decided(store)
     assert {d.status for d in decided.values()} == {Status.SENT}
@@ -110,7 +110,7 @@ def test_sent_settles_members_and_last_contact(store: Store) -> None:
 def test_failed_settles_members_with_the_error(store: Store) -> None:
     _setup(store, [_email("e1", ("m1",), NOW)])
     store.claim_due(NOW, "a", LEASE, 10)
-    store.mark_sending("e1", "a")
+    store.mark_sending_many(["e1"], "a")
     store.mark_failed("e1", "550 mailbox unavailable", NOW)
     assert _status(store) == {"e1": "failed"}
     d = _decided(store)["m1"]
@@ -124,7 +124,7 @@ def test_release_returns_a_claim_but_never_a_sending_email(store: Store) -> None
     store.save_plans([Plan("c-1", NOW, (), (), None)], "v1")  # clears the dirty mark
     store.release("e1")
     assert store.customers_to_plan(NOW, 10) == ["c-1"]
-    assert store.mark_sending("e2", "a")
+    assert "e2" in store.mark_sending_many(["e2"], "a")
     store.release("e2")  # too late: it may be on its way
     assert _status(store) == {"e1": "planned", "e2": "sending"}
     assert _pending(store) == ["m1"]
@@ -196,7 +196,7 @@ def test_recover_leases_releases_claims_and_never_resends(store: Store) -> None:
         ],
     )
     store.claim_due(NOW, "dead", LEASE, 2)
-    assert store.mark_sending("lost", "dead")
+    assert "lost" in store.mark_sending_many(["lost"], "dead")
     store.claim_due(NOW + 3 * M, "alive", LEASE, 10)  # "fresh", lease until NOW + 8m
     assert store.recover_leases(NOW + LEASE) == (0, 0)  # the leases run until, not through
     assert store.recover_leases(NOW + 6 * M) == (1, 1)

@@ -1,7 +1,7 @@
 """The dispatcher's driver-level writes (`cadence/ledger/dispatch_writing.py`, through
-`mark_sent_many` and `mark_sent_and_sending`) against the SQLAlchemy path the rest of the store
-settles emails with (`mark_sent`), and the driver-level claim against SQLAlchemy's reading of
-the same rows, on SQLite and PostgreSQL.
+`mark_sent_many` and `mark_sent_and_sending`): emails recorded one by one and as one chunk
+store the same rows, and the driver-level claim reads what SQLAlchemy reads of the same rows,
+on SQLite and PostgreSQL.
 
 Two mirror-image ledgers ("qa-..." and "qb-...": the same customers, messages, plans) in one
 database: each sent one way, every row they touch must be stored alike, the prefix aside."""
@@ -118,15 +118,15 @@ def _everything(store: Store, prefix: str) -> dict[str, Any]:
         }
 
 
-def test_sent_by_the_driver_is_stored_as_the_sqlalchemy_path_stores_it(store: Store) -> None:
+def test_sent_one_by_one_is_stored_as_sent_in_one_chunk(store: Store) -> None:
     a, b = _ledger(store, "qa-"), _ledger(store, "qb-")
     assert _everything(store, "qa-") == _everything(store, "qb-")  # mirror images
     store.claim_due(NOW, "d", LEASE, 100)
     assert store.mark_sending_many(a + b, "d", NOW) == set(a + b)
     at = NOW + M
-    for email_id in a:  # SQLAlchemy, one email a transaction
-        store.mark_sent(email_id, at, f"prov-{email_id[3:]}")
-    store.mark_sent_many([(e, f"prov-{e[3:]}") for e in b], at)  # the driver, one for all
+    for email_id in a:  # one email a transaction
+        store.mark_sent_many([(email_id, f"prov-{email_id[3:]}")], at)
+    store.mark_sent_many([(e, f"prov-{e[3:]}") for e in b], at)  # one write for all
     ours, theirs = _everything(store, "qb-"), _everything(store, "qa-")
     assert ours == theirs
     assert {r["status"] for r in ours["emails"]} == {"sent"}

@@ -278,8 +278,8 @@ def test_contexts_hold_history_the_account_and_previous_decisions(store: Store) 
         "v1",
     )
     for c in store.claim_due(NOW, "d", timedelta(minutes=5), 10):
-        assert store.mark_sending(c.email.id, "d", NOW)
-        store.mark_sent(c.email.id, c.email.send_at, "p")
+        assert c.email.id in store.mark_sending_many([c.email.id], "d", NOW)
+        store.mark_sent_many([(c.email.id, "p")], c.email.send_at)
     store.save_plans([plan("c-2", "peer-planned", NOW + H, "e-peer-planned")], "v1")
     store.save_plans([plan("c-1", "open1", NOW + H, "e-open1")], "v1")
 
