@@ -99,7 +99,7 @@ class DispatchOps(ClaimOps):
     def _close(
         self,
         email_id: str,
-        email_status: str,
+        email_status: EmailStatus,
         status: Status,
         error: str,
         reason: str,
@@ -126,9 +126,8 @@ class DispatchOps(ClaimOps):
 
     def hold_email(self, email_id: str, reason: str, *, now: datetime) -> None:
         """Rendering failed: nothing went; the members wait, with the error, for a fix."""
-        at = now
         with self.engine.begin() as conn:
-            self._settle(conn, [email_id], Status.HELD, lambda _: reason, at)
+            self._settle(conn, [email_id], Status.HELD, lambda _: reason, now)
             conn.execute(delete(emails).where(emails.c.id == email_id))
 
     def release_held(self) -> int:
