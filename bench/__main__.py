@@ -81,7 +81,7 @@ def run_database(
     simulate_size: int = 1_000,
 ) -> list[F.Figure]:
     from cadence.ledger.db import upgrade
-    from cadence.ledger.gateway import Store
+    from cadence.ledger.ledger import Ledger
 
     pg_name = None
     reuse = False
@@ -116,7 +116,7 @@ def run_database(
             # the preview figure runs a daemon: any free port for its HTTP side
             "http: {listen: '127.0.0.1:0'}\n"
         )
-        store = Store(url)
+        store = Ledger(url)
         m = min(sample, n)
         steps: list[tuple[str, str, Callable[[], F.Figure | list[F.Figure]]]] = [
             ("planner", "planner alone", lambda: F.planner_pure(store, now, m)),

@@ -20,7 +20,7 @@ from sqlalchemy import select, text, update
 from bench.generate import generate
 from cadence.engine import plan_customer
 from cadence.flows.planning import plan_due
-from cadence.ledger.gateway import Store
+from cadence.ledger.ledger import Ledger
 from cadence.ledger.tables import customers, messages
 from cadence.model import Message
 from cadence.rules import load_rules
@@ -52,16 +52,16 @@ def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-def sample_ids(store: Store, m: int) -> list[str]:
+def sample_ids(store: Ledger, m: int) -> list[str]:
     with store.engine.connect() as conn:
         return list(conn.scalars(select(customers.c.id).order_by(customers.c.id).limit(m)))
 
 
-def planner_pure(store: Store, now: datetime, m: int) -> Figure:
+def planner_pure(store: Ledger, now: datetime, m: int) -> Figure:
     ids = sample_ids(store, m)
     contexts = []
     for i in range(0, len(ids), 500):
-        contexts += store.load_contexts(ids[i : i + 500], now, RULES.lookback())
+        contexts += store.planning.load_contexts(ids[i : i + 500], now, RULES.lookback())
     _, seconds = _timed(lambda: [plan_customer(c, RULES, now) for c in contexts])
     per = sum(len(c.pending) for c in contexts) / max(1, len(contexts))
     return Figure(
@@ -73,7 +73,7 @@ def planner_pure(store: Store, now: datetime, m: int) -> Figure:
     )
 
 
-def _mark(store: Store, ids: list[str]) -> None:
+def _mark(store: Ledger, ids: list[str]) -> None:
     with store.engine.begin() as conn:
         for i in range(0, len(ids), 500):
             conn.execute(
@@ -115,7 +115,7 @@ def _sendgrid_config(
     return path
 
 
-def plan_end_to_end(store: Store, now: datetime, m: int) -> Figure:
+def plan_end_to_end(store: Ledger, now: datetime, m: int) -> Figure:
     ids = sample_ids(store, m)
     _mark(store, ids)
     planned, seconds = _timed(plan_due, store, RULES, now, "UTC")
@@ -133,7 +133,7 @@ def plan_end_to_end(store: Store, now: datetime, m: int) -> Figure:
     return fig
 
 
-def raw_baseline(store: Store, now: datetime, ids: list[str]) -> float:
+def raw_baseline(store: Ledger, now: datetime, ids: list[str]) -> float:
     """Plain sqlite3/psycopg reading the same rows and writing as many decision rows."""
     since = now - RULES.lookback()
     started = time.perf_counter()
@@ -183,7 +183,7 @@ def raw_baseline(store: Store, now: datetime, ids: list[str]) -> float:
     return n / (time.perf_counter() - started)
 
 
-def incremental(store: Store, now: datetime, n: int) -> list[Figure]:
+def incremental(store: Ledger, now: datetime, n: int) -> list[Figure]:
     from cadence.flows.lifecycle import process_events
 
     plan_due(store, RULES, now, "UTC")  # settle
@@ -202,8 +202,8 @@ def incremental(store: Store, now: datetime, n: int) -> list[Figure]:
             lambda: (
                 process_events(store, RULES, quiet),
                 plan_due(store, RULES, quiet, "UTC"),
-                store.claim_due(quiet, "bench", timedelta(minutes=5), 500),
-                store.next_wakeup(),
+                store.sending.claim_due(quiet, "bench", timedelta(minutes=5), 500),
+                store.planning.next_wakeup(),
             )
         )
         ticks.append(seconds)
@@ -219,7 +219,7 @@ def incremental(store: Store, now: datetime, n: int) -> list[Figure]:
     ]
     ids = sample_ids(store, 1000)
     for k in (100, 1000):
-        store.add_messages(
+        store.ingest.add_messages(
             [_message(f"k{k}-{i}", ids[i % len(ids)], now + timedelta(days=1)) for i in range(k)],
             now=now,
         )
@@ -289,7 +289,7 @@ class _Lookalike:
 
 
 def dispatch_rate(
-    store: Store,
+    store: Ledger,
     url: str,
     folder: Path,
     now: datetime,
@@ -305,7 +305,7 @@ def dispatch_rate(
     ids = sample_ids(store, emails)
     # a run of its own: a kept --workdir ledger holds the last run's receipts
     tag = f"{daemons}{'u' if unique else ''}-{uuid.uuid4().hex[:6]}"
-    store.add_messages(
+    store.ingest.add_messages(
         [
             _message(
                 f"tx-{tag}-{i}",
@@ -401,13 +401,13 @@ def latency(folder: Path) -> list[Figure]:
 
     url = f"sqlite:///{folder / 'latency.db'}"
     generate(url, 1000, datetime.now(UTC) + timedelta(days=1))
-    store = Store(url)
+    store = Ledger(url)
     ids = sample_ids(store, 1000)
     (folder / "none").mkdir(exist_ok=True)
     due: dict[str, datetime] = {}
 
     def submit(mid: str, cid: str, at: datetime, transactional: bool) -> None:
-        store.add_messages(
+        store.ingest.add_messages(
             [_message(mid, cid, at, transactional=transactional)], now=datetime.now(UTC)
         )
         due[mid] = at
@@ -436,7 +436,7 @@ def latency(folder: Path) -> list[Figure]:
                 time.sleep(0.2)
             time.sleep(8)
             burst = datetime.now(UTC) + timedelta(seconds=3)
-            store.add_messages(
+            store.ingest.add_messages(
                 [_message(f"load-s-{i}", ids[i % len(ids)], burst) for i in range(2000)],
                 now=datetime.now(UTC),
             )
@@ -485,7 +485,7 @@ def latency(folder: Path) -> list[Figure]:
     return out
 
 
-def _why_not_sent(store: Store, ids: list[str]) -> dict[str, str]:
+def _why_not_sent(store: Ledger, ids: list[str]) -> dict[str, str]:
     """Each message that never reached the look-alike, with its status and reason in the
     ledger (the generated customers include hard-bounced ones, whose mail is rightly held)."""
     if not ids:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from cadence.config import Settings
     from cadence.delivery.render import Renderer
-    from cadence.ledger.gateway import Store
+    from cadence.ledger.ledger import Ledger
     from cadence.rules.model import Rules
 
 
@@ -30,13 +30,13 @@ class NotReady(Exception):
 @dataclass
 class App:
     settings: Settings
-    _store: Store | None = field(default=None, repr=False)
+    _store: Ledger | None = field(default=None, repr=False)
     _rules: Rules | None = field(default=None, repr=False)
     _renderer: Renderer | None = field(default=None, repr=False)
     _secret: bytes | None = field(default=None, repr=False)
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Ledger:
         if self._store is None:
             self._store = open_store(self.settings.database_url)
         return self._store
@@ -80,7 +80,7 @@ class App:
                 self._secret = value.encode()
             else:
                 # the first to store one wins: two daemons starting together sign alike
-                stored = self.store.meta_once(UNSUBSCRIBE_SECRET, secrets.token_urlsafe(32))
+                stored = self.store.reads.meta_once(UNSUBSCRIBE_SECRET, secrets.token_urlsafe(32))
                 self._secret = stored.encode()
         return self._secret
 
@@ -90,12 +90,12 @@ class App:
             self._store = None
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str) -> Ledger:
     """The store at `url`, its schema brought up to date when it is a new embedded SQLite
     database (the default setup should just work); any other database must be upgraded on
     purpose with `cadence db upgrade`."""
     from cadence.ledger.db import schema_state, upgrade
-    from cadence.ledger.gateway import Store
+    from cadence.ledger.ledger import Ledger
 
     state = schema_state(url)
     if state != "current":
@@ -106,7 +106,7 @@ def open_store(url: str) -> Store:
             raise NotReady(
                 f"the database at {_safe(url)} is {what}: run `cadence db upgrade` first"
             )
-    return Store(url)
+    return Ledger(url)
 
 
 def _safe(url: str) -> str:

@@ -69,10 +69,10 @@ def pg_url(pg_reason: str | None) -> Iterator[str]:
 @pytest.fixture
 def store(db_url: str):  # type: ignore[no-untyped-def]
     from cadence.ledger.db import upgrade
-    from cadence.ledger.gateway import Store
+    from cadence.ledger.ledger import Ledger
 
     upgrade(db_url)
-    s = Store(db_url)
+    s = Ledger(db_url)
     try:
         yield s
     finally:

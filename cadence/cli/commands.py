@@ -150,7 +150,7 @@ def emails_unconfirmed(fmt: FormatOption = "table") -> None:
     _check_format(fmt)
     a = get_app()
     with errors():
-        rows = a.store.unconfirmed_emails()
+        rows = a.store.sending.unconfirmed_emails()
     if fmt == "json":
         from cadence.printing import iso
 
@@ -187,7 +187,7 @@ def emails_settle(
     """Settle an unconfirmed email: --sent records it; --not-sent plans its messages again."""
     a = get_app()
     with errors():
-        done = a.store.settle_email(email_id, sent, by, now_or(None))
+        done = a.store.sending.settle_email(email_id, sent, by, now_or(None))
     if not done:
         fail(f"error: {email_id} is not an unconfirmed email")
     typer.echo(

@@ -157,7 +157,7 @@ def messages_cancel(
     """Withdraw pending messages; their decisions say cancelled, and by whom."""
     a = get_app()
     with errors():
-        refused = a.store.cancel_messages(ids, by, now_or(None))
+        refused = a.store.ingest.cancel_messages(ids, by, now_or(None))
     for mid, why in refused.items():
         typer.echo(f"{mid}: not cancelled: {why}", err=True)
     typer.echo(f"{len(ids) - len(refused)} cancelled")

@@ -37,7 +37,7 @@ def report(
     start = end - span
     a = get_app()
     with errors():
-        rows = a.store.report_rows(start, end, account)
+        rows = a.store.reads.report_rows(start, end, account)
     figures = build(rows, start, end, a.settings.default_timezone)
     if fmt == "json":
         text = json.dumps(figures, indent=2)

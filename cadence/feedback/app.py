@@ -202,7 +202,7 @@ def create_app(
 
     def database_ok() -> bool:
         try:
-            app.store.get_meta("health")
+            app.store.reads.get_meta("health")
         except Exception:  # any failure means not healthy (logged)
             log.exception("health check: the database does not answer")
             return False

@@ -20,7 +20,7 @@ from cadence.feedback.webhook import Batch, Mapped
 from cadence.model import Customer, Event
 
 if TYPE_CHECKING:
-    from cadence.ledger.gateway import Store
+    from cadence.ledger.ledger import Ledger
 
 log = logging.getLogger("cadence.http")
 
@@ -40,17 +40,17 @@ def _covered(customer: Customer, categories: Sequence[str]) -> bool:
     return bool(categories) and set(categories) <= reach.unsubscribed_categories
 
 
-def _add_once(store: Store, items: list[tuple[Event, str]], now: datetime) -> int:
+def _add_once(store: Ledger, items: list[tuple[Event, str]], now: datetime) -> int:
     """Insert the events in one transaction; when a concurrent request stored some of them
     first (two clicks, SendGrid retrying while we were busy), insert the rest. Returns how
     many this call stored."""
     if not items:
         return 0
     try:
-        store.add_events(items, now=now)
+        store.ingest.add_events(items, now=now)
         return len(items)
     except Exception:
-        present = store.event_digests([e.id for e, _ in items])
+        present = store.ingest.event_digests([e.id for e, _ in items])
         if not present:
             raise
         rest = [(e, d) for e, d in items if e.id not in present]
@@ -60,26 +60,26 @@ def _add_once(store: Store, items: list[tuple[Event, str]], now: datetime) -> in
             len(items),
         )
         if rest:
-            store.add_events(rest, now=now)  # a second failure is a real one: it propagates
+            store.ingest.add_events(rest, now=now)  # a second failure is a real one: it propagates
         return len(rest)
 
 
-def record_unsubscribe(store: Store, claim: UnsubscribeClaim, token: str, now: datetime) -> str:
+def record_unsubscribe(store: Ledger, claim: UnsubscribeClaim, token: str, now: datetime) -> str:
     """An `unsubscribed` event at `now` for a verified link. Returns what happened:
     `recorded`, `repeat` (already recorded, and still in force) or `unknown` (no such
     customer: nothing to write to, nothing stored)."""
-    customer = store.customer(claim.customer_id)
+    customer = store.reads.customer(claim.customer_id)
     if customer is None:
         log.warning("unsubscribe link for unknown customer %s: nothing stored", claim.customer_id)
         return "unknown"
     categories = list(claim.categories or ())
     event_id = unsubscribe_event_id(token)
-    if store.event_digests([event_id]):
+    if store.ingest.event_digests([event_id]):
         if _covered(customer, categories):
             return "repeat"
         # the link was used, then the customer resubscribed: this click means it again
         event_id = f"{event_id}:{int(now.timestamp())}"
-        if store.event_digests([event_id]):
+        if store.ingest.event_digests([event_id]):
             return "repeat"
     data: dict[str, object] = {
         "source": "unsubscribe link",
@@ -118,11 +118,11 @@ def _about_another_address(m: Mapped, customer: Customer) -> bool:
     return m.address.strip().lower() != customer.email.strip().lower()
 
 
-def store_batch(store: Store, batch: Batch, now: datetime) -> Stored:
-    """Store a parsed batch's new events in one `add_events` call (all or nothing), as
+def store_batch(store: Ledger, batch: Batch, now: datetime) -> Stored:
+    """Ledger a parsed batch's new events in one `add_events` call (all or nothing), as
     received at `now`, then settle the `unconfirmed` emails SendGrid's events prove it
     took."""
-    customers = store.customers_by_id(sorted({m.customer_id for m in batch.events}))
+    customers = store.reads.customers_by_id(sorted({m.customer_id for m in batch.events}))
     ignored = batch.ignored
     events: list[Mapped] = []
     settles: dict[str, str] = {}  # email id -> the event that settles it
@@ -148,15 +148,15 @@ def store_batch(store: Store, batch: Batch, now: datetime) -> Stored:
             ignored += 1
             continue
         events.append(m)
-    seen = store.event_digests([m.event.id for m in events if m.event is not None])
+    seen = store.ingest.event_digests([m.event.id for m in events if m.event is not None])
     new = [(m.event, m.digest) for m in events if m.event is not None and m.event.id not in seen]
     stored = _add_once(store, new, now)
     duplicates = batch.repeated + len(events) - stored
     settled = 0
     if settles:
-        waiting = {email.id for email, _ in store.unconfirmed_emails()}
+        waiting = {email.id for email, _ in store.sending.unconfirmed_emails()}
         for email_id, sg_event_id in settles.items():
-            if email_id in waiting and store.settle_email(
+            if email_id in waiting and store.sending.settle_email(
                 email_id, sent=True, by=f"SendGrid event {sg_event_id}", at=now
             ):
                 settled += 1

@@ -117,10 +117,10 @@ def _week(result: DemoResult, t: datetime | None) -> int | None:
 def _tally(app: App, result: DemoResult) -> None:
     store = app.store
     weeks = max(1, int((result.end - result.base) // timedelta(days=7)))
-    for customer_id in store.customer_ids():
+    for customer_id in store.reads.customer_ids():
         before = result.before[customer_id] = [0] * weeks
         after = result.after[customer_id] = [0] * weeks
-        for message, decision in store.messages_of(customer_id):
+        for message, decision in store.reads.messages_of(customer_id):
             # without cadence, every message is an email of its own, when its role wanted
             w = _week(result, message.sent_at if message.kind == "recorded" else message.send_after)
             if w is not None and message.to is None:
@@ -134,7 +134,7 @@ def _tally(app: App, result: DemoResult) -> None:
                 result.submitted_by_role[message.role] += 1
             if message.playbook:
                 result.checkins.append((customer_id, message.playbook, str(decision.status)))
-        for email, status in store.emails_of(customer_id):
+        for email, status in store.reads.emails_of(customer_id):
             w = (
                 _week(result, email.send_at)
                 if status == EmailStatus.SENT and not email.to_owner

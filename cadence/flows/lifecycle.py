@@ -24,26 +24,27 @@ from cadence.engine.playbooks import (
 from cadence.model import Customer, CustomerContext, Message
 
 if TYPE_CHECKING:
-    from cadence.ledger.gateway import Store
+    from cadence.ledger.ledger import Ledger
     from cadence.rules.model import Playbook, Rules
 
 log = logging.getLogger("cadence.lifecycle")
 
 
 def process_events(
-    store: Store, rules: Rules, now: datetime, *, batch: int = 500
+    store: Ledger, rules: Rules, now: datetime, *, batch: int = 500
 ) -> tuple[int, int]:
     """Apply every event whose time has come (reachability, attributes) and run it through
     the playbooks; returns (check-ins created, cancelled)."""
     created = cancelled = 0
     while True:
-        events = store.unprocessed_events(batch, until=now)
+        events = store.ingest.unprocessed_events(batch, until=now)
         if not events:
             return created, cancelled
         ids = sorted({e.customer_id for e in events})
         # the playbooks read no other customer's mail
         contexts = {
-            c.customer.id: c for c in store.load_contexts(ids, now, rules.lookback(), account=False)
+            c.customer.id: c
+            for c in store.planning.load_contexts(ids, now, rules.lookback(), account=False)
         }
         new: list[Message] = []
         cancels: list[Cancellation] = []
@@ -82,35 +83,35 @@ def process_events(
                 )
         # what an event created and a later one cancelled is stored too, then cancelled: its
         # entry says which event cancelled it, as for any other check-in
-        created += store.add_playbook_messages(new, now=now)
+        created += store.ingest.add_playbook_messages(new, now=now)
         for c in cancels:
-            refused = store.cancel_messages(
+            refused = store.ingest.cancel_messages(
                 [c.message_id],
                 f"event {c.event.id} ({c.event.type}) under playbook {c.playbook}",
                 c.event.at,
                 event=c.event.id,
             )
             cancelled += 0 if refused else 1
-        store.apply_events(events)
+        store.ingest.apply_events(events)
 
 
 #: where the start of the last period each swept playbook ran for is kept (`meta`)
 SWEPT = "swept:"
 
 
-def due_sweeps(store: Store, rules: Rules, now: datetime) -> list[tuple[Playbook, datetime]]:
+def due_sweeps(store: Ledger, rules: Rules, now: datetime) -> list[tuple[Playbook, datetime]]:
     """The swept playbooks whose current period (the one holding `now`) has not been swept
     yet, each with the start of that period."""
     due = []
     for playbook in swept(rules):
         period = sweep_period(playbook, now)
-        last = store.get_meta(SWEPT + playbook.name)
+        last = store.reads.get_meta(SWEPT + playbook.name)
         if last is None or datetime.fromisoformat(last) < period:
             due.append((playbook, period))
     return due
 
 
-def sweep_all(store: Store, rules: Rules, now: datetime, *, batch: int = 500) -> int:
+def sweep_all(store: Ledger, rules: Rules, now: datetime, *, batch: int = 500) -> int:
     """Sweep every reachable customer for each swept playbook whose period began since its
     last sweep, as of that period's start; returns messages created. Once a period: a pass
     that comes again in the same period sweeps nothing, whoever runs it."""
@@ -120,7 +121,7 @@ def sweep_all(store: Store, rules: Rules, now: datetime, *, batch: int = 500) ->
     created = 0
     after: str | None = None
     while True:
-        ids = store.reachable_customer_ids(after, batch)
+        ids = store.reads.reachable_customer_ids(after, batch)
         if not ids:
             break
         after = ids[-1]
@@ -128,7 +129,7 @@ def sweep_all(store: Store, rules: Rules, now: datetime, *, batch: int = 500) ->
         # a sweep reads the customer, its own sent mail and contact times, and when each
         # playbook last ran (`playbook_runs` covers open messages too): not the open messages
         # themselves nor the account's other customers, most of a full context's reading
-        contexts = store.load_contexts(
+        contexts = store.planning.load_contexts(
             ids, now, rules.lookback(), account=False, open_messages=False
         )
         for ctx in contexts:
@@ -143,9 +144,9 @@ def sweep_all(store: Store, rules: Rules, now: datetime, *, batch: int = 500) ->
                     runs=runs,
                 )
                 new.extend(fired.messages)
-        created += store.add_playbook_messages(new, now=now)
+        created += store.ingest.add_playbook_messages(new, now=now)
     for playbook, period in due:
-        store.set_meta(SWEPT + playbook.name, period.isoformat())
+        store.reads.set_meta(SWEPT + playbook.name, period.isoformat())
     return created
 
 

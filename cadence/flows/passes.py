@@ -18,7 +18,7 @@ from cadence.flows.sending import Dispatcher, DispatchReport
 if TYPE_CHECKING:
     from cadence.app import App
     from cadence.delivery.transports import Transport
-    from cadence.ledger.gateway import Store
+    from cadence.ledger.ledger import Ledger
 
 
 def daemon_id() -> str:
@@ -56,14 +56,14 @@ class PassReport:
         return "; ".join(parts)
 
 
-def adopt_rules(store: Store, version: str) -> bool:
+def adopt_rules(store: Ledger, version: str) -> bool:
     """New rules (or templates fixed) since the last pass: every customer is planned again
     under them and held messages get another chance. What was sent stays sent."""
-    if store.get_meta("rules_version") == version:
+    if store.reads.get_meta("rules_version") == version:
         return False
-    store.release_held()
-    store.mark_all_dirty()
-    store.set_meta("rules_version", version)
+    store.sending.release_held()
+    store.planning.mark_all_dirty()
+    store.reads.set_meta("rules_version", version)
     return True
 
 

@@ -16,19 +16,19 @@ from cadence.engine.limits import counts_for_account
 from cadence.model import CustomerContext, Plan
 
 if TYPE_CHECKING:
-    from cadence.ledger.gateway import Store
+    from cadence.ledger.ledger import Ledger
     from cadence.rules.model import Rules
 
 
 def plan_due(
-    store: Store, rules: Rules, now: datetime, default_timezone: str, *, batch: int = 500
+    store: Ledger, rules: Rules, now: datetime, default_timezone: str, *, batch: int = 500
 ) -> int:
     """Re-plan every customer that needs it; returns how many were planned."""
     return plan_some(store, rules, now, default_timezone, batch=batch)[0]
 
 
 def plan_some(
-    store: Store,
+    store: Ledger,
     rules: Rules,
     now: datetime,
     default_timezone: str,
@@ -60,12 +60,12 @@ def plan_some(
     previous: set[str] = set()
     account_mail = partial(counts_for_account, rules=rules) if rules.plans_accounts else None
     while True:
-        found = store.customers_to_plan(now, batch)
+        found = store.planning.customers_to_plan(now, batch)
         ids = [i for i in found if i not in previous]
         if not ids:
             return planned, False
         previous = set(ids)
-        planned += store.plan_batch(
+        planned += store.planning.plan_batch(
             ids, now, rules.lookback(), plan, rules.version, account_mail=account_mail
         )
         if len(found) < batch:

@@ -12,8 +12,8 @@ from cadence.model import Customer, Decision, Email, Message
 
 if TYPE_CHECKING:
     from cadence.config import Settings
-    from cadence.ledger.gateway import Store
-    from cadence.ledger.reading_ops import DecisionRecord
+    from cadence.ledger.ledger import Ledger
+    from cadence.ledger.reads import DecisionRecord
     from cadence.rules.model import Rules
 
 
@@ -38,7 +38,7 @@ class UnknownCustomer(LookupError):
 
 
 def preview(
-    store: Store,
+    store: Ledger,
     settings: Settings,
     rules: Rules,
     customer_id: str,
@@ -54,12 +54,12 @@ def preview(
     happen as their periods begin, and what goes counts against what comes after it."""
     from cadence.flows.timeline import run_on_scratch
 
-    customer = store.customer(customer_id)
+    customer = store.reads.customer(customer_id)
     if customer is None:
         raise UnknownCustomer(customer_id)
     ids = [customer_id]
     if rules.plans_accounts and customer.account is not None:
-        ids = store.customers_of_account(customer.account)
+        ids = store.reads.customers_of_account(customer.account)
     horizon = as_of + timedelta(days=days)
     run = run_on_scratch(store, settings, rules, as_of, horizon, customer_ids=ids, bodies=bodies)
     try:
@@ -114,15 +114,15 @@ class Explanation:
 
 
 def explain(
-    store: Store, settings: Settings, rules: Rules, message_id: str, as_of: datetime
+    store: Ledger, settings: Settings, rules: Rules, message_id: str, as_of: datetime
 ) -> Explanation | None:
     """A message's decisions over time and, while it is open, what the passes will decide
     next (the preview's decision: the same passes, not a guess). None: no such message."""
-    found = store.message(message_id)
+    found = store.reads.message(message_id)
     if found is None:
         return None
     message, current = found
-    history = tuple(store.decision_history(message_id))
+    history = tuple(store.reads.decision_history(message_id))
     upcoming = None
     if not current.final:
         expires = message.expires_at or (message.send_after or as_of) + rules.max_delay

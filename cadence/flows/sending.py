@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from cadence.config import Settings
     from cadence.delivery.render import Renderer
     from cadence.delivery.transports.base import Transport
-    from cadence.ledger.gateway import Claimed, Store
+    from cadence.ledger.claims import Claimed
+    from cadence.ledger.ledger import Ledger
 
 log = logging.getLogger("cadence.dispatch")
 
@@ -121,7 +122,7 @@ def _ids(sent: list[tuple[Claimed, str | None]]) -> list[tuple[str, str | None]]
 
 @dataclass
 class Dispatcher:
-    store: Store
+    store: Ledger
     transport: Transport
     renderer: Renderer
     settings: Settings
@@ -135,7 +136,7 @@ class Dispatcher:
 
     def run(self, now: datetime, *, batch: int | None = None) -> DispatchReport:
         report = DispatchReport()
-        report.released, report.unconfirmed = self.store.recover_leases(now)
+        report.released, report.unconfirmed = self.store.sending.recover_leases(now)
         lease: timedelta = self.settings.daemon.lease
         limit = batch or self.settings.daemon.claim_batch
         # emails handed over side by side, as many as the transport can take at once (an SMTP
@@ -145,7 +146,7 @@ class Dispatcher:
             # chunks handed over and not yet recorded, oldest first: never more than two
             flying: deque[_InFlight] = deque()
             while not self.should_stop():
-                claimed = self.store.claim_due(now, self.owner, lease, limit)
+                claimed = self.store.sending.claim_due(now, self.owner, lease, limit)
                 if not claimed:
                     break
                 pending: deque[tuple[Claimed, OutgoingEmail | None]] = deque(
@@ -154,7 +155,7 @@ class Dispatcher:
                 while pending:
                     if self.should_stop():
                         for item, _ in pending:
-                            self.store.release(item.email.id)
+                            self.store.sending.release(item.email.id)
                         break
                     requests = self._render(pending, width * CHUNK_PER_WORKER, now, report)
                     ready = requests.emails
@@ -164,7 +165,7 @@ class Dispatcher:
                     done = flying.popleft() if len(flying) == 2 else None
                     sent = self._outcomes(done, now, report) if done else []
                     ours = (
-                        self.store.mark_sent_and_sending(
+                        self.store.sending.mark_sent_and_sending(
                             _ids(sent), now, [item.email.id for item, _ in ready], self.owner
                         )
                         if sent or ready
@@ -179,7 +180,7 @@ class Dispatcher:
                     break
             while flying:
                 sent = self._outcomes(flying.popleft(), now, report)
-                self.store.mark_sent_many(_ids(sent), now)
+                self.store.sending.mark_sent_many(_ids(sent), now)
                 self._sent(sent, report)
         return report
 
@@ -275,17 +276,17 @@ class Dispatcher:
         email = item.email
         ids = f"email={email.id} customer={email.customer_id} messages={','.join(email.members)}"
         if exc.maybe_sent:
-            self.store.mark_unconfirmed(email.id, exc.reason, now)
+            self.store.sending.mark_unconfirmed(email.id, exc.reason, now)
             report.unconfirmed += 1
             log.error("unconfirmed %s: %s", ids, exc.reason)
         elif exc.permanent or item.attempts + 1 >= MAX_ATTEMPTS:
             spent = "" if exc.permanent else f" (after {item.attempts + 1} attempts)"
-            self.store.mark_failed(email.id, exc.reason + spent, now)
+            self.store.sending.mark_failed(email.id, exc.reason + spent, now)
             report.failed.append(email.id)
             log.error("failed %s: %s%s", ids, exc.reason, spent)
         else:
             at = exc.retry_at or now + backoff(item.attempts)
-            self.store.retry_later(email.id, max(at, now), exc.reason)
+            self.store.sending.retry_later(email.id, max(at, now), exc.reason)
             report.retried += 1
             log.warning("retry %s at %s: %s", ids, at.isoformat(), exc.reason)
 
@@ -305,7 +306,7 @@ class Dispatcher:
             )
         except (RenderError, ValueError) as exc:
             # nothing half-rendered goes out: the members wait, with the error, for a fix
-            self.store.hold_email(email.id, f"held: {exc}", now=now)
+            self.store.sending.hold_email(email.id, f"held: {exc}", now=now)
             report.held.append(email.id)
             log.warning("held email=%s customer=%s: %s", email.id, email.customer_id, exc)
             return None

@@ -21,7 +21,7 @@ from cadence.model import Decision, Email, Message, MessageKind
 if TYPE_CHECKING:
     from cadence.config import Settings
     from cadence.flows.passes import PassReport
-    from cadence.ledger.gateway import Store
+    from cadence.ledger.ledger import Ledger
     from cadence.rules.model import Rules
 
 WEEK = timedelta(days=7)
@@ -101,7 +101,7 @@ def distribution(rows: Iterable[list[int]]) -> dict[str, float]:
 
 
 def simulate(
-    store: Store,
+    store: Ledger,
     settings: Settings,
     rules: Rules,
     start: datetime,
@@ -119,7 +119,8 @@ def simulate(
     try:
         sim = Simulation(start=start, end=end, passes=run.passes)
         zones = {
-            cid: tz or settings.default_timezone for cid, tz in run.store.customer_zones().items()
+            cid: tz or settings.default_timezone
+            for cid, tz in run.store.reads.customer_zones().items()
         }
         for cid in zones:
             sim.before[cid] = [0] * sim.weeks

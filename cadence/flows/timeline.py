@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from cadence.config import Settings
     from cadence.delivery.transports import RecordingTransport, Transport
     from cadence.flows.passes import PassReport
-    from cadence.ledger.gateway import Store
+    from cadence.ledger.ledger import Ledger
     from cadence.model import Decision, Email, Message
     from cadence.rules.model import Rules
 
@@ -42,9 +42,9 @@ SAME_MOMENT = 3
 STUCK_STEP = timedelta(minutes=1)
 
 
-def next_moment(store: Store, rules: Rules, after: datetime) -> datetime | None:
+def next_moment(store: Ledger, rules: Rules, after: datetime) -> datetime | None:
     """The earliest moment anything is due after a pass at `after`."""
-    times = [t for t in (store.next_wakeup(), next_sweep(rules, after)) if t is not None]
+    times = [t for t in (store.planning.next_wakeup(), next_sweep(rules, after)) if t is not None]
     return min(times) if times else None
 
 
@@ -88,7 +88,7 @@ class ScratchRun:
     """The passes run over a stretch of time on a scratch copy of the ledger (all of it, or
     some customers'): what became of every message, and what was sent, read from the copy."""
 
-    store: Store
+    store: Ledger
     transport: RecordingTransport
     start: datetime
     end: datetime
@@ -109,7 +109,7 @@ Outcome = tuple["Message", "Decision"]
 
 
 def run_on_scratch(
-    live: Store,
+    live: Ledger,
     settings: Settings,
     rules: Rules,
     start: datetime,
@@ -133,7 +133,7 @@ def run_on_scratch(
         settled = scratch.settled_ids(store)
         # links minted on the copy must not work: a secret of its own, not the live one (the
         # same every time, so the same preview shows the same email)
-        store.set_meta(UNSUBSCRIBE_SECRET, SCRATCH_SECRET)
+        store.reads.set_meta(UNSUBSCRIBE_SECRET, SCRATCH_SECRET)
         quiet = settings.model_copy(
             update={"unsubscribe": settings.unsubscribe.model_copy(update={"secret_env": None})}
         )

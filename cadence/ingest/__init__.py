@@ -9,7 +9,6 @@ from cadence.ingest.readers import STDIN, SourceError
 from cadence.ingest.records import CustomerIn, EventIn, MessageIn, RecordedIn
 from cadence.ingest.service import (
     IngestReport,
-    IngestStore,
     InputError,
     import_customers,
     ingest_events,
@@ -22,7 +21,6 @@ __all__ = [
     "CustomerIn",
     "EventIn",
     "IngestReport",
-    "IngestStore",
     "InputError",
     "MessageIn",
     "RecordedIn",

@@ -15,10 +15,10 @@ Customers are the exception: importing a changed customer updates it (upsert by 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pydantic import ValidationError
 
@@ -32,11 +32,13 @@ from cadence.ingest.records import (
     expiry_problem,
     explain,
 )
-from cadence.model import Customer, Event, Message
+from cadence.model import Customer, Message
+
+if TYPE_CHECKING:
+    from cadence.ledger.ledger import Ledger
 
 __all__ = [
     "IngestReport",
-    "IngestStore",
     "InputError",
     "import_customers",
     "ingest_events",
@@ -45,17 +47,6 @@ __all__ = [
 ]
 
 R = TypeVar("R", bound=Record)
-
-
-class IngestStore(Protocol):
-    """The part of `cadence.ledger.gateway.Store` ingestion uses (docs/architecture.md)."""
-
-    def customer_digests(self, ids: Sequence[str]) -> dict[str, str]: ...
-    def message_digests(self, ids: Sequence[str]) -> dict[str, str]: ...
-    def event_digests(self, ids: Sequence[str]) -> dict[str, str]: ...
-    def upsert_customers(self, items: Sequence[tuple[Customer, str]], *, now: datetime) -> None: ...
-    def add_messages(self, items: Sequence[tuple[Message, str]], *, now: datetime) -> None: ...
-    def add_events(self, items: Sequence[tuple[Event, str]], *, now: datetime) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +121,10 @@ def _validate(name: str, raws: list[Raw], model: type[R]) -> _Checked[R]:
     return checked
 
 
-def _require_known_customers(store: IngestStore, checked: _Checked[R]) -> None:
+def _require_known_customers(store: Ledger, checked: _Checked[R]) -> None:
     """Messages and events name a stored customer: an unknown one is a bad record (most
     likely a typo, or the customers file not imported yet), not a customer to invent."""
-    known = store.customer_digests(sorted({_customer_of(i.record) for i in checked.items}))
+    known = store.ingest.customer_digests(sorted({_customer_of(i.record) for i in checked.items}))
     kept = []
     for item in checked.items:
         customer = _customer_of(item.record)
@@ -197,7 +188,7 @@ def _check_now(now: datetime) -> None:
 
 
 def import_customers(
-    store: IngestStore,
+    store: Ledger,
     source: str,
     *,
     now: datetime,
@@ -209,7 +200,7 @@ def import_customers(
     _check_now(now)
     name, raws = read_source(source, fmt, allow_csv=True)
     checked = _validate(name, raws, CustomerIn)
-    stored = store.customer_digests([i.record.id for i in checked.items])
+    stored = store.ingest.customer_digests([i.record.id for i in checked.items])
     report = IngestReport(errors=checked.errors, unchanged=checked.repeats)
     rows: list[tuple[Customer, str]] = []
     for item in checked.items:
@@ -222,11 +213,11 @@ def import_customers(
             report.added += 1
         else:
             report.updated += 1
-    return _finish(report, skip_invalid, lambda: store.upsert_customers(rows, now=now))
+    return _finish(report, skip_invalid, lambda: store.ingest.upsert_customers(rows, now=now))
 
 
 def _messages(
-    store: IngestStore,
+    store: Ledger,
     source: str,
     model: type[MessageIn] | type[RecordedIn],
     now: datetime,
@@ -236,7 +227,7 @@ def _messages(
     name, raws = read_source(source)
     checked = _validate(name, raws, model)
     _require_known_customers(store, checked)
-    stored = store.message_digests([i.record.id for i in checked.items])
+    stored = store.ingest.message_digests([i.record.id for i in checked.items])
     fresh, unchanged = _new_only(checked, stored, "message")
     rows: list[tuple[Message, str]] = []
     for item in fresh:
@@ -262,18 +253,18 @@ def _messages(
     report = IngestReport(
         added=len(rows), unchanged=checked.repeats + unchanged, errors=checked.errors
     )
-    return _finish(report, skip_invalid, lambda: store.add_messages(rows, now=now))
+    return _finish(report, skip_invalid, lambda: store.ingest.add_messages(rows, now=now))
 
 
 def submit_messages(
-    store: IngestStore, source: str, *, now: datetime, skip_invalid: bool = False
+    store: Ledger, source: str, *, now: datetime, skip_invalid: bool = False
 ) -> IngestReport:
     """Messages for cadence to send (`messages submit`); `send_after` defaults to `now`."""
     return _messages(store, source, MessageIn, now, skip_invalid)
 
 
 def record_messages(
-    store: IngestStore, source: str, *, now: datetime, skip_invalid: bool = False
+    store: Ledger, source: str, *, now: datetime, skip_invalid: bool = False
 ) -> IngestReport:
     """Messages other systems already sent (`messages record`): they count against limits
     and redundancy like the ones cadence sends."""
@@ -281,7 +272,7 @@ def record_messages(
 
 
 def ingest_events(
-    store: IngestStore, source: str, *, now: datetime, skip_invalid: bool = False
+    store: Ledger, source: str, *, now: datetime, skip_invalid: bool = False
 ) -> IngestReport:
     """Lifecycle events (`events ingest`). What they mean (reachability, attributes,
     playbooks) is applied by the store and lifecycle passes when their time comes."""
@@ -289,10 +280,10 @@ def ingest_events(
     name, raws = read_source(source)
     checked = _validate(name, raws, EventIn)
     _require_known_customers(store, checked)
-    stored = store.event_digests([i.record.id for i in checked.items])
+    stored = store.ingest.event_digests([i.record.id for i in checked.items])
     fresh, unchanged = _new_only(checked, stored, "event")
     rows = [(item.record.to_model(), item.digest) for item in fresh]
     report = IngestReport(
         added=len(rows), unchanged=checked.repeats + unchanged, errors=checked.errors
     )
-    return _finish(report, skip_invalid, lambda: store.add_events(rows, now=now))
+    return _finish(report, skip_invalid, lambda: store.ingest.add_events(rows, now=now))

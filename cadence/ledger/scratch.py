@@ -38,7 +38,7 @@ from cadence.ledger.tables import customers, decisions, emails, events, messages
 from cadence.model import Decision, Email, EmailStatus, Message, Reachability, Status
 
 if TYPE_CHECKING:
-    from cadence.ledger.gateway import Store
+    from cadence.ledger.ledger import Ledger
 
 #: rows copied per statement
 PAGE = 5000
@@ -46,18 +46,18 @@ PAGE = 5000
 _BY_EVENT = "event %"
 
 
-def scratch_store() -> Store:
+def scratch_store() -> Ledger:
     """An empty ledger in memory, at the newest schema."""
     from sqlmodel import SQLModel
 
-    from cadence.ledger.gateway import Store
+    from cadence.ledger.ledger import Ledger
 
-    store = Store(IN_MEMORY)
+    store = Ledger(IN_MEMORY)
     SQLModel.metadata.create_all(store.engine)
     return store
 
 
-def copy_ledger(source: Store, target: Store, customer_ids: Sequence[str] | None) -> None:
+def copy_ledger(source: Ledger, target: Ledger, customer_ids: Sequence[str] | None) -> None:
     """Copy customers, messages, emails, events and settings from `source` into `target`:
     all of them, or those of `customer_ids`. Decision history is not copied: a run on the
     copy starts its own, from each open message's current decision."""
@@ -104,7 +104,7 @@ def _pages(
         last = rows[-1][key]
 
 
-def rewind(store: Store, start: datetime, *, replay_until: datetime | None = None) -> None:
+def rewind(store: Ledger, start: datetime, *, replay_until: datetime | None = None) -> None:
     """Wind the (scratch) ledger back to `start` (see the module's docs)."""
     with store.engine.begin() as conn:
         db = Driver(conn)
@@ -246,14 +246,14 @@ def _first_history(db: Driver) -> None:
     )
 
 
-def settled_ids(store: Store) -> frozenset[str]:
+def settled_ids(store: Ledger) -> frozenset[str]:
     """The messages whose fate is settled: final, no pass looks at them again."""
     with store.engine.connect() as conn:
         db = Driver(conn)
         return frozenset(i for (i,) in db.fetch("SELECT id FROM messages WHERE final = ?", [True]))
 
 
-def went_under(store: Store, ids: Sequence[str]) -> dict[str, Row]:
+def went_under(store: Ledger, ids: Sequence[str]) -> dict[str, Row]:
     """For messages sent on the copy: the last decision before the one that says `sent`,
     the plan each went out under (from the history the copy began with, then its own)."""
     out: dict[str, Row] = {}
@@ -272,7 +272,7 @@ def went_under(store: Store, ids: Sequence[str]) -> dict[str, Row]:
 
 
 def outcomes(
-    store: Store, start: datetime, customer_ids: Sequence[str] | None = None
+    store: Ledger, start: datetime, customer_ids: Sequence[str] | None = None
 ) -> list[tuple[Message, Decision]]:
     """Every message (of these customers) with what became of it: for one sent on the copy
     (at or after `start`), the decision it went out under; else its current decision."""
@@ -297,7 +297,7 @@ def outcomes(
 
 
 def sent_between(
-    store: Store, start: datetime, end: datetime, customer_ids: Sequence[str] | None = None
+    store: Ledger, start: datetime, end: datetime, customer_ids: Sequence[str] | None = None
 ) -> list[Email]:
     """The emails sent on the copy from `start` to `end` (included), in the order sent."""
     names = [c.name for c in emails.columns]

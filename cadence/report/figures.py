@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from cadence.flows.simulate import distribution
 
 if TYPE_CHECKING:
-    from cadence.ledger.report_queries import ReportRows
+    from cadence.ledger.reads import ReportRows
 
 DIMENSIONS = ("role", "category", "topic", "playbook", "rule")
 OUTCOMES = ("proposed", "sent", "merged", "suppressed", "expired", "failed")

@@ -135,8 +135,8 @@ class Daemon:
                 more = report.dispatch.more_due or report.more_to_plan
                 if not more or self.stopping.is_set():
                     break
-            metrics.set_queue_depth(self.app.store.due_count(utcnow()))
-            metrics.set_unconfirmed(len(self.app.store.unconfirmed_emails()))
+            metrics.set_queue_depth(self.app.store.planning.due_count(utcnow()))
+            metrics.set_unconfirmed(len(self.app.store.sending.unconfirmed_emails()))
             self._wake_for_next()
         except Exception:
             log.exception("tick failed; the next tick tries again")
@@ -165,7 +165,7 @@ class Daemon:
         if self.stopping.is_set() or self._busy.locked():
             return
         try:
-            if self.app.store.has_unplanned_transactional():
+            if self.app.store.planning.has_unplanned_transactional():
                 self.scheduler.modify_job("tick", next_run_time=utcnow())
         except Exception:
             log.exception("looking for transactional mail failed; the next look tries again")

@@ -15,7 +15,7 @@ import pytest
 
 from cadence.flows.sending import MAX_CHUNK
 from cadence.ledger.db import upgrade
-from cadence.ledger.gateway import Store
+from cadence.ledger.ledger import Ledger
 from cadence.model import Customer, Message
 from tests.support.sendgrid_lookalike import SendgridLookalike
 
@@ -48,16 +48,16 @@ def write_setup(
 
 def seed(url: str, customers: int, per_customer: int) -> None:
     upgrade(url)
-    store = Store(url)
+    store = Ledger(url)
     now = datetime.now(UTC) - timedelta(minutes=1)
-    store.upsert_customers(
+    store.ingest.upsert_customers(
         [
             (Customer(f"c-{i:04}", f"c{i}@acme.test", "C", "UTC", None, {}), "d")
             for i in range(customers)
         ],
         now=datetime.now(UTC),
     )
-    store.add_messages(
+    store.ingest.add_messages(
         [
             (
                 Message(
@@ -159,8 +159,8 @@ def test_a_bad_rule_edit_keeps_the_old_rules_and_says_where(tmp_path: Path) -> N
             daemon.wait_for("rules reload failed")
             assert "limits.yaml:3:5: unknown key `maxx`" in daemon.text()
             assert daemon.proc.poll() is None
-            seed_more = Store(url)
-            seed_more.add_messages(
+            seed_more = Ledger(url)
+            seed_more.ingest.add_messages(
                 [
                     (
                         Message(
@@ -192,15 +192,16 @@ def test_killed_mid_batch_and_restarted_sends_nothing_twice(tmp_path: Path) -> N
         until(lambda: len(sg.emails()) >= 5)
         daemon.stop(signal.SIGKILL)
         restarted = Daemon(tmp_path, env)
-        store = Store(url)
+        store = Ledger(url)
         try:
             until(
                 lambda: (
-                    len(set(sg.email_ids()) | {e.id for e, _ in store.unconfirmed_emails()}) >= 30
+                    len(set(sg.email_ids()) | {e.id for e, _ in store.sending.unconfirmed_emails()})
+                    >= 30
                 ),
                 timeout=90,
             )
-            unconfirmed = {e.id for e, _ in store.unconfirmed_emails()}
+            unconfirmed = {e.id for e, _ in store.sending.unconfirmed_emails()}
         finally:
             store.close()
             restarted.stop()
@@ -265,12 +266,12 @@ def test_unsubscribe_link_of_a_sent_eml_stops_the_next_marketing_email(tmp_path:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CADENCE_")}
     env["CADENCE_CONFIG"] = str(tmp_path / "cadence.yaml")
     upgrade(url)
-    store = Store(url)
+    store = Ledger(url)
     now = datetime.now(UTC)
-    store.upsert_customers(
+    store.ingest.upsert_customers(
         [(Customer("c-17", "ana@acme.test", "Ana", "UTC", None, {}), "d")], now=datetime.now(UTC)
     )
-    store.add_messages(
+    store.ingest.add_messages(
         [
             (
                 Message(
@@ -331,8 +332,8 @@ def test_the_daemon_wakes_for_the_next_due_email_not_the_tick(tmp_path: Path) ->
     with SendgridLookalike() as sg:
         url, env = _slow_ticking_setup(tmp_path, sg)
         due = datetime.now(UTC) + timedelta(seconds=4)
-        store = Store(url)
-        store.add_messages(
+        store = Ledger(url)
+        store.ingest.add_messages(
             [(Message("soon", "c-0000", "sales", subject="s", body_text="b", send_after=due), "z")],
             now=datetime.now(UTC),
         )

@@ -30,7 +30,7 @@ def make(db_url: str, tmp_path: Path, rules: str = RULES) -> App:
         "CADENCE_TRANSPORT__FILE__DIR": str(tmp_path / "outbox"),
     }
     app = App(load_settings(None, env))
-    app.store.upsert_customers(
+    app.store.ingest.upsert_customers(
         [(Customer("c-1", "a@acme.test", "A", "America/New_York"), "d")], now=MON_10_NY
     )
     return app
@@ -49,12 +49,12 @@ def msg(mid: str, at: datetime, **kw: object) -> tuple[Message, str]:
 
 
 def status(app: App) -> dict[str, Status]:
-    return {m.id: d.status for m, d in app.store.messages_of("c-1")}
+    return {m.id: d.status for m, d in app.store.reads.messages_of("c-1")}
 
 
 def test_a_daemon_that_was_down_catches_up(db_url: str, tmp_path: Path) -> None:
     app = make(db_url, tmp_path)
-    app.store.add_messages(
+    app.store.ingest.add_messages(
         [
             msg("inside", MON_10_NY),  # due 10:00, still inside the window at 16:00
             msg("closed", MON_10_NY + timedelta(hours=6, minutes=30)),  # due 16:30, found at 19:00
@@ -70,7 +70,7 @@ def test_a_daemon_that_was_down_catches_up(db_url: str, tmp_path: Path) -> None:
     # down again until 19:00 local: the window closed; it waits for Tuesday 09:00, not tonight
     late = MON_10_NY + timedelta(hours=9)
     assert run_pass(app, late).dispatch.sent == []
-    emails = {e.members: e for e, s in app.store.emails_of("c-1") if s == "planned"}
+    emails = {e.members: e for e, s in app.store.reads.emails_of("c-1") if s == "planned"}
     nxt = emails[("closed",)].send_at.astimezone(ZoneInfo("America/New_York"))
     assert (nxt.strftime("%a"), nxt.time()) == ("Tue", time(9, 0))
     app.close()
@@ -79,7 +79,7 @@ def test_a_daemon_that_was_down_catches_up(db_url: str, tmp_path: Path) -> None:
 def test_cancelling_a_member_rebuilds_the_digest(db_url: str, tmp_path: Path) -> None:
     rules = 'merge:\n  - name: daily\n    categories: [tip]\n    at: "09:00"\n'
     app = make(db_url, tmp_path, rules)
-    app.store.add_messages(
+    app.store.ingest.add_messages(
         [
             msg("t1", MON_10_NY, category="tip", role="product"),
             msg("t2", MON_10_NY, category="tip", role="marketing"),
@@ -87,13 +87,13 @@ def test_cancelling_a_member_rebuilds_the_digest(db_url: str, tmp_path: Path) ->
         now=MON_10_NY,
     )
     run_pass(app, MON_10_NY)
-    (digest,) = [e for e, s in app.store.emails_of("c-1") if s == "planned"]
+    (digest,) = [e for e, s in app.store.reads.emails_of("c-1") if s == "planned"]
     assert set(digest.members) == {"t1", "t2"}
-    app.store.cancel_messages(["t1"], "kim", MON_10_NY)
+    app.store.ingest.cancel_messages(["t1"], "kim", MON_10_NY)
     run_pass(app, MON_10_NY + timedelta(minutes=1))
-    (rebuilt,) = [e for e, s in app.store.emails_of("c-1") if s == "planned"]
+    (rebuilt,) = [e for e, s in app.store.reads.emails_of("c-1") if s == "planned"]
     assert rebuilt.members == ("t2",) and rebuilt.id != digest.id
-    app.store.cancel_messages(["t2"], "kim", MON_10_NY)
+    app.store.ingest.cancel_messages(["t2"], "kim", MON_10_NY)
     run_pass(app, MON_10_NY + timedelta(minutes=2))
-    assert [e for e, s in app.store.emails_of("c-1") if s == "planned"] == []
+    assert [e for e, s in app.store.reads.emails_of("c-1") if s == "planned"] == []
     app.close()

@@ -97,7 +97,9 @@ def due_moments(app: App, t: datetime) -> datetime | None:
     """When a daemon wakes next: the ledger's next due time, or a sweep period's start;
     at once again while something is due now (an email just went: its customer is looked at
     again)."""
-    times = [x for x in (app.store.next_wakeup(), next_sweep(app.rules(), t)) if x is not None]
+    times = [
+        x for x in (app.store.planning.next_wakeup(), next_sweep(app.rules(), t)) if x is not None
+    ]
     return max(min(times), t) if times else None
 
 
@@ -109,10 +111,10 @@ def ledger_outcome(app: App, w: Workload, decided: Ended) -> tuple[list[Sent], E
     emails: list[Sent] = []
     ended: Ended = {}
     for c in w.customers:
-        for email, status in app.store.emails_of(c["id"]):
+        for email, status in app.store.reads.emails_of(c["id"]):
             if status == "sent" and w.start <= email.send_at <= w.end:
                 emails.append((email.customer_id, email.members, email.send_at))
-        for message, d in app.store.messages_of(c["id"]):
+        for message, d in app.store.reads.messages_of(c["id"]):
             if message.id not in decided and not d.final:
                 continue
             if d.status == Status.SENT:

@@ -17,7 +17,7 @@ from cadence.delivery.transports import SendResult, TransportError
 from cadence.delivery.transports.sendgrid import SendgridTransport
 from cadence.flows.passes import run_pass
 from cadence.flows.sending import CHUNK_PER_WORKER
-from cadence.ledger.gateway import Store
+from cadence.ledger.ledger import Ledger
 from cadence.ledger.tables import emails
 from cadence.model import Customer, Message, Status
 from tests.support.sendgrid_lookalike import Reply, SendgridLookalike
@@ -37,10 +37,10 @@ def app(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
 
     upgrade(db_url)
     a = App(load_settings(None, env))
-    a.store.upsert_customers(
+    a.store.ingest.upsert_customers(
         [(Customer("c-1", "a@acme.test", "A", "Europe/Berlin", None, {}), "d")], now=NOW
     )
-    a.store.add_messages(
+    a.store.ingest.add_messages(
         [
             (
                 Message(
@@ -63,7 +63,7 @@ def app(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def _status(app: App) -> Status:
-    return {m.id: d for m, d in app.store.messages_of("c-1")}["m1"].status
+    return {m.id: d for m, d in app.store.reads.messages_of("c-1")}["m1"].status
 
 
 def test_429_then_500_then_202_sends_once(app: App) -> None:
@@ -99,7 +99,7 @@ def test_400_fails_at_once_with_the_providers_text(app: App) -> None:
         )
         report = run_pass(app, NOW, transport=SendgridTransport(sg.api_key, sg.url, timeout=5))
         assert report.dispatch.failed
-        ((_m, d),) = app.store.messages_of("c-1")
+        ((_m, d),) = app.store.reads.messages_of("c-1")
         assert d.status is Status.FAILED and "from address does not match" in d.reason
         run_pass(
             app,
@@ -118,7 +118,7 @@ def test_no_answer_leaves_it_unconfirmed_never_resent(app: App) -> None:
 
 
 def test_a_pass_whose_time_is_up_stops_claiming_and_says_more_is_due(app: App) -> None:
-    app.store.add_messages(
+    app.store.ingest.add_messages(
         [
             (
                 Message(
@@ -163,14 +163,14 @@ def test_a_pass_whose_time_is_up_stops_claiming_and_says_more_is_due(app: App) -
 def _crowd(app: App, n: int) -> None:
     """n more customers, each with a receipt and an announcement due now: the same content
     for everyone but the announcement's unsubscribe link."""
-    app.store.upsert_customers(
+    app.store.ingest.upsert_customers(
         [
             (Customer(f"p-{i}", f"p{i}@acme.test", "P", "Europe/Berlin", None, {}), "d")
             for i in range(n)
         ],
         now=NOW,
     )
-    app.store.add_messages(
+    app.store.ingest.add_messages(
         [
             (
                 Message(
@@ -209,7 +209,7 @@ def test_same_content_goes_many_to_a_request_each_copy_with_its_own_link(app: Ap
         links.add(link)
     assert len(news) == len(links) == 30
     for i in range(30):
-        assert app.store.messages_of(f"p-{i}")[0][1].status is Status.SENT
+        assert app.store.reads.messages_of(f"p-{i}")[0][1].status is Status.SENT
 
 
 def test_a_refused_request_fails_every_email_in_it(app: App) -> None:
@@ -220,7 +220,7 @@ def test_a_refused_request_fails_every_email_in_it(app: App) -> None:
         assert len(sg.received) < 11 and not sg.accepted
     assert len(report.dispatch.failed) == 11 and not report.dispatch.sent
     for i in range(5):
-        for _m, d in app.store.messages_of(f"p-{i}"):
+        for _m, d in app.store.reads.messages_of(f"p-{i}"):
             assert d.status is Status.FAILED and "bad from" in d.reason
 
 
@@ -232,7 +232,7 @@ class _Watching:
 
     concurrency = 2
 
-    def __init__(self, store: Store, batching: bool) -> None:
+    def __init__(self, store: Ledger, batching: bool) -> None:
         self.store = store
         self.lock = threading.Lock()
         self.seen: list[str] = []

@@ -57,7 +57,7 @@ class Served:
         return make_token(self.app.unsubscribe_secret(), customer, categories, now())
 
     def customer(self, cid: str = "c-17") -> Customer:
-        c = self.app.store.customer(cid)
+        c = self.app.store.reads.customer(cid)
         assert c is not None
         return c
 
@@ -71,7 +71,7 @@ def _app(store, db_url: str, monkeypatch: pytest.MonkeyPatch) -> App:  # type: i
         "CADENCE_UNSUBSCRIBE__SECRET_ENV": "T_UNSUB_SECRET",
     }
     app = App(load_settings(None, env), _store=store)
-    store.upsert_customers(
+    store.ingest.upsert_customers(
         [
             (Customer("c-17", "ana@acme.test", "Ana", "America/New_York", "acme", {}), "d1"),
             (Customer("c-18", "bo@acme.test", "Bo", "Europe/Berlin", "acme", {}), "d2"),
@@ -129,7 +129,7 @@ def test_get_shows_a_button_and_changes_nothing(served: Served) -> None:
     assert page.headers["referrer-policy"] == "no-referrer"
     assert page.headers["cache-control"] == "no-store"
     assert served.client.head(f"/u/{token}").status_code == 200
-    assert served.app.store.event_digests([unsubscribe_event_id(token)]) == {}
+    assert served.app.store.ingest.event_digests([unsubscribe_event_id(token)]) == {}
     assert not served.customer().reach.unsubscribed_categories
 
 
@@ -146,11 +146,11 @@ def test_one_click_post_unsubscribes_at_once_and_a_second_click_is_a_no_op(
     assert served.customer().reach.unsubscribed_categories == {"announcement"}
     assert not served.customer().reach.unsubscribed_all
     event_id = unsubscribe_event_id(token)
-    assert list(served.app.store.event_digests([event_id])) == [event_id]
+    assert list(served.app.store.ingest.event_digests([event_id])) == [event_id]
     # the page's own form posts form data; it unsubscribes just the same (idempotently)
     again = served.client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
     assert again.status_code == 200
-    assert served.app.store.event_digests([f"{event_id}:{int(now().timestamp())}"]) == {}
+    assert served.app.store.ingest.event_digests([f"{event_id}:{int(now().timestamp())}"]) == {}
     assert served.customer("c-18").reach == Customer("x", "x", "x").reach  # only c-17
 
 
@@ -163,8 +163,8 @@ def test_clicking_again_after_resubscribing_unsubscribes_again(served: Served) -
     token = served.token(None)
     assert served.client.post(f"/u/{token}").status_code == 200
     back = Event("r-1", "c-17", "resubscribed", now(), {})
-    served.app.store.add_events([(back, "r")], now=now())
-    served.app.store.apply_events(served.app.store.unprocessed_events(10))
+    served.app.store.ingest.add_events([(back, "r")], now=now())
+    served.app.store.ingest.apply_events(served.app.store.ingest.unprocessed_events(10))
     assert not served.customer().reach.unsubscribed_all
     assert served.client.post(f"/u/{token}").status_code == 200
     assert served.customer().reach.unsubscribed_all
@@ -194,12 +194,12 @@ def test_forged_altered_or_malformed_tokens_get_403_and_change_nothing(served: S
         assert served.client.get(f"/u/{bad}").status_code == 403, bad
     for cid in ("c-17", "c-18"):
         assert not served.customer(cid).reach.unsubscribed_all
-    assert served.app.store.unprocessed_events(100) == []
+    assert served.app.store.ingest.unprocessed_events(100) == []
 
 
 def test_a_valid_link_for_an_unknown_customer_stores_nothing(served: Served) -> None:
     assert served.client.post(f"/u/{served.token(None, customer='c-99')}").status_code == 200
-    assert served.app.store.customer("c-99") is None
+    assert served.app.store.reads.customer("c-99") is None
 
 
 # -- SendGrid's event webhook ---------------------------------------------------------------
@@ -221,7 +221,9 @@ def test_a_signed_batch_becomes_ledger_events_once(served: Served) -> None:
     assert served.customer("c-18").reach.hard_bounced
     reach = served.customer().reach
     assert reach.spam_reported and reach.unsubscribed_categories == {"tip", "announcement"}
-    stored = served.app.store.event_digests(["sg:b1", "sg:s1", "sg:u1", "sg:o1", "sg:k1", "sg:p1"])
+    stored = served.app.store.ingest.event_digests(
+        ["sg:b1", "sg:s1", "sg:u1", "sg:o1", "sg:k1", "sg:p1"]
+    )
     assert sorted(stored) == ["sg:b1", "sg:k1", "sg:o1", "sg:s1", "sg:u1"]
     # SendGrid posts the same batch again (it retries without a 2xx): nothing new
     again = served.post_events(*batch)
@@ -261,7 +263,7 @@ def test_unsigned_altered_or_stale_signature_gets_403_and_stores_nothing(
     ]:
         r = served.client.post("/webhooks/sendgrid", content=content, headers=h)
         assert r.status_code == 403
-    assert served.app.store.event_digests(["sg:s1"]) == {}
+    assert served.app.store.ingest.event_digests(["sg:s1"]) == {}
     assert not served.customer().reach.spam_reported
 
 
@@ -274,7 +276,7 @@ def test_a_malformed_batch_gets_400_and_stores_none_of_it(served: Served) -> Non
     body = b"[{"
     r = served.client.post("/webhooks/sendgrid", content=body, headers=served.signed(body))
     assert r.status_code == 400
-    assert served.app.store.event_digests(["sg:b0", "sg:b1", "sg:b2"]) == {}
+    assert served.app.store.ingest.event_digests(["sg:b0", "sg:b1", "sg:b2"]) == {}
     assert not served.customer().reach.hard_bounced
 
 
@@ -322,7 +324,7 @@ def test_a_batch_is_stored_whole_or_not_at_all(served: Served) -> None:
     batch = [sg("bounce", f"b{i}", type="bounce") for i in range(4)]
     drop = _fail_at(store, "sg:b2")  # the third event's row fails, after two were written
     assert served.post_events(*batch).status_code == 500
-    assert store.event_digests([f"sg:b{i}" for i in range(4)]) == {}  # rolled back, whole
+    assert store.ingest.event_digests([f"sg:b{i}" for i in range(4)]) == {}  # rolled back, whole
     assert not served.customer().reach.hard_bounced
     drop()
     assert served.post_events(*batch).json()["stored"] == 4  # SendGrid's retry lands it whole
@@ -333,22 +335,24 @@ def test_a_batch_is_stored_whole_or_not_at_all(served: Served) -> None:
 def test_delivered_settles_an_unconfirmed_email_as_sent(served: Served) -> None:
     store = served.app.store
     t = now()
-    store.add_messages(
+    store.ingest.add_messages(
         [(Message("m1", "c-17", "success", subject="s", body_text="b", send_after=t), "d")],
         now=now(),
     )
     rules = Rules(version="v1")
-    contexts = store.load_contexts(store.customers_to_plan(t, 10), t, rules.lookback())
-    store.save_plans([plan_customer(c, rules, t) for c in contexts], rules.version)
-    (claimed,) = store.claim_due(t + timedelta(seconds=1), "d1", timedelta(minutes=5), 10)
+    contexts = store.planning.load_contexts(
+        store.planning.customers_to_plan(t, 10), t, rules.lookback()
+    )
+    store.planning.save_plans([plan_customer(c, rules, t) for c in contexts], rules.version)
+    (claimed,) = store.sending.claim_due(t + timedelta(seconds=1), "d1", timedelta(minutes=5), 10)
     email_id = claimed.email.id
-    assert email_id in store.mark_sending_many([email_id], "d1")
-    store.recover_leases(t + timedelta(minutes=6))  # the daemon died mid-send
-    assert [e.id for e, _ in store.unconfirmed_emails()] == [email_id]
+    assert email_id in store.sending.mark_sending_many([email_id], "d1")
+    store.sending.recover_leases(t + timedelta(minutes=6))  # the daemon died mid-send
+    assert [e.id for e, _ in store.sending.unconfirmed_emails()] == [email_id]
     r = served.post_events(sg("delivered", "dl1", cadence_email=email_id, cadence_messages="m1"))
     assert r.json() == {"stored": 1, "duplicates": 0, "ignored": 0, "settled": 1}
-    assert store.unconfirmed_emails() == []
-    ((_message, decision),) = store.messages_of("c-17")
+    assert store.sending.unconfirmed_emails() == []
+    ((_message, decision),) = store.reads.messages_of("c-17")
     assert decision.status is Status.SENT and "SendGrid event dl1" in decision.reason
     repeat = served.post_events(sg("delivered", "dl1", cadence_email=email_id))
     assert repeat.json()["settled"] == 0
@@ -381,7 +385,7 @@ def test_healthz_says_whether_the_database_answers_and_the_scheduler_ticks(
     def down(key: str) -> None:
         raise OSError("connection refused")
 
-    monkeypatch.setattr(served.app.store, "get_meta", down)
+    monkeypatch.setattr(served.app.store.reads, "get_meta", down)
     broken = served.client.get("/healthz")
     assert broken.status_code == 503 and broken.json()["database"] == "down"
 
@@ -450,5 +454,5 @@ def test_the_same_batch_posted_concurrently_is_stored_once(served: Served) -> No
         clicks = list(pool.map(click, range(6)))
     assert [r.status_code for r in posts + clicks] == [200] * 12
     assert sum(r.json()["stored"] for r in posts) == 20
-    assert len(served.app.store.event_digests([f"sg:o{i}" for i in range(20)])) == 20
+    assert len(served.app.store.ingest.event_digests([f"sg:o{i}" for i in range(20)])) == 20
     assert served.customer().reach.unsubscribed_categories == {"tip"}

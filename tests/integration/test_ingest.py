@@ -19,7 +19,7 @@ from cadence.ingest import (
     record_messages,
     submit_messages,
 )
-from cadence.ledger.gateway import Store
+from cadence.ledger.ledger import Ledger
 from cadence.model import MessageKind
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -63,18 +63,18 @@ def event(eid: str, **kw: object) -> dict[str, Any]:
     }
 
 
-def ids(store: Store, customer: str = "c-17") -> list[str]:
-    return sorted(m.id for m, _ in store.messages_of(customer))
+def ids(store: Ledger, customer: str = "c-17") -> list[str]:
+    return sorted(m.id for m, _ in store.reads.messages_of(customer))
 
 
 @pytest.fixture
-def ana(store: Store, tmp_path: Path) -> Store:
+def ana(store: Ledger, tmp_path: Path) -> Ledger:
     report = import_customers(store, jsonl(tmp_path / "ana.jsonl", ANA, BEN), now=NOW)
     assert report.added == 2 and report.written, report.errors
     return store
 
 
-def test_one_bad_record_rejects_the_file_and_names_every_line(ana: Store, tmp_path: Path) -> None:
+def test_one_bad_record_rejects_the_file_and_names_every_line(ana: Ledger, tmp_path: Path) -> None:
     source = jsonl(
         tmp_path / "m.jsonl",
         msg("m1"),
@@ -104,7 +104,7 @@ def test_one_bad_record_rejects_the_file_and_names_every_line(ana: Store, tmp_pa
     assert ids(ana) == []  # nothing landed, not even m1
 
 
-def test_skip_invalid_writes_the_valid_and_reports_the_rest(ana: Store, tmp_path: Path) -> None:
+def test_skip_invalid_writes_the_valid_and_reports_the_rest(ana: Ledger, tmp_path: Path) -> None:
     source = jsonl(
         tmp_path / "m.jsonl",
         msg("m1"),
@@ -119,7 +119,7 @@ def test_skip_invalid_writes_the_valid_and_reports_the_rest(ana: Store, tmp_path
         (4, "id m1 already appears at line 1 with different content"),
     ]
     assert ids(ana) == ["m1"] and ids(ana, "c-18") == ["m3"]
-    ((m1, _),) = ana.messages_of("c-17")
+    ((m1, _),) = ana.reads.messages_of("c-17")
     assert m1.topic == "feature:reports"
     # a file with nothing valid at all writes nothing, still reports
     bad = jsonl(tmp_path / "bad.jsonl", "[]")
@@ -127,7 +127,7 @@ def test_skip_invalid_writes_the_valid_and_reports_the_rest(ana: Store, tmp_path
     assert report.written and report.added == 0 and len(report.errors) == 1
 
 
-def test_a_rejected_file_changes_nothing_already_stored(ana: Store, tmp_path: Path) -> None:
+def test_a_rejected_file_changes_nothing_already_stored(ana: Ledger, tmp_path: Path) -> None:
     submit_messages(ana, jsonl(tmp_path / "m.jsonl", msg("m1")), now=NOW)
     changed = jsonl(
         tmp_path / "c.jsonl",
@@ -138,15 +138,15 @@ def test_a_rejected_file_changes_nothing_already_stored(ana: Store, tmp_path: Pa
     report = import_customers(ana, changed, now=NOW)
     assert not report.written and (report.added, report.updated) == (0, 0)
     assert [e.line for e in report.errors] == [2]
-    assert ana.customer("c-17").name == "Ana"  # type: ignore[union-attr]
-    assert ana.customer("c-99") is None
+    assert ana.reads.customer("c-17").name == "Ana"  # type: ignore[union-attr]
+    assert ana.reads.customer("c-99") is None
     # a customer of the rejected file is unknown to what comes next
     report = submit_messages(ana, jsonl(tmp_path / "n.jsonl", msg("n1", customer="c-99")), now=NOW)
     assert report.errors[0].reason == "unknown customer `c-99`; import it first"
     assert ids(ana) == ["m1"]
 
 
-def test_reimporting_the_same_files_is_a_no_op(ana: Store, tmp_path: Path) -> None:
+def test_reimporting_the_same_files_is_a_no_op(ana: Ledger, tmp_path: Path) -> None:
     customers = jsonl(tmp_path / "c.jsonl", ANA, BEN)
     messages = jsonl(tmp_path / "m.jsonl", msg("m1"), msg("m2", send_after=None), msg("m1"))
     recorded = jsonl(
@@ -168,11 +168,11 @@ def test_reimporting_the_same_files_is_a_no_op(ana: Store, tmp_path: Path) -> No
         again = fn(ana, path, now=later)
         assert (again.added, again.updated, again.unchanged) == (0, 0, n), (path, again.errors)
         assert again.written and again.errors == []
-    m2 = next(m for m, _ in ana.messages_of("c-17") if m.id == "m2")
+    m2 = next(m for m, _ in ana.reads.messages_of("c-17") if m.id == "m2")
     assert m2.send_after == NOW
 
 
-def test_the_same_id_with_other_content_names_both(ana: Store, tmp_path: Path) -> None:
+def test_the_same_id_with_other_content_names_both(ana: Ledger, tmp_path: Path) -> None:
     submit_messages(ana, jsonl(tmp_path / "a.jsonl", msg("mkt-301")), now=NOW)
     other = jsonl(tmp_path / "b.jsonl", msg("ok-1"), msg("mkt-301", topic="feature:exports"))
     report = submit_messages(ana, other, now=NOW)
@@ -202,19 +202,19 @@ def test_the_same_id_with_other_content_names_both(ana: Store, tmp_path: Path) -
     assert submit_messages(ana, same, now=NOW).unchanged == 1
 
 
-def test_customer_import_upserts(store: Store, tmp_path: Path) -> None:
+def test_customer_import_upserts(store: Ledger, tmp_path: Path) -> None:
     assert import_customers(store, jsonl(tmp_path / "a.jsonl", ANA), now=NOW).added == 1
     changed = jsonl(tmp_path / "b.jsonl", {**ANA, "name": "Ana María", "timezone": None}, BEN)
     report = import_customers(store, changed, now=NOW)
     assert (report.added, report.updated, report.unchanged) == (1, 1, 0)
-    ana = store.customer("c-17")
+    ana = store.reads.customer("c-17")
     assert ana is not None and ana.name == "Ana María" and ana.timezone is None
     twice = jsonl(tmp_path / "c.jsonl", BEN, {**BEN, "name": "Benjamin"})
     report = import_customers(store, twice, now=NOW)
     assert report.errors[0].reason == "id c-18 already appears at line 1 with different content"
 
 
-def test_customers_from_csv(store: Store, tmp_path: Path) -> None:
+def test_customers_from_csv(store: Ledger, tmp_path: Path) -> None:
     path = tmp_path / "c.csv"
     path.write_text(
         "id,email,name,timezone,account,attributes.plan,attributes.seats,attributes\n"
@@ -229,10 +229,10 @@ def test_customers_from_csv(store: Store, tmp_path: Path) -> None:
     ]
     report = import_customers(store, str(path), now=NOW, skip_invalid=True)
     assert report.added == 2
-    c1 = store.customer("c-1")
+    c1 = store.reads.customer("c-1")
     assert c1 is not None and c1.timezone == "Europe/Berlin"
     assert dict(c1.attributes) == {"plan": "pro", "seats": 5, "owner_email": "kim@vendor.test"}
-    c2 = store.customer("c-2")
+    c2 = store.reads.customer("c-2")
     assert c2 is not None and c2.timezone is None and c2.account is None
     # the same table as JSON Lines is the same content: no update
     as_jsonl = jsonl(
@@ -242,7 +242,7 @@ def test_customers_from_csv(store: Store, tmp_path: Path) -> None:
     assert import_customers(store, as_jsonl, now=NOW).unchanged == 1
 
 
-def test_events_need_a_known_customer(ana: Store, tmp_path: Path) -> None:
+def test_events_need_a_known_customer(ana: Ledger, tmp_path: Path) -> None:
     source = jsonl(
         tmp_path / "e.jsonl",
         event("ev-1", attributes={"open_tickets": 1}),
@@ -255,15 +255,15 @@ def test_events_need_a_known_customer(ana: Store, tmp_path: Path) -> None:
         (2, "unknown customer `c-99`; import it first"),
         (3, 'a bounced event needs `data.kind`: hard or soft, not "sometimes"'),
     ]
-    assert ana.unprocessed_events(10) == []
+    assert ana.ingest.unprocessed_events(10) == []
     report = ingest_events(ana, source, now=NOW, skip_invalid=True)
     assert report.added == 1
-    (stored,) = ana.unprocessed_events(10)
+    (stored,) = ana.ingest.unprocessed_events(10)
     assert stored.id == "ev-1" and dict(stored.attributes) == {"open_tickets": 1}
     assert stored.at == datetime(2026, 11, 3, 15, 20, tzinfo=UTC)
 
 
-def test_recorded_messages_land_as_recorded(ana: Store, tmp_path: Path) -> None:
+def test_recorded_messages_land_as_recorded(ana: Ledger, tmp_path: Path) -> None:
     source = jsonl(
         tmp_path / "r.jsonl",
         {
@@ -280,14 +280,14 @@ def test_recorded_messages_land_as_recorded(ana: Store, tmp_path: Path) -> None:
     report = record_messages(ana, source, now=NOW)
     assert [e.line for e in report.errors] == [2]
     assert record_messages(ana, source, now=NOW, skip_invalid=True).added == 1
-    ((m, decision),) = ana.messages_of("c-17")
+    ((m, decision),) = ana.reads.messages_of("c-17")
     assert m.kind == MessageKind.RECORDED and decision.status == "recorded"
     assert m.sent_at == datetime(2026, 10, 28, 15, 30, tzinfo=UTC)
     assert m.sender is not None and m.sender.email == "kim@vendor.test"
 
 
 def test_send_after_defaults_to_now_and_an_expiry_already_past_is_named(
-    ana: Store, tmp_path: Path
+    ana: Ledger, tmp_path: Path
 ) -> None:
     source = jsonl(
         tmp_path / "m.jsonl",
@@ -300,12 +300,12 @@ def test_send_after_defaults_to_now_and_an_expiry_already_past_is_named(
         "the message would go now, 2026-11-01T12:00:00Z"
     ]
     submit_messages(ana, source, now=NOW, skip_invalid=True)
-    ((m1, _),) = ana.messages_of("c-17")
+    ((m1, _),) = ana.reads.messages_of("c-17")
     assert m1.send_after == NOW and m1.expires_at == datetime(2026, 11, 10, tzinfo=UTC)
 
 
 def test_standard_input_is_named_stdin(
-    ana: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ana: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = json.dumps(msg("m1")) + "\n" + json.dumps(msg("m2", customer="c-404")) + "\n"
     monkeypatch.setattr(sys, "stdin", io.StringIO(text))
@@ -315,7 +315,7 @@ def test_standard_input_is_named_stdin(
     ]
 
 
-def test_a_missing_file_is_a_clear_error(store: Store, tmp_path: Path) -> None:
+def test_a_missing_file_is_a_clear_error(store: Ledger, tmp_path: Path) -> None:
     missing = tmp_path / "nope.jsonl"
     with pytest.raises(SourceError, match=f"^{missing}: no such file$"):
         submit_messages(store, str(missing), now=NOW)

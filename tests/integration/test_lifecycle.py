@@ -35,7 +35,7 @@ def make_app(url: str) -> App:
 @pytest.fixture
 def app(db_url: str):  # type: ignore[no-untyped-def]
     a = make_app(db_url)
-    a.store.upsert_customers(
+    a.store.ingest.upsert_customers(
         [
             (
                 Customer(
@@ -52,7 +52,7 @@ def app(db_url: str):  # type: ignore[no-untyped-def]
 
 def test_onboarding_check_in_fourteen_days_later_then_cancelled_by_a_ticket(app: App) -> None:
     store, rules = app.store, app.rules()
-    store.add_events([(Event("ev-1", "c-17", "onboarding_completed", T0), "a")], now=T0)
+    store.ingest.add_events([(Event("ev-1", "c-17", "onboarding_completed", T0), "a")], now=T0)
     created, _ = process_events(store, rules, T0)
     assert created == 1
     p = preview(store, app.settings, rules, "c-17", T0, 21)
@@ -61,7 +61,7 @@ def test_onboarding_check_in_fourteen_days_later_then_cancelled_by_a_ticket(app:
     assert email.send_at >= T0 + 14 * D and local.weekday() < 5 and 9 <= local.hour < 17
     assert p.messages["pb:after-onboarding:ev-1"].origin == "event ev-1"
     # a ticket opened before the check-in goes cancels it, naming the event
-    store.add_events([(Event("ev-2", "c-17", "ticket_opened", T0 + 3 * D), "b")], now=T0)
+    store.ingest.add_events([(Event("ev-2", "c-17", "ticket_opened", T0 + 3 * D), "b")], now=T0)
     assert process_events(store, rules, T0 + 3 * D) == (0, 1)
     p = preview(store, app.settings, rules, "c-17", T0 + 3 * D, 21)
     decision = {d.message_id: d for d in p.decisions}["pb:after-onboarding:ev-1"]
@@ -73,11 +73,11 @@ def test_onboarding_check_in_fourteen_days_later_then_cancelled_by_a_ticket(app:
 
 def test_future_events_wait_for_their_time(app: App) -> None:
     store, rules = app.store, app.rules()
-    store.add_events([(Event("ev-9", "c-17", "unsubscribed", T0 + 2 * D, {}), "a")], now=T0)
+    store.ingest.add_events([(Event("ev-9", "c-17", "unsubscribed", T0 + 2 * D, {}), "a")], now=T0)
     process_events(store, rules, T0)
-    assert not store.customer("c-17").reach.unsubscribed_all
+    assert not store.reads.customer("c-17").reach.unsubscribed_all
     process_events(store, rules, T0 + 2 * D)
-    assert store.customer("c-17").reach.unsubscribed_all
+    assert store.reads.customer("c-17").reach.unsubscribed_all
 
 
 def test_preview_shows_the_sweep_check_in_ahead(app: App) -> None:
@@ -86,13 +86,13 @@ def test_preview_shows_the_sweep_check_in_ahead(app: App) -> None:
     assert swept and swept[0].origin.startswith("sweep quiet-customer")
     assert any(swept[0].id in e.members for e in p.emails)
     # a preview sends and stores nothing: the check-in is the scratch copy's alone
-    assert app.store.messages_of("c-17") == []
+    assert app.store.reads.messages_of("c-17") == []
 
 
 def test_sweeping_a_thousand_customers_twice_creates_each_check_in_once(db_url: str) -> None:
     a = make_app(db_url)
     try:
-        a.store.upsert_customers(
+        a.store.ingest.upsert_customers(
             [
                 (Customer(f"c-{i:04}", f"c{i}@acme.test", "C", "UTC", None, {}), "d")
                 for i in range(1000)
@@ -111,7 +111,7 @@ def test_sweeping_a_thousand_customers_twice_creates_each_check_in_once(db_url: 
 def test_two_daemons_sweeping_at_once_make_one_check_in_each(pg_url: str) -> None:
     apps = [make_app(pg_url) for _ in range(2)]
     try:
-        apps[0].store.upsert_customers(
+        apps[0].store.ingest.upsert_customers(
             [
                 (Customer(f"c-{i:03}", f"c{i}@acme.test", "C", "UTC", None, {}), "d")
                 for i in range(200)
@@ -131,7 +131,9 @@ def test_two_daemons_sweeping_at_once_make_one_check_in_each(pg_url: str) -> Non
             t.join()
         assert sum(counts) == 200
         ids = [
-            m.id for cid in apps[0].store.customer_ids() for m, _ in apps[0].store.messages_of(cid)
+            m.id
+            for cid in apps[0].store.reads.customer_ids()
+            for m, _ in apps[0].store.reads.messages_of(cid)
         ]
         assert len(ids) == len(set(ids)) == 200
     finally:

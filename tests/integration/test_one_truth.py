@@ -129,7 +129,7 @@ def _step(app: App, start: datetime, end: datetime) -> None:
 
 
 def _sent(app: App, who: str) -> list[tuple[tuple[str, ...], datetime]]:
-    return sorted((e.members, e.send_at) for e, s in app.store.emails_of(who) if s == "sent")
+    return sorted((e.members, e.send_at) for e, s in app.store.reads.emails_of(who) if s == "sent")
 
 
 def test_an_account_limit_holds_in_simulate_preview_and_the_passes(
@@ -220,12 +220,12 @@ def test_an_event_and_the_event_that_cancels_it_in_one_file(app: App, tmp_path: 
     source = _jsonl(tmp_path / "e.jsonl", events)
     assert not ingest.ingest_events(app.store, source, now=T0 + 2 * H).errors
     assert process_events(app.store, app.rules(), T0 + 2 * H) == (1, 1)
-    found = app.store.message("pb:after-onboarding:ev-1")
+    found = app.store.reads.message("pb:after-onboarding:ev-1")
     assert found is not None
     message, decision = found
     assert decision.status is Status.CANCELLED and decision.event == "ev-2"
     assert "ticket_opened" in decision.reason
-    (record,) = app.store.decision_history(message.id)
+    (record,) = app.store.reads.decision_history(message.id)
     assert record.decision.status is Status.CANCELLED
 
 

@@ -29,7 +29,7 @@ def test_figures_match_the_ledger(db_url: str, tmp_path: Path) -> None:
     }
     app = App(load_settings(None, env))
     store = app.store
-    store.upsert_customers(
+    store.ingest.upsert_customers(
         [
             (
                 Customer(
@@ -47,7 +47,7 @@ def test_figures_match_the_ledger(db_url: str, tmp_path: Path) -> None:
         ("sales", "offer"),
         ("success", "check-in"),
     ]
-    store.add_messages(
+    store.ingest.add_messages(
         [
             (
                 Message(
@@ -71,10 +71,15 @@ def test_figures_match_the_ledger(db_url: str, tmp_path: Path) -> None:
     for _ in range(60):
         run_pass(app, t, sweep=False)
         t += timedelta(hours=4)
-    sent = [e for cid in store.customer_ids() for e, s in store.emails_of(cid) if s == "sent"]
+    sent = [
+        e
+        for cid in store.reads.customer_ids()
+        for e, s in store.reads.emails_of(cid)
+        if s == "sent"
+    ]
     assert sent
     opened = [e for e in sent if e.role == "product"]
-    store.add_events(
+    store.ingest.add_events(
         [
             (
                 Event(
@@ -100,7 +105,7 @@ def test_figures_match_the_ledger(db_url: str, tmp_path: Path) -> None:
     )
     until = T0 + timedelta(days=14)
     since = T0 - timedelta(days=1)
-    fig = build(store.report_rows(since, until), since, until, "UTC")
+    fig = build(store.reads.report_rows(since, until), since, until, "UTC")
 
     with store.engine.connect() as conn:
         proposed = dict(
@@ -124,7 +129,7 @@ def test_figures_match_the_ledger(db_url: str, tmp_path: Path) -> None:
     product = fig["engagement"]["role"]["product"]
     assert product["open"] == 1.0 and product["emails"] == len({e.id for e in opened})
     assert fig["engagement"]["role"]["sales"].get("open", 0) == 0
-    per_customer = {c: 0 for c in store.customer_ids()}
+    per_customer = {c: 0 for c in store.reads.customer_ids()}
     for e in sent:
         per_customer[e.customer_id] += 1
     assert fig["top_customers"][0]["emails"] == max(per_customer.values())

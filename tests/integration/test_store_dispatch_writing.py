@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, select, update
 
-from cadence.ledger.gateway import Store
+from cadence.ledger.ledger import Ledger
 from cadence.ledger.tables import customers, decisions, emails, messages
 from cadence.model import Customer, Decision, Email, Message, Plan, Sender, Status
 
@@ -22,11 +22,11 @@ M = timedelta(minutes=1)
 LEASE = 5 * M
 
 
-def _ledger(store: Store, p: str) -> list[str]:
+def _ledger(store: Ledger, p: str) -> list[str]:
     """Customers whose emails settle every way a contact time can: a digest of two roles,
     a person's message, an internal alert (no contact), a customer with contact times
     already, one whose next plan is earlier than now (kept), one with none."""
-    store.upsert_customers(
+    store.ingest.upsert_customers(
         [
             (Customer(f"{p}c-{i}", f"{p}{i}@x.test", f"C{i} ü", "UTC", None, {}), "d")
             for i in range(4)
@@ -48,7 +48,7 @@ def _ledger(store: Store, p: str) -> list[str]:
         Message(f"{p}m-4", f"{p}c-2", "success", subject="s", to="owner", send_after=NOW - M),
         Message(f"{p}m-5", f"{p}c-3", "billing", subject="r", transactional=True),
     ]
-    store.add_messages([(m, "d") for m in msgs], now=NOW)
+    store.ingest.add_messages([(m, "d") for m in msgs], now=NOW)
     plan = {
         f"{p}c-0": [(f"{p}e-0", (f"{p}m-1", f"{p}m-2"))],
         f"{p}c-1": [(f"{p}e-1", (f"{p}m-3",))],
@@ -64,7 +64,7 @@ def _ledger(store: Store, p: str) -> list[str]:
             for m in ms
         )
         plans.append(Plan(cid, NOW - M, placed, decided, NOW + timedelta(hours=2)))
-    store.save_plans(plans, "v1")
+    store.planning.save_plans(plans, "v1")
     with store.engine.begin() as conn:
         # contact times already kept, and a next plan due before the send
         conn.execute(
@@ -105,7 +105,7 @@ def _stored(conn: Connection, table: Table, key: str, prefix: str) -> list[dict[
     ]
 
 
-def _everything(store: Store, prefix: str) -> dict[str, Any]:
+def _everything(store: Ledger, prefix: str) -> dict[str, Any]:
     with store.engine.connect() as conn:
         return {
             t.name: _stored(conn, t, key, prefix)
@@ -118,15 +118,15 @@ def _everything(store: Store, prefix: str) -> dict[str, Any]:
         }
 
 
-def test_sent_one_by_one_is_stored_as_sent_in_one_chunk(store: Store) -> None:
+def test_sent_one_by_one_is_stored_as_sent_in_one_chunk(store: Ledger) -> None:
     a, b = _ledger(store, "qa-"), _ledger(store, "qb-")
     assert _everything(store, "qa-") == _everything(store, "qb-")  # mirror images
-    store.claim_due(NOW, "d", LEASE, 100)
-    assert store.mark_sending_many(a + b, "d", NOW) == set(a + b)
+    store.sending.claim_due(NOW, "d", LEASE, 100)
+    assert store.sending.mark_sending_many(a + b, "d", NOW) == set(a + b)
     at = NOW + M
     for email_id in a:  # one email a transaction
-        store.mark_sent_many([(email_id, f"prov-{email_id[3:]}")], at)
-    store.mark_sent_many([(e, f"prov-{e[3:]}") for e in b], at)  # one write for all
+        store.sending.mark_sent_many([(email_id, f"prov-{email_id[3:]}")], at)
+    store.sending.mark_sent_many([(e, f"prov-{e[3:]}") for e in b], at)  # one write for all
     ours, theirs = _everything(store, "qb-"), _everything(store, "qa-")
     assert ours == theirs
     assert {r["status"] for r in ours["emails"]} == {"sent"}
@@ -135,35 +135,35 @@ def test_sent_one_by_one_is_stored_as_sent_in_one_chunk(store: Store) -> None:
     assert contact["*c-2"] in ({}, "{}")  # an internal alert reached no customer
 
 
-def test_one_write_records_a_chunk_and_marks_the_next_sending(store: Store) -> None:
+def test_one_write_records_a_chunk_and_marks_the_next_sending(store: Ledger) -> None:
     ids = _ledger(store, "qa-")
-    assert sorted(c.email.id for c in store.claim_due(NOW, "d", LEASE, 100)) == sorted(ids)
+    assert sorted(c.email.id for c in store.sending.claim_due(NOW, "d", LEASE, 100)) == sorted(ids)
     first, rest = ids[:2], ids[2:]
-    assert store.mark_sending_many(first, "d", NOW) == set(first)
+    assert store.sending.mark_sending_many(first, "d", NOW) == set(first)
     # another daemon's claim is not ours; nor is an email already sending
-    assert store.mark_sent_and_sending([], NOW, [*rest, first[0]], "other") == set()
-    assert store.mark_sent_and_sending([], NOW, [first[0]], "d") == set()
+    assert store.sending.mark_sent_and_sending([], NOW, [*rest, first[0]], "other") == set()
+    assert store.sending.mark_sent_and_sending([], NOW, [first[0]], "d") == set()
     # the lease is checked at the time given: run out, the chunk is not ours; the sent
     # emails are recorded all the same
     late = NOW + LEASE + M
-    assert store.mark_sent_and_sending([(first[0], "p")], late, rest, "d") == set()
-    assert store.mark_sent_and_sending([(first[1], "p")], NOW + M, rest, "d") == set(rest)
-    status = {e.id: s for c in range(4) for e, s in store.emails_of(f"qa-c-{c}")}
+    assert store.sending.mark_sent_and_sending([(first[0], "p")], late, rest, "d") == set()
+    assert store.sending.mark_sent_and_sending([(first[1], "p")], NOW + M, rest, "d") == set(rest)
+    status = {e.id: s for c in range(4) for e, s in store.reads.emails_of(f"qa-c-{c}")}
     assert status == {first[0]: "sent", first[1]: "sent", rest[0]: "sending", rest[1]: "sending"}
-    decided = {m.id: d for c in range(4) for m, d in store.messages_of(f"qa-c-{c}")}
+    decided = {m.id: d for c in range(4) for m, d in store.reads.messages_of(f"qa-c-{c}")}
     assert decided["qa-m-1"].status is Status.SENT and decided["qa-m-1"].final
     assert decided["qa-m-5"].status is Status.SCHEDULED
 
 
-def test_a_claim_reads_what_sqlalchemy_reads(store: Store) -> None:
+def test_a_claim_reads_what_sqlalchemy_reads(store: Ledger) -> None:
     ids = _ledger(store, "qa-")
-    claimed = {c.email.id: c for c in store.claim_due(NOW, "d", LEASE, 100)}
+    claimed = {c.email.id: c for c in store.sending.claim_due(NOW, "d", LEASE, 100)}
     assert sorted(claimed) == sorted(ids)
     with store.engine.connect() as conn:
         rows = {r["id"]: r for r in conn.execute(select(emails)).mappings()}
     for email_id, item in claimed.items():
-        assert item.customer == store.customer(item.email.customer_id)
-        mine = {m.id: m for m, _ in store.messages_of(item.email.customer_id)}
+        assert item.customer == store.reads.customer(item.email.customer_id)
+        mine = {m.id: m for m, _ in store.reads.messages_of(item.email.customer_id)}
         assert item.members == tuple(mine[m] for m in item.email.members)
         assert item.email.send_at == rows[email_id]["send_at"] and item.email.send_at.tzinfo is UTC
         assert item.attempts == rows[email_id]["attempts"] == 0

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from cadence.ledger.driver import Driver, Encoded, json_loads
-from cadence.ledger.gateway import Store
+from cadence.ledger.ledger import Ledger
 from cadence.ledger.tables import customers, decisions, emails, messages
 from cadence.model import Customer, Message
 
@@ -92,14 +92,16 @@ def _decision(i: int, details: Any) -> dict[str, Any]:
     }
 
 
-def _seed(store: Store) -> None:
-    store.upsert_customers([(Customer("c-1", "c1@acme.test", "C1", "UTC", "acme"), "d")], now=NOW)
+def _seed(store: Ledger) -> None:
+    store.ingest.upsert_customers(
+        [(Customer("c-1", "c1@acme.test", "C1", "UTC", "acme"), "d")], now=NOW
+    )
 
 
 @pytest.mark.parametrize("single", [False, True], ids=["executemany", "one-statement"])
 @pytest.mark.parametrize("table", ["emails", "decisions"])
 def test_rows_inserted_by_the_driver_are_stored_as_sqlalchemy_stores_them(
-    store: Store, table: str, single: bool
+    store: Ledger, table: str, single: bool
 ) -> None:
     _seed(store)
     if table == "emails":
@@ -128,12 +130,12 @@ def test_rows_inserted_by_the_driver_are_stored_as_sqlalchemy_stores_them(
 @pytest.mark.parametrize("single", [False, True], ids=["executemany", "one-statement"])
 @pytest.mark.parametrize("fixed", [0, 3], ids=["per-row", "fixed-columns"])
 def test_rows_updated_by_the_driver_are_stored_as_sqlalchemy_stores_them(
-    store: Store, single: bool, fixed: int
+    store: Ledger, single: bool, fixed: int
 ) -> None:
     """Each column per row, or (`fixed`) the last few the same in every row, as the
     dispatcher writes a chunk's settled members."""
     _seed(store)
-    store.add_messages(
+    store.ingest.add_messages(
         [
             (Message(f"m-{i}{s}", "c-1", "success", send_after=NOW), "d")
             for i in range(len(DOCS))
@@ -210,9 +212,9 @@ def test_rows_updated_by_the_driver_are_stored_as_sqlalchemy_stores_them(
 FIXED = ("reason", "final", "decided_at")
 
 
-def test_rows_read_by_the_driver_are_what_sqlalchemy_reads(store: Store) -> None:
+def test_rows_read_by_the_driver_are_what_sqlalchemy_reads(store: Ledger) -> None:
     _seed(store)
-    store.add_messages(
+    store.ingest.add_messages(
         [
             (
                 Message(
@@ -242,7 +244,7 @@ def test_rows_read_by_the_driver_are_what_sqlalchemy_reads(store: Store) -> None
     assert all(t.tzinfo is UTC for t in times)
 
 
-def test_the_driver_refuses_naive_times(store: Store) -> None:
+def test_the_driver_refuses_naive_times(store: Ledger) -> None:
     _seed(store)
     with store.engine.begin() as conn, pytest.raises(ValueError, match="naive datetime"):
         Driver(conn).update(customers, "id", ["next_plan_at"], [["c-1", datetime(2026, 1, 1)]])

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from cadence.ledger.db import make_engine, schema_state, upgrade
-from cadence.ledger.gateway import Store
+from cadence.ledger.ledger import Ledger
 from cadence.model import (
     Customer,
     Decision,
@@ -42,45 +42,45 @@ def _recorded(
     return Message(mid, cid, role, kind=MessageKind.RECORDED, sent_at=at, human=human)
 
 
-def _dirty(store: Store) -> set[str]:
-    return set(store.customers_to_plan(NOW - 365 * D, 1000))
+def _dirty(store: Ledger) -> set[str]:
+    return set(store.planning.customers_to_plan(NOW - 365 * D, 1000))
 
 
-def _settle(store: Store) -> None:
+def _settle(store: Ledger) -> None:
     """Plan nothing, only clear every dirty mark (an empty plan per customer)."""
-    store.save_plans([Plan(c, NOW, (), (), None) for c in _dirty(store)], "v0")
+    store.planning.save_plans([Plan(c, NOW, (), (), None) for c in _dirty(store)], "v0")
 
 
-def test_customer_round_trip_keeps_every_field_and_state(store: Store) -> None:
+def test_customer_round_trip_keeps_every_field_and_state(store: Ledger) -> None:
     created = datetime(2025, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
-    store.upsert_customers(
+    store.ingest.upsert_customers(
         [(_customer("c-1", attributes={"plan": "pro", "seats": 3}, created_at=created), "d1")],
         now=NOW,
     )
-    c = store.customer("c-1")
+    c = store.reads.customer("c-1")
     assert c == _customer("c-1", attributes={"plan": "pro", "seats": 3}, created_at=created)
     assert c.created_at is not None and c.created_at.tzinfo is not None
-    assert store.customer("nobody") is None
-    assert store.customer_digests(["c-1", "nobody"]) == {"c-1": "d1"}
+    assert store.reads.customer("nobody") is None
+    assert store.ingest.customer_digests(["c-1", "nobody"]) == {"c-1": "d1"}
     # state the customer's own actions set survives a re-import, which marks it dirty again
-    store.add_events(
+    store.ingest.add_events(
         [(Event("e1", "c-1", "unsubscribed", NOW, {"categories": ["tip"]}), "x")], now=NOW
     )
-    store.apply_events(store.unprocessed_events(10))
-    store.add_messages([(_recorded("r1", "c-1", NOW - H), "r")], now=NOW)
+    store.ingest.apply_events(store.ingest.unprocessed_events(10))
+    store.ingest.add_messages([(_recorded("r1", "c-1", NOW - H), "r")], now=NOW)
     _settle(store)
-    store.upsert_customers([(_customer("c-1", attributes={"plan": "team"}), "d2")], now=NOW)
-    c = store.customer("c-1")
+    store.ingest.upsert_customers([(_customer("c-1", attributes={"plan": "team"}), "d2")], now=NOW)
+    c = store.reads.customer("c-1")
     assert c.reach.unsubscribed_categories == {"tip"}
     assert c.attributes == {"plan": "team", "seats": 3}  # the file's keys win, others stay
-    assert store.customer_digests(["c-1"]) == {"c-1": "d2"}
-    (ctx,) = store.load_contexts(["c-1"], NOW, 7 * D)
+    assert store.ingest.customer_digests(["c-1"]) == {"c-1": "d2"}
+    (ctx,) = store.planning.load_contexts(["c-1"], NOW, 7 * D)
     assert ctx.last_contact["any"] == NOW - H
     assert _dirty(store) == {"c-1"}
 
 
-def test_message_round_trip_with_aware_utc_times(store: Store) -> None:
-    store.upsert_customers([(_customer("c-1"), "d")], now=NOW)
+def test_message_round_trip_with_aware_utc_times(store: Ledger) -> None:
+    store.ingest.upsert_customers([(_customer("c-1"), "d")], now=NOW)
     berlin = datetime(2026, 11, 23, 17, 0, tzinfo=UTC).astimezone(
         __import__("zoneinfo").ZoneInfo("Europe/Berlin")
     )
@@ -106,35 +106,35 @@ def test_message_round_trip_with_aware_utc_times(store: Store) -> None:
         to="owner",
         created_at=NOW,
     )
-    store.add_messages([(m, "dm")], now=NOW)
-    ((back, d),) = store.messages_of("c-1")
+    store.ingest.add_messages([(m, "dm")], now=NOW)
+    ((back, d),) = store.reads.messages_of("c-1")
     assert back == m
     assert back.send_after is not None and back.send_after.utcoffset() == timedelta(0)
     assert d == Decision("m1", Status.SCHEDULED, "not planned yet")
-    assert store.message_digests(["m1", "m2"]) == {"m1": "dm"}
+    assert store.ingest.message_digests(["m1", "m2"]) == {"m1": "dm"}
 
 
-def test_naive_times_are_refused(store: Store) -> None:
-    store.upsert_customers([(_customer("c-1"), "d")], now=NOW)
+def test_naive_times_are_refused(store: Ledger) -> None:
+    store.ingest.upsert_customers([(_customer("c-1"), "d")], now=NOW)
     naive = Message("m1", "c-1", "success", send_after=datetime(2026, 1, 1))
     with pytest.raises(Exception, match="naive datetime"):
-        store.add_messages([(naive, "d")], now=NOW)
-    assert store.messages_of("c-1") == []  # nothing half-written
+        store.ingest.add_messages([(naive, "d")], now=NOW)
+    assert store.reads.messages_of("c-1") == []  # nothing half-written
 
 
-def test_recorded_messages_are_final_and_set_last_contact(store: Store) -> None:
-    store.upsert_customers([(_customer("c-1"), "d")], now=NOW)
-    store.add_messages(
+def test_recorded_messages_are_final_and_set_last_contact(store: Ledger) -> None:
+    store.ingest.upsert_customers([(_customer("c-1"), "d")], now=NOW)
+    store.ingest.add_messages(
         [
             (_recorded("r1", "c-1", NOW - 3 * H, role="sales", human=True), "a"),
             (_recorded("r2", "c-1", NOW - H, role="support"), "b"),
         ],
         now=NOW,
     )
-    decided = {m.id: d for m, d in store.messages_of("c-1")}
+    decided = {m.id: d for m, d in store.reads.messages_of("c-1")}
     assert {d.status for d in decided.values()} == {Status.RECORDED}
     assert all(d.final for d in decided.values())
-    (ctx,) = store.load_contexts(["c-1"], NOW, 7 * D)
+    (ctx,) = store.planning.load_contexts(["c-1"], NOW, 7 * D)
     assert ctx.pending == ()
     assert ctx.last_contact == {
         "any": NOW - H,
@@ -145,9 +145,9 @@ def test_recorded_messages_are_final_and_set_last_contact(store: Store) -> None:
     }
 
 
-def test_reachability_events_take_effect_in_time_order(store: Store) -> None:
-    store.upsert_customers([(_customer("c-1"), "d"), (_customer("c-2"), "d")], now=NOW)
-    store.add_events(
+def test_reachability_events_take_effect_in_time_order(store: Ledger) -> None:
+    store.ingest.upsert_customers([(_customer("c-1"), "d"), (_customer("c-2"), "d")], now=NOW)
+    store.ingest.add_events(
         [
             (Event("e3", "c-1", "resubscribed", NOW + 2 * H), "x"),
             (Event("e1", "c-1", "unsubscribed", NOW), "x"),
@@ -158,35 +158,37 @@ def test_reachability_events_take_effect_in_time_order(store: Store) -> None:
         ],
         now=NOW,
     )
-    assert store.event_digests(["e1", "e9"]) == {"e1": "x"}
+    assert store.ingest.event_digests(["e1", "e9"]) == {"e1": "x"}
     _settle(store)
-    store.apply_events(store.unprocessed_events(10, until=NOW + H))
-    one, two = store.customer("c-1").reach, store.customer("c-2").reach
+    store.ingest.apply_events(store.ingest.unprocessed_events(10, until=NOW + H))
+    one, two = store.reads.customer("c-1").reach, store.reads.customer("c-2").reach
     assert one.unsubscribed_all and one.unsubscribed_categories == {"tip", "news"}
     assert two.soft_bounces == 2 and two.spam_reported and not two.hard_bounced
     assert _dirty(store) == {"c-1", "c-2"}
-    store.apply_events(store.unprocessed_events(10))
-    one = store.customer("c-1").reach
+    store.ingest.apply_events(store.ingest.unprocessed_events(10))
+    one = store.reads.customer("c-1").reach
     assert not one.unsubscribed_all and one.unsubscribed_categories == frozenset()
     # an event is applied once, however often it is handed over
-    store.apply_events([Event("e4", "c-2", "bounced", NOW, {"kind": "soft"})])
-    assert store.customer("c-2").reach.soft_bounces == 2
+    store.ingest.apply_events([Event("e4", "c-2", "bounced", NOW, {"kind": "soft"})])
+    assert store.reads.customer("c-2").reach.soft_bounces == 2
 
 
-def test_an_older_event_does_not_overwrite_newer_attributes(store: Store) -> None:
-    store.upsert_customers([(_customer("c-1", attributes={"plan": "pro"}), "d")], now=NOW)
-    store.add_events([(Event("new", "c-1", "ticket", NOW, {}, {"open_tickets": 2}), "x")], now=NOW)
-    store.apply_events(store.unprocessed_events(10))
-    store.add_events(
+def test_an_older_event_does_not_overwrite_newer_attributes(store: Ledger) -> None:
+    store.ingest.upsert_customers([(_customer("c-1", attributes={"plan": "pro"}), "d")], now=NOW)
+    store.ingest.add_events(
+        [(Event("new", "c-1", "ticket", NOW, {}, {"open_tickets": 2}), "x")], now=NOW
+    )
+    store.ingest.apply_events(store.ingest.unprocessed_events(10))
+    store.ingest.add_events(
         [(Event("old", "c-1", "ticket", NOW - H, {}, {"open_tickets": 0, "nps": 9}), "x")], now=NOW
     )
-    store.apply_events(store.unprocessed_events(10))
-    assert store.customer("c-1").attributes == {"plan": "pro", "open_tickets": 2}
+    store.ingest.apply_events(store.ingest.unprocessed_events(10))
+    assert store.reads.customer("c-1").attributes == {"plan": "pro", "open_tickets": 2}
 
 
-def test_cancel_cancels_what_it_can_and_says_why_not(store: Store) -> None:
-    store.upsert_customers([(_customer("c-1"), "d")], now=NOW)
-    store.add_messages(
+def test_cancel_cancels_what_it_can_and_says_why_not(store: Ledger) -> None:
+    store.ingest.upsert_customers([(_customer("c-1"), "d")], now=NOW)
+    store.ingest.add_messages(
         [
             (_msg("open"), "a"),
             (_msg("flying", after=-H), "b"),
@@ -194,7 +196,7 @@ def test_cancel_cancels_what_it_can_and_says_why_not(store: Store) -> None:
         ],
         now=NOW,
     )
-    store.save_plans(
+    store.planning.save_plans(
         [
             Plan(
                 "c-1",
@@ -209,50 +211,50 @@ def test_cancel_cancels_what_it_can_and_says_why_not(store: Store) -> None:
         ],
         "v1",
     )
-    assert len(store.claim_due(NOW, "d", timedelta(minutes=5), 10)) == 1
+    assert len(store.sending.claim_due(NOW, "d", timedelta(minutes=5), 10)) == 1
     _settle(store)
-    refused = store.cancel_messages(["open", "flying", "rec", "ghost"], "kim", NOW)
+    refused = store.ingest.cancel_messages(["open", "flying", "rec", "ghost"], "kim", NOW)
     assert set(refused) == {"flying", "rec", "ghost"}
     assert "being sent" in refused["flying"] and "recorded" in refused["rec"]
-    decided = {m.id: d for m, d in store.messages_of("c-1")}
+    decided = {m.id: d for m, d in store.reads.messages_of("c-1")}
     assert decided["open"].status is Status.CANCELLED and decided["open"].final
     assert decided["open"].reason == "cancelled by kim"
     assert decided["flying"].status is Status.SCHEDULED
-    hist = store.decision_history("open")
+    hist = store.reads.decision_history("open")
     assert [(h.decided_at, h.decision.status) for h in hist][-1] == (NOW, Status.CANCELLED)
     assert _dirty(store) == {"c-1"}
-    assert "already cancelled" in store.cancel_messages(["open"], "kim", NOW)["open"]
+    assert "already cancelled" in store.ingest.cancel_messages(["open"], "kim", NOW)["open"]
 
 
-def test_save_plans_keeps_history_of_changes_only(store: Store) -> None:
-    store.upsert_customers([(_customer("c-1"), "d")], now=NOW)
-    store.add_messages([(_msg("m1"), "a")], now=NOW)
+def test_save_plans_keeps_history_of_changes_only(store: Ledger) -> None:
+    store.ingest.upsert_customers([(_customer("c-1"), "d")], now=NOW)
+    store.ingest.add_messages([(_msg("m1"), "a")], now=NOW)
     first = Decision("m1", Status.SCHEDULED, "goes at 16:00", NOW + H, "e1", rules_version="v1")
     email = Email("e1", "c-1", NOW + H, ("m1",), "success", None, False)
-    store.save_plans([Plan("c-1", NOW, (email,), (first,), NOW + H)], "v1")
-    assert store.customers_to_plan(NOW, 10) == []
-    assert store.customers_to_plan(NOW + H, 10) == ["c-1"]  # its next moment has come
-    store.save_plans([Plan("c-1", NOW + D, (email,), (first,), NOW + H)], "v1")
-    assert [h.decision for h in store.decision_history("m1")] == [first]
+    store.planning.save_plans([Plan("c-1", NOW, (email,), (first,), NOW + H)], "v1")
+    assert store.planning.customers_to_plan(NOW, 10) == []
+    assert store.planning.customers_to_plan(NOW + H, 10) == ["c-1"]  # its next moment has come
+    store.planning.save_plans([Plan("c-1", NOW + D, (email,), (first,), NOW + H)], "v1")
+    assert [h.decision for h in store.reads.decision_history("m1")] == [first]
     later = Decision("m1", Status.DEFERRED, "a limit", NOW + 2 * H, "e2", rule="r", counted=("x",))
     moved = Email("e2", "c-1", NOW + 2 * H, ("m1",), "success", None, False)
-    store.save_plans([Plan("c-1", NOW + D, (moved,), (later,), None)], "v1")
-    assert [h.decision.status for h in store.decision_history("m1")] == [
+    store.planning.save_plans([Plan("c-1", NOW + D, (moved,), (later,), None)], "v1")
+    assert [h.decision.status for h in store.reads.decision_history("m1")] == [
         Status.SCHEDULED,
         Status.DEFERRED,
     ]
-    assert store.decision_history("m1")[-1].decided_at == NOW + D
-    ((_m, d),) = store.messages_of("c-1")
+    assert store.reads.decision_history("m1")[-1].decided_at == NOW + D
+    ((_m, d),) = store.reads.messages_of("c-1")
     assert d == later
-    assert [(e.id, s) for e, s in store.emails_of("c-1")] == [("e2", "planned")]
+    assert [(e.id, s) for e, s in store.reads.emails_of("c-1")] == [("e2", "planned")]
 
 
-def test_contexts_hold_history_the_account_and_previous_decisions(store: Store) -> None:
-    store.upsert_customers(
+def test_contexts_hold_history_the_account_and_previous_decisions(store: Ledger) -> None:
+    store.ingest.upsert_customers(
         [(_customer("c-1"), "d"), (_customer("c-2"), "d"), (_customer("x", account="other"), "d")],
         now=NOW,
     )
-    store.add_messages(
+    store.ingest.add_messages(
         [
             (_msg("sent1", after=-2 * D), "a"),
             (_msg("open1"), "a"),
@@ -269,7 +271,7 @@ def test_contexts_hold_history_the_account_and_previous_decisions(store: Store) 
         e = Email(eid, cid, at, (mid,), "success", None, False)
         return Plan(cid, NOW - 3 * D, (e,), (Decision(mid, Status.SCHEDULED, "r", at, eid),), None)
 
-    store.save_plans(
+    store.planning.save_plans(
         [
             plan("c-1", "sent1", NOW - 2 * D, "e-sent1"),
             plan("c-2", "peer-sent", NOW - H, "e-peer-sent"),
@@ -277,13 +279,13 @@ def test_contexts_hold_history_the_account_and_previous_decisions(store: Store) 
         ],
         "v1",
     )
-    for c in store.claim_due(NOW, "d", timedelta(minutes=5), 10):
-        assert c.email.id in store.mark_sending_many([c.email.id], "d", NOW)
-        store.mark_sent_many([(c.email.id, "p")], c.email.send_at)
-    store.save_plans([plan("c-2", "peer-planned", NOW + H, "e-peer-planned")], "v1")
-    store.save_plans([plan("c-1", "open1", NOW + H, "e-open1")], "v1")
+    for c in store.sending.claim_due(NOW, "d", timedelta(minutes=5), 10):
+        assert c.email.id in store.sending.mark_sending_many([c.email.id], "d", NOW)
+        store.sending.mark_sent_many([(c.email.id, "p")], c.email.send_at)
+    store.planning.save_plans([plan("c-2", "peer-planned", NOW + H, "e-peer-planned")], "v1")
+    store.planning.save_plans([plan("c-1", "open1", NOW + H, "e-open1")], "v1")
 
-    (ctx,) = store.load_contexts(["c-1"], NOW, 7 * D)
+    (ctx,) = store.planning.load_contexts(["c-1"], NOW, 7 * D)
     assert ctx.customer.id == "c-1"
     assert [m.id for m in ctx.pending] == ["open1"]
     assert ctx.previous["open1"].email_id == "e-open1"
@@ -297,27 +299,27 @@ def test_contexts_hold_history_the_account_and_previous_decisions(store: Store) 
     assert peers["peer-rec"].members[0].kind is MessageKind.RECORDED
     assert ctx.last_contact["any"] == NOW - 2 * D
     # a batch reads several customers at once, each with its own slice
-    both = {c.customer.id: c for c in store.load_contexts(["c-1", "c-2", "x"], NOW, 7 * D)}
+    both = {c.customer.id: c for c in store.planning.load_contexts(["c-1", "c-2", "x"], NOW, 7 * D)}
     assert [m.id for m in both["c-2"].pending] == ["peer-planned"]
     assert {s.id for s in both["c-2"].account_history} == {"e-sent1"}
     assert both["x"].account_history == ()
 
 
-def test_customers_to_plan_and_mark_all_dirty(store: Store) -> None:
-    store.upsert_customers([(_customer(f"c-{i}"), "d") for i in range(3)], now=NOW)
+def test_customers_to_plan_and_mark_all_dirty(store: Ledger) -> None:
+    store.ingest.upsert_customers([(_customer(f"c-{i}"), "d") for i in range(3)], now=NOW)
     assert _dirty(store) == {"c-0", "c-1", "c-2"}
-    store.save_plans([Plan(f"c-{i}", NOW, (), (), NOW + i * H) for i in range(3)], "v1")
-    assert store.customers_to_plan(NOW + H, 10) == ["c-0", "c-1"]
-    assert store.customers_to_plan(NOW + H, 1) == ["c-0"]
-    store.mark_all_dirty()
-    assert set(store.customers_to_plan(NOW - D, 10)) == {"c-0", "c-1", "c-2"}
+    store.planning.save_plans([Plan(f"c-{i}", NOW, (), (), NOW + i * H) for i in range(3)], "v1")
+    assert store.planning.customers_to_plan(NOW + H, 10) == ["c-0", "c-1"]
+    assert store.planning.customers_to_plan(NOW + H, 1) == ["c-0"]
+    store.planning.mark_all_dirty()
+    assert set(store.planning.customers_to_plan(NOW - D, 10)) == {"c-0", "c-1", "c-2"}
 
 
-def test_meta_values(store: Store) -> None:
-    assert store.get_meta("unsubscribe_secret") is None
-    store.set_meta("unsubscribe_secret", "s1")
-    store.set_meta("unsubscribe_secret", "s2")
-    assert store.get_meta("unsubscribe_secret") == "s2"
+def test_meta_values(store: Ledger) -> None:
+    assert store.reads.get_meta("unsubscribe_secret") is None
+    store.reads.set_meta("unsubscribe_secret", "s1")
+    store.reads.set_meta("unsubscribe_secret", "s2")
+    assert store.reads.get_meta("unsubscribe_secret") == "s2"
 
 
 def test_schema_state_empty_current_outdated(db_url: str) -> None:

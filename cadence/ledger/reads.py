@@ -1,5 +1,6 @@
-"""Reading the ledger for people and tools: a customer's messages and emails, a message's
-decision history, pages of customers, what `simulate` needs, and small settings (`meta`)."""
+"""Reading the ledger for people and tools: customers, a customer's messages and emails, a
+message's decision history, pages of customers, small settings (`meta`), and what
+`cadence report` counts."""
 
 from __future__ import annotations
 
@@ -8,15 +9,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from cadence.ledger import convert
-from cadence.ledger.common import upsert
+from cadence.ledger.common import chunks, upsert
 from cadence.ledger.tables import customers, decisions, emails, events, messages, meta
 from cadence.model import Customer, Decision, Email, EmailStatus, Event, Message, MessageKind
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+
+#: the events `cadence report` counts as engagement
+ENGAGEMENT = ("opened", "clicked", "replied", "unsubscribed", "spam_reported")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRows:
+    """What `cadence report` reads: the period's messages, sent emails, engagement events and
+    the customers' time zones, as plain rows (the figures are computed above the ledger)."""
+
+    # id, customer_id, kind, role, category, topic, playbook, status, rule, at
+    messages: list[dict[str, Any]]
+    emails: list[dict[str, Any]]  # id, customer_id, members, sent_at, role, category
+    engagement: list[dict[str, Any]]  # email_id, type
+    zones: dict[str, str | None]  # customer -> time zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +51,23 @@ class SimulationInput:
     events: tuple[Event, ...]
 
 
-class ReadingOps:
-    engine: Engine
+class Reads:
+    """The ledger read for people and tools: customers, a customer's messages and emails, a
+    message's history, settings in `meta`, what `cadence report` counts."""
+
+    def __init__(self, engine: Engine, is_postgres: bool) -> None:
+        self.engine, self.is_postgres = engine, is_postgres
+
+    def customers_by_id(self, ids: Sequence[str]) -> dict[str, Customer]:
+        out: dict[str, Customer] = {}
+        with self.engine.connect() as conn:
+            for part in chunks(list(ids)):
+                rows = conn.execute(select(customers).where(customers.c.id.in_(part))).mappings()
+                out.update({r["id"]: convert.customer(r) for r in rows})
+        return out
+
+    def customer(self, customer_id: str) -> Customer | None:
+        return self.customers_by_id([customer_id]).get(customer_id)
 
     def messages_of(self, customer_id: str) -> list[tuple[Message, Decision]]:
         with self.engine.connect() as conn:
@@ -193,3 +225,62 @@ class ReadingOps:
                 )
             )
         return out
+
+    def report_rows(
+        self, since: datetime, until: datetime, account: str | None = None
+    ) -> ReportRows:
+        with self.engine.connect() as conn:
+            people = select(customers.c.id, customers.c.timezone)
+            if account is not None:
+                people = people.where(customers.c.account == account)
+            zones = {r.id: r.timezone for r in conn.execute(people)}
+            in_scope = list(zones)
+            msg_rows = []
+            m = messages.c
+            for i in range(0, len(in_scope), 500):
+                part = in_scope[i : i + 500]
+                msg_rows += [
+                    dict(r)
+                    for r in conn.execute(
+                        select(
+                            m.id,
+                            m.customer_id,
+                            m.kind,
+                            m.role,
+                            m.category,
+                            m.topic,
+                            m.playbook,
+                            m.status,
+                            m.rule,
+                            m.send_after,
+                            m.sent_at,
+                            m.recipient,
+                        ).where(
+                            m.customer_id.in_(part),
+                            or_(
+                                m.send_after.between(since, until), m.sent_at.between(since, until)
+                            ),
+                        )
+                    ).mappings()
+                ]
+            e = emails.c
+            email_rows = [
+                dict(r)
+                for r in conn.execute(
+                    select(
+                        e.id, e.customer_id, e.members, e.sent_at, e.role, e.category, e.to_owner
+                    ).where(e.status == EmailStatus.SENT, e.sent_at.between(since, until))
+                ).mappings()
+                if r["customer_id"] in zones
+            ]
+            engaged = [
+                {"email_id": (r.data or {}).get("email_id"), "type": r.type}
+                for r in conn.execute(
+                    select(events.c.type, events.c.data).where(
+                        events.c.type.in_(ENGAGEMENT), events.c.at.between(since, until)
+                    )
+                )
+            ]
+        for row in msg_rows:
+            row["at"] = row["sent_at"] if row["kind"] == "recorded" else row["send_after"]
+        return ReportRows(msg_rows, email_rows, [x for x in engaged if x["email_id"]], zones)

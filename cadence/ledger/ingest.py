@@ -1,4 +1,4 @@
-"""Events and cancellations: what people and other systems tell the ledger after the fact.
+"""What comes into the ledger: customers, messages, events and cancellations.
 
 Events are stored as they arrive and take effect when their time (`at`) comes, applied in
 time order, so an old event replayed late never overwrites what a newer one said.
@@ -14,9 +14,10 @@ from sqlalchemy import and_, bindparam, delete, false, insert, or_, select, text
 
 from cadence.engine.events import apply_events
 from cadence.ledger import convert
-from cadence.ledger.common import chunks, mark_dirty, upsert
+from cadence.ledger.common import chunks, mark_dirty, touch_contacts, upsert
+from cadence.ledger.driver import Driver
 from cadence.ledger.tables import customers, decisions, emails, events, messages
-from cadence.model import EmailStatus, Event, Message, MessageKind, Status
+from cadence.model import Customer, EmailStatus, Event, Message, MessageKind, Status
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -27,9 +28,109 @@ BEING_SENT = "it is being sent right now"
 PLAYBOOK_LOCK = 7_000_000_001
 
 
-class IngestOps:
-    engine: Engine
-    is_postgres: bool
+class Ingest:
+    """What comes in: customers, messages (to send, or sent elsewhere), events, the
+    check-ins playbooks create, cancellations. Each method one transaction."""
+
+    def __init__(self, engine: Engine, is_postgres: bool) -> None:
+        self.engine, self.is_postgres = engine, is_postgres
+
+    def _digests(self, table: Any, ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for part in chunks(list(ids)):
+                rows = conn.execute(select(table.c.id, table.c.digest).where(table.c.id.in_(part)))
+                out.update({r.id: r.digest for r in rows})
+        return out
+
+    def customer_digests(self, ids: Sequence[str]) -> dict[str, str]:
+        return self._digests(customers, ids)
+
+    def message_digests(self, ids: Sequence[str]) -> dict[str, str]:
+        return self._digests(messages, ids)
+
+    def event_digests(self, ids: Sequence[str]) -> dict[str, str]:
+        return self._digests(events, ids)
+
+    def upsert_customers(self, items: Sequence[tuple[Customer, str]], *, now: datetime) -> None:
+        """Insert new customers, update known ones (keeping their reachability and contact
+        state), as of `now`; either way they are planned again."""
+        if not items:
+            return
+        with self.engine.begin() as conn:
+            existing: dict[str, dict[str, Any]] = {}
+            for part in chunks([c.id for c, _ in items]):
+                rows = conn.execute(
+                    select(customers.c.id, customers.c.attributes).where(customers.c.id.in_(part))
+                )
+                existing.update({r.id: r.attributes or {} for r in rows})
+            new: list[dict[str, Any]] = [
+                {
+                    "id": c.id,
+                    "email": c.email,
+                    "name": c.name,
+                    "timezone": c.timezone,
+                    "account": c.account,
+                    "attributes": dict(c.attributes),
+                    "attributes_at": None,
+                    "created_at": c.created_at or now,
+                    "updated_at": now,
+                    "digest": digest,
+                    "unsubscribed_all": False,
+                    "unsubscribed_categories": [],
+                    "hard_bounced": False,
+                    "soft_bounces": 0,
+                    "spam_reported": False,
+                    "last_contact": {},
+                    "dirty": True,
+                    "next_plan_at": None,
+                }
+                for c, digest in items
+                if c.id not in existing
+            ]
+            if new:
+                conn.execute(insert(customers), new)
+            changed = [
+                {
+                    "c_id": c.id,
+                    "c_email": c.email,
+                    "c_name": c.name,
+                    "c_timezone": c.timezone,
+                    "c_account": c.account,
+                    # the file's attributes win, but what events taught us about the
+                    # customer (open tickets, usage) is not forgotten
+                    "c_attributes": {**existing[c.id], **c.attributes},
+                    "c_digest": digest,
+                }
+                for c, digest in items
+                if c.id in existing
+            ]
+            if changed:  # one statement, many rows; reachability and contacts stay as they are
+                conn.execute(
+                    update(customers)
+                    .where(customers.c.id == bindparam("c_id"))
+                    .values(
+                        email=bindparam("c_email"),
+                        name=bindparam("c_name"),
+                        timezone=bindparam("c_timezone"),
+                        account=bindparam("c_account"),
+                        attributes=bindparam("c_attributes"),
+                        digest=bindparam("c_digest"),
+                        updated_at=now,
+                        dirty=True,
+                    ),
+                    changed,
+                )
+
+    def add_messages(self, items: Sequence[tuple[Message, str]], *, now: datetime) -> None:
+        """Store new messages as of `now` (created, and undecided, then)."""
+        if not items:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(insert(messages), [convert.message_values(m, d, now) for m, d in items])
+            recorded = [m for m, _ in items if m.kind == MessageKind.RECORDED and m.sent_at]
+            touch_contacts(Driver(conn), recorded)
+            mark_dirty(conn, {m.customer_id for m, _ in items})
 
     def add_events(self, items: Sequence[tuple[Event, str]], *, now: datetime) -> None:
         """Insert events (ids are new: the caller filtered repeats). What they mean

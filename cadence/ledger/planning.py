@@ -18,9 +18,11 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
 
-class PlanningOps:
-    engine: Engine
-    is_postgres: bool
+class Planning:
+    """Who needs a plan, and a batch of them read, planned and written back."""
+
+    def __init__(self, engine: Engine, is_postgres: bool) -> None:
+        self.engine, self.is_postgres = engine, is_postgres
 
     def customers_to_plan(self, now: datetime, limit: int) -> list[str]:
         """Customers with transactional mail not planned yet, then those marked dirty, then

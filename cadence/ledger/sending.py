@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 
 from cadence.ledger import convert, dispatch_writing
-from cadence.ledger.claim_ops import Claimed, ClaimOps
-from cadence.ledger.common import Settled, touch_contacts
+from cadence.ledger.claims import Claimed, ClaimOps
+from cadence.ledger.common import Settled, mark_dirty, touch_contacts
 from cadence.ledger.driver import Driver
 from cadence.ledger.tables import emails, messages
 from cadence.model import Email, EmailStatus, Status
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
 
-__all__ = ["Claimed", "DispatchOps"]
+__all__ = ["Claimed", "Sending"]
 
 UNCONFIRMED_REASON = (
     "the daemon stopped while handing it to the transport; a provider event or "
@@ -33,13 +33,12 @@ UNCONFIRMED_REASON = (
 )
 
 
-class DispatchOps(ClaimOps):
-    engine: Engine
-    is_postgres: bool
+class Sending(ClaimOps):
+    """Due emails claimed, and what became of each: sent, failed, unconfirmed, held, retried,
+    settled; leases that ran out."""
 
-    if TYPE_CHECKING:  # provided by Store
-
-        def _mark_dirty(self, conn: Connection, ids: Any) -> None: ...
+    def __init__(self, engine: Engine, is_postgres: bool) -> None:
+        self.engine, self.is_postgres = engine, is_postgres
 
     def _settle(
         self,
@@ -144,7 +143,7 @@ class DispatchOps(ClaimOps):
                     .where(messages.c.id.in_([r.id for r in rows]))
                     .values(final=False)
                 )
-                self._mark_dirty(conn, {r.customer_id for r in rows})
+                mark_dirty(conn, {r.customer_id for r in rows})
             return len(rows)
 
     def recover_leases(self, now: datetime) -> tuple[int, int]:
@@ -252,5 +251,5 @@ class DispatchOps(ClaimOps):
                     )
                 )
                 conn.execute(delete(emails).where(emails.c.id == email_id))
-                self._mark_dirty(conn, {row["customer_id"]})
+                mark_dirty(conn, {row["customer_id"]})
             return True

@@ -1,0 +1,25 @@
+"""`Ledger`: every message of every role, past and planned, with its status and the reason for
+it. The only code that speaks SQL, one concern an object: what comes in (`ingest`), planning
+(`planning`), sending and what became of each email (`sending`), reading (`reads`)."""
+
+from __future__ import annotations
+
+from cadence.ledger.db import make_engine
+from cadence.ledger.ingest import Ingest
+from cadence.ledger.planning import Planning
+from cadence.ledger.reads import Reads
+from cadence.ledger.sending import Sending
+
+
+class Ledger:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.is_postgres = url.startswith("postgresql")
+        self.ingest = Ingest(self.engine, self.is_postgres)
+        self.planning = Planning(self.engine, self.is_postgres)
+        self.sending = Sending(self.engine, self.is_postgres)
+        self.reads = Reads(self.engine, self.is_postgres)
+
+    def close(self) -> None:
+        self.engine.dispose()
