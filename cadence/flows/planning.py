@@ -6,14 +6,13 @@ moment has come) are read, planned and written back, a batch at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
 from cadence.engine import plan_account
 from cadence.engine.limits import counts_for_account
-from cadence.model import CustomerContext, Plan
 
 if TYPE_CHECKING:
     from cadence.ledger.ledger import Ledger
@@ -45,12 +44,6 @@ def plan_some(
     early delays that customer's mail but never sends it on a stale plan."""
     from cadence import metrics
 
-    def plan(group: Sequence[CustomerContext]) -> list[Plan]:
-        plans = plan_account(group, rules, now, default_timezone)
-        for p in plans:
-            metrics.record_decisions(p.decisions)
-        return plans
-
     # A planned customer leaves the queue (not dirty, next_plan_at > now: the planner promises
     # it); one that is back at once was marked dirty again meanwhile and is rightly planned
     # again. Only the last batch is remembered, not every id of the pass (at a million
@@ -65,9 +58,18 @@ def plan_some(
         if not ids:
             return planned, False
         previous = set(ids)
-        planned += store.planning.plan_batch(
-            ids, now, rules.lookback(), plan, rules.version, account_mail=account_mail
-        )
+        # read, plan and write back in one transaction: the ledger reads the batch in the
+        # groups it is planned in, the engine plans each group, the ledger writes the plans
+        with store.planning.batch(ids, now, rules.lookback(), account_mail=account_mail) as read:
+            plans = [
+                p
+                for group in read.groups
+                for p in plan_account(group, rules, now, default_timezone)
+            ]
+            read.save(plans, rules.version)
+        for p in plans:
+            metrics.record_decisions(p.decisions)
+        planned += len(plans)
         if len(found) < batch:
             # every customer that needed a plan was in this batch: what is left was marked
             # meanwhile, and the next pass plans it (no second look for nothing each pass)

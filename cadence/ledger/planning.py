@@ -3,7 +3,9 @@ one transaction (reading their contexts: `plan_reading`; writing the plans: `pla
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,20 @@ from cadence.model import CustomerContext, EmailStatus, Message, Plan
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
+
+
+@dataclass
+class PlanningBatch:
+    """Customers read for planning (`Planning.batch`): `groups` to plan, each with one call of
+    the planner (`plan_account`), and `save` to write the plans back in the same
+    transaction."""
+
+    groups: list[list[CustomerContext]]
+    _db: Driver
+    _read: dict[str, Any]
+
+    def save(self, plans: Sequence[Plan], rules_version: str) -> None:
+        plan_writing.save_plans(self._db, plans, rules_version, current=self._read)
 
 
 class Planning:
@@ -108,28 +124,27 @@ class Planning:
                 Driver(conn), ids, now, lookback, account=account, open_messages=open_messages
             )
 
-    def plan_batch(
+    @contextmanager
+    def batch(
         self,
         ids: Sequence[str],
         now: datetime,
         lookback: timedelta,
-        plan: Callable[[Sequence[CustomerContext]], Sequence[Plan]],
-        rules_version: str,
         *,
         account_mail: Callable[[Message], bool] | None = None,
-    ) -> int:
-        """Read, plan and write back a batch in one transaction, each group of customers
-        planned by one call of `plan`. With `account_mail` (which messages an account-scope
-        limit counts: the rules plan accounts together), a customer with such mail open is
-        planned with the others of its account that have some (`plan_reading.units`: all
-        of them where something changed in the account, else alone against their standing
-        plans), seeing the account's mail; the rest of the customers asked for are planned
-        alone. On PostgreSQL each customer is locked for the transaction (an advisory
-        lock); a group with a customer another daemon holds is left to it, so limits hold
-        however many daemons run."""
+    ) -> Iterator[PlanningBatch]:
+        """A batch of customers read for planning, in the groups they are planned in, inside
+        one transaction that the caller's `PlanningBatch.save` writes into. With
+        `account_mail` (which messages an account-scope limit counts: the rules plan accounts
+        together), a customer with such mail open is grouped with the others of its account
+        that have some (`plan_reading.units`: all of them where something changed in the
+        account, else alone against their standing plans), seeing the account's mail; the
+        rest of the customers asked for are each a group alone. On PostgreSQL each customer
+        is locked for the transaction (an advisory lock); a group with a customer another
+        daemon holds is left to it, so limits hold however many daemons run."""
         with self.engine.begin() as conn:
             db = Driver(conn)
-            groups = plan_reading.units(db, ids, accounts=account_mail is not None)
+            units = plan_reading.units(db, ids, accounts=account_mail is not None)
             if self.is_postgres:
                 held = set(
                     conn.scalars(
@@ -137,16 +152,16 @@ class Planning:
                             "SELECT x FROM unnest(CAST(:ids AS text[])) AS x "
                             "WHERE pg_try_advisory_xact_lock(hashtext(x))"
                         ),
-                        {"ids": [i for g in groups for i in g.ids]},
+                        {"ids": [i for g in units for i in g.ids]},
                     )
                 )
-                groups = [g for g in groups if held.issuperset(g.ids)]
+                units = [g for g in units if held.issuperset(g.ids)]
             read: dict[str, Any] = {}
             contexts = {
                 c.customer.id: c
                 for c in plan_reading.load_contexts(
                     db,
-                    [i for g in groups for i in g.ids],
+                    [i for g in units for i in g.ids],
                     now,
                     lookback,
                     account=False,
@@ -157,8 +172,8 @@ class Planning:
             together: list[list[str]] = []  # planned with their account: its mail sent
             against: list[str] = []  # planned alone against the account's standing plans
             alone: list[CustomerContext] = []
-            for group in groups:
-                members = [contexts[i] for i in group.ids if i in contexts]
+            for unit in units:
+                members = [contexts[i] for i in unit.ids if i in contexts]
                 sharing = [
                     c
                     for c in members
@@ -167,7 +182,7 @@ class Planning:
                 # who has no mail an account limit counts plans the same alone, and only
                 # if it asked: nothing of the account's changes its plan
                 alone += [c for c in members if c not in sharing and c.customer.id in asked]
-                if sharing and group.peers_planned:
+                if sharing and unit.peers_planned:
                     against += [c.customer.id for c in sharing]
                 elif sharing:
                     together.append([c.customer.id for c in sharing])
@@ -180,13 +195,9 @@ class Planning:
                     db, [contexts[i] for i in wanted], since, peers_planned=peers_planned
                 ):
                     contexts[c.customer.id] = c
-            plans: list[Plan] = []
-            for ids_ in together:
-                plans.extend(plan([contexts[i] for i in ids_]))
-            for c in [*(contexts[i] for i in against), *alone]:
-                plans.extend(plan([c]))
-            plan_writing.save_plans(db, plans, rules_version, current=read)
-            return len(plans)
+            groups = [[contexts[i] for i in g] for g in together]
+            groups += [[c] for c in (*(contexts[i] for i in against), *alone)]
+            yield PlanningBatch(groups, db, read)
 
     def save_plans(self, plans: Sequence[Plan], rules_version: str) -> None:
         with self.engine.begin() as conn:
