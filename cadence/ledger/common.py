@@ -113,8 +113,8 @@ def touch_contacts(db: Driver, sent: Sequence[Contact], at: datetime | None = No
         if cid in current:
             merged = merge_contacts(current[cid], latest[cid])
             if merged is not None:
-                updates.append((cid, merged))
-    db.update(customers, "id", ("last_contact",), updates, single=True)
+                updates.append({"id": cid, "last_contact": merged})
+    db.update(customers, "id", updates, single=True)
 
 
 def lock_customers(db: Driver, ids: Iterable[str]) -> None:

@@ -120,6 +120,60 @@ def _time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+def email_values(e: Email) -> dict[str, Any]:
+    """What a plan says of an email (its time and `columns.EMAIL_CONTENT`), as its row keeps
+    it."""
+    return {
+        "send_at": e.send_at,
+        "members": list(e.members),
+        "role": e.role,
+        "category": e.category,
+        "transactional": e.transactional,
+        "merge_rule": e.merge_rule,
+        "template": e.template,
+        "to_owner": e.to_owner,
+    }
+
+
+def reachability_values(reach: Reachability) -> dict[str, Any]:
+    """A customer's reachability as its row keeps it."""
+    return {
+        "unsubscribed_all": reach.unsubscribed_all,
+        "unsubscribed_categories": sorted(reach.unsubscribed_categories),
+        "hard_bounced": reach.hard_bounced,
+        "soft_bounces": reach.soft_bounces,
+        "spam_reported": reach.spam_reported,
+    }
+
+
+def history_row(
+    *,
+    message_id: str,
+    customer_id: str,
+    decided_at: datetime,
+    status: Status | str,
+    send_at: datetime | None,
+    email_id: str | None,
+    rule: str | None,
+    reason: str,
+    details: Any,
+    rules_version: str | None,
+) -> dict[str, Any]:
+    """A line of decision history (`decisions`), by name: whoever writes one writes these."""
+    return {
+        "message_id": message_id,
+        "customer_id": customer_id,
+        "decided_at": decided_at,
+        "status": str(status),
+        "send_at": send_at,
+        "email_id": email_id,
+        "rule": rule,
+        "reason": reason,
+        "details": details,
+        "rules_version": rules_version,
+    }
+
+
 def details(d: Decision) -> dict[str, Any]:
     return {
         "counted": list(d.counted),

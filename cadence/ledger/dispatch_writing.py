@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from cadence.ledger.columns import HISTORY
+from cadence.ledger import convert
 from cadence.ledger.common import (
     Settled,
     chunks,
@@ -71,8 +71,7 @@ def record_sent(db: Driver, sent: Sequence[tuple[str, str | None]], at: datetime
     db.update(
         emails,
         "id",
-        ("provider_id",),
-        [(i, provider) for i, provider in sent],
+        [{"id": i, "provider_id": provider} for i, provider in sent],
         fixed={
             "status": EmailStatus.SENT.value,
             "sent_at": at,
@@ -125,26 +124,24 @@ def settle(
     db.update(
         messages,
         "id",
-        ("reason",),
-        [(m["id"], reasons[m["id"]]) for m in members],
+        [{"id": m["id"], "reason": reasons[m["id"]]} for m in members],
         fixed=fixed,
         single=True,
     )
     db.insert(
         decisions,
-        HISTORY,
         [
-            (
-                m["id"],
-                m["customer_id"],
-                at,
-                str(status),
-                m["send_at"],
-                email_of[m["id"]],
-                m["rule"],
-                reasons[m["id"]],
-                m["details"] or {},
-                m["rules_version"],
+            convert.history_row(
+                message_id=m["id"],
+                customer_id=m["customer_id"],
+                decided_at=at,
+                status=status,
+                send_at=m["send_at"],
+                email_id=email_of[m["id"]],
+                rule=m["rule"],
+                reason=reasons[m["id"]],
+                details=m["details"] or {},
+                rules_version=m["rules_version"],
             )
             for m in members
         ],

@@ -231,19 +231,15 @@ class Driver:
         return out
 
     def insert(
-        self,
-        table: Table,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        *,
-        single: bool = False,
+        self, table: Table, rows: Sequence[Mapping[str, Any]], *, single: bool = False
     ) -> None:
-        """Insert rows (values in `columns` order) in one go, in that order. `single`: on
-        SQLite too, one statement for (up to SQLITE_PARAMS values of) the rows (see
+        """Insert rows (each the same columns, by name) in one go, in that order. `single`:
+        on SQLite too, one statement for (up to SQLITE_PARAMS values of) the rows (see
         `_parts`)."""
         if not rows:
             return
-        values = self._prepare(table, columns, rows)
+        columns = list(rows[0])
+        values = self._prepare(table, columns, [[r[c] for c in columns] for r in rows])
         names = ", ".join(columns)
         if self.postgres:
             # binary COPY: about half the client's time of text COPY; a JSON column takes
@@ -271,19 +267,21 @@ class Driver:
         self,
         table: Table,
         key: str,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
+        rows: Sequence[Mapping[str, Any]],
         *,
         fixed: Mapping[str, Any] | None = None,
         single: bool = False,
     ) -> None:
-        """Set `columns` of the row whose `key` is each row's first value (then the columns'
-        values, in order), and the `fixed` columns to the same value in every row, in one
-        statement on PostgreSQL; with `single`, on SQLite too (`UPDATE ... FROM (VALUES
-        ...)`, see `_parts`). A key appears once in `rows`."""
+        """Set the columns each row names (the same in every row) of the row whose `key` it
+        holds, and the `fixed` columns to the same value in every row, in one statement on
+        PostgreSQL; with `single`, on SQLite too (`UPDATE ... FROM (VALUES ...)`, see
+        `_parts`). A key appears once in `rows`."""
         if not rows:
             return
-        values = self._prepare(table, [key, *columns], rows)
+        columns = [c for c in rows[0] if c != key]
+        values = self._prepare(
+            table, [key, *columns], [[r[key], *(r[c] for c in columns)] for r in rows]
+        )
         fixed = fixed or {}
         (same,) = self._prepare(table, list(fixed), [list(fixed.values())]) if fixed else [[]]
         constant = [f"{n} = ?" for n in fixed]

@@ -196,32 +196,20 @@ class Ingest:
                 cid: apply_events(c, (e for e in applied if e.customer_id == cid))
                 for cid, c in known.items()
             }
-            conn.execute(  # one statement, many rows
-                update(customers)
-                .where(customers.c.id == bindparam("c_id"))
-                .values(
-                    unsubscribed_all=bindparam("c_all"),
-                    unsubscribed_categories=bindparam("c_cats"),
-                    hard_bounced=bindparam("c_hard"),
-                    soft_bounces=bindparam("c_soft"),
-                    spam_reported=bindparam("c_spam"),
-                    attributes=bindparam("c_attrs"),
-                    attributes_at=bindparam("c_attrs_at"),
-                    dirty=True,
-                ),
+            # through the driver: one statement on PostgreSQL, the reachability by the codec
+            Driver(conn).update(
+                customers,
+                "id",
                 [
                     {
-                        "c_id": c.id,
-                        "c_all": c.reach.unsubscribed_all,
-                        "c_cats": sorted(c.reach.unsubscribed_categories),
-                        "c_hard": c.reach.hard_bounced,
-                        "c_soft": c.reach.soft_bounces,
-                        "c_spam": c.reach.spam_reported,
-                        "c_attrs": dict(c.attributes),
-                        "c_attrs_at": c.attributes_at,
+                        "id": c.id,
+                        **convert.reachability_values(c.reach),
+                        "attributes": dict(c.attributes),
+                        "attributes_at": c.attributes_at,
                     }
                     for c in sorted(after.values(), key=lambda c: c.id)
                 ],
+                fixed={"dirty": True},
             )
 
     def add_playbook_messages(self, new: Sequence[Message], *, now: datetime) -> int:

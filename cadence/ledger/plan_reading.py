@@ -26,7 +26,9 @@ IN_LEDGER = tuple(
 #: what `convert.customer` needs, and the contact times the limits count from
 CUSTOMER = (*columns.CUSTOMER, "last_contact")
 #: the current decision (`convert.decision`), which a new plan is compared with
-DECISION = ("status", "reason", "send_at", "email_id", "rule", "details", "rules_version", "final")
+CURRENT = columns.only(
+    messages, "status", "reason", "send_at", "email_id", "rule", "details", "rules_version", "final"
+)
 
 
 def load_contexts(
@@ -58,7 +60,7 @@ def load_contexts(
     open_rows = (
         db.select(
             messages,
-            (*columns.MESSAGE, *DECISION),
+            (*columns.MESSAGE, *CURRENT),
             f"{where} AND final = ? AND in_flight = ? ORDER BY id",
             [*params, False, False],
         )
@@ -234,6 +236,6 @@ def current_decisions(db: Driver, ids: Sequence[str]) -> dict[str, Row]:
     out: dict[str, Row] = {}
     for part in chunks(list(ids)):
         where, params = db.in_ids("id", part)
-        for r in db.select(messages, ("id", "customer_id", *DECISION), where, params):
+        for r in db.select(messages, ("id", "customer_id", *CURRENT), where, params):
             out[r["id"]] = r
     return out

@@ -3,7 +3,7 @@ next moment.
 
 Through `Driver` (see there for why), a fixed handful of statements per batch whatever its
 size: rows go in by `COPY` and updates by one `UPDATE ... FROM unnest(...)` on PostgreSQL,
-by the driver's `executemany` on SQLite.
+by the driver's `executemany` on SQLite. Rows by name, from the codec in `convert`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cadence.ledger import convert
-from cadence.ledger.columns import EMAIL_CONTENT, HISTORY
+from cadence.ledger.columns import EMAIL_CONTENT
 from cadence.ledger.common import aware, chunks
 from cadence.ledger.driver import Driver, Encoded, Row
 from cadence.ledger.plan_reading import current_decisions
@@ -23,37 +23,8 @@ from cadence.model import Email, EmailStatus, Plan
 
 log = logging.getLogger(__name__)
 
-#: every column of a new email, in the order of the rows built below
-EMAIL = (
-    "id",
-    "customer_id",
-    "send_at",
-    "status",
-    *EMAIL_CONTENT,
-    "lease_owner",
-    "lease_until",
-    "attempts",
-    "provider_id",
-    "error",
-    "sent_at",
-    "created_at",
-    "updated_at",
-    "rules_version",
-)
 #: what a plan says of an email, compared with (and set on) a planned email's row
 PLANNED = ("send_at", *EMAIL_CONTENT, "rules_version")
-#: what a changed decision sets on its message (the message's id first)
-DECIDED = (
-    "status",
-    "rule",
-    "reason",
-    "send_at",
-    "email_id",
-    "details",
-    "rules_version",
-    "final",
-    "decided_at",
-)
 
 
 def save_plans(
@@ -70,8 +41,8 @@ def save_plans(
     _write_emails(db, plans, rules_version)
     if current is None:
         current = current_decisions(db, [d.message_id for p in plans for d in p.decisions])
-    history: list[tuple[Any, ...]] = []
-    updates: list[tuple[Any, ...]] = []
+    history: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for p in plans:
         for d in p.decisions:
             old = current.get(d.message_id)
@@ -93,44 +64,43 @@ def save_plans(
             )
             if not changed:
                 continue
-            text = Encoded(json.dumps(details))
+            text = Encoded(json.dumps(details))  # written to both tables, encoded once
             updates.append(
-                (
-                    d.message_id,
-                    str(d.status),
-                    d.rule,
-                    d.reason,
-                    d.send_at,
-                    d.email_id,
-                    text,
-                    d.rules_version,
-                    d.final,
-                    p.as_of,
-                )
+                {
+                    "id": d.message_id,
+                    "status": str(d.status),
+                    "rule": d.rule,
+                    "reason": d.reason,
+                    "send_at": d.send_at,
+                    "email_id": d.email_id,
+                    "details": text,
+                    "rules_version": d.rules_version,
+                    "final": d.final,
+                    "decided_at": p.as_of,
+                }
             )
             if verdict_changed:
                 history.append(
-                    (
-                        d.message_id,
-                        p.customer_id,
-                        p.as_of,
-                        str(d.status),
-                        d.send_at,
-                        d.email_id,
-                        d.rule,
-                        d.reason,
-                        text,
-                        d.rules_version,
+                    convert.history_row(
+                        message_id=d.message_id,
+                        customer_id=p.customer_id,
+                        decided_at=p.as_of,
+                        status=d.status,
+                        send_at=d.send_at,
+                        email_id=d.email_id,
+                        rule=d.rule,
+                        reason=d.reason,
+                        details=text,
+                        rules_version=d.rules_version,
                     )
                 )
     # a plan that changed nothing writes nothing here
-    db.update(messages, "id", DECIDED, updates)
-    db.insert(decisions, HISTORY, history)
+    db.update(messages, "id", updates)
+    db.insert(decisions, history)
     db.update(
         customers,
         "id",
-        ("dirty", "next_plan_at"),
-        [(p.customer_id, False, p.next_plan_at) for p in plans],
+        [{"id": p.customer_id, "dirty": False, "next_plan_at": p.next_plan_at} for p in plans],
     )
 
 
@@ -150,7 +120,7 @@ def _write_emails(db: Driver, plans: Sequence[Plan], rules_version: str) -> None
             [*params, EmailStatus.PLANNED.value],
         )
     }
-    changed: list[tuple[Any, ...]] = []
+    changed: list[dict[str, Any]] = []
     new: list[tuple[Plan, Email]] = []
     for p in plans:
         for e in p.emails:
@@ -158,9 +128,9 @@ def _write_emails(db: Driver, plans: Sequence[Plan], rules_version: str) -> None
             if row is None:
                 new.append((p, e))
                 continue
-            values = (e.send_at, *_content(e), rules_version)
-            if (aware(row["send_at"]), *(row[c] for c in PLANNED[1:])) != values:
-                changed.append((e.id, *values, p.as_of))
+            values = {**convert.email_values(e), "rules_version": rules_version}
+            if any((aware(row[c]) if c == "send_at" else row[c]) != values[c] for c in PLANNED):
+                changed.append({"id": e.id, **values, "updated_at": p.as_of})
     if old:  # what the new plans no longer propose
         # by customer too: SQLite, with no statistics, would otherwise find them through
         # (status, send_at), reading every planned email of every customer
@@ -173,7 +143,7 @@ def _write_emails(db: Driver, plans: Sequence[Plan], rules_version: str) -> None
                 f"DELETE FROM emails WHERE {by_customer} AND status = ? AND {where}",
                 [*by_id, EmailStatus.PLANNED.value, *params],
             )
-    db.update(emails, "id", (*PLANNED, "updated_at"), changed)
+    db.update(emails, "id", changed)
     _insert_emails(db, new, rules_version)
 
 
@@ -184,7 +154,7 @@ def _insert_emails(db: Driver, new: Sequence[tuple[Plan, Email]], rules_version:
     for part in chunks([e.id for _, e in new]):
         where, params = db.in_ids("id", part)
         taken.update(i for (i,) in db.fetch(f"SELECT id FROM emails WHERE {where}", params))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for p, e in new:
         if e.id in taken:
             # a claimed/sent email keeps its row: ids derive from the members, so
@@ -197,34 +167,20 @@ def _insert_emails(db: Driver, new: Sequence[tuple[Plan, Email]], rules_version:
             )
             continue
         rows.append(
-            (
-                e.id,
-                e.customer_id,
-                e.send_at,
-                EmailStatus.PLANNED.value,
-                *_content(e),
-                None,
-                None,
-                0,
-                None,
-                None,
-                None,
-                p.as_of,
-                p.as_of,
-                rules_version,
-            )
+            {
+                "id": e.id,
+                "customer_id": e.customer_id,
+                "status": EmailStatus.PLANNED.value,
+                **convert.email_values(e),
+                "lease_owner": None,
+                "lease_until": None,
+                "attempts": 0,
+                "provider_id": None,
+                "error": None,
+                "sent_at": None,
+                "created_at": p.as_of,
+                "updated_at": p.as_of,
+                "rules_version": rules_version,
+            }
         )
-    db.insert(emails, EMAIL, rows)
-
-
-def _content(e: Email) -> tuple[Any, ...]:
-    """An email's `EMAIL_CONTENT` columns, as its row keeps them."""
-    return (
-        list(e.members),
-        e.role,
-        e.category,
-        e.transactional,
-        e.merge_rule,
-        e.template,
-        e.to_owner,
-    )
+    db.insert(emails, rows)

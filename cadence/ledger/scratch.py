@@ -72,7 +72,7 @@ def copy_ledger(source: Ledger, target: Ledger, customer_ids: Sequence[str] | No
         ):
             names = [c.name for c in table.columns]
             for rows in _pages(src, table, names, key, owner, customer_ids):
-                dst.insert(table, names, [[r[n] for n in names] for r in rows])
+                dst.insert(table, rows)
 
 
 def _pages(
@@ -168,29 +168,8 @@ def _reachability(db: Driver) -> None:
     for r in rows:
         before = convert.customer(r)
         fresh = apply_events(replace(before, reach=Reachability()), applied.get(before.id, ()))
-        reach = fresh.reach
-        updates.append(
-            (
-                before.id,
-                reach.unsubscribed_all,
-                sorted(reach.unsubscribed_categories),
-                reach.hard_bounced,
-                reach.soft_bounces,
-                reach.spam_reported,
-            )
-        )
-    db.update(
-        customers,
-        "id",
-        (
-            "unsubscribed_all",
-            "unsubscribed_categories",
-            "hard_bounced",
-            "soft_bounces",
-            "spam_reported",
-        ),
-        updates,
-    )
+        updates.append({"id": before.id, **convert.reachability_values(fresh.reach)})
+    db.update(customers, "id", updates)
 
 
 def _contacts(db: Driver, start: datetime) -> None:
@@ -209,8 +188,7 @@ def _contacts(db: Driver, start: datetime) -> None:
     db.update(
         customers,
         "id",
-        ("last_contact",),
-        [(cid, merge_contacts({}, latest.get(cid, {})) or {}) for cid in ids],
+        [{"id": cid, "last_contact": merge_contacts({}, latest.get(cid, {})) or {}} for cid in ids],
     )
 
 
@@ -227,19 +205,18 @@ def _first_history(db: Driver) -> None:
     )
     db.insert(
         decisions,
-        HISTORY,
         [
-            (
-                r["id"],
-                r["customer_id"],
-                r["decided_at"],
-                r["status"],
-                r["send_at"],
-                r["email_id"],
-                r["rule"],
-                r["reason"],
-                r["details"] or {},
-                r["rules_version"],
+            convert.history_row(
+                message_id=r["id"],
+                customer_id=r["customer_id"],
+                decided_at=r["decided_at"],
+                status=r["status"],
+                send_at=r["send_at"],
+                email_id=r["email_id"],
+                rule=r["rule"],
+                reason=r["reason"],
+                details=r["details"] or {},
+                rules_version=r["rules_version"],
             )
             for r in rows
         ],

@@ -114,10 +114,7 @@ def test_rows_inserted_by_the_driver_are_stored_as_sqlalchemy_stores_them(
     pairs = [(a, {**a, key: f"{a[key]}-d"}) for a in rows]
     with store.engine.begin() as conn:
         conn.execute(insert(target), [a for a, _ in pairs])
-        columns = list(pairs[0][1])
-        Driver(conn).insert(
-            target, columns, [[b[c] for c in columns] for _, b in pairs], single=single
-        )
+        Driver(conn).insert(target, [b for _, b in pairs], single=single)
     with store.engine.connect() as conn:
         for a, b in pairs:
             ours, theirs = _stored(conn, target, key, b[key]), _stored(conn, target, key, a[key])
@@ -181,16 +178,14 @@ def test_rows_updated_by_the_driver_are_stored_as_sqlalchemy_stores_them(
         db.update(
             messages,
             "id",
-            per_row,
-            [[f"m-{i}b", *(r[c] for c in per_row)] for i, r in enumerate(rows)],
+            [{"id": f"m-{i}b", **{c: r[c] for c in per_row}} for i, r in enumerate(rows)],
             fixed=dict(zip(FIXED, same, strict=True)) if fixed else None,
             single=single,
         )
         db.update(
             customers,
             "id",
-            ["dirty", "next_plan_at"],
-            [["c-1", False, NOW + timedelta(hours=1)]],
+            [{"id": "c-1", "dirty": False, "next_plan_at": NOW + timedelta(hours=1)}],
             single=single,
         )
     with store.engine.connect() as conn:
@@ -247,7 +242,7 @@ def test_rows_read_by_the_driver_are_what_sqlalchemy_reads(store: Ledger) -> Non
 def test_the_driver_refuses_naive_times(store: Ledger) -> None:
     _seed(store)
     with store.engine.begin() as conn, pytest.raises(ValueError, match="naive datetime"):
-        Driver(conn).update(customers, "id", ["next_plan_at"], [["c-1", datetime(2026, 1, 1)]])
+        Driver(conn).update(customers, "id", [{"id": "c-1", "next_plan_at": datetime(2026, 1, 1)}])
 
 
 @pytest.mark.parametrize(
