@@ -210,17 +210,18 @@ class Driver:
     # -- writing --------------------------------------------------------------------------
 
     def _prepare(
-        self, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+        self, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
     ) -> list[list[Any]]:
-        """Rows of domain values as the database keeps them: times (NULL stays NULL) in the
-        database's form, JSON as its text (`None` too, as SQLAlchemy's `JSON` writes it)."""
+        """Rows of domain values (by column name) as the database keeps them, in `columns`
+        order: times (NULL stays NULL) in the database's form, JSON as its text (`None`
+        too, as SQLAlchemy's `JSON` writes it)."""
         kinds = [_kind(table.c[name]) for name in columns]
         times = [i for i, kind in enumerate(kinds) if kind == "time"]
         texts = [i for i, kind in enumerate(kinds) if kind == "json"]
         time = self.time
         out = []
         for row in rows:
-            values = list(row)
+            values = [row[c] for c in columns]
             for i in times:
                 if values[i] is not None:
                     values[i] = time(values[i])
@@ -239,7 +240,7 @@ class Driver:
         if not rows:
             return
         columns = list(rows[0])
-        values = self._prepare(table, columns, [[r[c] for c in columns] for r in rows])
+        values = self._prepare(table, columns, rows)
         names = ", ".join(columns)
         if self.postgres:
             # binary COPY: about half the client's time of text COPY; a JSON column takes
@@ -279,11 +280,9 @@ class Driver:
         if not rows:
             return
         columns = [c for c in rows[0] if c != key]
-        values = self._prepare(
-            table, [key, *columns], [[r[key], *(r[c] for c in columns)] for r in rows]
-        )
+        values = self._prepare(table, [key, *columns], rows)
         fixed = fixed or {}
-        (same,) = self._prepare(table, list(fixed), [list(fixed.values())]) if fixed else [[]]
+        (same,) = self._prepare(table, list(fixed), [fixed]) if fixed else [[]]
         constant = [f"{n} = ?" for n in fixed]
         if self.postgres:
             names = [key, *columns]
