@@ -9,7 +9,7 @@ from typing import Any
 
 from cadence.durations import format_duration
 from cadence.engine.scope import ScopeFactory
-from cadence.model import CustomerContext, Message
+from cadence.model import CustomerContext, Message, MessageKind
 from cadence.rules.model import Expression, ExpressionError, Rules, SameKey
 from cadence.views import message_view
 
@@ -53,7 +53,7 @@ def _key(message: Message, same: SameKey) -> str | None:
 
 
 def _describe(message: Message) -> str:
-    origin = " (recorded from another system)" if message.kind == "recorded" else ""
+    origin = " (recorded from another system)" if message.kind == MessageKind.RECORDED else ""
     who = "a person's" if message.human else "an"
     return f"{who} {message.role} message {message.id}{origin}"
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cadence.model import EmailStatus
+from cadence.model import EmailStatus, MessageKind
 
 if TYPE_CHECKING:
     from cadence.app import App
@@ -122,10 +122,13 @@ def _tally(app: App, result: DemoResult) -> None:
         after = result.after[customer_id] = [0] * weeks
         for message, decision in store.reads.messages_of(customer_id):
             # without cadence, every message is an email of its own, when its role wanted
-            w = _week(result, message.sent_at if message.kind == "recorded" else message.send_after)
+            w = _week(
+                result,
+                message.sent_at if message.kind == MessageKind.RECORDED else message.send_after,
+            )
             if w is not None and message.to is None:
                 before[w] += 1
-                if message.kind == "recorded":
+                if message.kind == MessageKind.RECORDED:
                     after[w] += 1
             result.statuses[str(decision.status)] += 1
             if decision.rule and decision.status in ("suppressed", "expired", "deferred", "held"):

@@ -15,7 +15,7 @@ from cadence.ledger import columns, convert
 from cadence.ledger.common import chunks
 from cadence.ledger.driver import Driver, Row
 from cadence.ledger.tables import customers, emails, messages
-from cadence.model import CustomerContext, EmailStatus, Message, Sent
+from cadence.model import CustomerContext, EmailStatus, Message, MessageKind, Sent, Status
 
 #: emails that went, or may have
 IN_LEDGER = tuple(
@@ -137,7 +137,7 @@ def _playbook_runs(db: Driver, ids: Sequence[str]) -> dict[str, dict[str, dateti
         "SELECT customer_id, playbook, max(created_at) FROM messages "
         f"WHERE {where} AND playbook IS NOT NULL AND status != ? "
         "GROUP BY customer_id, playbook",
-        [*params, "cancelled"],
+        [*params, Status.CANCELLED.value],
     ):
         runs[cid][playbook] = read(last) if read else last
     return runs
@@ -182,7 +182,7 @@ def _history(
         messages,
         columns.MESSAGE,
         f"{where} AND kind = ? AND sent_at >= ?",
-        [*params, "recorded", db.time(since)],
+        [*params, MessageKind.RECORDED.value, db.time(since)],
     ):
         msg = convert.message(m)
         assert msg.sent_at is not None

@@ -282,5 +282,5 @@ class Reads:
                 )
             ]
         for row in msg_rows:
-            row["at"] = row["sent_at"] if row["kind"] == "recorded" else row["send_after"]
+            row["at"] = row["sent_at"] if row["kind"] == MessageKind.RECORDED else row["send_after"]
         return ReportRows(msg_rows, email_rows, [x for x in engaged if x["email_id"]], zones)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from cadence.flows.simulate import distribution
+from cadence.model import MessageKind, Status
 
 if TYPE_CHECKING:
     from cadence.ledger.reads import ReportRows
@@ -84,7 +85,7 @@ def build(rows: ReportRows, since: datetime, until: datetime, default_tz: str) -
         w = _week(m["at"], since, weeks)
         if w is not None and not m.get("recipient"):
             before[m["customer_id"]][w] += 1
-            if m["kind"] == "recorded":
+            if m["kind"] == MessageKind.RECORDED:
                 after[m["customer_id"]][w] += 1
     heat = [[0] * 24 for _ in range(7)]
     for e in rows.emails:
@@ -134,11 +135,11 @@ def build(rows: ReportRows, since: datetime, until: datetime, default_tz: str) -
 
 def _outcome(m: dict[str, Any], email_of: dict[str, str], multi: set[str]) -> str | None:
     status = m["status"]
-    if status == "sent":
+    if status == Status.SENT:
         return "merged" if email_of.get(m["id"]) in multi else "sent"
-    if status in ("suppressed", "expired", "failed"):
+    if status in (Status.SUPPRESSED, Status.EXPIRED, Status.FAILED):
         return str(status)
-    if status == "merged":
+    if status == Status.MERGED:
         return "merged"
     return None
 
