@@ -199,6 +199,3 @@ class Planning:
             groups += [[c] for c in (*(contexts[i] for i in against), *alone)]
             yield PlanningBatch(groups, db, read)
 
-    def save_plans(self, plans: Sequence[Plan], rules_version: str) -> None:
-        with self.engine.begin() as conn:
-            plan_writing.save_plans(Driver(conn), plans, rules_version)

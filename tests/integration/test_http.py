@@ -26,6 +26,7 @@ from cadence.feedback.ledger import unsubscribe_event_id
 from cadence.feedback.server import HttpServer, start_http
 from cadence.model import Customer, Event, Message, Status
 from cadence.rules.model import Rules
+from tests.support.ledger import save_plans
 
 REPO = Path(__file__).resolve().parents[2]
 SIG = "X-Twilio-Email-Event-Webhook-Signature"
@@ -343,7 +344,7 @@ def test_delivered_settles_an_unconfirmed_email_as_sent(served: Served) -> None:
     contexts = store.planning.load_contexts(
         store.planning.customers_to_plan(t, 10), t, rules.lookback()
     )
-    store.planning.save_plans([plan_customer(c, rules, t) for c in contexts], rules.version)
+    save_plans(store, [plan_customer(c, rules, t) for c in contexts], rules.version)
     (claimed,) = store.sending.claim_due(t + timedelta(seconds=1), "d1", timedelta(minutes=5), 10)
     email_id = claimed.email.id
     assert email_id in store.sending.mark_sending_many([email_id], "d1")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from cadence.engine import plan_customer
 from cadence.model import Customer, Event, Message, MessageKind, Status
 from cadence.rules.model import Rules
+from tests.support.ledger import save_plans
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -38,7 +39,7 @@ def _msg(mid: str, cid: str = "c-1", after: timedelta = H, **kw) -> Message:  # 
 def _plan(store, rules: Rules, now: datetime = NOW) -> None:  # type: ignore[no-untyped-def]
     ids = store.planning.customers_to_plan(now, 100)
     ctxs = store.planning.load_contexts(ids, now, rules.lookback())
-    store.planning.save_plans([plan_customer(c, rules, now) for c in ctxs], rules.version)
+    save_plans(store, [plan_customer(c, rules, now) for c in ctxs], rules.version)
 
 
 def test_round_trip_with_aware_times(store) -> None:  # type: ignore[no-untyped-def]

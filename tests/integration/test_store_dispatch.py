@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from cadence.ledger.db import upgrade
 from cadence.ledger.ledger import Ledger
 from cadence.model import Customer, Decision, Email, Message, Plan, Status
+from tests.support.ledger import save_plans
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 M = timedelta(minutes=1)
@@ -38,7 +39,7 @@ def _setup(store: Ledger, emails: list[Email], customers: tuple[str, ...] = ("c-
             Decision(m, Status.SCHEDULED, "r", e.send_at, e.id) for e in mine for m in e.members
         )
         plans.append(Plan(c, NOW - M, mine, decisions, None))
-    store.planning.save_plans(plans, "v1")
+    save_plans(store, plans, "v1")
 
 
 def _status(store: Ledger, cid: str = "c-1") -> dict[str, str]:
@@ -125,7 +126,7 @@ def test_failed_settles_members_with_the_error(store: Ledger) -> None:
 def test_release_returns_a_claim_but_never_a_sending_email(store: Ledger) -> None:
     _setup(store, [_email("e1", ("m1",), NOW), _email("e2", ("m2",), NOW)])
     store.sending.claim_due(NOW, "a", LEASE, 10)
-    store.planning.save_plans([Plan("c-1", NOW, (), (), None)], "v1")  # clears the dirty mark
+    save_plans(store, [Plan("c-1", NOW, (), (), None)], "v1")  # clears the dirty mark
     store.sending.release("e1")
     assert store.planning.customers_to_plan(NOW, 10) == ["c-1"]
     assert "e2" in store.sending.mark_sending_many(["e2"], "a")
@@ -149,7 +150,7 @@ def test_a_dirty_customers_due_email_waits_for_its_new_plan(store: Ledger) -> No
     )
     assert [c.email.id for c in store.sending.claim_due(NOW, "a", LEASE, 10)] == ["e2"]
     assert store.planning.customers_to_plan(NOW, 10) == ["c-1"]
-    store.planning.save_plans([Plan("c-1", NOW, (_email("e1", ("m1",), NOW),), (), None)], "v1")
+    save_plans(store, [Plan("c-1", NOW, (_email("e1", ("m1",), NOW),), (), None)], "v1")
     assert [c.email.id for c in store.sending.claim_due(NOW, "a", LEASE, 10)] == ["e1"]
 
 
@@ -167,7 +168,7 @@ def test_an_email_just_due_goes_on_its_plan_a_late_one_waits_for_a_new_plan(
         Plan("c-1", NOW - M, (_email("now", ("m1",), NOW),), (), NOW),
         Plan("c-2", NOW - 3 * M, (_email("late", ("m2",), NOW - 2 * M, "c-2"),), (), NOW - 2 * M),
     ]
-    store.planning.save_plans(plans, "v1")
+    save_plans(store, plans, "v1")
     assert sorted(store.planning.customers_to_plan(NOW, 10)) == [
         "c-1",
         "c-2",
@@ -187,7 +188,8 @@ def test_customers_with_unplanned_transactional_mail_are_planned_first(store: Le
     assert store.planning.has_unplanned_transactional()
     assert store.planning.customers_to_plan(NOW, 2)[0] == "c-4"
     assert sorted(store.planning.customers_to_plan(NOW, 10)) == list(customers)
-    store.planning.save_plans(
+    save_plans(
+        store,
         [Plan("c-4", NOW, (), (Decision("r1", Status.SCHEDULED, "r", rules_version="v1"),), None)],
         "v1",
     )
@@ -225,7 +227,7 @@ def test_recover_leases_releases_claims_and_never_resends(store: Ledger) -> None
         (Decision("m1", Status.SCHEDULED, "r", NOW + 6 * M, "idle"),),
         None,
     )
-    store.planning.save_plans([replanned], "v1")
+    save_plans(store, [replanned], "v1")
     assert [c.email.id for c in store.sending.claim_due(NOW + 6 * M, "b", LEASE, 10)] == ["idle"]
     assert store.sending.recover_leases(NOW + 6 * M) == (0, 0)
 

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Table, select, update
 from cadence.ledger.ledger import Ledger
 from cadence.ledger.tables import customers, decisions, emails, messages
 from cadence.model import Customer, Decision, Email, Message, Plan, Sender, Status
+from tests.support.ledger import save_plans
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 M = timedelta(minutes=1)
@@ -64,7 +65,7 @@ def _ledger(store: Ledger, p: str) -> list[str]:
             for m in ms
         )
         plans.append(Plan(cid, NOW - M, placed, decided, NOW + timedelta(hours=2)))
-    store.planning.save_plans(plans, "v1")
+    save_plans(store, plans, "v1")
     with store.engine.begin() as conn:
         # contact times already kept, and a next plan due before the send
         conn.execute(

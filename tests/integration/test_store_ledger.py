@@ -22,6 +22,7 @@ from cadence.model import (
     Sender,
     Status,
 )
+from tests.support.ledger import save_plans
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -48,7 +49,7 @@ def _dirty(store: Ledger) -> set[str]:
 
 def _settle(store: Ledger) -> None:
     """Plan nothing, only clear every dirty mark (an empty plan per customer)."""
-    store.planning.save_plans([Plan(c, NOW, (), (), None) for c in _dirty(store)], "v0")
+    save_plans(store, [Plan(c, NOW, (), (), None) for c in _dirty(store)], "v0")
 
 
 def test_customer_round_trip_keeps_every_field_and_state(store: Ledger) -> None:
@@ -196,7 +197,8 @@ def test_cancel_cancels_what_it_can_and_says_why_not(store: Ledger) -> None:
         ],
         now=NOW,
     )
-    store.planning.save_plans(
+    save_plans(
+        store,
         [
             Plan(
                 "c-1",
@@ -231,14 +233,14 @@ def test_save_plans_keeps_history_of_changes_only(store: Ledger) -> None:
     store.ingest.add_messages([(_msg("m1"), "a")], now=NOW)
     first = Decision("m1", Status.SCHEDULED, "goes at 16:00", NOW + H, "e1", rules_version="v1")
     email = Email("e1", "c-1", NOW + H, ("m1",), "success", None, False)
-    store.planning.save_plans([Plan("c-1", NOW, (email,), (first,), NOW + H)], "v1")
+    save_plans(store, [Plan("c-1", NOW, (email,), (first,), NOW + H)], "v1")
     assert store.planning.customers_to_plan(NOW, 10) == []
     assert store.planning.customers_to_plan(NOW + H, 10) == ["c-1"]  # its next moment has come
-    store.planning.save_plans([Plan("c-1", NOW + D, (email,), (first,), NOW + H)], "v1")
+    save_plans(store, [Plan("c-1", NOW + D, (email,), (first,), NOW + H)], "v1")
     assert [h.decision for h in store.reads.decision_history("m1")] == [first]
     later = Decision("m1", Status.DEFERRED, "a limit", NOW + 2 * H, "e2", rule="r", counted=("x",))
     moved = Email("e2", "c-1", NOW + 2 * H, ("m1",), "success", None, False)
-    store.planning.save_plans([Plan("c-1", NOW + D, (moved,), (later,), None)], "v1")
+    save_plans(store, [Plan("c-1", NOW + D, (moved,), (later,), None)], "v1")
     assert [h.decision.status for h in store.reads.decision_history("m1")] == [
         Status.SCHEDULED,
         Status.DEFERRED,
@@ -271,7 +273,8 @@ def test_contexts_hold_history_the_account_and_previous_decisions(store: Ledger)
         e = Email(eid, cid, at, (mid,), "success", None, False)
         return Plan(cid, NOW - 3 * D, (e,), (Decision(mid, Status.SCHEDULED, "r", at, eid),), None)
 
-    store.planning.save_plans(
+    save_plans(
+        store,
         [
             plan("c-1", "sent1", NOW - 2 * D, "e-sent1"),
             plan("c-2", "peer-sent", NOW - H, "e-peer-sent"),
@@ -282,8 +285,8 @@ def test_contexts_hold_history_the_account_and_previous_decisions(store: Ledger)
     for c in store.sending.claim_due(NOW, "d", timedelta(minutes=5), 10):
         assert c.email.id in store.sending.mark_sending_many([c.email.id], "d", NOW)
         store.sending.mark_sent_many([(c.email.id, "p")], c.email.send_at)
-    store.planning.save_plans([plan("c-2", "peer-planned", NOW + H, "e-peer-planned")], "v1")
-    store.planning.save_plans([plan("c-1", "open1", NOW + H, "e-open1")], "v1")
+    save_plans(store, [plan("c-2", "peer-planned", NOW + H, "e-peer-planned")], "v1")
+    save_plans(store, [plan("c-1", "open1", NOW + H, "e-open1")], "v1")
 
     (ctx,) = store.planning.load_contexts(["c-1"], NOW, 7 * D)
     assert ctx.customer.id == "c-1"
@@ -308,7 +311,7 @@ def test_contexts_hold_history_the_account_and_previous_decisions(store: Ledger)
 def test_customers_to_plan_and_mark_all_dirty(store: Ledger) -> None:
     store.ingest.upsert_customers([(_customer(f"c-{i}"), "d") for i in range(3)], now=NOW)
     assert _dirty(store) == {"c-0", "c-1", "c-2"}
-    store.planning.save_plans([Plan(f"c-{i}", NOW, (), (), NOW + i * H) for i in range(3)], "v1")
+    save_plans(store, [Plan(f"c-{i}", NOW, (), (), NOW + i * H) for i in range(3)], "v1")
     assert store.planning.customers_to_plan(NOW + H, 10) == ["c-0", "c-1"]
     assert store.planning.customers_to_plan(NOW + H, 1) == ["c-0"]
     store.planning.mark_all_dirty()
