@@ -198,4 +198,3 @@ class Planning:
             groups = [[contexts[i] for i in g] for g in together]
             groups += [[c] for c in (*(contexts[i] for i in against), *alone)]
             yield PlanningBatch(groups, db, read)
-

@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from cadence.ledger import convert
 from cadence.ledger.common import chunks, upsert
 from cadence.ledger.tables import customers, decisions, emails, events, messages, meta
-from cadence.model import Customer, Decision, Email, EmailStatus, Event, Message, MessageKind
+from cadence.model import Customer, Decision, Email, EmailStatus, Message, MessageKind
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -40,15 +40,6 @@ class ReportRows:
 class DecisionRecord:
     decided_at: datetime
     decision: Decision
-
-
-@dataclass(frozen=True, slots=True)
-class SimulationInput:
-    customer: Customer
-    submitted: tuple[Message, ...]
-    recorded: tuple[Message, ...]
-    sent_before: tuple[Any, ...]  # Sent
-    events: tuple[Event, ...]
 
 
 class Reads:
@@ -117,13 +108,6 @@ class Reads:
             rows = conn.execute(select(customers.c.id, customers.c.timezone))
             return {r.id: r.timezone for r in rows}
 
-    def customer_page(self, after: str | None, limit: int) -> list[str]:
-        query = select(customers.c.id).order_by(customers.c.id).limit(limit)
-        if after is not None:
-            query = query.where(customers.c.id > after)
-        with self.engine.connect() as conn:
-            return list(conn.scalars(query))
-
     def reachable_customer_ids(self, after: str | None, limit: int) -> list[str]:
         """Customers a sweep may check in with: not bounced, not complaining, not gone."""
         query = (
@@ -162,69 +146,6 @@ class Reads:
             conn.execute(
                 statement.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value})
             )
-
-    def simulation_inputs(
-        self, ids: Sequence[str], start: datetime, end: datetime
-    ) -> list[SimulationInput]:
-        from cadence.model import Sent
-
-        with self.engine.connect() as conn:
-            custs = {
-                r["id"]: convert.customer(r)
-                for r in conn.execute(select(customers).where(customers.c.id.in_(ids))).mappings()
-            }
-            msgs = [
-                convert.message(r)
-                for r in conn.execute(
-                    select(messages).where(messages.c.customer_id.in_(ids))
-                ).mappings()
-            ]
-            evs = [
-                convert.event(r)
-                for r in conn.execute(
-                    select(events).where(events.c.customer_id.in_(ids)).order_by(events.c.at)
-                ).mappings()
-            ]
-            sent_rows = (
-                conn.execute(
-                    select(emails).where(
-                        emails.c.customer_id.in_(ids),
-                        emails.c.status == EmailStatus.SENT,
-                        emails.c.sent_at < start,
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        by_id = {m.id: m for m in msgs}
-        out = []
-        for cid in ids:
-            if cid not in custs:
-                continue
-            mine = [m for m in msgs if m.customer_id == cid]
-            before = tuple(
-                Sent(
-                    r["id"], r["sent_at"], cid, tuple(by_id[i] for i in r["members"] if i in by_id)
-                )
-                for r in sent_rows
-                if r["customer_id"] == cid
-            )
-            out.append(
-                SimulationInput(
-                    customer=custs[cid],
-                    submitted=tuple(
-                        m for m in mine if m.kind == MessageKind.SUBMITTED and not m.playbook
-                    ),
-                    recorded=tuple(
-                        m
-                        for m in mine
-                        if m.kind == MessageKind.RECORDED and m.sent_at and m.sent_at < end
-                    ),
-                    sent_before=before,
-                    events=tuple(e for e in evs if e.customer_id == cid),
-                )
-            )
-        return out
 
     def report_rows(
         self, since: datetime, until: datetime, account: str | None = None
