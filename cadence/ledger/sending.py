@@ -8,21 +8,22 @@ without a provider event or an operator saying so.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 
-from cadence.ledger import convert, dispatch_writing
+from cadence.ledger import convert
 from cadence.ledger.claims import Claimed, ClaimOps
-from cadence.ledger.common import Settled, mark_dirty, touch_contacts
+from cadence.ledger.common import mark_dirty, touch_contacts
+from cadence.ledger.dispatch_writing import mark_sending, record_sent, settle
 from cadence.ledger.driver import Driver
 from cadence.ledger.tables import emails, messages
 from cadence.model import Email, EmailStatus, Status
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Engine
+    from sqlalchemy import Engine
 
 
 __all__ = ["Claimed", "Sending"]
@@ -39,18 +40,6 @@ class Sending(ClaimOps):
 
     def __init__(self, engine: Engine, is_postgres: bool) -> None:
         self.engine, self.is_postgres = engine, is_postgres
-
-    def _settle(
-        self,
-        conn: Connection,
-        email_ids: Sequence[str],
-        status: Status,
-        reason: Callable[[str], str],
-        at: datetime,
-        *,
-        sent_at: datetime | None = None,
-    ) -> list[Settled]:
-        return dispatch_writing.settle(Driver(conn), email_ids, status, reason, at, sent_at=sent_at)
 
     def mark_sending_many(
         self, email_ids: Sequence[str], owner: str, now: datetime | None = None
@@ -79,8 +68,8 @@ class Sending(ClaimOps):
             db = Driver(conn)
             if sent:
                 assert at is not None, "a time to record the sent emails at"
-                dispatch_writing.record_sent(db, sent, at)
-            return dispatch_writing.mark_sending(db, sending, owner, at) if sending else set()
+                record_sent(db, sent, at)
+            return mark_sending(db, sending, owner, at) if sending else set()
 
     def mark_failed(self, email_id: str, error: str, at: datetime) -> None:
         self._close(email_id, EmailStatus.FAILED, Status.FAILED, error, f"failed: {error}", at)
@@ -111,7 +100,7 @@ class Sending(ClaimOps):
                 .where(emails.c.id == email_id)
                 .values(status=email_status, error=error, updated_at=at, lease_owner=None)
             )
-            self._settle(conn, [email_id], status, lambda _: reason, at)
+            settle(Driver(conn), [email_id], status, lambda _: reason, at)
 
     def retry_later(self, email_id: str, at: datetime, reason: str) -> None:
         """A temporary failure: the claim stays, without an owner, until `at`; then the lease
@@ -126,7 +115,7 @@ class Sending(ClaimOps):
     def hold_email(self, email_id: str, reason: str, *, now: datetime) -> None:
         """Rendering failed: nothing went; the members wait, with the error, for a fix."""
         with self.engine.begin() as conn:
-            self._settle(conn, [email_id], Status.HELD, lambda _: reason, now)
+            settle(Driver(conn), [email_id], Status.HELD, lambda _: reason, now)
             conn.execute(delete(emails).where(emails.c.id == email_id))
 
     def release_held(self) -> int:
@@ -187,8 +176,8 @@ class Sending(ClaimOps):
                 )
             )
             if lost:
-                self._settle(
-                    conn,
+                settle(
+                    Driver(conn),
                     lost,
                     Status.UNCONFIRMED,
                     lambda _: f"unconfirmed: {UNCONFIRMED_REASON}",
@@ -229,8 +218,8 @@ class Sending(ClaimOps):
                         status=EmailStatus.SENT, sent_at=row["send_at"], error=None, updated_at=at
                     )
                 )
-                members = self._settle(
-                    conn,
+                members = settle(
+                    Driver(conn),
                     [email_id],
                     Status.SENT,
                     lambda _: f"sent in {email_id} (settled by {by})",
