@@ -147,6 +147,9 @@ class UnsubscribeSettings(_Section):
 class HttpSettings(_Section):
     listen: str = "127.0.0.1:8787"
     sendgrid_webhook_public_key_env: str | None = None
+    # without a key, unsigned posts are refused unless this says otherwise: anyone who can
+    # reach the port could otherwise bounce or unsubscribe any customer
+    sendgrid_webhook_allow_unsigned: bool = False
 
     @field_validator("listen")
     @classmethod

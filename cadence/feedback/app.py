@@ -29,6 +29,8 @@ from cadence.delivery.unsubscribe import InvalidToken, UnsubscribeClaim, verify_
 from cadence.feedback import ledger, webhook
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
     from cadence.app import App
 
 log = logging.getLogger("cadence.http")
@@ -93,18 +95,46 @@ def _what(claim: UnsubscribeClaim) -> str:
     return "emails about " + ", ".join(html.escape(c) for c in claim.categories)
 
 
+#: what the webhook answers, and the daemon logs at start, when it has no key and unsigned
+#: posts are not allowed: every post is refused until one of the two keys is set
+UNCONFIGURED = (
+    "the SendGrid webhook has no verification key and refuses unsigned posts: set "
+    "http.sendgrid_webhook_public_key_env to the environment variable holding SendGrid's "
+    "verification key, or http.sendgrid_webhook_allow_unsigned: true to accept unsigned posts"
+)
+
+
+def _webhook_key(public_key: str | None, allow_unsigned: bool) -> EllipticCurvePublicKey | None:
+    """The key posts are checked with; says at start, once, what the webhook will do."""
+    key = webhook.load_public_key(public_key) if public_key else None
+    if key is not None and allow_unsigned:
+        log.warning(
+            "http.sendgrid_webhook_allow_unsigned is true but a verification key is set: "
+            "the key wins, unsigned posts are refused"
+        )
+    elif key is None and allow_unsigned:
+        log.warning(
+            "the SendGrid webhook accepts unsigned posts (http.sendgrid_webhook_allow_unsigned:"
+            " true): anyone who can reach it can bounce or unsubscribe any customer"
+        )
+    elif key is None:
+        log.error("%s; until then every post gets a 503", UNCONFIGURED)
+    return key
+
+
 def create_app(
     app: App,
     *,
     public_key: str | None,
     scheduler_alive: Callable[[], bool],
+    allow_unsigned: bool = False,
 ) -> Starlette:
     """The ASGI app over `app`'s store. `public_key` is SendGrid's verification key (base64
-    DER, as SendGrid shows it, or PEM); with it, only signed webhook posts are accepted, and a
-    bad key raises `webhook.BadPublicKey` here, at start. `scheduler_alive` feeds /healthz."""
-    key = webhook.load_public_key(public_key) if public_key else None
-    if key is None:
-        log.warning("the SendGrid webhook accepts unsigned posts: no public key is configured")
+    DER, as SendGrid shows it, or PEM); with it, only posts signed within the last day are
+    accepted, and a bad key raises `webhook.BadPublicKey` here, at start. Without it, posts
+    are accepted unsigned only when `allow_unsigned`; otherwise every one is refused (503).
+    `scheduler_alive` feeds /healthz."""
+    key = _webhook_key(public_key, allow_unsigned)
     secret = app.unsubscribe_secret()
     applying = threading.Lock()
 
@@ -179,15 +209,22 @@ def create_app(
         if body is None:
             metrics.record_webhook_rejected("too_large")
             return JSONResponse({"error": "body too large"}, status_code=413)
-        if key is not None and not webhook.verify_signature(
-            key,
-            request.headers.get(webhook.TIMESTAMP_HEADER),
-            body,
-            request.headers.get(webhook.SIGNATURE_HEADER),
-        ):
-            metrics.record_webhook_rejected("signature")
-            log.warning("SendGrid webhook post refused: missing or bad signature")
-            return JSONResponse({"error": "missing or bad signature"}, status_code=403)
+        if key is None and not allow_unsigned:
+            metrics.record_webhook_rejected("unconfigured")
+            log.warning("SendGrid webhook post refused: %s", UNCONFIGURED)
+            return JSONResponse({"error": UNCONFIGURED}, status_code=503)
+        if key is not None:
+            timestamp = request.headers.get(webhook.TIMESTAMP_HEADER)
+            signature = request.headers.get(webhook.SIGNATURE_HEADER)
+            if not webhook.verify_signature(key, timestamp, body, signature):
+                metrics.record_webhook_rejected("signature")
+                log.warning("SendGrid webhook post refused: missing or bad signature")
+                return JSONResponse({"error": "missing or bad signature"}, status_code=403)
+            stale = webhook.stale_signature(timestamp, utcnow())
+            if stale is not None:
+                metrics.record_webhook_rejected("stale")
+                log.warning("SendGrid webhook post refused: %s", stale)
+                return JSONResponse({"error": stale}, status_code=403)
         try:
             batch = webhook.parse_batch(body)
         except webhook.MalformedBatch as exc:

@@ -107,13 +107,16 @@ def start_http(
     *,
     scheduler_alive: Callable[[], bool] = lambda: True,
     public_key: str | object | None = _FROM_SETTINGS,
+    allow_unsigned: bool | None = None,
 ) -> HttpServer:
     """Serve `app` on `listen` (default: the `http.listen` setting) from a daemon thread.
 
     `public_key` defaults to the one the settings name (see `public_key_of`); pass a key, or
-    None for no signature check, to override. The older form `start_http(app, host, port)`
-    is still accepted. Raises `ConfigError` for a missing or bad key, `OSError` when the
-    address cannot be bound (in use, not local), before anything is served."""
+    None for no key, to override. Without a key, the webhook takes unsigned posts only when
+    `allow_unsigned` (default: `http.sendgrid_webhook_allow_unsigned`) says so, and refuses
+    every post otherwise. The older form `start_http(app, host, port)` is still accepted.
+    Raises `ConfigError` for a missing or bad key, `OSError` when the address cannot be bound
+    (in use, not local), before anything is served."""
     from cadence.config import ConfigError
 
     if port is not None:
@@ -123,7 +126,16 @@ def start_http(
     key = public_key_of(app) if public_key is _FROM_SETTINGS else public_key
     assert key is None or isinstance(key, str)
     try:
-        asgi = create_app(app, public_key=key, scheduler_alive=scheduler_alive)
+        asgi = create_app(
+            app,
+            public_key=key,
+            scheduler_alive=scheduler_alive,
+            allow_unsigned=(
+                app.settings.http.sendgrid_webhook_allow_unsigned
+                if allow_unsigned is None
+                else allow_unsigned
+            ),
+        )
     except BadPublicKey as exc:
         raise ConfigError([f"the SendGrid webhook public key: {exc}"]) from None
     config = uvicorn.Config(

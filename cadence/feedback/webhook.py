@@ -21,7 +21,7 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -57,6 +57,14 @@ SETTLING = frozenset(
         "group_resubscribe",
     }
 )
+
+
+#: a signed post is a replay when its timestamp is older than this: SendGrid posts within
+#: seconds and retries a failed post for up to a day, so anything older is someone re-sending
+#: a post they captured (a bounce or an unsubscribe, applied again)
+MAX_SIGNATURE_AGE = timedelta(days=1)
+#: clocks differ: a timestamp this far ahead of ours is still SendGrid's, one further is not
+MAX_SIGNATURE_AHEAD = timedelta(minutes=5)
 
 
 class BadPublicKey(ValueError):
@@ -96,6 +104,40 @@ def verify_signature(
     except (InvalidSignature, ValueError, binascii.Error, UnicodeEncodeError):
         return False
     return True
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def stale_signature(timestamp: str | None, now: datetime) -> str | None:
+    """Why a post's signing time is not acceptable as of `now`, or None when it is recent.
+
+    The signature covers the timestamp, so a valid signature with an old timestamp is a
+    genuine post replayed. The caller passes `now`: this module reads no clock."""
+    text = (timestamp or "").strip()
+    if not text.isascii() or not text.isdigit():
+        return f"the {TIMESTAMP_HEADER} header is not unix seconds"
+    try:
+        signed = datetime.fromtimestamp(int(text), UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"the {TIMESTAMP_HEADER} header {text} is out of range"
+    if now - signed > MAX_SIGNATURE_AGE:
+        return (
+            f"signed {_span(now - signed)} ago ({signed.isoformat()}); a post signed more "
+            f"than {_span(MAX_SIGNATURE_AGE)} ago is refused as a replay"
+        )
+    if signed - now > MAX_SIGNATURE_AHEAD:
+        return (
+            f"signed {_span(signed - now)} in the future ({signed.isoformat()}); more than "
+            f"{_span(MAX_SIGNATURE_AHEAD)} ahead of this server's clock is refused"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -63,13 +64,14 @@ class Served:
         return c
 
 
-def _app(store, db_url: str, monkeypatch: pytest.MonkeyPatch) -> App:  # type: ignore[no-untyped-def]
+def _app(store, db_url: str, monkeypatch: pytest.MonkeyPatch, **settings: str) -> App:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("T_UNSUB_SECRET", "a secret only the test knows")
     env = {
         "CADENCE_DATABASE_URL": db_url,
         "CADENCE_RULES_DIR": str(REPO / "rules"),
         "CADENCE_TEMPLATES_DIR": str(REPO / "templates"),
         "CADENCE_UNSUBSCRIBE__SECRET_ENV": "T_UNSUB_SECRET",
+        **{f"CADENCE_{key.upper()}": value for key, value in settings.items()},
     }
     app = App(load_settings(None, env), _store=store)
     store.ingest.upsert_customers(
@@ -359,8 +361,40 @@ def test_delivered_settles_an_unconfirmed_email_as_sent(served: Served) -> None:
     assert repeat.json()["settled"] == 0
 
 
-def test_without_a_key_unsigned_batches_are_accepted(store, db_url, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_without_a_key_every_post_is_refused_and_the_start_says_which_key_to_set(
+    store,  # type: ignore[no-untyped-def]
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     app = _app(store, db_url, monkeypatch)
+    with caplog.at_level(logging.INFO, logger="cadence.http"):
+        server = start_http(app, "127.0.0.1:0", public_key=None)
+    started = [r.getMessage() for r in caplog.records if "refuses unsigned" in r.getMessage()]
+    assert len(started) == 1 and "http.sendgrid_webhook_public_key_env" in started[0]
+    assert "http.sendgrid_webhook_allow_unsigned" in started[0]
+    try:
+        body = json.dumps([sg("spamreport", "s1")])
+        url = f"http://127.0.0.1:{server.port}/webhooks/sendgrid"
+        unsigned = httpx.post(url, content=body)
+        assert unsigned.status_code == 503
+        error = unsigned.json()["error"]
+        assert "http.sendgrid_webhook_public_key_env" in error
+        assert "http.sendgrid_webhook_allow_unsigned: true" in error
+        # a signature does not help: there is no key to check it with
+        headers = {TS: str(int(now().timestamp())), SIG: "AAAA"}
+        assert httpx.post(url, content=body, headers=headers).status_code == 503
+        assert app.store.ingest.event_digests(["sg:s1"]) == {}
+        assert not app.store.reads.customer("c-17").reach.spam_reported  # type: ignore[union-attr]
+    finally:
+        server.stop()
+
+
+def test_unsigned_posts_are_accepted_when_the_settings_allow_them(  # type: ignore[no-untyped-def]
+    store, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _app(store, db_url, monkeypatch, http__sendgrid_webhook_allow_unsigned="true")
+    assert app.settings.http.sendgrid_webhook_allow_unsigned
     server = start_http(app, "127.0.0.1:0", public_key=None)
     try:
         body = json.dumps([sg("spamreport", "s1")])
@@ -368,6 +402,39 @@ def test_without_a_key_unsigned_batches_are_accepted(store, db_url, monkeypatch)
         assert r.status_code == 200 and r.json()["stored"] == 1
     finally:
         server.stop()
+
+
+def test_with_a_key_allow_unsigned_changes_nothing(store, db_url, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    app = _app(store, db_url, monkeypatch, http__sendgrid_webhook_allow_unsigned="true")
+    public = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    server = start_http(app, "127.0.0.1:0", public_key=base64.b64encode(public).decode())
+    try:
+        body = json.dumps([sg("spamreport", "s1")])
+        r = httpx.post(f"http://127.0.0.1:{server.port}/webhooks/sendgrid", content=body)
+        assert r.status_code == 403 and app.store.ingest.event_digests(["sg:s1"]) == {}
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("shift", "why"),
+    [(timedelta(days=-2), "signed 2 days ago"), (timedelta(minutes=30), "in the future")],
+)
+def test_a_signature_from_two_days_ago_or_from_the_future_is_refused(
+    served: Served, shift: timedelta, why: str
+) -> None:
+    body = json.dumps([sg("spamreport", "s1")]).encode()
+    headers = served.signed(body, str(int((now() + shift).timestamp())))
+    r = served.client.post("/webhooks/sendgrid", content=body, headers=headers)
+    assert r.status_code == 403 and why in r.json()["error"]
+    assert served.app.store.ingest.event_digests(["sg:s1"]) == {}
+    assert not served.customer().reach.spam_reported
+    # the same batch signed now goes through: it was the time that was refused
+    assert served.post_events(sg("spamreport", "s1")).json()["stored"] == 1
 
 
 # -- health and metrics ---------------------------------------------------------------------
