@@ -142,6 +142,9 @@ class TransportSettings(_Section):
 class UnsubscribeSettings(_Section):
     base_url: str = "http://localhost:8787"
     secret_env: str | None = "CADENCE_UNSUBSCRIBE_SECRET"
+    # a link stops working this long after the email that carried it was sent: a token found
+    # in an old mailbox or a forwarded email must not unsubscribe anyone years later
+    token_ttl: Duration = timedelta(days=365)
 
 
 class HttpSettings(_Section):

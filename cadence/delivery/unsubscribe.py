@@ -8,6 +8,10 @@ encrypted: the customer id in it is not a secret to its own recipient.
 
 Format: `<payload>.<signature>`, both urlsafe base64 without padding; the payload is compact
 JSON `{"c": customer_id, "k": categories or null, "t": unix seconds}`.
+
+A token expires (`check_token`): it is issued when its email is sent, and a link found years
+later in an old mailbox, a forwarded email or a mail archive must not still act for anyone.
+The clock and the time to live are passed in; nothing here reads a clock.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from cadence.durations import format_duration
 
 _DOMAIN = b"cadence-unsubscribe-v1."  # keeps these signatures from meaning anything elsewhere
 
@@ -33,6 +39,18 @@ class UnsubscribeClaim:
     customer_id: str
     categories: tuple[str, ...] | None  # None: unsubscribe from everything
     issued_at: datetime
+
+
+class ExpiredToken(InvalidToken):
+    """A token we signed, older than its time to live: genuine, but it no longer acts. An
+    InvalidToken too, so whoever does not tell the two apart refuses it all the same."""
+
+    def __init__(self, claim: UnsubscribeClaim, ttl: timedelta) -> None:
+        self.claim, self.ttl = claim, ttl
+        super().__init__(
+            f"expired: issued {claim.issued_at.isoformat()}, more than {format_duration(ttl)} "
+            "ago (unsubscribe.token_ttl)"
+        )
 
 
 def _b64(data: bytes) -> str:
@@ -100,6 +118,15 @@ def verify_token(secret: bytes, token: str) -> UnsubscribeClaim:
         tuple(categories) if categories is not None else None,
         datetime.fromtimestamp(issued, UTC),
     )
+
+
+def check_token(secret: bytes, token: str, now: datetime, ttl: timedelta) -> UnsubscribeClaim:
+    """The claim of a token `secret` signed exactly as it is and no longer than `ttl` before
+    `now`; raises ExpiredToken for an older one, InvalidToken for anything else."""
+    claim = verify_token(secret, token)
+    if now - claim.issued_at > ttl:
+        raise ExpiredToken(claim, ttl)
+    return claim
 
 
 def unsubscribe_url(base_url: str, token: str) -> str:

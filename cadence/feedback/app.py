@@ -13,6 +13,7 @@ import html
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from functools import wraps
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,12 @@ from starlette.routing import Route
 
 from cadence import metrics
 from cadence.clock import utcnow
-from cadence.delivery.unsubscribe import InvalidToken, UnsubscribeClaim, verify_token
+from cadence.delivery.unsubscribe import (
+    ExpiredToken,
+    InvalidToken,
+    UnsubscribeClaim,
+    check_token,
+)
 from cadence.feedback import ledger, webhook
 
 if TYPE_CHECKING:
@@ -63,6 +69,21 @@ DONE = (
     "Receipts and answers to your own requests still reach you.</p>"
 )
 NOT_VALID = "<h1>This link is not valid</h1><p>Nothing was changed.</p>"
+
+
+def _expired(ttl: timedelta, contact: str) -> str:
+    """The page for a genuine link past `unsubscribe.token_ttl`: nothing changed, and the
+    ways that still work (a newer email's link, a reply, a note to the sender)."""
+    days, hours = ttl // timedelta(days=1), ttl // timedelta(hours=1)
+    period = f"{days} days" if days > 1 else f"{hours} hours" if hours > 1 else "an hour"
+    address = html.escape(contact)
+    return (
+        "<h1>This link has expired</h1>"
+        f"<p>Unsubscribe links work for {period} after their email was sent, and this one is "
+        "older. Nothing was changed.</p>"
+        "<p>To unsubscribe, use the link in a more recent email from us, reply to one of our "
+        f'emails, or write to <a href="mailto:{address}">{address}</a> and say so.</p>'
+    )
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -138,9 +159,22 @@ def create_app(
     secret = app.unsubscribe_secret()
     applying = threading.Lock()
 
-    def claim_of(token: str) -> UnsubscribeClaim | None:
+    ttl = app.settings.unsubscribe.token_ttl
+    sender = app.settings.sender
+    expired_page = _expired(ttl, sender.reply_to or sender.email)
+
+    def claim_of(token: str) -> UnsubscribeClaim | ExpiredToken | None:
+        """The claim of a valid link; the ExpiredToken of a genuine one past its time to
+        live (it gets its own page); None for anything else."""
         try:
-            return verify_token(secret, token)
+            return check_token(secret, token, utcnow(), ttl)
+        except ExpiredToken as exc:
+            log.warning(
+                "expired unsubscribe link used by customer %s (%s): nothing changed",
+                exc.claim.customer_id,
+                exc,
+            )
+            return exc
         except (InvalidToken, ValueError):  # ValueError: a non-ASCII payload fails to encode
             return None
 
@@ -158,6 +192,8 @@ def create_app(
     async def unsubscribe_page(request: Request) -> Response:
         """GET only shows a button: mail scanners follow links, and must not unsubscribe."""
         claim = claim_of(request.path_params["token"])
+        if isinstance(claim, ExpiredToken):
+            return _page("Link expired", expired_page, 410)
         if claim is None:
             return _page("Link not valid", NOT_VALID, 403)
         body = (
@@ -177,6 +213,9 @@ def create_app(
         """RFC 8058 one-click: the POST itself unsubscribes; 200, never a redirect."""
         token = request.path_params["token"]
         claim = claim_of(token)
+        if isinstance(claim, ExpiredToken):
+            metrics.record_unsubscribe("expired")
+            return _page("Link expired", expired_page, 410)
         if claim is None:
             metrics.record_unsubscribe("rejected")
             return PlainTextResponse(

@@ -55,8 +55,13 @@ class Served:
         body = json.dumps(list(events)).encode()
         return self.client.post("/webhooks/sendgrid", content=body, headers=self.signed(body))
 
-    def token(self, categories: list[str] | None = None, customer: str = "c-17") -> str:
-        return make_token(self.app.unsubscribe_secret(), customer, categories, now())
+    def token(
+        self,
+        categories: list[str] | None = None,
+        customer: str = "c-17",
+        issued: datetime | None = None,
+    ) -> str:
+        return make_token(self.app.unsubscribe_secret(), customer, categories, issued or now())
 
     def customer(self, cid: str = "c-17") -> Customer:
         c = self.app.store.reads.customer(cid)
@@ -198,6 +203,46 @@ def test_forged_altered_or_malformed_tokens_get_403_and_change_nothing(served: S
     for cid in ("c-17", "c-18"):
         assert not served.customer(cid).reach.unsubscribed_all
     assert served.app.store.ingest.unprocessed_events(100) == []
+
+
+def test_an_expired_link_gets_a_page_saying_how_else_to_unsubscribe(served: Served) -> None:
+    token = served.token(None, issued=now() - timedelta(days=366))
+    for response in (served.client.get(f"/u/{token}"), served.client.post(f"/u/{token}")):
+        assert response.status_code == 410
+        assert response.headers["content-type"].startswith("text/html")
+        assert response.headers["cache-control"] == "no-store"
+        page = response.text
+        assert "This link has expired" in page and "Nothing was changed" in page
+        assert "365 days" in page and "reply to one of our emails" in page
+        assert 'href="mailto:success@vendor.test"' in page  # the configured sender
+        assert '<form method="post">' not in page
+    assert served.app.store.ingest.event_digests([unsubscribe_event_id(token)]) == {}
+    assert not served.customer().reach.unsubscribed_all
+    # a link a day younger than the limit still works
+    recent = served.token(None, issued=now() - timedelta(days=364))
+    assert served.client.post(f"/u/{recent}").status_code == 200
+    assert served.customer().reach.unsubscribed_all
+
+
+def test_the_time_to_live_of_a_link_is_the_setting(store, db_url, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    app = _app(
+        store,
+        db_url,
+        monkeypatch,
+        unsubscribe__token_ttl="1h",
+        sender__reply_to="help@vendor.test",
+    )
+    server = start_http(app, "127.0.0.1:0", public_key=None)
+    try:
+        base = f"http://127.0.0.1:{server.port}/u/"
+        secret = app.unsubscribe_secret()
+        old = make_token(secret, "c-17", None, now() - timedelta(hours=2))
+        refused = httpx.post(base + old)
+        assert refused.status_code == 410 and "help@vendor.test" in refused.text
+        assert "work for an hour" in refused.text
+        assert httpx.post(base + make_token(secret, "c-17", None, now())).status_code == 200
+    finally:
+        server.stop()
 
 
 def test_a_valid_link_for_an_unknown_customer_stores_nothing(served: Served) -> None:
