@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -112,6 +112,12 @@ class Message:
     origin: str | None = None  # the event id (or sweep) that created it
     to: str | None = None  # "owner": an internal alert to customer.owner_email
     created_at: datetime | None = None
+
+    def expires(self, max_delay: timedelta, now: datetime) -> datetime:
+        """When it can no longer go: its own `expires_at`, else `max_delay` after it may
+        first go (`now` for one with no `send_after`). The planner expires it then, and a
+        retry is never put past it."""
+        return self.expires_at or (self.send_after or now) + max_delay
 
 
 @dataclass(frozen=True, slots=True)

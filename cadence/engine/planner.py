@@ -195,7 +195,7 @@ class _Planner:
         planned_before: list[tuple[datetime, Message]] = []
         for message in sorted(self.ctx.pending, key=self._order):
             ready = max(message.send_after or self.now, self.now)
-            expires = message.expires_at or (message.send_after or self.now) + self.rules.max_delay
+            expires = message.expires(self.rules.max_delay, self.now)
             if expires <= self.now:
                 self._expired(message, expires)
                 continue

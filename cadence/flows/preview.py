@@ -125,7 +125,7 @@ def explain(
     history = tuple(store.reads.decision_history(message_id))
     upcoming = None
     if not current.final:
-        expires = message.expires_at or (message.send_after or as_of) + rules.max_delay
+        expires = message.expires(rules.max_delay, as_of)
         days = max(1, min(MAX_EXPLAIN_DAYS, math.ceil((expires - as_of) / timedelta(days=1))))
         p = preview(store, settings, rules, message.customer_id, as_of, days)
         upcoming = next((d for d in p.decisions if d.message_id == message_id), None)

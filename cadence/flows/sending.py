@@ -11,7 +11,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -31,23 +31,33 @@ log = logging.getLogger("cadence.dispatch")
 
 
 MAX_ATTEMPTS = 8
-# A chunk is what is rendered, marked `sending` in one write and handed over together: as many
-# emails as make CHUNK_PER_WORKER requests for each sending thread (the time a chunk is on the
-# wire, so a stop or a new pass waits no longer for it, is its requests'), and MAX_CHUNK emails
-# at most (a batching transport's requests carry many). The write that marks a chunk `sending`
-# also records the chunk before last (whose hand-overs are over by then), while the last one is
-# on the wire: at most two chunks are `sending` at any moment, so a crash leaves at most two
-# chunks (2 * MAX_CHUNK emails) unconfirmed, for a person or a provider event to settle
+# What is `sending` is what is on the wire. An email is marked `sending` in the write just
+# before its request goes, and recorded in the write after its request came back, which also
+# marks the requests that take the freed places: at most `concurrency` requests are `sending`
+# at any moment, so a crash leaves at most their emails `unconfirmed` for a provider event or a
+# person to settle. Rendering runs ahead in chunks of up to CHUNK_PER_WORKER requests for each
+# sending thread and MAX_CHUNK emails (a batching transport's requests carry many): an email
+# rendered and not yet marked is only `claimed`, and goes back to the plan if the daemon dies.
 CHUNK_PER_WORKER = 8
 MAX_CHUNK = 256
+# Retries after a temporary failure (a 429, a 5xx, a refused connection) back off: a floor of
+# BACKOFF_BASE, doubling with each attempt, +-50% jitter so retries do not march together, at
+# most BACKOFF_CAP. A provider that says when to come back (429 with X-RateLimit-Reset) is
+# honoured within the cap: a reset in the past or a second away still waits the floor, a
+# reset in year 5138 waits the cap.
 BACKOFF_BASE = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(minutes=30)
 
 
-def backoff(attempts: int) -> timedelta:
-    """2s, 4s, 8s... up to 30 minutes, each with +-50% jitter so retries do not march together."""
-    delay: timedelta = min(BACKOFF_BASE * (2**attempts), BACKOFF_CAP)
-    return delay * random.uniform(0.5, 1.5)
+def backoff(attempts: int, asked: timedelta | None = None) -> timedelta:
+    """How long to wait before the next try, after `attempts` earlier calls (0 for the
+    first failure): 2s, 4s, 8s... (+-50%), at most 30 minutes, never less than `asked` (the
+    provider's own delay) unless that is more than the cap."""
+    delay: timedelta = min(BACKOFF_BASE * (2 ** min(attempts, 20)), BACKOFF_CAP)
+    delay = delay * random.uniform(0.5, 1.5)
+    if asked is not None and asked > delay:
+        delay = min(asked, BACKOFF_CAP)
+    return min(delay, BACKOFF_CAP)
 
 
 @dataclass
@@ -56,24 +66,27 @@ class DispatchReport:
     sent: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
     released: int = 0
     unconfirmed: int = 0
     more_due: bool = False  # stopped claiming with emails still due (the pass's time was up)
+    most_sending: int = 0  # the most emails `sending` at once (what a crash could strand)
 
 
 Outcome = SendResult | TransportError
-
-
-@dataclass
-class _InFlight:
-    """A chunk marked `sending` whose hand-overs may still be running: each request's
-    emails and the future of its one outcome, and each email's place in the chunk."""
-
-    requests: list[tuple[list[Claimed], Future[Outcome]]]
-    place: dict[str, int]
-
-
 Pair = tuple["Claimed", OutgoingEmail]
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One request's emails, and their place in the claim (outcomes are recorded in it)."""
+
+    pairs: tuple[Pair, ...]
+    place: int
+
+    @property
+    def ids(self) -> list[str]:
+        return [item.email.id for item, _ in self.pairs]
 
 
 class Requests:
@@ -120,6 +133,28 @@ def _ids(sent: list[tuple[Claimed, str | None]]) -> list[tuple[str, str | None]]
     return [(item.email.id, provider_id) for item, provider_id in sent]
 
 
+class _Window:
+    """The requests on the wire, at most `width`: each one's future and its request."""
+
+    def __init__(self, pool: ThreadPoolExecutor, width: int) -> None:
+        self.pool, self.width = pool, width
+        self.flying: dict[Future[Outcome], _Request] = {}
+
+    def free(self) -> int:
+        return self.width - len(self.flying)
+
+    def emails(self) -> int:
+        return sum(len(r.pairs) for r in self.flying.values())
+
+    def finished(self, block: bool) -> list[tuple[_Request, Outcome]]:
+        """The requests that came back (waiting for one if `block`), in claim order."""
+        if not self.flying:
+            return []
+        done, _ = wait(self.flying, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        out = [(self.flying.pop(f), f.result()) for f in done]
+        return sorted(out, key=lambda pair: pair[0].place)
+
+
 @dataclass
 class Dispatcher:
     store: Ledger
@@ -133,56 +168,89 @@ class Dispatcher:
     # still due, so the next pass plans what arrived meanwhile (a receipt submitted during a
     # burst of 10,000 check-ins goes out in a pass or two, not after the burst)
     keep_claiming: Callable[[], bool] = lambda: True
+    # how long a message may wait when it names no `expires_at` (the rules' `max_delay`): a
+    # retry is never put past a member's expiry
+    max_delay: timedelta | None = None
+    _placed: int = field(default=0, init=False, repr=False)
 
     def run(self, now: datetime, *, batch: int | None = None) -> DispatchReport:
         report = DispatchReport()
         report.released, report.unconfirmed = self.store.sending.recover_leases(now)
-        lease: timedelta = self.settings.daemon.lease
         limit = batch or self.settings.daemon.claim_batch
         # emails handed over side by side, as many as the transport can take at once (an SMTP
         # connection takes one; SendGrid's HTTP API many): its latency, not ours, sets the pace
         width = max(1, self.transport.concurrency)
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="send") as pool:
-            # chunks handed over and not yet recorded, oldest first: never more than two
-            flying: deque[_InFlight] = deque()
-            while not self.should_stop():
-                claimed = self.store.sending.claim_due(now, self.owner, lease, limit)
-                if not claimed:
-                    break
-                pending: deque[tuple[Claimed, OutgoingEmail | None]] = deque(
-                    (item, None) for item in claimed
-                )
-                while pending:
-                    if self.should_stop():
-                        for item, _ in pending:
-                            self.store.sending.release(item.email.id)
-                        break
-                    requests = self._render(pending, width * CHUNK_PER_WORKER, now, report)
-                    ready = requests.emails
-                    # the chunk before last is recorded in the write that marks this one
-                    # `sending` (one commit for both), while the last one is on the wire: the
-                    # transport's latency and our writes overlap instead of adding up
-                    done = flying.popleft() if len(flying) == 2 else None
-                    sent = self._outcomes(done, now, report) if done else []
-                    ours = (
-                        self.store.sending.mark_sent_and_sending(
-                            _ids(sent), now, [item.email.id for item, _ in ready], self.owner
+            window = _Window(pool, width)
+            ready: deque[_Request] = deque()  # rendered, still only `claimed`
+            pending: deque[tuple[Claimed, OutgoingEmail | None]] = deque()  # claimed
+            claims, more = 0, True
+            while True:
+                stopping = self.should_stop()
+                if not stopping and not ready and not pending and more:
+                    if claims and not self.keep_claiming():
+                        report.more_due, more = True, False
+                    else:
+                        claimed = self.store.sending.claim_due(
+                            now, self.owner, self.settings.daemon.lease, limit
                         )
-                        if sent or ready
-                        else set()
-                    )
-                    self._sent(sent, report)
-                    flying.append(self._hand_over(requests, ours, pool))
-                if len(claimed) < limit:
+                        claims, more = claims + 1, len(claimed) == limit
+                        pending.extend((item, None) for item in claimed)
+                if not stopping and not ready and pending:
+                    ready.extend(self._render(pending, width * CHUNK_PER_WORKER, now, report))
+                # wait for a request only when no place is free for the next one
+                going_on = bool(ready) and not stopping
+                back = window.finished(block=not going_on or window.free() == 0)
+                going = [ready.popleft() for _ in range(min(window.free(), len(ready)))]
+                if stopping:
+                    ready.extendleft(reversed(going))
+                    going = []
+                self._record(back, going, window, now, report)
+                idle = not window.flying and not going
+                if idle and (stopping or not (ready or pending or more)):
                     break
-                if not self.keep_claiming():
-                    report.more_due = True
-                    break
-            while flying:
-                sent = self._outcomes(flying.popleft(), now, report)
-                self.store.sending.mark_sent_many(_ids(sent), now)
-                self._sent(sent, report)
+            for request in ready:
+                for item, _ in request.pairs:
+                    self.store.sending.release(item.email.id)
+            for item, _ in pending:
+                self.store.sending.release(item.email.id)
         return report
+
+    def _record(
+        self,
+        back: list[tuple[_Request, Outcome]],
+        going: list[_Request],
+        window: _Window,
+        now: datetime,
+        report: DispatchReport,
+    ) -> None:
+        """Failures are recorded first, each on its own; then one write records the
+        requests that came back as sent and marks the next ones `sending` (their places are
+        free), and those go. So the emails `sending` never outnumber the requests' places.
+        Nothing not marked `sending` goes at all (a lease lost meanwhile)."""
+        for request, outcome in back:
+            if isinstance(outcome, TransportError):
+                for item, _ in request.pairs:
+                    self._failed(item, outcome, now, report)
+        sent = [
+            (item, outcome.provider_id)
+            for request, outcome in back
+            if isinstance(outcome, SendResult)
+            for item, _ in request.pairs
+        ]
+        ids = [email_id for request in going for email_id in request.ids]
+        ours = (
+            self.store.sending.mark_sent_and_sending(_ids(sent), now, ids, self.owner)
+            if sent or ids
+            else set()
+        )
+        self._sent(sent, report)
+        for request in going:
+            pairs = tuple(pair for pair in request.pairs if pair[0].email.id in ours)
+            if pairs:
+                mine = _Request(pairs, request.place)
+                window.flying[window.pool.submit(self._call, [out for _, out in pairs])] = mine
+        report.most_sending = max(report.most_sending, window.emails())
 
     def _render(
         self,
@@ -190,7 +258,7 @@ class Dispatcher:
         most: int,
         now: datetime,
         report: DispatchReport,
-    ) -> Requests:
+    ) -> list[_Request]:
         """The next chunk: emails off `pending`, rendered, as long as they fit in `most`
         requests and MAX_CHUNK emails. One that cannot be rendered is held (nothing
         half-rendered goes out); one rendered that does not fit waits, rendered, for the
@@ -207,34 +275,12 @@ class Dispatcher:
                 pending.appendleft((item, out))
                 break
             count += 1
-        return requests
-
-    def _hand_over(self, requests: Requests, ours: set[str], pool: ThreadPoolExecutor) -> _InFlight:
-        """Hand the emails just marked `sending` (`ours`) to the sending threads, a request
-        at a time; nothing not marked `sending` goes at all."""
-        flight = _InFlight([], {item.email.id: i for i, (item, _) in enumerate(requests.emails)})
-        for group in requests.groups:
-            going = [(item, out) for item, out in group if item.email.id in ours]
-            if going:
-                future = pool.submit(self._call, [out for _, out in going])
-                flight.requests.append(([item for item, _ in going], future))
-        return flight
-
-    def _outcomes(
-        self, flight: _InFlight, now: datetime, report: DispatchReport
-    ) -> list[tuple[Claimed, str | None]]:
-        """Wait for a chunk's hand-overs; record each failure, and return the emails sent
-        (with the provider's id), in the chunk's order, for the caller to record in one
-        write (a customer's contact times are kept in that order)."""
-        sent: list[tuple[Claimed, str | None]] = []
-        for group, future in flight.requests:
-            outcome = future.result()
-            for item in group:
-                if isinstance(outcome, TransportError):
-                    self._failed(item, outcome, now, report)
-                else:
-                    sent.append((item, outcome.provider_id))
-        return sorted(sent, key=lambda pair: flight.place[pair[0].email.id])
+        # places run on across the pass's chunks: requests of two chunks that come back
+        # together are recorded in claim order (a customer's contact times are kept so)
+        place = {item.email.id: self._placed + i for i, (item, _) in enumerate(requests.emails)}
+        self._placed += len(requests.emails)
+        made = [_Request(tuple(group), place[group[0][0].email.id]) for group in requests.groups]
+        return sorted(made, key=lambda request: request.place)
 
     def _sent(self, sent: list[tuple[Claimed, str | None]], report: DispatchReport) -> None:
         """Report emails whose sending is recorded."""
@@ -270,25 +316,47 @@ class Dispatcher:
     def _failed(
         self, item: Claimed, exc: TransportError, now: datetime, report: DispatchReport
     ) -> None:
-        """Every failure ends in a status: unconfirmed when the provider may have it (never
-        re-sent blindly), failed when retrying cannot help or the retries are spent, else a
-        retry after exponential backoff with jitter (or when the provider said)."""
+        """Every failure ends in a status that says why: unconfirmed when the provider may
+        have it (never re-sent blindly), failed when retrying cannot help or the retries are
+        spent, expired when the next try would be past a member's expiry, else a retry after
+        `backoff`."""
         email = item.email
         ids = f"email={email.id} customer={email.customer_id} messages={','.join(email.members)}"
         if exc.maybe_sent:
             self.store.sending.mark_unconfirmed(email.id, exc.reason, now)
             report.unconfirmed += 1
             log.error("unconfirmed %s: %s", ids, exc.reason)
-        elif exc.permanent or item.attempts + 1 >= MAX_ATTEMPTS:
+            return
+        if exc.permanent or item.attempts + 1 >= MAX_ATTEMPTS:
             spent = "" if exc.permanent else f" (after {item.attempts + 1} attempts)"
             self.store.sending.mark_failed(email.id, exc.reason + spent, now)
             report.failed.append(email.id)
             log.error("failed %s: %s%s", ids, exc.reason, spent)
-        else:
-            at = exc.retry_at or now + backoff(item.attempts)
-            self.store.sending.retry_later(email.id, max(at, now), exc.reason)
-            report.retried += 1
-            log.warning("retry %s at %s: %s", ids, at.isoformat(), exc.reason)
+            return
+        at = now + backoff(item.attempts, exc.retry_after)
+        expiry = self._expiry(item, now)
+        if expiry is not None and at >= expiry:
+            reason = (
+                f"expired: {exc.reason}; the next try, at {at.isoformat(timespec='seconds')}, "
+                f"would be past its expiry at {expiry.isoformat(timespec='seconds')}"
+            )
+            self.store.sending.expire_email(email.id, reason, now)
+            report.expired.append(email.id)
+            log.error("expired %s: %s", ids, reason)
+            return
+        self.store.sending.retry_later(email.id, at, exc.reason)
+        report.retried += 1
+        log.warning("retry %s at %s: %s", ids, at.isoformat(), exc.reason)
+
+    def _expiry(self, item: Claimed, now: datetime) -> datetime | None:
+        """The earliest expiry among the email's members (None when the rules' `max_delay`
+        is not known here and no member names one)."""
+        times = [
+            m.expires(self.max_delay, now) if self.max_delay is not None else m.expires_at
+            for m in item.members
+        ]
+        known = [t for t in times if t is not None]
+        return min(known) if known else None
 
     def _compose(
         self, item: Claimed, now: datetime, report: DispatchReport

@@ -23,7 +23,7 @@ from cadence.ledger.tables import emails, messages
 from cadence.model import Email, EmailStatus, Status
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
 
 __all__ = ["Claimed", "Sending"]
@@ -83,6 +83,10 @@ class Sending(ClaimOps):
             f"unconfirmed: {reason}",
             at,
         )
+
+    def expire_email(self, email_id: str, reason: str, at: datetime) -> None:
+        """A retry would come too late: nothing went, and the members expire with `reason`."""
+        self._close(email_id, EmailStatus.FAILED, Status.EXPIRED, reason, reason, at)
 
     def _close(
         self,
@@ -185,60 +189,82 @@ class Sending(ClaimOps):
                 )
         return released, len(lost)
 
-    def unconfirmed_emails(self) -> list[tuple[Email, str | None]]:
+    def unconfirmed_emails(
+        self,
+        *,
+        customer: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[tuple[Email, str | None]]:
+        """The `unconfirmed` emails, earliest first, with why each is; only a customer's,
+        and only those that became unconfirmed in [since, until), when given."""
+        query = select(emails).where(emails.c.status == EmailStatus.UNCONFIRMED)
+        if customer is not None:
+            query = query.where(emails.c.customer_id == customer)
+        if since is not None:
+            query = query.where(emails.c.updated_at >= since)
+        if until is not None:
+            query = query.where(emails.c.updated_at < until)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(emails)
-                .where(emails.c.status == EmailStatus.UNCONFIRMED)
-                .order_by(emails.c.send_at)
-            ).mappings()
+            rows = conn.execute(query.order_by(emails.c.send_at, emails.c.id)).mappings()
             return [(convert.email(r), r["error"]) for r in rows]
+
+    def settle_emails(
+        self, email_ids: Sequence[str], sent: bool, by: str, at: datetime
+    ) -> list[str]:
+        """Settle many `unconfirmed` emails at once, in one transaction (`settle_email` for
+        each); returns those that were unconfirmed and are now settled, in the order given."""
+        with self.engine.begin() as conn:
+            return [i for i in dict.fromkeys(email_ids) if self._settle_one(conn, i, sent, by, at)]
 
     def settle_email(self, email_id: str, sent: bool, by: str, at: datetime) -> bool:
         """An `unconfirmed` email settled by a provider event or an operator, at `at`. Not
         sent: its messages are planned again (a new send, decided by the rules, not a blind
-        retry)."""
+        retry). False when the email is not unconfirmed (unknown, or settled already)."""
         with self.engine.begin() as conn:
-            row = (
-                conn.execute(
-                    select(emails).where(
-                        emails.c.id == email_id, emails.c.status == EmailStatus.UNCONFIRMED
-                    )
+            return self._settle_one(conn, email_id, sent, by, at)
+
+    def _settle_one(
+        self, conn: Connection, email_id: str, sent: bool, by: str, at: datetime
+    ) -> bool:
+        row = (
+            conn.execute(
+                select(emails).where(
+                    emails.c.id == email_id, emails.c.status == EmailStatus.UNCONFIRMED
                 )
-                .mappings()
-                .one_or_none()
             )
-            if row is None:
-                return False
-            if sent:
-                conn.execute(
-                    update(emails)
-                    .where(emails.c.id == email_id)
-                    .values(
-                        status=EmailStatus.SENT, sent_at=row["send_at"], error=None, updated_at=at
-                    )
+            .mappings()
+            .one_or_none()
+        )
+        if row is None:
+            return False
+        if sent:
+            conn.execute(
+                update(emails)
+                .where(emails.c.id == email_id)
+                .values(status=EmailStatus.SENT, sent_at=row["send_at"], error=None, updated_at=at)
+            )
+            members = settle(
+                Driver(conn),
+                [email_id],
+                Status.SENT,
+                lambda _: f"sent in {email_id} (settled by {by})",
+                at,
+                sent_at=row["send_at"],
+            )
+            touch_contacts(Driver(conn), members, row["send_at"])
+        else:
+            conn.execute(
+                update(messages)
+                .where(messages.c.id.in_(row["members"]))
+                .values(
+                    status=str(Status.SCHEDULED),
+                    reason=f"not sent (settled by {by}): planned again",
+                    final=False,
+                    in_flight=False,
+                    email_id=None,
                 )
-                members = settle(
-                    Driver(conn),
-                    [email_id],
-                    Status.SENT,
-                    lambda _: f"sent in {email_id} (settled by {by})",
-                    at,
-                    sent_at=row["send_at"],
-                )
-                touch_contacts(Driver(conn), members, row["send_at"])
-            else:
-                conn.execute(
-                    update(messages)
-                    .where(messages.c.id.in_(row["members"]))
-                    .values(
-                        status=str(Status.SCHEDULED),
-                        reason=f"not sent (settled by {by}): planned again",
-                        final=False,
-                        in_flight=False,
-                        email_id=None,
-                    )
-                )
-                conn.execute(delete(emails).where(emails.c.id == email_id))
-                mark_dirty(conn, {row["customer_id"]})
-            return True
+            )
+            conn.execute(delete(emails).where(emails.c.id == email_id))
+            mark_dirty(conn, {row["customer_id"]})
+        return True

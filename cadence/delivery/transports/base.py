@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -37,13 +37,15 @@ class TransportError(Exception):
         *,
         permanent: bool = False,
         maybe_sent: bool = False,
-        retry_at: datetime | None = None,
+        retry_after: timedelta | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
         self.maybe_sent = maybe_sent
-        self.retry_at = retry_at  # the provider said when (429 with X-RateLimit-Reset)
+        # how long the provider asked us to wait (429 with X-RateLimit-Reset), measured on
+        # this host's clock when the answer came: a delay, so a virtual `--now` cannot skew it
+        self.retry_after = retry_after
 
 
 class Transport(Protocol):

@@ -10,7 +10,8 @@ connection per request and has no timeout; why not another client: docs/performa
 Failures, sorted as the dispatcher needs them (an email is never sent twice):
 - 4xx other than 429 (400 bad request, 401/403 the key, 413 too large): the email fails at once
   with SendGrid's own error text (`permanent`);
-- 429 and 5xx: SendGrid did not take it, try again later (429: at `X-RateLimit-Reset`);
+- 429 and 5xx: SendGrid did not take it, try again later (429: the wait until
+  `X-RateLimit-Reset`, which the dispatcher honours within its backoff cap);
 - no answer after the request went out (a timeout, a dropped connection): SendGrid may have
   queued it (`maybe_sent`; the email becomes `unconfirmed`).
 """
@@ -23,8 +24,9 @@ import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,6 +35,9 @@ from cadence.delivery.transports.base import SendResult, TransportError
 
 SEND_PATH = "/v3/mail/send"
 MAX_CATEGORIES = 10  # SendGrid's limit per email
+#: the longest wait a reset time is reported as (a year): beyond any cap the dispatcher uses,
+#: small enough for any `timedelta`
+MAX_WAIT = timedelta(days=365)
 
 #: keys of `custom_args`; the SendGrid webhook reads them back
 ARG_EMAIL = "cadence_email"
@@ -247,7 +252,7 @@ class SendgridTransport:
         raise TransportError(
             f"SendGrid refused {what}: HTTP {code} {_error_detail(data, response.reason)}",
             permanent=permanent,
-            retry_at=_reset_time(response.getheader("X-RateLimit-Reset")) if code == 429 else None,
+            retry_after=_wait_for(response.getheader("X-RateLimit-Reset")) if code == 429 else None,
         )
 
     def close(self) -> None:
@@ -282,9 +287,14 @@ def _error_detail(data: bytes, reason: str) -> str:
         return reason
 
 
-def _reset_time(value: str | None) -> datetime | None:
-    """`X-RateLimit-Reset` is the Unix time when the rate limit resets."""
+def _wait_for(reset: str | None) -> timedelta | None:
+    """`X-RateLimit-Reset` is the Unix time when the rate limit resets: how long from now
+    (this host's clock) that is, never negative; None when it is not a number. Any size is
+    fine: the dispatcher caps the wait."""
     try:
-        return datetime.fromtimestamp(int(value or ""), UTC)
+        seconds = float(reset or "") - time.time()
     except ValueError:
         return None
+    if seconds != seconds:  # NaN
+        return None
+    return timedelta(seconds=min(max(seconds, 0.0), MAX_WAIT.total_seconds()))
