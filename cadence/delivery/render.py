@@ -12,6 +12,7 @@ message can be held with that reason rather than sent half-right.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -95,8 +96,28 @@ class Renderer:
         loader = FileSystemLoader(str(self._folder))
         self._text_env = sandbox(loader)
         self._html_env = sandbox(loader, html=True)
+        self._seen: tuple[tuple[str, int, int], ...] | None = None
+        self._version = ""
 
     # --- public ---------------------------------------------------------------------------
+
+    def version(self) -> str:
+        """A digest of the templates folder's files, names and contents: it changes when a
+        template is fixed (held mail is released then), and not when a file is only touched.
+        The contents are read again only when a file's size or time changed."""
+        files = (
+            sorted(p for p in self._folder.rglob("*") if p.is_file())
+            if self._folder.is_dir()
+            else []
+        )
+        seen = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+        if seen != self._seen:
+            digest = hashlib.sha256()
+            for path in files:
+                digest.update(str(path.relative_to(self._folder)).encode() + b"\0")
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+            self._seen, self._version = seen, digest.hexdigest()[:12]
+        return self._version
 
     def available(self) -> list[str]:
         """Template names that have both required files."""

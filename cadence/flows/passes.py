@@ -17,8 +17,10 @@ from cadence.flows.sending import Dispatcher, DispatchReport
 
 if TYPE_CHECKING:
     from cadence.app import App
+    from cadence.delivery.render import Renderer
     from cadence.delivery.transports import Transport
     from cadence.ledger.ledger import Ledger
+    from cadence.rules.model import Rules
 
 
 def daemon_id() -> str:
@@ -56,9 +58,16 @@ class PassReport:
         return "; ".join(parts)
 
 
+def live_version(rules: Rules, renderer: Renderer) -> str:
+    """What the mail is made from: the rules and the templates. When either changes, held
+    mail gets another chance (`adopt_rules`): a fixed template releases what it held."""
+    return f"{rules.version}+{renderer.version()}"
+
+
 def adopt_rules(store: Ledger, version: str) -> bool:
-    """New rules (or templates fixed) since the last pass: every customer is planned again
-    under them and held messages get another chance. What was sent stays sent."""
+    """New rules (or templates fixed) since the last pass, `version` as `live_version` says:
+    every customer is planned again under them and held messages get another chance. What
+    was sent stays sent."""
     if store.reads.get_meta("rules_version") == version:
         return False
     store.sending.release_held()
@@ -83,7 +92,7 @@ def run_pass(
 
     rules = app.rules()
     store = app.store
-    adopt_rules(store, rules.version)
+    adopt_rules(store, live_version(rules, app.renderer()))
     report = PassReport(at=now)
     report.created, report.cancelled = process_events(store, rules, now)
     if sweep:
@@ -112,6 +121,7 @@ def run_pass(
             owner=daemon_id(),
             should_stop=should_stop,
             keep_claiming=keep_claiming,
+            max_delay=rules.max_delay,
         )
         report.dispatch = dispatcher.run(now, batch=claim_batch)
         d = report.dispatch

@@ -200,10 +200,10 @@ class Daemon:
             for problem in problems:
                 log.error("rules reload failed, keeping the last good rules: %s", problem)
             return
-        from cadence.flows.passes import adopt_rules
+        from cadence.flows.passes import adopt_rules, live_version
 
         self.app._rules = rules
-        adopt_rules(self.app.store, rules.version)
+        adopt_rules(self.app.store, live_version(rules, self.app.renderer()))
         log.info("rules reloaded: version %s", rules.version)
 
     def stop(self, *_: object) -> None:
