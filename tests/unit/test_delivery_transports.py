@@ -109,3 +109,17 @@ def test_make_transport_from_settings(tmp_path: Path) -> None:
     assert transport.directory == tmp_path.resolve() / "out"
     env = {"CADENCE_TRANSPORT__KIND": "console"}
     assert isinstance(make_transport(load_settings(config, environ=env)), ConsoleTransport)
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, s: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_console_is_a_failure_to_retry_never_unconfirmed() -> None:
+    """`cadence run --once | head`: the console transport knows nobody read the email, so it
+    is not `maybe_sent` (which would leave it for a person) and not permanent."""
+    with pytest.raises(TransportError) as caught:
+        ConsoleTransport(_ClosedPipe()).send(outgoing())
+    assert not caught.value.maybe_sent and not caught.value.permanent
+    assert "cannot write to the console" in caught.value.reason

@@ -7,7 +7,7 @@ import sys
 from typing import TextIO
 
 from cadence.delivery.compose import H_UNSUBSCRIBE, OutgoingEmail
-from cadence.delivery.transports.base import SendResult
+from cadence.delivery.transports.base import SendResult, TransportError
 
 
 class ConsoleTransport:
@@ -38,8 +38,13 @@ class ConsoleTransport:
             lines.append(f"{H_UNSUBSCRIBE}: {unsubscribe}")
         if out.html is not None:
             lines.append("(with an HTML part)")
-        stream.write("\n".join(lines) + "\n\n" + out.text.rstrip("\n") + "\n\n")
-        stream.flush()
+        try:
+            stream.write("\n".join(lines) + "\n\n" + out.text.rstrip("\n") + "\n\n")
+            stream.flush()
+        except (OSError, ValueError) as exc:
+            # a closed pipe (`cadence run --once | head`) or stream: this transport knows
+            # nobody read the email, so it is a failure to retry, never `unconfirmed`
+            raise TransportError(f"cannot write to the console: {exc}") from exc
         return SendResult(None)
 
     def close(self) -> None:
