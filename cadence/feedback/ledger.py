@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from cadence.delivery.unsubscribe import UnsubscribeClaim
 from cadence.feedback.webhook import Batch, Mapped
-from cadence.model import Customer, Event
+from cadence.model import Customer, EmailStatus, Event
 
 if TYPE_CHECKING:
     from cadence.ledger.ledger import Ledger
@@ -121,11 +121,11 @@ def _about_another_address(m: Mapped, customer: Customer) -> bool:
 def store_batch(store: Ledger, batch: Batch, now: datetime) -> Stored:
     """Ledger a parsed batch's new events in one `add_events` call (all or nothing), as
     received at `now`, then settle the `unconfirmed` emails SendGrid's events prove it
-    took."""
+    took: as sent, or as failed when SendGrid dropped them (`webhook.SETTLING`)."""
     customers = store.reads.customers_by_id(sorted({m.customer_id for m in batch.events}))
     ignored = batch.ignored
     events: list[Mapped] = []
-    settles: dict[str, str] = {}  # email id -> the event that settles it
+    settles: dict[str, Mapped] = {}  # email id -> the event that settles it
     for m in batch.events:
         customer = customers.get(m.customer_id)
         if customer is None:
@@ -133,7 +133,7 @@ def store_batch(store: Ledger, batch: Batch, now: datetime) -> Stored:
             ignored += 1
             continue
         if m.settles:
-            settles.setdefault(m.settles, m.sg_event_id)
+            _settling(settles, m.settles, m)
         if m.event is None:  # e.g. `processed`: it settles an email, the ledger keeps nothing
             ignored += 1
             continue
@@ -155,10 +155,35 @@ def store_batch(store: Ledger, batch: Batch, now: datetime) -> Stored:
     settled = 0
     if settles:
         waiting = {email.id for email, _ in store.sending.unconfirmed_emails()}
-        for email_id, sg_event_id in settles.items():
-            if email_id in waiting and store.sending.settle_email(
-                email_id, sent=True, by=f"SendGrid event {sg_event_id}", at=now
-            ):
+        for email_id, m in settles.items():
+            if email_id in waiting and _settle(store, email_id, m, now):
                 settled += 1
-                log.info("email %s settled as sent by SendGrid event %s", email_id, sg_event_id)
     return Stored(stored, duplicates, ignored, settled)
+
+
+def _settling(settles: dict[str, Mapped], email_id: str, m: Mapped) -> None:
+    """Keep the event that settles `email_id` in this batch: the first, unless a later one
+    fails it. A `dropped` is SendGrid's last word on an email (it comes after `processed`,
+    which says only that SendGrid took it), so in one batch the failure wins."""
+    first = settles.get(email_id)
+    if first is None or (
+        m.settles_as is EmailStatus.FAILED and first.settles_as is not EmailStatus.FAILED
+    ):
+        settles[email_id] = m
+
+
+def _settle(store: Ledger, email_id: str, m: Mapped, now: datetime) -> bool:
+    """Settle one `unconfirmed` email as the event says (`webhook.SETTLING`): sent, or failed
+    with SendGrid's reason (its messages are not planned again: SendGrid will not deliver
+    them either)."""
+    by = f"SendGrid event {m.sg_event_id}"
+    if m.settles_as is EmailStatus.FAILED:
+        # `unconfirmed_emails` was read just before; mark_failed closes the email whatever
+        # its status, so the check above is what keeps it to unconfirmed ones
+        store.sending.mark_failed(email_id, f"{m.failure} ({by})", now)
+        log.info("email %s settled as failed by %s: %s", email_id, by, m.failure)
+        return True
+    if store.sending.settle_email(email_id, sent=True, by=by, at=now):
+        log.info("email %s settled as sent by %s", email_id, by)
+        return True
+    return False

@@ -20,8 +20,10 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -35,26 +37,28 @@ from cadence.delivery.transports.sendgrid import (
     ARG_EMAIL,
     ARG_MESSAGES,
 )
-from cadence.model import Event
+from cadence.model import EmailStatus, Event
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 
-#: SendGrid events that prove the provider took the email: an `unconfirmed` one is settled as
-#: sent (never re-sent). `dropped` is left out: SendGrid took it but nobody received it, which
-#: an operator should see rather than a quiet "sent".
-SETTLING = frozenset(
+#: The one place that says which SendGrid events settle an `unconfirmed` email of ours, and
+#: as what. Each of them proves SendGrid took the email, so it is never sent again. `dropped`
+#: says SendGrid took it and will not deliver it (a suppressed or invalid address, spam
+#: content): the email failed, with SendGrid's reason. Every other one says it went on.
+SETTLING: Mapping[str, EmailStatus] = MappingProxyType(
     {
-        "processed",
-        "delivered",
-        "deferred",
-        "bounce",
-        "open",
-        "click",
-        "spamreport",
-        "unsubscribe",
-        "group_unsubscribe",
-        "group_resubscribe",
+        "processed": EmailStatus.SENT,
+        "delivered": EmailStatus.SENT,
+        "deferred": EmailStatus.SENT,
+        "bounce": EmailStatus.SENT,
+        "open": EmailStatus.SENT,
+        "click": EmailStatus.SENT,
+        "spamreport": EmailStatus.SENT,
+        "unsubscribe": EmailStatus.SENT,
+        "group_unsubscribe": EmailStatus.SENT,
+        "group_resubscribe": EmailStatus.SENT,
+        "dropped": EmailStatus.FAILED,
     }
 )
 
@@ -151,6 +155,8 @@ class Mapped:
     customer_id: str
     settles: str | None = None  # an email id that SendGrid demonstrably took
     address: str | None = None  # the recipient address the event is about
+    settles_as: EmailStatus | None = None  # what `settles` becomes: SETTLING[event]
+    failure: str | None = None  # why, when it settles the email as failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +236,8 @@ def map_event(raw: dict[str, Any]) -> Mapped | None:
     name = str(raw["event"])
     email_id = raw.get(ARG_EMAIL) or None
     customer = str(raw[ARG_CUSTOMER])
-    settles = email_id if name in SETTLING else None
+    settles_as = SETTLING.get(name) if email_id else None
+    settles = email_id if settles_as is not None else None
     ledger = _ledger(name, raw)
     if ledger is None and settles is None:
         return None
@@ -248,7 +255,13 @@ def map_event(raw: dict[str, Any]) -> Mapped | None:
         at = datetime.fromtimestamp(int(raw["timestamp"]), UTC)
         event = Event(f"sg:{raw['sg_event_id']}", customer, type_, at, data)
     address = raw.get("email") if isinstance(raw.get("email"), str) else None
-    return Mapped(str(raw["sg_event_id"]), event, digest, customer, settles, address)
+    failure = None
+    if settles_as is EmailStatus.FAILED:  # SendGrid's reason, on one line, as a status reason
+        why = " ".join(str(raw.get("reason") or raw.get("response") or "").split())
+        failure = f"{name} by SendGrid: {why or 'no reason given'}"
+    return Mapped(
+        str(raw["sg_event_id"]), event, digest, customer, settles, address, settles_as, failure
+    )
 
 
 def parse_batch(body: bytes) -> Batch:

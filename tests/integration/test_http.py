@@ -380,7 +380,9 @@ def test_a_batch_is_stored_whole_or_not_at_all(served: Served) -> None:
     assert served.client.get("/healthz").status_code == 200 and served.server.running
 
 
-def test_delivered_settles_an_unconfirmed_email_as_sent(served: Served) -> None:
+def _unconfirmed(served: Served) -> str:
+    """Message m1 planned, claimed and handed to a transport by a daemon that then died:
+    its email is `unconfirmed`. Returns the email's id."""
     store = served.app.store
     t = now()
     store.ingest.add_messages(
@@ -397,6 +399,12 @@ def test_delivered_settles_an_unconfirmed_email_as_sent(served: Served) -> None:
     assert email_id in store.sending.mark_sending_many([email_id], "d1")
     store.sending.recover_leases(t + timedelta(minutes=6))  # the daemon died mid-send
     assert [e.id for e, _ in store.sending.unconfirmed_emails()] == [email_id]
+    return email_id
+
+
+def test_delivered_settles_an_unconfirmed_email_as_sent(served: Served) -> None:
+    store = served.app.store
+    email_id = _unconfirmed(served)
     r = served.post_events(sg("delivered", "dl1", cadence_email=email_id, cadence_messages="m1"))
     assert r.json() == {"stored": 1, "duplicates": 0, "ignored": 0, "settled": 1}
     assert store.sending.unconfirmed_emails() == []
@@ -404,6 +412,28 @@ def test_delivered_settles_an_unconfirmed_email_as_sent(served: Served) -> None:
     assert decision.status is Status.SENT and "SendGrid event dl1" in decision.reason
     repeat = served.post_events(sg("delivered", "dl1", cadence_email=email_id))
     assert repeat.json()["settled"] == 0
+
+
+def test_dropped_settles_an_unconfirmed_email_as_failed_with_sendgrids_reason(
+    served: Served,
+) -> None:
+    store = served.app.store
+    email_id = _unconfirmed(served)
+    # SendGrid took it (`processed`), then dropped it: in one batch, the drop is the last word
+    r = served.post_events(
+        sg("processed", "p1", cadence_email=email_id),
+        sg("dropped", "dr1", cadence_email=email_id, reason="Bounced Address"),
+    )
+    assert r.status_code == 200 and r.json()["settled"] == 1
+    assert store.sending.unconfirmed_emails() == []
+    ((_message, decision),) = store.reads.messages_of("c-17")
+    assert decision.status is Status.FAILED
+    assert "dropped by SendGrid: Bounced Address" in decision.reason
+    assert "SendGrid event dr1" in decision.reason
+    # it stays failed: a later event about it settles nothing, and nothing plans it again
+    again = served.post_events(sg("delivered", "dl1", cadence_email=email_id))
+    assert again.json()["settled"] == 0
+    assert store.reads.messages_of("c-17")[0][1].status is Status.FAILED
 
 
 def test_without_a_key_every_post_is_refused_and_the_start_says_which_key_to_set(

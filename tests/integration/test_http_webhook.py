@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cadence.feedback.webhook import (
+    SETTLING,
     BadPublicKey,
     MalformedBatch,
     digest_of,
@@ -19,6 +20,7 @@ from cadence.feedback.webhook import (
     parse_batch,
     verify_signature,
 )
+from cadence.model import EmailStatus
 
 TS = "1763900000"
 
@@ -153,6 +155,8 @@ def test_each_sendgrid_event_becomes_its_ledger_event() -> None:
         assert event.data["messages"] == ["mkt-301", "cs-12"]
         assert event.data["sendgrid"]["sg_event_id"] == event.id[3:]  # the raw event is kept
     assert {m.settles for m in batch.events} == {"e-1"}  # each proves SendGrid took e-1
+    assert {m.settles_as for m in batch.events} == {EmailStatus.SENT}
+    assert {m.failure for m in batch.events} == {None}
 
 
 def test_events_not_ours_or_of_no_interest_are_counted_not_kept() -> None:
@@ -160,14 +164,47 @@ def test_events_not_ours_or_of_no_interest_are_counted_not_kept() -> None:
         body_of(
             {"event": "delivered", "sg_event_id": "x", "timestamp": 1, "email": "x@y.test"},
             {"event": "whatever", "note": "another system's event, in any shape"},
-            ours("dropped", "dr", reason="Bounced Address"),
             ours("processed", "p1"),
+            ours("asm_group_resubscribe_preview", "x1"),
         )
     )
-    # `dropped` means nothing to the ledger and settles nothing: it is counted, as ignored
-    assert batch.ignored == 3 and batch.reasons == {"not ours": 2, "event 'dropped'": 1}
+    assert batch.ignored == 3
+    assert batch.reasons == {"not ours": 2, "event 'asm_group_resubscribe_preview'": 1}
     (processed,) = batch.events
     assert processed.event is None and processed.settles == "e-1"  # it only settles
+    assert processed.settles_as is EmailStatus.SENT
+
+
+def test_dropped_settles_its_email_as_failed_with_sendgrids_reason() -> None:
+    batch = parse_batch(
+        body_of(
+            ours("dropped", "dr1", reason="Bounced Address"),
+            ours("dropped", "dr2", cadence_email="e-2", reason="Spam\nContent "),
+            ours("dropped", "dr3", cadence_email="e-3"),
+        )
+    )
+    assert [m.event for m in batch.events] == [None, None, None]  # nothing for the ledger
+    assert [(m.settles, m.settles_as) for m in batch.events] == [
+        ("e-1", EmailStatus.FAILED),
+        ("e-2", EmailStatus.FAILED),
+        ("e-3", EmailStatus.FAILED),
+    ]
+    assert [m.failure for m in batch.events] == [
+        "dropped by SendGrid: Bounced Address",
+        "dropped by SendGrid: Spam Content",  # one line: it becomes a status reason
+        "dropped by SendGrid: no reason given",
+    ]
+
+
+def test_every_settling_event_settles_as_sendgrid_means_it() -> None:
+    assert SETTLING["dropped"] is EmailStatus.FAILED
+    assert {k for k, v in SETTLING.items() if v is EmailStatus.SENT} >= {
+        "processed",
+        "delivered",
+        "deferred",
+        "bounce",
+    }
+    assert set(SETTLING.values()) == {EmailStatus.SENT, EmailStatus.FAILED}
 
 
 def test_the_same_event_twice_in_a_batch_is_kept_once() -> None:
