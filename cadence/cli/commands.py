@@ -180,19 +180,55 @@ def emails_unconfirmed(fmt: FormatOption = "table") -> None:
 
 @emails_app.command("settle")
 def emails_settle(
-    email_id: Annotated[str, typer.Argument(help="an unconfirmed email")],
-    sent: Annotated[bool, typer.Option("--sent/--not-sent", help="did it reach the provider?")],
-    by: Annotated[str, typer.Option(help="who settles it (kept in the decisions)")] = "operator",
+    email_ids: Annotated[
+        list[str] | None, typer.Argument(help="unconfirmed emails (or --all)", show_default=False)
+    ] = None,
+    sent: Annotated[
+        bool | None,
+        typer.Option("--sent/--not-sent", help="did they reach the provider?", show_default=False),
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="every unconfirmed email the filters select")
+    ] = False,
+    customer: Annotated[str | None, typer.Option(help="with --all: one customer's")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="with --all: unconfirmed at or after this time (ISO 8601)")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="with --all: unconfirmed before this time (ISO 8601)")
+    ] = None,
+    by: Annotated[str, typer.Option(help="who settles them (kept in the decisions)")] = "operator",
 ) -> None:
-    """Settle an unconfirmed email: --sent records it; --not-sent plans its messages again."""
+    """Settle unconfirmed emails: --sent records them as sent; --not-sent plans their messages
+    again. Name the emails, or take --all that the filters select. All or nothing: if a named
+    email is not unconfirmed, nothing changes."""
+    if sent is None:
+        fail("error: say --sent or --not-sent", 2)
+    if every == bool(email_ids):
+        fail("error: name the emails to settle, or give --all (not both)", 2)
+    if not every and (customer or since or until):
+        fail("error: --customer, --since and --until filter --all", 2)
+    lower = parse_time(since, "--since") if since else None
+    upper = parse_time(until, "--until") if until else None
     a = get_app()
     with errors():
-        done = a.store.sending.settle_email(email_id, sent, by, now_or(None))
-    if not done:
-        fail(f"error: {email_id} is not an unconfirmed email")
-    typer.echo(
-        f"{email_id} settled as {'sent' if sent else 'not sent: its messages are planned again'}"
-    )
+        waiting = a.store.sending.unconfirmed_emails(customer=customer, since=lower, until=upper)
+        ids = [e.id for e, _ in waiting] if every else list(dict.fromkeys(email_ids or []))
+        known = {e.id for e, _ in waiting}
+        strangers = [i for i in ids if i not in known]
+        if strangers:
+            fail(
+                f"error: not unconfirmed, so nothing was settled: {', '.join(strangers)} "
+                "(see `cadence emails unconfirmed`)"
+            )
+        done = a.store.sending.settle_emails(ids, sent, by, now_or(None))
+    what = "sent" if sent else "not sent: its messages are planned again"
+    for email_id in done:
+        typer.echo(f"{email_id} settled as {what}")
+    skipped = [i for i in ids if i not in set(done)]
+    for email_id in skipped:  # settled by someone else between the look and the write
+        typer.echo(f"{email_id} was settled meanwhile; left as it is")
+    typer.echo(f"settled {len(done)} email{'s' if len(done) != 1 else ''}")
 
 
 @app.command()

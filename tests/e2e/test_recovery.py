@@ -1,0 +1,163 @@
+"""Recovery without a person, with real processes: a daemon killed mid-send over a SendGrid
+look-alike on loopback, the next daemon finishing the work, and the operator settling what
+only the provider could know, through the CLI."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from cadence.delivery.transports.sendgrid import SendgridTransport
+from cadence.ledger.db import upgrade
+from cadence.ledger.ledger import Ledger
+from cadence.ledger.tables import emails
+from cadence.model import Customer, Message
+from tests.e2e.test_daemon import Daemon, until, write_setup
+from tests.support.sendgrid_lookalike import SendgridLookalike
+
+CUSTOMERS = 80
+
+
+def seed_distinct(url: str, customers: int) -> None:
+    """One offer per customer, each with a body of its own: one email per request, so the
+    requests on the wire are counted in emails."""
+    upgrade(url)
+    store = Ledger(url)
+    now = datetime.now(UTC)
+    store.ingest.upsert_customers(
+        [
+            (Customer(f"c-{i:04}", f"c{i}@acme.test", "C", "UTC", None, {}), "d")
+            for i in range(customers)
+        ],
+        now=now,
+    )
+    store.ingest.add_messages(
+        [
+            (
+                Message(
+                    f"m-{i:04}",
+                    f"c-{i:04}",
+                    "sales",
+                    category="offer",
+                    subject="Hello",
+                    body_text=f"An offer for customer {i}",
+                    send_after=now - timedelta(minutes=1),
+                ),
+                "x",
+            )
+            for i in range(customers)
+        ],
+        now=now,
+    )
+    store.close()
+
+
+def _sending(url: str) -> int:
+    store = Ledger(url)
+    try:
+        with store.engine.connect() as conn:
+            return int(
+                conn.scalar(
+                    select(func.count()).select_from(emails).where(emails.c.status == "sending")
+                )
+                or 0
+            )
+    finally:
+        store.close()
+
+
+def _cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cadence", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cadence.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def test_a_sigkill_mid_send_strands_at_most_the_requests_on_the_wire(
+    url: str, tmp_path: Path
+) -> None:
+    with SendgridLookalike() as sg:
+        sg.delay = 0.2  # a slow provider: requests are on the wire when the kill comes
+        env = write_setup(tmp_path, url, sg)
+        seed_distinct(url, CUSTOMERS)
+        daemon = Daemon(tmp_path, env)
+        until(lambda: len(sg.received) >= 16)
+        daemon.stop(signal.SIGKILL)
+        on_the_wire = SendgridTransport.concurrency
+        stranded = _sending(url)
+        # only what was handed over is `sending`: at most one request per sending thread
+        assert stranded <= on_the_wire, stranded
+
+        restarted = Daemon(tmp_path, env)
+        store = Ledger(url)
+        try:
+            unconfirmed: set[str] = set()
+
+            def all_accounted() -> bool:
+                unconfirmed.clear()
+                unconfirmed.update(e.id for e, _ in store.sending.unconfirmed_emails())
+                return len(set(sg.email_ids()) | unconfirmed) >= CUSTOMERS
+
+            until(all_accounted, timeout=90)
+            ids = sg.email_ids()
+            assert len(ids) == len(set(ids))  # never twice
+            # the stranded ones, and only those, wait for their fate to be settled
+            assert len(unconfirmed) == stranded and len(unconfirmed) <= on_the_wire
+            took = [i for i in unconfirmed if i in set(ids)]  # SendGrid had these
+            lost = sorted(set(unconfirmed) - set(took))  # killed before they left
+            # the operator settles them in two calls, and is told what changed
+            if took:
+                said = _cli(env, tmp_path, "emails", "settle", *took, "--sent")
+                assert said.returncode == 0, said.stderr
+                assert f"settled {len(took)} email" in said.stdout
+            if lost:
+                said = _cli(env, tmp_path, "emails", "settle", "--all", "--not-sent")
+                assert said.returncode == 0, said.stderr
+                assert all(f"{i} settled as not sent" in said.stdout for i in lost)
+            assert store.sending.unconfirmed_emails() == []
+
+            def sent_messages() -> Counter[str]:
+                return Counter(
+                    m for e in sg.emails() for m in e["custom_args"]["cadence_messages"].split(",")
+                )
+
+            # what had not left is sent by the next pass: every message exactly once
+            until(lambda: len(sent_messages()) == CUSTOMERS, timeout=60)
+            time.sleep(1.5)  # anything more would be a second send
+            assert set(sent_messages().values()) == {1}
+        finally:
+            store.close()
+            assert restarted.stop() == 0, restarted.text()[-3000:]
+
+
+def test_settle_names_what_it_refuses_and_changes_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cadence.db'}"
+    with SendgridLookalike() as sg:
+        env = write_setup(tmp_path, url, sg)
+        seed_distinct(url, 2)
+        said = _cli(env, tmp_path, "emails", "settle", "e-nope", "--sent")
+        assert said.returncode == 1
+        assert "not unconfirmed, so nothing was settled: e-nope" in said.stderr
+        said = _cli(env, tmp_path, "emails", "settle", "--sent")
+        assert said.returncode == 2 and "--all" in said.stderr
+        said = _cli(env, tmp_path, "emails", "settle", "--all", "--not-sent")
+        assert said.returncode == 0 and "settled 0 emails" in said.stdout
