@@ -6,8 +6,9 @@ small (names, attributes, constants, comparisons, and/or/not, filters, tests, ou
 functions), so those shapes are turned, once at load, into closures over Jinja's own runtime:
 the sandbox's `getattr` and `getitem` (its safety checks included), its undefined values
 (StrictUndefined: using one raises), its filter and test functions, Python's operators as
-Jinja's compiled code uses them. The same meaning by construction, which a property test
-holds against Jinja on generated expressions. Anything else returns None and is left to Jinja.
+Jinja's compiled code uses them (those the sandbox bounds through `checked_binop`, as it
+does). The same meaning by construction, which a property test holds against Jinja on
+generated expressions. Anything else returns None and is left to Jinja.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.filters import FILTERS
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.tests import TESTS
+
+from cadence.jinja import checked_binop
 
 Scope = Mapping[str, Any]
 Fn = Callable[[Scope], Any]
@@ -139,6 +142,10 @@ def compile_fast(node: nodes.Node, env: ImmutableSandboxedEnvironment) -> Fn | N
         if op is None or pair is None:
             return None
         fn, (lhs, rhs) = op, pair
+        if node.operator in env.intercepted_binops:
+            # as the sandbox runs it: `'a' * 10**9` is refused before it is made
+            symbol = node.operator
+            return lambda s: checked_binop(symbol, lhs(s), rhs(s))
         return lambda s: fn(lhs(s), rhs(s))
     if isinstance(node, nodes.Compare):
         exprs = _all(compile_fast(node.expr, env), *(compile_fast(o.expr, env) for o in node.ops))

@@ -58,7 +58,9 @@ class Expression:
         except ExpressionError:
             raise
         except Exception as exc:  # any failure of user code is reported, never raised as is
-            raise ExpressionError(f"`{self.source}` ({self.location}): {exc}") from exc
+            # a reason is never empty: a bare MemoryError or KeyError() still names itself
+            why = str(exc) or type(exc).__name__
+            raise ExpressionError(f"`{self.source}` ({self.location}): {why}") from exc
 
 
 @dataclass(frozen=True, slots=True)
