@@ -139,7 +139,7 @@ def _webhook_key(public_key: str | None, allow_unsigned: bool) -> EllipticCurveP
             " true): anyone who can reach it can bounce or unsubscribe any customer"
         )
     elif key is None:
-        log.error("%s; until then every post gets a 503", UNCONFIGURED)
+        log.warning("%s; until then every post gets a 503", UNCONFIGURED)
     return key
 
 
