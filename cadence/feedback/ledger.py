@@ -178,11 +178,10 @@ def _settle(store: Ledger, email_id: str, m: Mapped, now: datetime) -> bool:
     them either)."""
     by = f"SendGrid event {m.sg_event_id}"
     if m.settles_as is EmailStatus.FAILED:
-        # `unconfirmed_emails` was read just before; mark_failed closes the email whatever
-        # its status, so the check above is what keeps it to unconfirmed ones
-        store.sending.mark_failed(email_id, f"{m.failure} ({by})", now)
-        log.info("email %s settled as failed by %s: %s", email_id, by, m.failure)
-        return True
+        if store.sending.fail_unconfirmed(email_id, f"{m.failure} ({by})", now):
+            log.info("email %s settled as failed by %s: %s", email_id, by, m.failure)
+            return True
+        return False
     if store.sending.settle_email(email_id, sent=True, by=by, at=now):
         log.info("email %s settled as sent by %s", email_id, by)
         return True

@@ -374,7 +374,9 @@ class Dispatcher:
             )
         except (RenderError, ValueError) as exc:
             # nothing half-rendered goes out: the members wait, with the error, for a fix
-            self.store.sending.hold_email(email.id, f"held: {exc}", now=now)
+            self.store.sending.hold_email(
+                email.id, f"held: {str(exc) or type(exc).__name__}", now=now
+            )
             report.held.append(email.id)
             log.warning("held email=%s customer=%s: %s", email.id, email.customer_id, exc)
             return None

@@ -224,6 +224,22 @@ class Sending(ClaimOps):
         with self.engine.begin() as conn:
             return self._settle_one(conn, email_id, sent, by, at)
 
+    def fail_unconfirmed(self, email_id: str, reason: str, at: datetime) -> bool:
+        """An `unconfirmed` email the provider will not deliver (SendGrid's `dropped`): it
+        fails with `reason`, and its messages are not planned again. False, and nothing
+        changed, when it is no longer unconfirmed (someone settled it first)."""
+        with self.engine.begin() as conn:
+            closed = conn.execute(
+                update(emails)
+                .where(emails.c.id == email_id, emails.c.status == EmailStatus.UNCONFIRMED)
+                .values(status=EmailStatus.FAILED, error=reason, updated_at=at, lease_owner=None)
+                .returning(emails.c.id)
+            ).first()
+            if closed is None:
+                return False
+            settle(Driver(conn), [email_id], Status.FAILED, lambda _: f"failed: {reason}", at)
+            return True
+
     def _settle_one(
         self, conn: Connection, email_id: str, sent: bool, by: str, at: datetime
     ) -> bool:

@@ -157,10 +157,15 @@ def test_claim_lease_and_recovery(store) -> None:  # type: ignore[no-untyped-def
     _plan(store, Rules(version="v1"), NOW + timedelta(minutes=7))
     assert store.sending.claim_due(NOW + timedelta(minutes=7), "a", timedelta(minutes=5), 10) == []
     assert [e.id for e, _ in store.sending.unconfirmed_emails()] == [claimed[0].email.id]
-    assert store.sending.settle_email(
-        claimed[0].email.id, sent=True, by="operator", at=NOW + timedelta(minutes=8)
+    # a provider's drop that comes after the operator settled it changes nothing
+    settled_first = store.sending.settle_emails(
+        [claimed[0].email.id], sent=True, by="operator", at=NOW + timedelta(minutes=8)
     )
+    assert settled_first == [claimed[0].email.id]
+    assert not store.sending.fail_unconfirmed(claimed[0].email.id, "dropped", NOW)
     assert store.sending.unconfirmed_emails() == []
+    ((_m, d),) = [x for x in store.reads.messages_of("c-1") if x[0].id == "m1"]
+    assert d.status is Status.SENT and "settled by operator" in d.reason
 
 
 def test_expired_claim_goes_back_to_planned(store) -> None:  # type: ignore[no-untyped-def]
