@@ -139,7 +139,7 @@ def _webhook_key(public_key: str | None, allow_unsigned: bool) -> EllipticCurveP
             " true): anyone who can reach it can bounce or unsubscribe any customer"
         )
     elif key is None:
-        log.warning("%s; until then every post gets a 503", UNCONFIGURED)
+        log.warning("%s; until then every post gets a 403", UNCONFIGURED)
     return key
 
 
@@ -153,7 +153,7 @@ def create_app(
     """The ASGI app over `app`'s store. `public_key` is SendGrid's verification key (base64
     DER, as SendGrid shows it, or PEM); with it, only posts signed within the last day are
     accepted, and a bad key raises `webhook.BadPublicKey` here, at start. Without it, posts
-    are accepted unsigned only when `allow_unsigned`; otherwise every one is refused (503).
+    are accepted unsigned only when `allow_unsigned`; otherwise every one is refused (403).
     `scheduler_alive` feeds /healthz."""
     key = _webhook_key(public_key, allow_unsigned)
     secret = app.unsubscribe_secret()
@@ -251,7 +251,7 @@ def create_app(
         if key is None and not allow_unsigned:
             metrics.record_webhook_rejected("unconfigured")
             log.warning("SendGrid webhook post refused: %s", UNCONFIGURED)
-            return JSONResponse({"error": UNCONFIGURED}, status_code=503)
+            return JSONResponse({"error": UNCONFIGURED}, status_code=403)
         if key is not None:
             timestamp = request.headers.get(webhook.TIMESTAMP_HEADER)
             signature = request.headers.get(webhook.SIGNATURE_HEADER)
