@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,11 +35,16 @@ class App:
     _rules: Rules | None = field(default=None, repr=False)
     _renderer: Renderer | None = field(default=None, repr=False)
     _secret: bytes | None = field(default=None, repr=False)
+    _opening: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def store(self) -> Ledger:
+        """The store, opened once: threads asking together (the daemon's jobs, the HTTP
+        side) wait for the first to open it, and migrate it, instead of each doing so."""
         if self._store is None:
-            self._store = open_store(self.settings.database_url)
+            with self._opening:
+                if self._store is None:
+                    self._store = open_store(self.settings.database_url)
         return self._store
 
     def rules(self, directory: Path | None = None) -> Rules:
@@ -91,31 +97,21 @@ class App:
 
 
 def open_store(url: str) -> Ledger:
-    """The store at `url`, its schema brought up to date when it is a new embedded SQLite
-    database (the default setup should just work); any other database must be upgraded on
-    purpose with `cadence db upgrade`."""
-    from cadence.ledger.db import schema_state, upgrade
+    """The store at `url`. A new embedded SQLite database, or one a first migration left half
+    made, is migrated here (the default setup should just work), under `migrate`'s lock; any
+    other database must be upgraded on purpose with `cadence db upgrade`."""
+    from cadence.ledger.db import migrate, safe_url, schema_state
     from cadence.ledger.ledger import Ledger
 
-    state = schema_state(url)
+    state = migrate(url, ("empty", "partial")) if url.startswith("sqlite") else schema_state(url)
     if state != "current":
-        if url.startswith("sqlite") and state == "empty":
-            upgrade(url)
-        else:
-            what = "empty" if state == "empty" else "at an older schema"
-            raise NotReady(
-                f"the database at {_safe(url)} is {what}: run `cadence db upgrade` first"
-            )
+        what = {
+            "empty": "empty",
+            "outdated": "at an older schema",
+            "partial": "half made by a first migration that did not finish",
+        }[state]
+        raise NotReady(f"the database at {safe_url(url)} is {what}: run `cadence db upgrade` first")
     return Ledger(url)
-
-
-def _safe(url: str) -> str:
-    """The URL without a password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.split("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
-    return url
 
 
 def open_app(config: Path | None = None) -> App:

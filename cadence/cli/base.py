@@ -4,6 +4,7 @@ invalid input or rules, exit 2 for wrong usage)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -66,6 +67,13 @@ def errors() -> Iterator[None]:
     except RuleErrors as exc:
         fail("\n".join(str(e) for e in exc.errors))
     except (ConfigError, NotReady, SourceError) as exc:
+        fail(f"error: {exc}")
+    except Exception as exc:
+        # looked for among the loaded modules: importing the database layer here would
+        # slow every command, and one that never loaded it cannot have failed in it
+        db = sys.modules.get("cadence.ledger.db")
+        if db is None or not isinstance(exc, db.HalfMade):
+            raise
         fail(f"error: {exc}")
 
 

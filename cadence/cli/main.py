@@ -53,8 +53,22 @@ def db_upgrade() -> None:
     from cadence.ledger.db import upgrade
 
     a = get_app()
-    upgrade(a.settings.database_url)
+    with errors():
+        upgrade(a.settings.database_url)
     typer.echo("database schema is up to date")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Whether the database schema is the newest; exit 1 when it is not."""
+    from cadence.ledger.db import HEAD, schema_state
+
+    a = get_app()
+    with errors():
+        state = schema_state(a.settings.database_url)
+    if state != "current":
+        fail(f"database schema: {state}; run `cadence db upgrade`")
+    typer.echo(f"database schema: current ({HEAD})")
 
 
 @rules_app.command("check")

@@ -1,14 +1,31 @@
 """Engines and the schema: SQLite (WAL) as the embedded default, PostgreSQL through psycopg 3;
-Alembic brings either to the newest migration."""
+Alembic brings either to the newest migration, one process at a time (`migrate`)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 
-SchemaState = Literal["empty", "current", "outdated"]
+#: `partial`: tables of ours and no migration recorded, what a first migration that was not
+#: one transaction left when its process died (cadence before `migrate` could)
+SchemaState = Literal["empty", "current", "outdated", "partial"]
+
+#: the tables the migrations make
+OWN_TABLES = frozenset({"customers", "messages", "emails", "events", "decisions", "meta"})
+#: every state `cadence db upgrade` brings to the newest migration
+UPGRADABLE: tuple[SchemaState, ...] = ("empty", "outdated", "partial")
+#: the key of the PostgreSQL advisory lock a migration holds ("cadence" in ASCII)
+MIGRATION_LOCK = 0x63616465_6E6365
+#: how long a PostgreSQL connection attempt may take before it is an error (libpq waits for
+#: ever by default, and an unreachable host would hang every command for minutes)
+PG_CONNECT_TIMEOUT = 10
+
+
+class HalfMade(Exception):
+    """A half-made schema whose tables hold rows: starting it again would lose them."""
 
 
 class UnsupportedDatabase(ValueError):
@@ -45,7 +62,11 @@ def make_engine(url: str) -> Engine:
 
         return engine
     if url.startswith("postgresql+psycopg://"):
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        # a connect_timeout in the URL wins (connect_args would override it)
+        timeout = {} if "connect_timeout=" in url else {"connect_timeout": PG_CONNECT_TIMEOUT}
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=timeout
+        )
     if url.startswith("postgresql"):
         raise UnsupportedDatabase(
             f"{url.split('://')[0]}: use postgresql+psycopg://user@host/db (psycopg 3)"
@@ -68,10 +89,8 @@ def _alembic_config(url: str) -> Any:
 
 
 def upgrade(url: str) -> None:
-    """Bring the database at `url` to the newest migration."""
-    from alembic import command
-
-    command.upgrade(_alembic_config(url), "head")
+    """Bring the database at `url` to the newest migration (see `migrate`)."""
+    migrate(url, UPGRADABLE)
 
 
 #: the newest migration; a test checks it against Alembic's own view of `migrations/`, so every
@@ -91,10 +110,107 @@ def schema_state(url: str, engine: Engine | None = None) -> SchemaState:
     engine = engine or make_engine(url)
     try:
         with engine.connect() as conn:
-            if not inspect(conn).has_table("alembic_version"):
-                return "empty"
-            current = conn.scalar(text("SELECT version_num FROM alembic_version"))
+            return _state(conn)
     finally:
         if own:
             engine.dispose()
-    return "current" if current == HEAD else "outdated"
+
+
+def _state(conn: Connection) -> SchemaState:
+    tables = set(inspect(conn).get_table_names())
+    version = None
+    if "alembic_version" in tables:
+        version = conn.scalar(text("SELECT version_num FROM alembic_version"))
+    if version is None:
+        return "partial" if tables & OWN_TABLES else "empty"
+    return "current" if version == HEAD else "outdated"
+
+
+def migrate(url: str, when: Collection[SchemaState]) -> SchemaState:
+    """The schema's state, after bringing it to the newest migration if it was in `when`.
+
+    Several processes (or threads) may start together on a new database: looking at the
+    schema and migrating it are one step under a lock each of them takes, so one migrates and
+    the others then find it current. On SQLite the lock is the database's own write lock,
+    taken by BEGIN IMMEDIATE (the others wait up to the busy timeout, 30 s); on PostgreSQL an
+    advisory lock held by the transaction. The migration runs in that same transaction, so a
+    process that dies halfway leaves the database as it found it, never half made.
+
+    A `partial` schema in `when` is started again when none of its tables holds a row
+    (nothing is lost); `HalfMade` is raised when one does. The state is first read without
+    the lock: a current schema, the usual case, never waits for the daemon's writes."""
+    state = schema_state(url)
+    if state not in when:
+        return state
+    engine = _migration_engine(url)
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            state = _state(conn)  # again, under the lock: another process may have migrated
+            if state not in when:
+                return state
+            if state == "partial":
+                _clear_half_made(conn, url)
+            _run_alembic(conn, url)
+            return _state(conn)
+    finally:
+        engine.dispose()
+
+
+def _migration_engine(url: str) -> Engine:
+    """An engine whose transactions hold the lock `migrate` needs from their first statement.
+
+    On SQLite the driver's own transaction handling begins a transaction only before a data
+    change, so DDL ran outside any (the half-made schemas); with it off, a transaction begins
+    where SQLAlchemy begins one, IMMEDIATE: the write lock at once, not at the first write."""
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _driver_hands_off(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _run_alembic(conn: Connection, url: str) -> None:
+    """Alembic on `conn`, inside the caller's transaction (env.py takes the connection; a
+    connection already in a transaction is left to its owner to commit)."""
+    from alembic import command
+
+    cfg = _alembic_config(url)
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
+
+
+def _clear_half_made(conn: Connection, url: str) -> None:
+    """Drop what a first migration left, when no table of it holds a row."""
+    names = [
+        name
+        for name in inspect(conn).get_table_names()
+        if name in OWN_TABLES or name == "alembic_version" or name.startswith("_alembic_tmp_")
+    ]
+    holding = [n for n in names if conn.scalar(text(f'SELECT 1 FROM "{n}" LIMIT 1')) is not None]
+    if holding:
+        raise HalfMade(
+            f"the database at {safe_url(url)} holds tables a first migration left half made, "
+            f"and {', '.join(sorted(holding))} hold rows: cadence will not drop them. Keep a "
+            "copy, then drop those tables (or point database_url at a new database)"
+        )
+    cascade = " CASCADE" if conn.dialect.name == "postgresql" else ""
+    for name in names:
+        conn.execute(text(f'DROP TABLE IF EXISTS "{name}"{cascade}'))
+
+
+def safe_url(url: str) -> str:
+    """The URL without a password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+    return url
