@@ -3,15 +3,15 @@
 Jobs: a tick (events, re-planning, sending what is due), the playbook sweep, and a watch that
 reloads rules and templates when their files change (a reload that fails keeps the last good
 rules and logs every error with file and line). SIGTERM/SIGINT finish the email in flight,
-release the rest of the batch and stop.
+release the rest of the batch and stop, within the lease at the latest (`stopping`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cadence.clock import utcnow
+from cadence.runtime.stopping import StopRequest, force_exit
 
 if TYPE_CHECKING:
     from cadence.app import App
@@ -89,11 +90,13 @@ def single_sqlite_daemon(url: str) -> Iterator[None]:
 
 class Daemon:
     def __init__(self, app: App) -> None:
-        from apscheduler.schedulers.blocking import BlockingScheduler
+        from apscheduler.schedulers.background import BackgroundScheduler
 
         self.app = app
         self.stopping = threading.Event()
-        self.scheduler = BlockingScheduler(timezone="UTC")
+        # the scheduler's loop has a thread of its own: the main thread only waits for a stop
+        # and carries it out (see `stopping` for why it must not be the scheduler's loop)
+        self.scheduler = BackgroundScheduler(timezone="UTC")
         self.folders = (Path(app.settings.rules_dir), Path(app.settings.templates_dir))
         self.digest = folder_digest(*self.folders)
         self.last_tick: datetime | None = None
@@ -157,7 +160,8 @@ class Daemon:
             # never sooner than a moment from now: something due that a tick cannot settle
             # (another daemon holds it) must not turn the loop into a spin
             soonest = utcnow() + timedelta(milliseconds=200)
-            self.scheduler.modify_job("tick", next_run_time=max(wake, soonest))
+            with _unless_shut_down():
+                self.scheduler.modify_job("tick", next_run_time=max(wake, soonest))
 
     def urgent(self) -> None:
         """Start a pass now if transactional mail waits for its first plan (a pass in
@@ -166,7 +170,8 @@ class Daemon:
             return
         try:
             if self.app.store.planning.has_unplanned_transactional():
-                self.scheduler.modify_job("tick", next_run_time=utcnow())
+                with _unless_shut_down():
+                    self.scheduler.modify_job("tick", next_run_time=utcnow())
         except Exception:
             log.exception("looking for transactional mail failed; the next look tries again")
 
@@ -206,16 +211,15 @@ class Daemon:
         adopt_rules(self.app.store, live_version(rules, self.app.renderer()))
         log.info("rules reloaded: version %s", rules.version)
 
-    def stop(self, *_: object) -> None:
-        log.info("stopping: finishing the email in flight")
-        self.stopping.set()
-        self.scheduler.shutdown(wait=False)
-
-    def run(self) -> None:
+    def run(self, stop: StopRequest) -> None:
+        """Serve until a stop is requested, then stop by its deadline."""
         from apscheduler.triggers.interval import IntervalTrigger
 
         settings = self.app.settings
         tick: timedelta = settings.daemon.tick
+        # the store is opened (a new SQLite file migrated) and the rules loaded before any job
+        # runs: the first jobs start together and each would ask for them first
+        self.app.store  # noqa: B018 - opened for its effect
         rules = self.app.rules()
         now = utcnow()
         for job, every_, first in (
@@ -242,26 +246,37 @@ class Daemon:
                 misfire_grace_time=None,
                 **start,
             )
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
         from cadence.feedback.server import start_http
+        from cadence.runtime.control_server import start_control
 
         http = settings.http
         server = start_http(self.app, http.host, http.port, scheduler_alive=self.alive)
-        log.info("http listening on %s:%d", http.host, server.port)
-        from cadence.runtime.control_server import start_control
-
-        control = start_control(self.app)
-        log.info("cadence daemon started: tick %s, rules version %s", tick, rules.version)
+        control = None
         try:
+            control = start_control(self.app)
+            log.info("cadence daemon started: tick %s, rules version %s", tick, rules.version)
             self.scheduler.start()
-            with self._busy:  # wait for the tick in flight
-                pass
+            stop.requested.wait()
+            self._stop(stop)
         finally:
             if control is not None:
                 control.stop()
-            server.stop()
+            server.stop(timeout=max(0.5, stop.remaining()))
         log.info("cadence daemon stopped")
+
+    def _stop(self, stop: StopRequest) -> None:
+        """No job starts any more; the pass in flight sees `stopping` between emails, sends
+        the chunk on the wire and releases the rest of its claim."""
+        name = stop.signal.name if stop.signal else "request"
+        log.info(
+            "stopping on %s: finishing the email in flight (within the lease, %gs)",
+            name,
+            stop.deadline,
+        )
+        self.stopping.set()
+        self.scheduler.shutdown(wait=False)
+        if not self._busy.acquire(timeout=stop.remaining()):
+            force_exit("the pass in flight did not end within the lease")
 
     def alive(self) -> bool:
         """For /healthz: the scheduler ticked recently (three ticks' worth of slack)."""
@@ -276,5 +291,27 @@ def run_daemon(app: App) -> None:
     # APScheduler says so at INFO each time a job runs: ten times a second for the look for
     # receipts. Its warnings (a job missed, a job still running) still show.
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
-    with single_sqlite_daemon(app.settings.database_url):
-        Daemon(app).run()
+    # Alembic lists its plugins at INFO before a first migration; the migrations themselves
+    # ("Running upgrade") still show
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # from the start: a signal during start-up (the migration) is kept for when the daemon
+    # can stop, and the deadline counts from it
+    stop = StopRequest(app.settings.daemon.lease.total_seconds())
+    stop.install()
+    try:
+        # the store first: a database that cannot be used (a SQLite folder that does not
+        # exist) is said as such, before the lock file beside it is tried
+        app.store  # noqa: B018 - opened for its effect
+        with single_sqlite_daemon(app.settings.database_url):
+            Daemon(app).run(stop)
+    finally:
+        stop.restore()
+
+
+@contextlib.contextmanager
+def _unless_shut_down() -> Iterator[None]:
+    """A job moving the tick while the daemon stops: the scheduler, shut down, has no jobs."""
+    from apscheduler.jobstores.base import JobLookupError
+
+    with contextlib.suppress(JobLookupError):
+        yield
