@@ -112,6 +112,13 @@ class Message:
     origin: str | None = None  # the event id (or sweep) that created it
     to: str | None = None  # "owner": an internal alert to customer.owner_email
     created_at: datetime | None = None
+    #: how it reached the customer: cadence sends `email`; recorded touches may be a `call`,
+    #: a `meeting`, a `chat`, or any channel a team names
+    channel: str = "email"
+    summary: str | None = None  # a recorded touch's short account, in place of a body
+    #: a touch planned elsewhere (a booked call): `sent_at` is when it is planned for, and it
+    #: counts then, as a planned email does, until it is recorded again as done
+    planned: bool = False
 
     def expires(self, max_delay: timedelta, now: datetime) -> datetime:
         """When it can no longer go: its own `expires_at`, else `max_delay` after it may

@@ -85,6 +85,7 @@ def message_view(message: Message) -> View:
             "template": message.template,
             "data": view("data", message.data),
             "human": message.human,
+            "channel": message.channel,
             "transactional": message.transactional,
             "priority": message.priority,
             "playbook": message.playbook,

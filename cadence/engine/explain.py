@@ -32,7 +32,17 @@ def local(t: datetime, tz: ZoneInfo) -> str:
 _LOCAL: dict[tuple[datetime, str | None], str] = {}
 
 
+def touch_label(message: Message) -> str:
+    """A touch other than email, as decisions name it: "Kim's call c-9 (success)", "a
+    meeting m-2 (sales, planned)"."""
+    who = f"{message.sender.name}'s" if message.sender and message.sender.name else "a"
+    planned = ", planned" if message.planned else ""
+    return f"{who} {message.channel} {message.id} ({message.role}{planned})"
+
+
 def _message_label(message: Message) -> str:
+    if message.channel != "email":
+        return touch_label(message)
     who = f"{message.role} note by a person" if message.human else message.role
     where = " from another system" if message.kind == MessageKind.RECORDED else ""
     return f"{who} {message.id}{where}"

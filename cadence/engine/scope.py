@@ -37,13 +37,19 @@ def to_time(value: object) -> datetime:
 
 
 def _matches(
-    message: Message, role: str | None, category: str | None, topic: str | None, human: bool | None
+    message: Message,
+    role: str | None,
+    category: str | None,
+    topic: str | None,
+    human: bool | None,
+    channel: str | None,
 ) -> bool:
     return (
         (role is None or message.role == role)
         and (category is None or message.category == category)
         and (topic is None or message.topic == topic)
         and (human is None or message.human == human)
+        and (channel is None or message.channel == channel)
     )
 
 
@@ -68,7 +74,9 @@ class _Helpers:
         category: str | None = None,
         topic: str | None = None,
         human: bool | None = None,
+        channel: str | None = None,
     ) -> int:
+        """Touches of every channel (calls and meetings too) unless `channel` says one."""
         now = self.now
         since = now - _duration(duration)
         return sum(
@@ -76,26 +84,27 @@ class _Helpers:
             for sent in self.past
             if since <= sent.at <= now
             for member in sent.members
-            if member.to is None and _matches(member, role, category, topic, human)
+            if member.to is None and _matches(member, role, category, topic, human, channel)
         )
 
     def days_since(self, value: object) -> float:
         return (self.now - to_time(value)).total_seconds() / _DAY
 
-    def days_since_contact(self, role: str | None = None, human: bool | None = None) -> float:
+    def days_since_contact(
+        self, role: str | None = None, human: bool | None = None, channel: str | None = None
+    ) -> float:
+        """Days since the last touch (of any channel unless `channel` says one) that matches;
+        beyond the ledger the planner reads, the customer's kept contact times answer."""
         now = self.now
         latest: datetime | None = None
         for sent in self.past:
             if sent.at > now:
                 continue
             if any(
-                m.to is None and _matches(m, role, None, None, human) for m in sent.members
+                m.to is None and _matches(m, role, None, None, human, channel) for m in sent.members
             ) and (latest is None or sent.at > latest):
                 latest = sent.at
-        key = "any" if role is None else f"role:{role}"
-        if human:
-            key = "human" if role is None else f"{key}:human"
-        stored = self.last_contact.get(key)
+        stored = self.last_contact.get(contact_key(role, human, channel) or "")
         if stored is not None and stored <= now and (latest is None or stored > latest):
             latest = stored
         if latest is None:
@@ -103,6 +112,17 @@ class _Helpers:
         if latest is None:
             return float("inf")
         return max(0.0, (now - latest) / timedelta(days=1))
+
+
+def contact_key(role: str | None, human: bool | None, channel: str | None) -> str | None:
+    """The customer's kept contact time that answers `days_since_contact` with these filters
+    (None: none is kept for that combination; the ledger the planner reads answers alone)."""
+    if channel is not None:
+        return f"channel:{channel}" if role is None and not human else None
+    key = "any" if role is None else f"role:{role}"
+    if human:
+        key = "human" if role is None else f"{key}:human"
+    return key
 
 
 class ScopeFactory:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cadence.durations import format_duration
+from cadence.engine.explain import touch_label
 from cadence.engine.scope import ScopeFactory
 from cadence.model import CustomerContext, Message, MessageKind
 from cadence.rules.model import Expression, ExpressionError, Rules, SameKey
@@ -52,7 +53,10 @@ def _key(message: Message, same: SameKey) -> str | None:
     return message.template
 
 
-def _describe(message: Message) -> str:
+def describe(message: Message) -> str:
+    """A message as a decision names it: "an sales message m-1", "Kim's call m-2 (success)"."""
+    if message.channel != "email":
+        return touch_label(message)
     origin = " (recorded from another system)" if message.kind == MessageKind.RECORDED else ""
     who = "a person's" if message.human else "an"
     return f"{who} {message.role} message {message.id}{origin}"
@@ -75,7 +79,9 @@ def by_rules(
     for rule in rules.index.applicable(message).suppress:  # those whose filter matches
         redundant = None
         if rule.same is not None and rule.within is not None:
-            redundant = _earlier_same(ctx, rule.same, rule.within, message, ready, planned_before)
+            redundant = _earlier_same(
+                ctx, rule.same, rule.within, message, ready, planned_before, rule.filter.channels
+            )
             if redundant is None:
                 continue
         if rule.when is not None:
@@ -124,25 +130,39 @@ def _earlier_same(
     message: Message,
     ready: datetime,
     planned_before: Sequence[tuple[datetime, Message]],
+    channels: frozenset[str] | None,
 ) -> str | None:
-    """Why `message` is redundant under `same`/`within`, or None if it is not."""
+    """Why `message` is redundant under `same`/`within`, or None if it is not. Earlier mail
+    makes a later message redundant; a touch recorded from elsewhere (a call, a meeting, an
+    email a person wrote) does so on either side, since nothing moves it: a call booked for
+    tomorrow covers today's automated email on its topic. Only touches of the rule's
+    `channels` count, when it names them."""
     key = _key(message, same)
     if key is None:
         return None
     since = ready - within
     for sent in ctx.history:
-        if not since <= sent.at <= ready:
+        if not since <= sent.at <= ready + within:
             continue
         for other in sent.members:
-            if other.id != message.id and _key(other, same) == key:
-                return (
-                    f"redundant: {_describe(other)} on the same {same} `{key}` went out "
-                    f"{sent.at:%Y-%m-%d %H:%M} UTC, within {format_duration(within)}"
-                )
+            if other.id == message.id or _key(other, same) != key:
+                continue
+            if channels is not None and other.channel not in channels:
+                continue
+            if sent.at > ready and other.kind != MessageKind.RECORDED:
+                continue
+            if sent.at > ready or other.planned:
+                when = f"is planned for {sent.at:%Y-%m-%d %H:%M} UTC"
+            else:
+                when = f"went out {sent.at:%Y-%m-%d %H:%M} UTC"
+            return (
+                f"redundant: {describe(other)} on the same {same} `{key}` {when}, "
+                f"within {format_duration(within)}"
+            )
     for at, other in planned_before:
         if since <= at <= ready and _key(other, same) == key:
             return (
-                f"redundant: {_describe(other)} on the same {same} `{key}` is planned "
+                f"redundant: {describe(other)} on the same {same} `{key}` is planned "
                 f"earlier, within {format_duration(within)}"
             )
     return None

@@ -12,6 +12,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -238,7 +240,6 @@ class _MessageFields(Record):
             priority=self.priority,
             send_after=send_after,
             expires_at=self.expires_at,
-            sent_at=getattr(self, "sent_at", None),
         )
 
 
@@ -280,19 +281,61 @@ class MessageIn(_MessageFields):
         return self._message(MessageKind.SUBMITTED, self.send_after or now)
 
 
+_CHANNEL = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
 class RecordedIn(_MessageFields):
-    """A message another system already sent: it counts against limits and redundancy like
-    one cadence sent. No template is needed, since nothing is rendered."""
+    """A touch another system or a person already made, of any `channel` (an email, a call,
+    a meeting, a chat): it counts against limits and redundancy like an email cadence sent.
+    No template is needed, since nothing is rendered; a `summary` may stand in for a body.
+    `planned_at` instead of `sent_at`: planned elsewhere (a booked call), it counts at that
+    time, as a planned email does; the same id recorded again with `sent_at` marks it done."""
 
-    sent_at: datetime
+    channel: str = "email"
+    summary: str | None = None
+    sent_at: datetime | None = None
+    planned_at: datetime | None = None
 
-    @field_validator("sent_at", mode="before")
+    @field_validator("sent_at", "planned_at", mode="before")
     @classmethod
     def _sent(cls, value: Any) -> Any:
-        return aware(value)
+        return None if value is None else aware(value)
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        if not _CHANNEL.match(value):
+            raise ValueError(
+                f"{_show(value)} is not a channel name: lower-case letters, digits, - and _ "
+                "(email, call, meeting, chat, in_app, sms, ...)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _when(self) -> RecordedIn:
+        if (self.sent_at is None) == (self.planned_at is None):
+            raise ValueError(
+                "give `sent_at` (when it happened) or `planned_at` (when it is planned for), "
+                "not both"
+                if self.sent_at
+                else "missing field `sent_at` (or `planned_at`)"
+            )
+        return self
 
     def to_model(self, now: datetime) -> Message:
-        return self._message(MessageKind.RECORDED, self.send_after)
+        done = self.sent_at is not None
+        return replace(
+            self._message(MessageKind.RECORDED, self.send_after),
+            sent_at=self.sent_at if done else self.planned_at,
+            planned=not done,
+            channel=self.channel,
+            summary=self.summary,
+        )
+
+    def as_planned(self, planned_at: datetime) -> RecordedIn:
+        """This record as it was when the touch was only planned (at `planned_at`): a record
+        of it done may replace one of it planned, and nothing else may change."""
+        return self.model_copy(update={"sent_at": None, "planned_at": planned_at})
 
 
 class EventIn(Record):

@@ -228,6 +228,7 @@ def _messages(
     checked = _validate(name, raws, model)
     _require_known_customers(store, checked)
     stored = store.ingest.message_digests([i.record.id for i in checked.items])
+    done = _touches_done(store, checked, stored) if model is RecordedIn else []
     fresh, unchanged = _new_only(checked, stored, "message")
     rows: list[tuple[Message, str]] = []
     for item in fresh:
@@ -251,9 +252,38 @@ def _messages(
             continue
         rows.append((message, item.digest))
     report = IngestReport(
-        added=len(rows), unchanged=checked.repeats + unchanged, errors=checked.errors
+        added=len(rows),
+        updated=len(done),
+        unchanged=checked.repeats + unchanged,
+        errors=checked.errors,
     )
-    return _finish(report, skip_invalid, lambda: store.ingest.add_messages(rows, now=now))
+    finished = [(item.record.to_model(now), item.digest) for item in done]
+
+    def write() -> None:
+        store.ingest.add_messages(rows, now=now)
+        store.ingest.touches_done(finished, now=now)
+
+    return _finish(report, skip_invalid, write)
+
+
+def _touches_done(store: Ledger, checked: _Checked[R], stored: dict[str, str]) -> list[_Item[R]]:
+    """Records that mark a touch planned elsewhere as done: the same record with `sent_at`
+    in place of its `planned_at`, the one change an id may take. Taken out of `checked`, so
+    they are neither new nor a conflict; the stored digest takes theirs."""
+    changed = [
+        i for i in checked.items if i.record.id in stored and stored[i.record.id] != i.digest
+    ]
+    planned = store.ingest.planned_touches([i.record.id for i in changed]) if changed else {}
+    done = []
+    for item in changed:
+        record = item.record
+        at = planned.get(record.id)
+        if at is None or not isinstance(record, RecordedIn) or record.sent_at is None:
+            continue
+        if record.as_planned(at).digest() == stored[record.id]:
+            done.append(item)
+    checked.items = [i for i in checked.items if i not in done]
+    return done
 
 
 def submit_messages(

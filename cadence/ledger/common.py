@@ -81,6 +81,8 @@ class Contact(Protocol):
     def to(self) -> str | None: ...
     @property
     def sent_at(self) -> datetime | None: ...
+    @property
+    def channel(self) -> str: ...
 
 
 class Settled(NamedTuple):
@@ -91,10 +93,12 @@ class Settled(NamedTuple):
     human: bool
     to: str | None
     sent_at: datetime | None
+    channel: str = "email"  # what cadence sends
 
 
 def touch_contacts(db: Driver, sent: Sequence[Contact], at: datetime | None = None) -> None:
-    """Keep each customer's last contact times ("any", "human", "role:<r>", "role:<r>:human")
+    """Keep each customer's last contact times ("any", "human", "role:<r>", "role:<r>:human",
+    "channel:<c>")
     from messages that went (at `at`, or their own `sent_at`): the one writer of them.
     Internal owner alerts did not reach the customer and count for nothing. The rows are
     read first, in id order, locked on PostgreSQL: each transaction that writes several
@@ -139,7 +143,7 @@ def contacts_by_customer(
         if when is None or m.to is not None:
             continue
         keys = by_customer.setdefault(m.customer_id, {})
-        for key in convert.contact_keys(m.role, m.human):
+        for key in convert.contact_keys(m.role, m.human, m.channel):
             if key not in keys or keys[key] < when:
                 keys[key] = when
     return by_customer

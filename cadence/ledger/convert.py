@@ -68,11 +68,25 @@ def message(row: Row) -> Message:
         send_after=row["send_after"],
         expires_at=row["expires_at"],
         sent_at=row["sent_at"],
+        channel=row["channel"],
+        summary=row["summary"],
+        planned=row["planned"],
         playbook=row["playbook"],
         origin=row["origin"],
         to=row["recipient"],
         created_at=row["created_at"],
     )
+
+
+def recorded_reason(m: Message) -> str:
+    """What a recorded touch's entry says: sent by another system, or a call held, or one
+    planned for a time."""
+    if m.channel == "email":
+        return "sent by another system, recorded"
+    what = f"a {m.channel}" + (f": {m.summary}" if m.summary else "")
+    if m.planned:
+        return f"{what}; planned elsewhere, it counts at its time"
+    return f"{what}; recorded"
 
 
 def message_values(m: Message, digest: str, now: datetime) -> dict[str, Any]:
@@ -97,6 +111,9 @@ def message_values(m: Message, digest: str, now: datetime) -> dict[str, Any]:
         "send_after": m.send_after,
         "expires_at": m.expires_at,
         "sent_at": m.sent_at,
+        "channel": m.channel,
+        "summary": m.summary,
+        "planned": m.planned,
         "playbook": m.playbook,
         "origin": m.origin,
         "recipient": m.to,
@@ -104,7 +121,7 @@ def message_values(m: Message, digest: str, now: datetime) -> dict[str, Any]:
         "digest": digest,
         "status": str(Status.RECORDED if recorded else Status.SCHEDULED),
         "rule": None,
-        "reason": "sent by another system, recorded" if recorded else "not planned yet",
+        "reason": recorded_reason(m) if recorded else "not planned yet",
         "send_at": m.sent_at if recorded else None,
         "email_id": None,
         "details": {},
@@ -227,9 +244,10 @@ def event(row: Row) -> Event:
     )
 
 
-def contact_keys(role: str, human: bool) -> list[str]:
-    """The `last_contact` keys one sent message (of this role, by a person or not) updates."""
-    keys = ["any", f"role:{role}"]
+def contact_keys(role: str, human: bool, channel: str = "email") -> list[str]:
+    """The `last_contact` keys one touch (of this role, by a person or not, on this channel)
+    updates; `engine.scope.contact_key` reads them."""
+    keys = ["any", f"role:{role}", f"channel:{channel}"]
     if human:
         keys += ["human", f"role:{role}:human"]
     return keys

@@ -128,8 +128,49 @@ class Ingest:
             return
         with self.engine.begin() as conn:
             conn.execute(insert(messages), [convert.message_values(m, d, now) for m, d in items])
-            recorded = [m for m, _ in items if m.kind == MessageKind.RECORDED and m.sent_at]
+            recorded = [
+                m
+                for m, _ in items
+                if m.kind == MessageKind.RECORDED and m.sent_at and not m.planned
+            ]
             touch_contacts(Driver(conn), recorded)
+            mark_dirty(conn, {m.customer_id for m, _ in items})
+
+    def planned_touches(self, ids: Sequence[str]) -> dict[str, datetime]:
+        """Of these ids, the touches planned elsewhere and not yet done, with their time."""
+        out: dict[str, datetime] = {}
+        with self.engine.connect() as conn:
+            for part in chunks(list(ids)):
+                rows = conn.execute(
+                    select(messages.c.id, messages.c.sent_at).where(
+                        messages.c.id.in_(part),
+                        messages.c.planned.is_(True),
+                        messages.c.status == str(Status.RECORDED),
+                    )
+                )
+                out.update({r.id: r.sent_at for r in rows})
+        return out
+
+    def touches_done(self, items: Sequence[tuple[Message, str]], *, now: datetime) -> None:
+        """Touches planned elsewhere, now recorded as done (`sent_at`, new digest): the one
+        change an id may take. They count at the time they happened; contact times move."""
+        if not items:
+            return
+        with self.engine.begin() as conn:
+            for m, digest in items:
+                conn.execute(
+                    update(messages)
+                    .where(messages.c.id == m.id, messages.c.planned.is_(True))
+                    .values(
+                        sent_at=m.sent_at,
+                        send_at=m.sent_at,
+                        planned=False,
+                        digest=digest,
+                        reason=convert.recorded_reason(m),
+                        decided_at=now,
+                    )
+                )
+            touch_contacts(Driver(conn), [m for m, _ in items])
             mark_dirty(conn, {m.customer_id for m, _ in items})
 
     def add_events(self, items: Sequence[tuple[Event, str]], *, now: datetime) -> None:
@@ -258,11 +299,11 @@ class Ingest:
                 row = rows.get(mid)
                 if row is None:
                     refused[mid] = "no such message"
-                elif row["kind"] == MessageKind.RECORDED:
+                elif row["kind"] == MessageKind.RECORDED and not row["planned"]:
                     refused[mid] = "it was sent by another system (recorded)"
                 elif row["in_flight"]:
                     refused[mid] = BEING_SENT
-                elif row["final"] and row["status"] != Status.HELD:
+                elif row["final"] and row["status"] != Status.HELD and not row["planned"]:
                     refused[mid] = f"it is already {row['status']}"
                 else:
                     candidates.append(mid)
@@ -280,7 +321,11 @@ class Ingest:
                     .where(
                         messages.c.id.in_(part),
                         messages.c.in_flight.is_(False),
-                        or_(messages.c.final.is_(False), messages.c.status == str(Status.HELD)),
+                        or_(
+                            messages.c.final.is_(False),
+                            messages.c.status == str(Status.HELD),
+                            messages.c.planned.is_(True),  # a touch planned elsewhere
+                        ),
                     )
                     .values(
                         status=str(Status.CANCELLED),
@@ -288,6 +333,7 @@ class Ingest:
                         rule=None,
                         final=True,
                         cancelled_by=by,
+                        planned=False,
                         decided_at=at,
                         send_at=None,
                         email_id=None,

@@ -181,8 +181,9 @@ def _history(
     for m in db.select(
         messages,
         columns.MESSAGE,
-        f"{where} AND kind = ? AND sent_at >= ?",
-        [*params, MessageKind.RECORDED.value, db.time(since)],
+        # a touch planned elsewhere counts at its time until it is cancelled
+        f"{where} AND kind = ? AND status = ? AND sent_at >= ?",
+        [*params, MessageKind.RECORDED.value, Status.RECORDED.value, db.time(since)],
     ):
         msg = convert.message(m)
         assert msg.sent_at is not None

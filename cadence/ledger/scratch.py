@@ -147,8 +147,18 @@ def rewind(store: Ledger, start: datetime, *, replay_until: datetime | None = No
                 "subject = coalesce(subject, '(recorded ' || id || ')'), "
                 "body_text = coalesce(body_text, ''), status = ?, reason = ?, send_at = NULL, "
                 "final = ?, rules_version = NULL, decided_at = ? "
-                "WHERE kind = 'recorded' AND sent_at >= ? AND sent_at < ?",
-                [str(Status.SCHEDULED), "not planned yet", False, at, at, db.time(replay_until)],
+                # emails only: a call or a meeting is not something cadence could send
+                "WHERE kind = 'recorded' AND channel = 'email' AND planned = ? "
+                "AND sent_at >= ? AND sent_at < ?",
+                [
+                    str(Status.SCHEDULED),
+                    "not planned yet",
+                    False,
+                    at,
+                    False,
+                    at,
+                    db.time(replay_until),
+                ],
             )
         db.execute("UPDATE events SET processed = ? WHERE at >= ?", [False, at])
         _reachability(db)
@@ -175,12 +185,12 @@ def _reachability(db: Driver) -> None:
 def _contacts(db: Driver, start: datetime) -> None:
     """Each customer's last contact times, from what went before `start`."""
     went = [
-        Settled(r["customer_id"], r["role"], r["human"], r["recipient"], r["sent_at"])
+        Settled(r["customer_id"], r["role"], r["human"], r["recipient"], r["sent_at"], r["channel"])
         for r in db.select(
             messages,
-            ("customer_id", "role", "human", "recipient", "sent_at"),
-            "sent_at IS NOT NULL AND sent_at < ? ORDER BY sent_at",
-            [db.time(start)],
+            ("customer_id", "role", "human", "recipient", "sent_at", "channel"),
+            "sent_at IS NOT NULL AND sent_at < ? AND planned = ? ORDER BY sent_at",
+            [db.time(start), False],
         )
     ]
     latest = contacts_by_customer(went)

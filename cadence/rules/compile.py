@@ -99,7 +99,9 @@ def _filter(item: _Filters) -> Filter:
     def fs(values: list[str] | None) -> frozenset[str] | None:
         return frozenset(values) if values is not None else None
 
-    return Filter(fs(item.roles), fs(item.categories), fs(item.topics), item.human)
+    return Filter(
+        fs(item.roles), fs(item.categories), fs(item.topics), item.human, fs(item.channels)
+    )
 
 
 class Builder:

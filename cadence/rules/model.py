@@ -71,18 +71,25 @@ class Filter:
     categories: frozenset[str] | None = None
     topics: frozenset[str] | None = None
     human: bool | None = None
+    #: the channels it counts and judges (none: every channel, calls and meetings included)
+    channels: frozenset[str] | None = None
 
     def matches(self, message: Message) -> bool:
-        return self.matches_fields(message.role, message.category, message.topic, message.human)
+        return self.matches_fields(
+            message.role, message.category, message.topic, message.human, message.channel
+        )
 
-    def matches_fields(self, role: object, category: object, topic: object, human: bool) -> bool:
-        """`matches` on the four fields a filter reads (the rule index asks it of classes
+    def matches_fields(
+        self, role: object, category: object, topic: object, human: bool, channel: object
+    ) -> bool:
+        """`matches` on the five fields a filter reads (the rule index asks it of classes
         of messages, not of messages)."""
         return (
             (self.roles is None or role in self.roles)
             and (self.categories is None or category in self.categories)
             and (self.topics is None or topic in self.topics)
             and (self.human is None or human == self.human)
+            and (self.channels is None or channel in self.channels)
         )
 
     def describe(self) -> str:
@@ -95,6 +102,8 @@ class Filter:
             parts.append("topics " + ", ".join(sorted(self.topics)))
         if self.human is not None:
             parts.append("human" if self.human else "automated")
+        if self.channels is not None:
+            parts.append("channels " + ", ".join(sorted(self.channels)))
         return "; ".join(parts) or "all messages"
 
 

@@ -67,6 +67,11 @@ class _Filters(_Strict):
     human: bool | None = Field(
         None, description="true: only messages written by a person; false: only automated ones"
     )
+    channels: list[str] | None = Field(
+        None,
+        description="only touches on these channels (email, call, meeting, chat, ...); "
+        "none: every channel counts",
+    )
 
 
 class LimitFile(_Filters):

@@ -143,6 +143,7 @@ def test_recorded_messages_are_final_and_set_last_contact(store: Ledger) -> None
         "role:sales": NOW - 3 * H,
         "role:sales:human": NOW - 3 * H,
         "role:support": NOW - H,
+        "channel:email": NOW - H,
     }
 
 

@@ -176,7 +176,7 @@ def test_expires_at_must_follow_send_after() -> None:
 
 def test_recorded_needs_sent_at_and_no_template() -> None:
     raw = {"id": "crm-1", "customer": "c-17", "role": "success", "human": True}
-    assert reason(RecordedIn, raw) == "missing field `sent_at`"
+    assert reason(RecordedIn, raw) == "missing field `sent_at` (or `planned_at`)"
     message = RecordedIn.model_validate({**raw, "sent_at": "2026-10-28T15:30:00-04:00"}).to_model(
         NOW
     )
@@ -203,3 +203,21 @@ def test_nul_characters_are_refused_at_the_door() -> None:
 
 def test_ids_with_spaces_around_them_are_refused() -> None:
     assert "spaces around it" in reason(CustomerIn, {**ANA, "id": " c-17"})
+
+
+def test_a_touch_of_any_channel_planned_then_done() -> None:
+    raw = {"id": "call-1", "customer": "c-17", "role": "success", "human": True}
+    call = {**raw, "channel": "call", "summary": "onboarding walkthrough", "topic": "onboarding"}
+    planned = RecordedIn.model_validate({**call, "planned_at": "2026-11-04T14:00:00Z"})
+    message = planned.to_model(NOW)
+    assert message.channel == "call" and message.planned and message.summary
+    assert message.sent_at == datetime(2026, 11, 4, 14, 0, tzinfo=UTC)  # counts then
+    done = RecordedIn.model_validate({**call, "sent_at": "2026-11-04T14:20:00Z"})
+    assert not done.to_model(NOW).planned
+    # what a record of it done says, back as a plan: the one change an id may take
+    assert done.as_planned(planned.planned_at).digest() == planned.digest()  # type: ignore[arg-type]
+    both = {**call, "sent_at": "2026-11-04T14:20:00Z", "planned_at": "2026-11-04T14:00:00Z"}
+    assert "not both" in reason(RecordedIn, both)
+    assert "is not a channel name" in reason(
+        RecordedIn, {**call, "channel": "Phone Call", "sent_at": "2026-11-04T14:20:00Z"}
+    )

@@ -158,8 +158,8 @@ def test_unknown_key_names_the_allowed_keys_and_the_nearest(tmp_path: Path) -> N
     )
     assert (line, col) == (3, 5)
     assert message == (
-        "unknown key `maxx` in limit `weekly-total`; allowed: categories, human, max, min_gap, "
-        "name, over, per, roles, scope, topics, window; did you mean `max`?"
+        "unknown key `maxx` in limit `weekly-total`; allowed: categories, channels, human, max, "
+        "min_gap, name, over, per, roles, scope, topics, window; did you mean `max`?"
     )
 
 
