@@ -1,12 +1,13 @@
 """What every command module shares: the Typer application and its groups, the `--config`
 option, and the few helpers that turn failures and times into what a command says (exit 1 for
-invalid input or rules, exit 2 for wrong usage)."""
+invalid input or rules or a database that cannot be used, exit 2 for wrong usage)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -34,7 +35,15 @@ app.add_typer(customers_app, name="customers")
 app.add_typer(messages_app, name="messages")
 app.add_typer(events_app, name="events")
 
-_state: dict[str, Path | None] = {"config": None}
+
+@dataclass
+class _Session:
+    config: Path | None = None
+    #: the App `get_app` made: a failure of its database names that database
+    app: App | None = None
+
+
+_session = _Session()
 
 ConfigOption = Annotated[
     Path | None,
@@ -46,7 +55,7 @@ ConfigOption = Annotated[
 
 @app.callback()
 def _main(config: ConfigOption = None) -> None:
-    _state["config"] = config
+    _session.config = config
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -56,7 +65,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 @contextmanager
 def errors() -> Iterator[None]:
-    """Known failures become their message and exit 1 (invalid input or rules)."""
+    """Known failures become their message and exit 1 (invalid input or rules, a database
+    that cannot be reached or used)."""
     from cadence.app import NotReady
     from cadence.config import ConfigError
     from cadence.ingest import SourceError
@@ -69,19 +79,42 @@ def errors() -> Iterator[None]:
     except (ConfigError, NotReady, SourceError) as exc:
         fail(f"error: {exc}")
     except Exception as exc:
-        # looked for among the loaded modules: importing the database layer here would
-        # slow every command, and one that never loaded it cannot have failed in it
-        db = sys.modules.get("cadence.ledger.db")
-        if db is None or not isinstance(exc, db.HalfMade):
+        problem = database_problem(exc)
+        if problem is None:
             raise
-        fail(f"error: {exc}")
+        fail(f"error: {problem}")
+
+
+def database_problem(exc: BaseException) -> str | None:
+    """The one line for a database that cannot be reached, opened or used (the server down, a
+    password refused, a folder missing, a file that is not a database), or None when `exc` is
+    something else: a bug keeps its traceback.
+
+    The database layer is looked for among the loaded modules: a command that never loaded
+    SQLAlchemy cannot have failed in it, and importing it here would slow every command."""
+    db = sys.modules.get("cadence.ledger.db")
+    sa = sys.modules.get("sqlalchemy.exc")
+    if db is not None and isinstance(exc, db.HalfMade | db.UnsupportedDatabase):
+        return str(exc)
+    if sa is None or _session.app is None:
+        return None
+    settings = _session.app.settings
+    # DatabaseError itself, not its kinds (a constraint broken, a query wrong): SQLite's "file
+    # is not a database" comes as one
+    if isinstance(exc, sa.OperationalError | sa.InterfaceError) or type(exc) is sa.DatabaseError:
+        from cadence.ledger.db import describe_failure
+
+        config = str(settings.source) if settings.source else "cadence.yaml"
+        return describe_failure(settings.database_url, exc, config)
+    return None
 
 
 def get_app() -> App:
     from cadence.app import open_app
 
     with errors():
-        return open_app(_state["config"])
+        _session.app = open_app(_session.config)
+        return _session.app
 
 
 def parse_time(text: str | None, option: str) -> datetime | None:

@@ -16,6 +16,7 @@ import typer
 from cadence.cli.base import (
     app,
     customers_app,
+    database_problem,
     db_app,
     errors,
     events_app,
@@ -192,3 +193,10 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        # a database that fails a command outside `errors()` still gets its one line
+        problem = database_problem(exc)
+        if problem is None:
+            raise
+        typer.echo(f"error: {problem}", err=True)
+        sys.exit(1)

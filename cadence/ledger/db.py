@@ -38,6 +38,13 @@ IN_MEMORY = "sqlite://"
 
 
 def make_engine(url: str) -> Engine:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        raise UnsupportedDatabase(f"database_url {safe_url(url)} is not a URL: {exc}") from None
     if url == IN_MEMORY:
         from sqlalchemy.pool import StaticPool
 
@@ -95,7 +102,7 @@ def upgrade(url: str) -> None:
 
 #: the newest migration; a test checks it against Alembic's own view of `migrations/`, so every
 #: command can tell whether the schema is current without loading Alembic (start-up time)
-HEAD = "0004"
+HEAD = "0005"
 
 
 @cache
@@ -214,3 +221,37 @@ def safe_url(url: str) -> str:
         creds, host = rest.rsplit("@", 1)
         return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
     return url
+
+
+def describe_failure(url: str, exc: BaseException, config: str = "cadence.yaml") -> str:
+    """One line for a database that cannot be reached or used: which one (no password), why,
+    and where that is set."""
+    reason = _reason(url, exc)
+    verb = "reach" if url.startswith("postgresql") else "use"
+    return (
+        f"cannot {verb} the database at {safe_url(url)}: {reason}; "
+        f"check database_url in {config} (or CADENCE_DATABASE_URL)"
+    )
+
+
+def _reason(url: str, exc: BaseException) -> str:
+    """What the driver said, in the words a person can act on."""
+    said = str(getattr(exc, "orig", None) or exc).strip()
+    first = said.splitlines()[0].strip() if said else type(exc).__name__
+    if url.startswith("sqlite"):
+        from pathlib import Path
+
+        path = Path(url.split("///", 1)[-1] or "cadence.db")
+        if "unable to open database file" in first:
+            if not path.parent.is_dir():
+                return f"the folder {path.parent} does not exist"
+            return f"{path} cannot be opened or created (permissions?)"
+        if "file is not a database" in first:
+            return f"{path} is not a SQLite database"
+        if "database is locked" in first:
+            return "the database stayed locked by another process for 30 s"
+        return first
+    # psycopg: 'connection failed: connection to server at "h", port 1 failed: Connection
+    # refused' and 'FATAL:  password authentication failed for user "x"'
+    first = first.rsplit(" failed: ", 1)[-1].removeprefix("FATAL:").strip()
+    return first[:1].lower() + first[1:]
