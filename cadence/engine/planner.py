@@ -25,13 +25,14 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cadence.engine import explain
+from cadence.engine.holds import limit_condition_failed, next_look, waiting
 from cadence.engine.limits import Blocked, Counted, PointSet, check, counting
 from cadence.engine.merge import Candidate, Unit, form_units
 from cadence.engine.scope import ScopeFactory
 from cadence.engine.suppress import by_rules, reachability
 from cadence.engine.windows import next_open, next_open_all, window_for, zone
 from cadence.model import CustomerContext, Decision, Email, Message, Plan, Sent, Status
-from cadence.rules.model import Limit, Over, Rules, Scope
+from cadence.rules.model import Limit, Over, Rules, Scope, SendWindow
 
 _STEP = timedelta(seconds=1)
 _MAX_STEPS = 1000
@@ -117,7 +118,8 @@ class _Planner:
         return found
 
     def _limits_of(self, unit: Unit) -> list[tuple[Limit, PointSet]]:
-        """The limits the unit's members match, in rule order, each with its points."""
+        """The limits the unit's members match and that apply to this customer (a limit's
+        `when`), in rule order, each with its points."""
         if unit.limits is None:
             applicable = self.rules.index.applicable
             if len(unit.members) == 1:
@@ -125,7 +127,7 @@ class _Planner:
             else:
                 ids = set().union(*(applicable(c.message).limit_ids for c in unit.members))
                 limits = [lim for lim in self.rules.limits if id(lim) in ids]
-            unit.limits = [(lim, self.points(lim)) for lim in limits]
+            unit.limits = [(lim, self.points(lim)) for lim in limits if self._limit_applies(lim)]
         return unit.limits
 
     # -- decisions --------------------------------------------------------------------------
@@ -227,6 +229,15 @@ class _Planner:
                     self._suppress(message, ready, verdict.rule, verdict.reason)
                 continue
             window = window_for(message, self.rules)
+            verdict = waiting(self.rules, message, ready, self.scopes)
+            if verdict is None:
+                verdict = limit_condition_failed(self.rules, message, self._limit_applies)
+            if verdict is not None:
+                if verdict.held:
+                    self.decide(message, Status.HELD, verdict.reason, rule=verdict.rule)
+                else:
+                    self._wait(message, ready, window, verdict.rule, verdict.reason)
+                continue
             base = next_open(ready, window, self.tz)
             if base is None:
                 self.decide(message, Status.HELD, "its send window never opens", rule=None)
@@ -268,6 +279,37 @@ class _Planner:
             counted=before.counted if rule and before else (),
             final=True,
         )
+
+    def _wait(
+        self,
+        message: Message,
+        ready: datetime,
+        window: SendWindow | None,
+        rule: str,
+        reason: str,
+    ) -> None:
+        """A hold rule keeps it back: `deferred`, naming the rule and its condition, with
+        no time yet. The customer is planned again when it changes (an event, new mail) and
+        at the next opening of the message's send window, and the condition is asked again
+        then."""
+        opened = next_look(max(ready, self.now), window, self.tz)
+        if opened is None:
+            self.decide(message, Status.HELD, "its send window never opens", rule=None)
+            return
+        self.wakeups.append(opened)
+        self.decide(
+            message,
+            Status.DEFERRED,
+            f"{reason}; asked again when the customer changes, and at "
+            f"{explain.local(opened, self.tz)}",
+            rule=rule,
+        )
+
+    def _limit_applies(self, limit: Limit) -> bool:
+        """Whether a limit applies to this customer: its `when`, as of the plan's time."""
+        if limit.when is None:
+            return True
+        return bool(self.scopes.customer_only(limit.when, self.now))
 
     def _order(self, message: Message) -> tuple[datetime, int, str]:
         return (message.send_after or self.now, -self.rules.priority_of(message), message.id)

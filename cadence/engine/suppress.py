@@ -87,7 +87,7 @@ def by_rules(
         if rule.when is not None:
             scopes = scopes or ScopeFactory(ctx.customer, ctx.history, ctx.last_contact)
             try:
-                hit = bool(_evaluate(rule.when, scopes, ready, message, scope))
+                hit = bool(evaluate(rule.when, scopes, ready, message, scope))
             except ExpressionError as exc:
                 return Verdict(rule.name, f"held: rule {rule.name} failed: {exc}", held=True)
             if not hit:
@@ -105,7 +105,7 @@ def by_rules(
 _CUSTOMER_ONLY = frozenset({"customer"})
 
 
-def _evaluate(
+def evaluate(
     when: Expression,
     scopes: ScopeFactory,
     ready: datetime,

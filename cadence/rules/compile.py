@@ -16,6 +16,7 @@ from cadence.rules.model import (
     CalendarUnit,
     Expression,
     Filter,
+    HoldRule,
     Limit,
     Location,
     MergeRule,
@@ -118,6 +119,7 @@ class Builder:
         self.limits: list[Limit] = []
         self.windows: list[SendWindow] = []
         self.suppress: list[SuppressRule] = []
+        self.hold: list[HoldRule] = []
         self.merge: list[MergeRule] = []
         self.playbooks: list[Playbook] = []
 
@@ -190,6 +192,7 @@ class Builder:
             "limits": self._limit,
             "send_windows": self._window,
             "suppress": self._suppress,
+            "hold": self._hold,
             "merge": self._merge,
             "playbooks": self._playbook,
         }[section]
@@ -237,8 +240,20 @@ class Builder:
                 min_gap=gap,
                 scope=Scope(x.scope),
                 over=Over(x.over),
+                when=self._customer_expr(p, (*at, "when"), x.when, f"limit `{x.name}`"),
             )
         )
+
+    def _customer_expr(
+        self, p: Positions, loc: Sequence[str | int], text: str | None, what: str
+    ) -> Expression | None:
+        """An expression that may read only the customer (and `now` and the helpers): it
+        says for whom a rule applies, before any message is looked at."""
+        expression = self._expr(p, loc, text)
+        if expression is not None and expression.reads("message"):
+            self._fail(p, loc, f"{what}: `when` is about the customer; it cannot read `message`")
+            return None
+        return expression
 
     def _window(self, p: Positions, at: tuple[str, int], x: Any) -> None:
         try:
@@ -281,6 +296,15 @@ class Builder:
                 same=SameKey(x.same) if x.same else None,
                 within=within,
             )
+        )
+
+    def _hold(self, p: Positions, at: tuple[str, int], x: Any) -> None:
+        self._name(p, (*at, "name"), x.name)
+        condition = self._expr(p, (*at, "while"), x.while_)
+        if condition is None:
+            return
+        self.hold.append(
+            HoldRule(name=x.name, location=self._loc(p, at), while_=condition, filter=_filter(x))
         )
 
     def _merge(self, p: Positions, at: tuple[str, int], x: Any) -> None:
@@ -368,6 +392,7 @@ class Builder:
             limits=tuple(self.limits),
             send_windows=tuple(self.windows),
             suppress=tuple(self.suppress),
+            hold=tuple(self.hold),
             merge=tuple(self.merge),
             playbooks=tuple(self.playbooks),
             files=files,

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from cadence.model import Message
-    from cadence.rules.model import Filter, Limit, MergeRule, Rules, SendWindow, SuppressRule
+    from cadence.rules.model import (
+        Filter,
+        HoldRule,
+        Limit,
+        MergeRule,
+        Rules,
+        SendWindow,
+        SuppressRule,
+    )
 
 #: stands for every value no filter names
 _OTHER = object()
@@ -36,6 +44,7 @@ class Applicable:
     #: share a name) in rules built by hand; the Rules hold them, so the ids stay theirs
     limit_ids: frozenset[int]
     suppress: tuple[SuppressRule, ...]
+    hold: tuple[HoldRule, ...]
     window: SendWindow | None  # the first send window that matches: the one that applies
     merge: tuple[MergeRule, ...]
 
@@ -51,6 +60,7 @@ class RuleIndex:
             *(x.filter for x in rules.limits),
             *(x.filter for x in rules.send_windows),
             *(x.filter for x in rules.suppress),
+            *(x.filter for x in rules.hold),
             *(x.filter for x in rules.merge),
         ]
         self._roles = _named(f.roles for f in filters)
@@ -107,6 +117,7 @@ class RuleIndex:
             limits=limits,
             limit_ids=frozenset(id(x) for x in limits),
             suppress=suppress,
+            hold=tuple(x for x in rules.hold if hit(x.filter)),
             window=next((x for x in rules.send_windows if hit(x.filter)), None),
             merge=tuple(x for x in rules.merge if hit(x.filter)),
         )

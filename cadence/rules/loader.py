@@ -26,6 +26,7 @@ _KIND = {
     "limits": "limit",
     "send_windows": "send window",
     "suppress": "suppress rule",
+    "hold": "hold rule",
     "merge": "merge rule",
     "playbooks": "playbook",
 }
@@ -220,7 +221,7 @@ def _plain(node: Any) -> Any:
     return node
 
 
-_SECTIONS = ("limits", "send_windows", "suppress", "merge", "playbooks")
+_SECTIONS = ("limits", "send_windows", "suppress", "hold", "merge", "playbooks")
 
 
 def _validate(data: dict[str, Any], positions: Positions, builder: Builder) -> list[RuleError]:

@@ -137,6 +137,7 @@ class Limit:
     min_gap: timedelta | None = None
     scope: Scope = Scope.CUSTOMER
     over: Over = Over.DEFER
+    when: Expression | None = None  # over the customer: for whom the limit applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +173,16 @@ class SuppressRule:
     when: Expression | None = None
     same: SameKey | None = None
     within: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRule:
+    """Matching messages wait while `while_` holds (then every other rule applies)."""
+
+    name: str
+    location: Location
+    while_: Expression
+    filter: Filter = Filter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +240,7 @@ class Rules:
     merge: tuple[MergeRule, ...] = ()
     playbooks: tuple[Playbook, ...] = ()
     files: tuple[str, ...] = ()
+    hold: tuple[HoldRule, ...] = ()
     #: which rules can apply to which messages, built with the rules (never passed in)
     index: RuleIndex = field(init=False, repr=False, compare=False)
 

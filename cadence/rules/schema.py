@@ -95,6 +95,11 @@ class LimitFile(_Filters):
     window: Literal["rolling", "calendar"] = Field(
         "rolling", description="rolling window, or calendar day/week (from Monday)/month"
     )
+    when: str | None = Field(
+        None,
+        description="an expression over the customer: the limit applies only to the "
+        "customers for whom it is true (a cap for a segment)",
+    )
 
 
 class SendWindowFile(_Filters):
@@ -109,6 +114,19 @@ class SendWindowFile(_Filters):
         "00:00-24:00",
         description='local hours, e.g. "09:00-17:30"; an end before the start runs past '
         'midnight; "00:00-24:00" is all day',
+    )
+
+
+class HoldFile(_Filters):
+    """Matching messages wait while `while` holds, then go through every other rule; one
+    that waits past its `expires_at` expires, naming this rule."""
+
+    name: str = Field(description="unique name, shown on every message it holds back")
+    while_: str = Field(
+        alias="while",
+        description="an expression over customer, message, now and the helpers; the message "
+        "waits while it is true (looked at again whenever the customer changes, and at each "
+        "opening of its send window)",
     )
 
 
@@ -190,6 +208,9 @@ class RuleFile(_Strict):
         default_factory=list, description="when mail may go, in the customer's local time"
     )
     suppress: list[SuppressFile] = Field(default_factory=list, description="messages never to send")
+    hold: list[HoldFile] = Field(
+        default_factory=list, description="messages that wait while a condition holds"
+    )
     merge: list[MergeFile] = Field(
         default_factory=list, description="messages to send together as one email"
     )

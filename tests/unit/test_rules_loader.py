@@ -159,7 +159,7 @@ def test_unknown_key_names_the_allowed_keys_and_the_nearest(tmp_path: Path) -> N
     assert (line, col) == (3, 5)
     assert message == (
         "unknown key `maxx` in limit `weekly-total`; allowed: categories, channels, human, max, "
-        "min_gap, name, over, per, roles, scope, topics, window; did you mean `max`?"
+        "min_gap, name, over, per, roles, scope, topics, when, window; did you mean `max`?"
     )
 
 
@@ -502,6 +502,7 @@ def test_json_schema_forbids_unknown_keys_and_describes_every_key() -> None:
         "limits",
         "send_windows",
         "suppress",
+        "hold",
         "merge",
         "playbooks",
     }
