@@ -73,6 +73,19 @@ class Reachability:
 
 
 @dataclass(frozen=True, slots=True)
+class Engagement:
+    """How the customer answers our mail, from the provider's events and their replies:
+    what rules read as `customer.last_open_at`, `customer.opens`, and so on."""
+
+    last_open_at: datetime | None = None
+    last_click_at: datetime | None = None
+    last_reply_at: datetime | None = None
+    opens: int = 0
+    clicks: int = 0
+    replies: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Customer:
     id: str
     email: str
@@ -84,6 +97,7 @@ class Customer:
     reach: Reachability = Reachability()
     #: when the attributes were last set by an event (an older event does not overwrite them)
     attributes_at: datetime | None = None
+    engagement: Engagement = Engagement()
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,15 @@ def view(kind: str, values: Mapping[str, Any]) -> View:
 
 def customer_view(customer: Customer) -> View:
     values: dict[str, Any] = dict(customer.attributes)
+    e = customer.engagement  # from the provider's events and replies: ours, not an attribute
+    values.update(
+        last_open_at=e.last_open_at,
+        last_click_at=e.last_click_at,
+        last_reply_at=e.last_reply_at,
+        opens=e.opens,
+        clicks=e.clicks,
+        replies=e.replies,
+    )
     values.update(
         id=customer.id,
         email=customer.email,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from cadence.model import Customer, Event, Reachability
+from cadence.model import Customer, Engagement, Event, Reachability
 
 
 def categories_of(event: Event) -> frozenset[str]:
@@ -48,16 +48,42 @@ def reachability_after(reach: Reachability, event: Event) -> Reachability:
     return reach
 
 
+def engagement_after(engagement: Engagement, event: Event) -> Engagement:
+    """How the customer answers our mail, as one event leaves it: an `opened` (not a mail
+    client's machine open, which says nothing of a person), a `clicked`, a `replied`."""
+    if event.type == "opened" and not event.data.get("machine_open"):
+        last = max(filter(None, (engagement.last_open_at, event.at)))
+        return replace(engagement, last_open_at=last, opens=engagement.opens + 1)
+    if event.type == "clicked":
+        last = max(filter(None, (engagement.last_click_at, event.at)))
+        return replace(engagement, last_click_at=last, clicks=engagement.clicks + 1)
+    if event.type == "replied":
+        last = max(filter(None, (engagement.last_reply_at, event.at)))
+        return replace(engagement, last_reply_at=last, replies=engagement.replies + 1)
+    return engagement
+
+
 def apply_event(customer: Customer, event: Event) -> Customer:
-    """The customer as one event leaves them (reachability and attributes)."""
+    """The customer as one event leaves them (reachability, engagement and attributes)."""
     reach = reachability_after(customer.reach, event)
+    engagement = engagement_after(customer.engagement, event)
     attributes, attributes_at = customer.attributes, customer.attributes_at
     if event.attributes and (attributes_at is None or event.at >= attributes_at):
         attributes = {**attributes, **event.attributes}
         attributes_at = event.at
-    if reach is customer.reach and attributes is customer.attributes:
+    if (
+        reach is customer.reach
+        and attributes is customer.attributes
+        and engagement is customer.engagement
+    ):
         return customer
-    return replace(customer, reach=reach, attributes=attributes, attributes_at=attributes_at)
+    return replace(
+        customer,
+        reach=reach,
+        attributes=attributes,
+        attributes_at=attributes_at,
+        engagement=engagement,
+    )
 
 
 def apply_events(customer: Customer, events: Iterable[Event]) -> Customer:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cadence.model import (
     Customer,
     Decision,
     Email,
+    Engagement,
     Event,
     Message,
     MessageKind,
@@ -44,7 +45,32 @@ def customer(row: Row) -> Customer:
             spam_reported=row["spam_reported"],
         ),
         attributes_at=row.get("attributes_at"),
+        engagement=_engagement(row.get("engagement") or {}),
     )
+
+
+def _engagement(kept: Mapping[str, Any]) -> Engagement:
+    return Engagement(
+        last_open_at=_time(kept.get("last_open_at")),
+        last_click_at=_time(kept.get("last_click_at")),
+        last_reply_at=_time(kept.get("last_reply_at")),
+        opens=int(kept.get("opens", 0)),
+        clicks=int(kept.get("clicks", 0)),
+        replies=int(kept.get("replies", 0)),
+    )
+
+
+def engagement_values(e: Engagement) -> dict[str, Any]:
+    """A customer's engagement as its row keeps it (one JSON column)."""
+    kept: dict[str, Any] = {"opens": e.opens, "clicks": e.clicks, "replies": e.replies}
+    for key, at in (
+        ("last_open_at", e.last_open_at),
+        ("last_click_at", e.last_click_at),
+        ("last_reply_at", e.last_reply_at),
+    ):
+        if at is not None:
+            kept[key] = at.astimezone(UTC).isoformat()
+    return {"engagement": kept}
 
 
 def message(row: Row) -> Message:

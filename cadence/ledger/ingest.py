@@ -82,6 +82,7 @@ class Ingest:
                     "soft_bounces": 0,
                     "spam_reported": False,
                     "last_contact": {},
+                    "engagement": {},
                     "dirty": True,
                     "next_plan_at": None,
                 }
@@ -245,6 +246,7 @@ class Ingest:
                     {
                         "id": c.id,
                         **convert.reachability_values(c.reach),
+                        **convert.engagement_values(c.engagement),
                         "attributes": dict(c.attributes),
                         "attributes_at": c.attributes_at,
                     }

@@ -35,7 +35,15 @@ from cadence.ledger.common import Settled, chunks, contacts_by_customer, merge_c
 from cadence.ledger.db import IN_MEMORY
 from cadence.ledger.driver import Driver, Row
 from cadence.ledger.tables import customers, decisions, emails, events, messages, meta
-from cadence.model import Decision, Email, EmailStatus, Message, Reachability, Status
+from cadence.model import (
+    Decision,
+    Email,
+    EmailStatus,
+    Engagement,
+    Message,
+    Reachability,
+    Status,
+)
 
 if TYPE_CHECKING:
     from cadence.ledger.ledger import Ledger
@@ -168,7 +176,7 @@ def rewind(store: Ledger, start: datetime, *, replay_until: datetime | None = No
 
 
 def _reachability(db: Driver) -> None:
-    """Each customer's reachability as the events applied so far made it."""
+    """Each customer's reachability and engagement as the events applied so far made them."""
     applied: dict[str, list[Any]] = {}
     for r in db.select(events, [c.name for c in events.columns], "processed = ?", [True]):
         applied.setdefault(r["customer_id"], []).append(convert.event(r))
@@ -177,8 +185,15 @@ def _reachability(db: Driver) -> None:
     updates = []
     for r in rows:
         before = convert.customer(r)
-        fresh = apply_events(replace(before, reach=Reachability()), applied.get(before.id, ()))
-        updates.append({"id": before.id, **convert.reachability_values(fresh.reach)})
+        start = replace(before, reach=Reachability(), engagement=Engagement())
+        fresh = apply_events(start, applied.get(before.id, ()))
+        updates.append(
+            {
+                "id": before.id,
+                **convert.reachability_values(fresh.reach),
+                **convert.engagement_values(fresh.engagement),
+            }
+        )
     db.update(customers, "id", updates)
 
 

@@ -63,6 +63,7 @@ class CustomerRow(SQLModel, table=True):
     soft_bounces: int = 0
     spam_reported: bool = False
     last_contact: dict[str, str] = _json(dict)
+    engagement: dict[str, Any] | None = _json()  # convert.engagement_values; NULL: none yet
     dirty: bool = Field(default=True, index=True)
     next_plan_at: datetime | None = _time(index=True)
 

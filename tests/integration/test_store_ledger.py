@@ -175,6 +175,30 @@ def test_reachability_events_take_effect_in_time_order(store: Ledger) -> None:
     assert store.reads.customer("c-2").reach.soft_bounces == 2
 
 
+def test_opens_clicks_and_replies_are_kept_as_engagement_rules_can_read(store: Ledger) -> None:
+    from cadence.views import customer_view
+
+    store.ingest.upsert_customers([(_customer("c-1"), "d")], now=NOW)
+    store.ingest.add_events(
+        [
+            (Event("o1", "c-1", "opened", NOW - 3 * H), "x"),
+            (Event("o2", "c-1", "opened", NOW - H, {"machine_open": True}), "x"),  # a client
+            (Event("o3", "c-1", "opened", NOW - 2 * H), "x"),
+            (Event("k1", "c-1", "clicked", NOW - 2 * H, {"url": "https://x.test"}), "x"),
+            (Event("r1", "c-1", "replied", NOW - H), "x"),
+        ],
+        now=NOW,
+    )
+    store.ingest.apply_events(store.ingest.unprocessed_events(10, until=NOW))
+    customer = store.reads.customer("c-1")
+    assert customer is not None
+    e = customer.engagement
+    assert (e.opens, e.clicks, e.replies) == (2, 1, 1)
+    assert (e.last_open_at, e.last_click_at, e.last_reply_at) == (NOW - 2 * H, NOW - 2 * H, NOW - H)
+    seen = customer_view(customer)
+    assert seen.opens == 2 and seen.last_reply_at == NOW - H  # type: ignore[attr-defined]
+
+
 def test_an_older_event_does_not_overwrite_newer_attributes(store: Ledger) -> None:
     store.ingest.upsert_customers([(_customer("c-1", attributes={"plan": "pro"}), "d")], now=NOW)
     store.ingest.add_events(

@@ -144,3 +144,19 @@ def test_a_held_message_never_goes_while_its_condition_holds_nor_after_expiry(
         assert d.reason  # every message ends in a status with its reason
         if d.status is Status.DEFERRED and d.rule == TICKETS.name:
             assert tickets > 0 and d.send_at is None
+
+
+def test_a_cap_for_customers_who_have_not_opened_anything_in_30_days() -> None:
+    from dataclasses import replace
+
+    from cadence.model import Engagement
+
+    cold = "customer.last_open_at is none or days_since(customer.last_open_at) > 30"
+    r = rules(limits=(limit("cold-weekly", max=1, per=7 * D, when=compile_expression(cold, LOC)),))
+    two = (msg("m-1", "sales", "offer", H), msg("m-2", "product", "tip", 2 * H))
+    never = customer()
+    opened = replace(never, engagement=Engagement(last_open_at=NOW - 3 * D, opens=4))
+    long_ago = replace(never, engagement=Engagement(last_open_at=NOW - 45 * D, opens=1))
+    for who, deferred in ((never, 1), (opened, 0), (long_ago, 1)):
+        plan = plan_customer(context(*two, customer_=who), r, NOW)
+        assert [d.status for d in plan.decisions].count(Status.DEFERRED) == deferred, who
