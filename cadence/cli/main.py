@@ -121,9 +121,13 @@ def _ingest(kind: str, source: str, skip_invalid: bool, fmt: str | None = None) 
                 store, source, now=now, skip_invalid=skip_invalid, fmt=fmt
             )
         elif kind == "submit":
-            report = ingest.submit_messages(store, source, now=now, skip_invalid=skip_invalid)
+            report = ingest.submit_messages(
+                store, source, now=now, skip_invalid=skip_invalid, fmt=fmt
+            )
         elif kind == "record":
-            report = ingest.record_messages(store, source, now=now, skip_invalid=skip_invalid)
+            report = ingest.record_messages(
+                store, source, now=now, skip_invalid=skip_invalid, fmt=fmt
+            )
         else:
             report = ingest.ingest_events(store, source, now=now, skip_invalid=skip_invalid)
         created = cancelled = 0
@@ -142,26 +146,34 @@ def _ingest(kind: str, source: str, skip_invalid: bool, fmt: str | None = None) 
         raise typer.Exit(1)
 
 
+FormatOption = Annotated[
+    str | None, typer.Option("--format", help="jsonl or csv (default: csv for a .csv file)")
+]
+
+
 @customers_app.command("import")
 def customers_import(
-    source: SourceArg,
-    skip_invalid: SkipOption = False,
-    fmt: Annotated[str | None, typer.Option("--format", help="jsonl or csv")] = None,
+    source: SourceArg, skip_invalid: SkipOption = False, fmt: FormatOption = None
 ) -> None:
     """Insert or update customers (JSON Lines or CSV)."""
     _ingest("customers", source, skip_invalid, fmt)
 
 
 @messages_app.command("submit")
-def messages_submit(source: SourceArg, skip_invalid: SkipOption = False) -> None:
-    """Messages for cadence to send."""
-    _ingest("submit", source, skip_invalid)
+def messages_submit(
+    source: SourceArg, skip_invalid: SkipOption = False, fmt: FormatOption = None
+) -> None:
+    """Messages for cadence to send (JSON Lines or CSV)."""
+    _ingest("submit", source, skip_invalid, fmt)
 
 
 @messages_app.command("record")
-def messages_record(source: SourceArg, skip_invalid: SkipOption = False) -> None:
-    """Messages already sent elsewhere: they count against limits and redundancy."""
-    _ingest("record", source, skip_invalid)
+def messages_record(
+    source: SourceArg, skip_invalid: SkipOption = False, fmt: FormatOption = None
+) -> None:
+    """Touches made or planned elsewhere (emails, calls, meetings, chats; JSON Lines or CSV):
+    they count against limits and redundancy."""
+    _ingest("record", source, skip_invalid, fmt)
 
 
 @messages_app.command("cancel")

@@ -5,6 +5,10 @@ has to travel with each record from the first byte read; and a line that is not 
 object is a bad record like any other (reported with its line), not a crash that hides the
 others. Whole-file problems (missing, unreadable, not UTF-8, a broken CSV header) raise
 `SourceError`: there is no line to blame and nothing in the file can be trusted.
+
+CSV is read for customers and for messages (a CRM's daily export of calls and meetings, for
+`messages record`): a `Table` says how the cells of each kind become the fields the JSON Lines
+form has, so both forms of a record validate alike and have the same digest.
 """
 
 from __future__ import annotations
@@ -14,11 +18,22 @@ import io
 import json
 import re
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["STDIN", "Raw", "SourceError", "parse_csv", "parse_jsonl", "read_source"]
+__all__ = [
+    "CUSTOMERS",
+    "MESSAGES",
+    "STDIN",
+    "Raw",
+    "SourceError",
+    "Table",
+    "parse_csv",
+    "parse_jsonl",
+    "read_source",
+]
 
 STDIN = "<stdin>"  # the name standard input (`-`) goes by in messages
 Format = Literal["jsonl", "csv"]
@@ -26,6 +41,8 @@ FORMATS: tuple[str, ...] = ("jsonl", "csv")
 
 #: a CSV cell under `attributes.<key>` that reads as a JSON number becomes that number
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+#: a cell of an integer column (`priority`) that is a whole number becomes that number
+_INTEGER = re.compile(r"-?(?:0|[1-9]\d*)")
 
 
 class SourceError(Exception):
@@ -43,23 +60,30 @@ class Raw:
 
 
 def read_source(
-    source: str, fmt: str | None = None, *, allow_csv: bool = False
+    source: str,
+    fmt: str | None = None,
+    *,
+    allow_csv: bool = False,
+    table: Table | None = None,
 ) -> tuple[str, list[Raw]]:
     """(the name to report, the raw records) of a path or `-` (standard input).
 
     The format is `fmt` if given (`jsonl` or `csv`), else CSV for a `.csv` path, else JSON
-    Lines. CSV is only offered where `allow_csv` (customers): messages and events carry nested
-    objects that a table cannot hold, so a `.csv` given for them is refused whole rather than
-    reported as every line being bad JSON.
+    Lines. CSV is only offered where `allow_csv` (customers, messages), read as `table` says
+    (the customers' table if none is given): events carry nested objects that a table cannot
+    hold, so a `.csv` given for them is refused whole rather than reported as every line being
+    bad JSON.
     """
     if fmt is not None and fmt not in FORMATS:
         raise SourceError(f"unknown format {fmt!r}: use {' or '.join(FORMATS)}")
     is_csv = fmt == "csv" or (fmt is None and source != "-" and source.lower().endswith(".csv"))
     if is_csv and not allow_csv:
         shown = STDIN if source == "-" else source
-        raise SourceError(f"{shown}: only customers can be read from CSV; write JSON Lines")
+        raise SourceError(
+            f"{shown}: only customers can be read from CSV, and messages; write JSON Lines"
+        )
     name, text = _read_text(source)
-    return name, (parse_csv(name, text) if is_csv else parse_jsonl(text))
+    return name, (parse_csv(name, text, table or CUSTOMERS) if is_csv else parse_jsonl(text))
 
 
 def _read_text(source: str) -> tuple[str, str]:
@@ -149,7 +173,7 @@ def _kind(value: Any) -> str:
     return "a number"
 
 
-# -- CSV (customers) ----------------------------------------------------------------------------
+# -- CSV (customers, messages) -----------------------------------------------------------------
 
 
 def _attribute_value(cell: str) -> Any:
@@ -163,11 +187,52 @@ def _attribute_value(cell: str) -> Any:
     return cell
 
 
-def parse_csv(name: str, text: str) -> list[Raw]:
-    """Customers as a table: the header names the same fields as JSON Lines. An `attributes`
-    column may hold a JSON object; a column `attributes.<key>` sets that one attribute; an
-    empty cell is an absent field. Each record's line is the line its row starts on (a quoted
-    cell may span lines)."""
+def _text(cell: str) -> str:
+    return cell
+
+
+@dataclass(frozen=True, slots=True)
+class Nested:
+    """A field that holds an object (`attributes`, `from`, `data`): its column holds the whole
+    object as JSON text, and a column `<field>.<key>` sets one key, its cell read by `value`."""
+
+    noun: str  # what one key is called in messages: "attribute `plan` is given both ..."
+    example: str  # a JSON object to show when the column holds something else
+    value: Callable[[str], Any] = _text
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """How the cells of one kind of record become the fields its JSON Lines form has. A cell
+    is text unless its column is named here: the models check types strictly, so a `true` in
+    a boolean column has to arrive as true, not as the text "true". A cell that does not read
+    as its column's type stays text, and validation then names the field and the value."""
+
+    nested: Mapping[str, Nested] = field(default_factory=dict)
+    booleans: frozenset[str] = frozenset()
+    integers: frozenset[str] = frozenset()
+
+
+#: customers: `attributes` as JSON, or one column per attribute (`attributes.plan`)
+CUSTOMERS = Table(nested={"attributes": Nested("attribute", '{"plan": "pro"}', _attribute_value)})
+
+#: messages to send or already made (a CRM's export of calls and meetings): the sender as
+#: `from.email` and `from.name` (or `from` as JSON), template data as `data` (JSON) or
+#: `data.<key>` columns typed like attributes, `human` and `transactional` as true or false
+MESSAGES = Table(
+    nested={
+        "from": Nested("sender field", '{"email": "kim@vendor.test", "name": "Kim"}'),
+        "data": Nested("data key", '{"plan": "pro"}', _attribute_value),
+    },
+    booleans=frozenset({"human", "transactional"}),
+    integers=frozenset({"priority"}),
+)
+
+
+def parse_csv(name: str, text: str, table: Table = CUSTOMERS) -> list[Raw]:
+    """Records as a table: the header names the same fields as JSON Lines, and `table` says
+    which cells hold objects, booleans and numbers; an empty cell is an absent field. Each
+    record's line is the line its row starts on (a quoted cell may span lines)."""
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
     header: list[str] | None = None
     out: list[Raw] = []
@@ -185,7 +250,7 @@ def parse_csv(name: str, text: str) -> list[Raw]:
         if header is None:
             header = _header(name, start, cells)
             continue
-        out.append(_row(start, header, cells))
+        out.append(_row(start, header, cells, table))
     return out
 
 
@@ -198,38 +263,45 @@ def _header(name: str, line: int, cells: list[str]) -> list[str]:
     return cells
 
 
-def _row(line: int, header: list[str], cells: list[str]) -> Raw:
+def _row(line: int, header: list[str], cells: list[str], table: Table) -> Raw:
     if len(cells) > len(header):
         return Raw(line, error=f"{len(cells)} cells, but the header names {len(header)} columns")
     record: dict[str, Any] = {}
-    from_json: dict[str, Any] = {}
-    from_columns: dict[str, Any] = {}
+    # per nested field: the object its own column holds, and the keys set by dotted columns
+    whole: dict[str, dict[str, Any]] = {}
+    keyed: dict[str, dict[str, Any]] = {}
     for position, (column, cell) in enumerate(zip(header, cells, strict=False), start=1):
         if not cell:
             continue
         if not column:
             return Raw(line, error=f"cell {position} ({cell!r}) is under a column with no name")
-        if column == "attributes":
+        parent, dot, key = column.partition(".")
+        if column in table.nested:
             try:
                 value = json.loads(cell, object_pairs_hook=_no_duplicates)
             except ValueError:
                 value = None
             if not isinstance(value, dict):
-                return Raw(
-                    line, error='column `attributes` must hold a JSON object, like {"plan": "pro"}'
-                )
-            from_json = value
-        elif column.startswith("attributes."):
-            from_columns[column.removeprefix("attributes.")] = _attribute_value(cell)
+                example = table.nested[column].example
+                return Raw(line, error=f"column `{column}` must hold a JSON object, like {example}")
+            whole[column] = value
+        elif dot and key and parent in table.nested:
+            keyed.setdefault(parent, {})[key] = table.nested[parent].value(cell)
+        elif column in table.booleans and cell.lower() in ("true", "false"):
+            record[column] = cell.lower() == "true"
+        elif column in table.integers and _INTEGER.fullmatch(cell):
+            record[column] = int(cell)
         else:
             record[column] = cell
-    both = sorted(set(from_json) & set(from_columns))
-    if both:
-        return Raw(
-            line,
-            error=f"attribute `{both[0]}` is given both in `attributes` and in "
-            f"`attributes.{both[0]}`",
-        )
-    if from_json or from_columns:
-        record["attributes"] = {**from_json, **from_columns}
+    for parent in table.nested:
+        from_json, from_columns = whole.get(parent, {}), keyed.get(parent, {})
+        both = sorted(set(from_json) & set(from_columns))
+        if both:
+            return Raw(
+                line,
+                error=f"{table.nested[parent].noun} `{both[0]}` is given both in `{parent}` and "
+                f"in `{parent}.{both[0]}`",
+            )
+        if parent in whole or parent in keyed:
+            record[parent] = {**from_json, **from_columns}
     return Raw(line, fields=record)

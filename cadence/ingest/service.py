@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from cadence.ingest.readers import Raw, read_source
+from cadence.ingest.readers import MESSAGES, Raw, read_source
 from cadence.ingest.records import (
     CustomerIn,
     EventIn,
@@ -222,9 +222,12 @@ def _messages(
     model: type[MessageIn] | type[RecordedIn],
     now: datetime,
     skip_invalid: bool,
+    fmt: str | None,
 ) -> IngestReport:
     _check_now(now)
-    name, raws = read_source(source)
+    # a CSV row of a message has the JSON Lines fields (from.email, data as JSON, human as
+    # true/false), so both forms validate alike and a row repeated as JSON is unchanged
+    name, raws = read_source(source, fmt, allow_csv=True, table=MESSAGES)
     checked = _validate(name, raws, model)
     _require_known_customers(store, checked)
     stored = store.ingest.message_digests([i.record.id for i in checked.items])
@@ -287,18 +290,30 @@ def _touches_done(store: Ledger, checked: _Checked[R], stored: dict[str, str]) -
 
 
 def submit_messages(
-    store: Ledger, source: str, *, now: datetime, skip_invalid: bool = False
+    store: Ledger,
+    source: str,
+    *,
+    now: datetime,
+    skip_invalid: bool = False,
+    fmt: str | None = None,
 ) -> IngestReport:
-    """Messages for cadence to send (`messages submit`); `send_after` defaults to `now`."""
-    return _messages(store, source, MessageIn, now, skip_invalid)
+    """Messages for cadence to send (`messages submit`), from JSON Lines or CSV (`fmt`:
+    `jsonl`/`csv`; default by suffix); `send_after` defaults to `now`."""
+    return _messages(store, source, MessageIn, now, skip_invalid, fmt)
 
 
 def record_messages(
-    store: Ledger, source: str, *, now: datetime, skip_invalid: bool = False
+    store: Ledger,
+    source: str,
+    *,
+    now: datetime,
+    skip_invalid: bool = False,
+    fmt: str | None = None,
 ) -> IngestReport:
-    """Messages other systems already sent (`messages record`): they count against limits
-    and redundancy like the ones cadence sends."""
-    return _messages(store, source, RecordedIn, now, skip_invalid)
+    """Touches other systems or people already made or planned (`messages record`), from
+    JSON Lines or CSV (a CRM's export of calls and meetings; `fmt` as for submit): they count
+    against limits and redundancy like the emails cadence sends."""
+    return _messages(store, source, RecordedIn, now, skip_invalid, fmt)
 
 
 def ingest_events(
