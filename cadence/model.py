@@ -70,6 +70,9 @@ class Reachability:
     hard_bounced: bool = False
     soft_bounces: int = 0
     spam_reported: bool = False
+    #: the most non-transactional emails a week the customer asked for, across every role
+    #: (their preference page, or a CRM's `preferences_changed`); None: as they come
+    max_per_week: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

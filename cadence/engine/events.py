@@ -45,6 +45,15 @@ def reachability_after(reach: Reachability, event: Event) -> Reachability:
         return replace(reach, soft_bounces=reach.soft_bounces + 1)
     if event.type == "spam_reported":
         return replace(reach, spam_reported=True)
+    if event.type == "preferences_changed":
+        # the customer's whole choice, as their preference page saves it: the categories
+        # they left (none: they want them all) and a cap of their own, or none
+        most = event.data.get("max_per_week")
+        return replace(
+            reach,
+            unsubscribed_categories=categories_of(event),
+            max_per_week=most if isinstance(most, int) and not isinstance(most, bool) else None,
+        )
     return reach
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from cadence.durations import format_duration
+from cadence.engine.limits import OWN_CAP
 from cadence.model import CustomerContext, Email, Message, MessageKind
 
 if TYPE_CHECKING:
@@ -73,6 +74,10 @@ class Labels:
             return _message_label(members[0]) + other
         return "digest of " + ", ".join(m.id for m in members) + other
 
+    @property
+    def customer_name(self) -> str:
+        return self._ctx.customer.name
+
     def add_email(self, email: Email, members: Sequence[Message]) -> None:
         self._planned.emails[email.id] = (members, email.customer_id)  # worded if named
         self._labels.pop(email.id, None)
@@ -108,7 +113,10 @@ def held(block: Blocked | None, until: datetime | None, tz: ZoneInfo, labels: La
         return ""
     limit = block.limit
     items = ", ".join(labels[i] for i in block.counted)
-    if limit.min_gap is not None and block.counted and limit.max is None:
+    if limit.name == OWN_CAP and limit.max is not None:
+        emails = "one email" if limit.max == 1 else f"{limit.max} emails"
+        text = f"; {labels.customer_name} asked for at most {emails} a week ({items})"
+    elif limit.min_gap is not None and block.counted and limit.max is None:
         text = f"; {limit.name} keeps {format_duration(limit.min_gap)} after {items}"
     elif limit.calendar is not None:
         text = f"; {limit.name} already has {len(block.counted)} this {limit.calendar} ({items})"

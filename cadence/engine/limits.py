@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cadence.model import Message, Sent
-from cadence.rules.model import CalendarUnit, Limit, Rules, Scope
+from cadence.rules.model import CalendarUnit, Filter, Limit, Location, Rules, Scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,35 @@ def _check_rolling(
         if last - first < per:
             return Blocked(limit, times[a] + per, tuple(ids[a : a + most]))
     return None
+
+
+#: the name decisions give the cap a customer chose for themselves (`max_per_week`)
+OWN_CAP = "customer-preference"
+_WEEK = timedelta(days=7)
+
+
+def own_cap(most: int) -> Limit:
+    """The cap a customer chose: at most `most` emails in any 7 days, every role's, every
+    category's; transactional mail and internal alerts neither count nor wait (as for every
+    limit), and only email counts (they asked for fewer emails, not fewer calls)."""
+    return Limit(
+        name=OWN_CAP,
+        location=Location("the customer's preferences", 1, 1),
+        filter=Filter(channels=frozenset({"email"})),
+        max=most,
+        per=_WEEK,
+    )
+
+
+def own_cap_points(ledger: Iterable[Sent]) -> PointSet:
+    """The emails of a customer's own ledger that their cap counts."""
+    return PointSet(
+        [
+            (sent.at, sent.id)
+            for sent in ledger
+            if any(counts_against_limits(m) and m.channel == "email" for m in sent.members)
+        ]
+    )
 
 
 def counts_against_limits(message: Message) -> bool:

@@ -26,7 +26,16 @@ from zoneinfo import ZoneInfo
 
 from cadence.engine import explain
 from cadence.engine.holds import limit_condition_failed, next_look, waiting
-from cadence.engine.limits import Blocked, Counted, PointSet, check, counting
+from cadence.engine.limits import (
+    OWN_CAP,
+    Blocked,
+    Counted,
+    PointSet,
+    check,
+    counting,
+    own_cap,
+    own_cap_points,
+)
 from cadence.engine.merge import Candidate, Unit, form_units
 from cadence.engine.scope import ScopeFactory
 from cadence.engine.suppress import by_rules, reachability
@@ -98,6 +107,8 @@ class _Planner:
         self.labels = explain.Labels(ctx, self.account.planned)
         self.scopes = ScopeFactory(ctx.customer, ctx.history, ctx.last_contact)
         self._points: dict[str, PointSet] = {}  # built when a unit first meets the limit
+        most = ctx.customer.reach.max_per_week
+        self.own_cap = own_cap(most) if most is not None else None
         # the customer's own ledger with the limits each email counts against (by id)
         self._own: list[Counted] | None = None
         self.placed_lead = self.account.placed_lead  # email id -> lead message, for `won_by`
@@ -107,6 +118,11 @@ class _Planner:
     def points(self, limit: Limit) -> PointSet:
         if limit.scope == Scope.ACCOUNT:
             return self.account.account_points(limit)
+        if limit is self.own_cap:
+            found = self._points.get(OWN_CAP)
+            if found is None:
+                found = self._points[OWN_CAP] = own_cap_points(self.ctx.history)
+            return found
         found = self._points.get(limit.name)
         if found is None:
             key = id(limit)
@@ -128,6 +144,8 @@ class _Planner:
                 ids = set().union(*(applicable(c.message).limit_ids for c in unit.members))
                 limits = [lim for lim in self.rules.limits if id(lim) in ids]
             unit.limits = [(lim, self.points(lim)) for lim in limits if self._limit_applies(lim)]
+            if self.own_cap is not None:  # the customer's own, after the team's
+                unit.limits.append((self.own_cap, self.points(self.own_cap)))
         return unit.limits
 
     # -- decisions --------------------------------------------------------------------------

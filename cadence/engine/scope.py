@@ -94,7 +94,9 @@ class _Helpers:
         self, role: str | None = None, human: bool | None = None, channel: str | None = None
     ) -> float:
         """Days since the last touch (of any channel unless `channel` says one) that matches;
-        beyond the ledger the planner reads, the customer's kept contact times answer."""
+        beyond the ledger the planner reads, the customer's kept contact times answer. With
+        no filter, the customer's own last reply counts. A customer nobody has contacted yet
+        counts from when cadence first knew them."""
         now = self.now
         latest: datetime | None = None
         for sent in self.past:
@@ -107,6 +109,11 @@ class _Helpers:
         stored = self.last_contact.get(contact_key(role, human, channel) or "")
         if stored is not None and stored <= now and (latest is None or stored > latest):
             latest = stored
+        # the customer writing back is contact too (of no role, no channel of ours)
+        replied = self.customer.engagement.last_reply_at
+        unfiltered = role is None and human is None and channel is None
+        if unfiltered and replied is not None and replied <= now:
+            latest = replied if latest is None or replied > latest else latest
         if latest is None:
             latest = self.customer.created_at
         if latest is None:

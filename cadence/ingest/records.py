@@ -357,12 +357,20 @@ class EventIn(Record):
     def _special(self) -> EventIn:
         cats = self.data.get("categories")
         if (
-            self.type in ("unsubscribed", "resubscribed")
+            self.type in ("unsubscribed", "resubscribed", "preferences_changed")
             and cats is not None
             and not (isinstance(cats, list) and all(isinstance(c, str) for c in cats))
         ):
             raise ValueError(
                 f"`data.categories` is a list of category names (none: all), not {_show(cats)}"
+            )
+        most = self.data.get("max_per_week")
+        if self.type == "preferences_changed" and most is not None and (
+            isinstance(most, bool) or not isinstance(most, int) or most < 1
+        ):
+            raise ValueError(
+                f"`data.max_per_week` is the most emails a week the customer wants (1 or more), "
+                f"or null for as they come, not {_show(most)}"
             )
         kind = self.data.get("kind")
         if self.type == "bounced" and kind not in ("hard", "soft"):

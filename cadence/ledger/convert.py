@@ -43,6 +43,7 @@ def customer(row: Row) -> Customer:
             hard_bounced=row["hard_bounced"],
             soft_bounces=row["soft_bounces"],
             spam_reported=row["spam_reported"],
+            max_per_week=row.get("max_per_week"),
         ),
         attributes_at=row.get("attributes_at"),
         engagement=_engagement(row.get("engagement") or {}),
@@ -186,6 +187,7 @@ def reachability_values(reach: Reachability) -> dict[str, Any]:
         "hard_bounced": reach.hard_bounced,
         "soft_bounces": reach.soft_bounces,
         "spam_reported": reach.spam_reported,
+        "max_per_week": reach.max_per_week,
     }
 
 

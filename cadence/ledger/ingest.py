@@ -81,6 +81,7 @@ class Ingest:
                     "hard_bounced": False,
                     "soft_bounces": 0,
                     "spam_reported": False,
+                    "max_per_week": None,
                     "last_contact": {},
                     "engagement": {},
                     "dirty": True,

@@ -62,6 +62,7 @@ class CustomerRow(SQLModel, table=True):
     hard_bounced: bool = False
     soft_bounces: int = 0
     spam_reported: bool = False
+    max_per_week: int | None = None  # the customer's own cap (preferences_changed)
     last_contact: dict[str, str] = _json(dict)
     engagement: dict[str, Any] | None = _json()  # convert.engagement_values; NULL: none yet
     dirty: bool = Field(default=True, index=True)

@@ -221,3 +221,18 @@ def test_a_touch_of_any_channel_planned_then_done() -> None:
     assert "is not a channel name" in reason(
         RecordedIn, {**call, "channel": "Phone Call", "sent_at": "2026-11-04T14:20:00Z"}
     )
+
+
+def test_preferences_changed_takes_a_cap_of_one_or_more_or_none() -> None:
+    raw = {
+        "id": "p-1",
+        "customer": "c-17",
+        "type": "preferences_changed",
+        "at": "2026-11-02T00:00:00Z",
+    }
+    for good in ({"max_per_week": 1, "categories": ["tip"]}, {"max_per_week": None}, {}):
+        EventIn.model_validate({**raw, "data": good})
+    for bad in (0, -2, "1", True, 1.5):
+        assert "`data.max_per_week` is the most emails a week" in reason(
+            EventIn, {**raw, "data": {"max_per_week": bad}}
+        )
