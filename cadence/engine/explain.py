@@ -78,6 +78,19 @@ class Labels:
     def customer_name(self) -> str:
         return self._ctx.customer.name
 
+    def is_email(self, item_id: str) -> bool:
+        """Whether what a limit counted under this id is an email (not a call, a meeting)."""
+        planned = self._planned.emails.get(item_id)
+        if planned is not None:
+            return True
+        if self._sent is None:
+            self._sent = {
+                s.id: (s.members, s.customer_id)
+                for s in (*self._ctx.history, *self._ctx.account_history)
+            }
+        found = self._sent.get(item_id)
+        return found is None or all(m.channel == "email" for m in found[0])
+
     def add_email(self, email: Email, members: Sequence[Message]) -> None:
         self._planned.emails[email.id] = (members, email.customer_id)  # worded if named
         self._labels.pop(email.id, None)
@@ -123,7 +136,12 @@ def held(block: Blocked | None, until: datetime | None, tz: ZoneInfo, labels: La
     else:
         span = format_duration(limit.per) if limit.per else ""
         scope = " for the account" if limit.scope == "account" else ""
-        text = f"; {limit.name} already has {len(block.counted)} emails in {span}{scope} ({items})"
+        n = len(block.counted)
+        only_email = all(labels.is_email(i) for i in block.counted)
+        noun = (
+            ("email" if n == 1 else "emails") if only_email else ("touch" if n == 1 else "touches")
+        )
+        text = f"; {limit.name} already has {n} {noun} in {span}{scope} ({items})"
     if until is not None:
         text += f"; next allowed {local(until, tz)}"
     return text

@@ -303,7 +303,11 @@ class Ingest:
                 if row is None:
                     refused[mid] = "no such message"
                 elif row["kind"] == MessageKind.RECORDED and not row["planned"]:
-                    refused[mid] = "it was sent by another system (recorded)"
+                    refused[mid] = (
+                        "it was sent by another system (recorded)"
+                        if row["channel"] == "email"
+                        else f"the {row['channel']} already happened (recorded)"
+                    )
                 elif row["in_flight"]:
                     refused[mid] = BEING_SENT
                 elif row["final"] and row["status"] != Status.HELD and not row["planned"]:

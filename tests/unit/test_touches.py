@@ -36,6 +36,7 @@ def test_a_weekly_cap_counts_calls_and_meetings() -> None:
     assert d.status is Status.DEFERRED and d.rule == "weekly-total"
     assert set(d.counted) == {"call-1", "meet-1"}
     assert "Kim's call call-1 (success)" in d.reason and "Kim's meeting meet-1" in d.reason
+    assert "weekly-total already has 2 touches in 7d" in d.reason  # not "2 emails"
 
 
 def test_a_limit_filtered_to_email_does_not_count_calls() -> None:
