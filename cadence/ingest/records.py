@@ -365,8 +365,10 @@ class EventIn(Record):
                 f"`data.categories` is a list of category names (none: all), not {_show(cats)}"
             )
         most = self.data.get("max_per_week")
-        if self.type == "preferences_changed" and most is not None and (
-            isinstance(most, bool) or not isinstance(most, int) or most < 1
+        if (
+            self.type == "preferences_changed"
+            and most is not None
+            and (isinstance(most, bool) or not isinstance(most, int) or most < 1)
         ):
             raise ValueError(
                 f"`data.max_per_week` is the most emails a week the customer wants (1 or more), "
