@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -82,13 +83,61 @@ def print_demo(console: Console, app: App, r: DemoResult) -> None:
     status = ", ".join(f"{n} {s}" for s, n in r.statuses.most_common())
     console.print(f"Every message ended in one status: {status}.")
     console.print(f"{r.eml_files} emails were written to {folder / 'outbox'} as .eml files.\n")
+    _print_touches(console, r)
     console.print("[bold]Try next[/bold]")
     cfg = folder / "cadence.yaml"
     for line in (
         f"cadence -c {cfg} preview c-17 --at {r.base:%Y-%m-%dT%H:%MZ} --days 21",
         f"cadence -c {cfg} preview c-17 --at {r.base:%Y-%m-%dT%H:%MZ} --render",
+        f"cadence -c {cfg} explain cs-21 (the welcome Lena's onboarding call covers)",
         f"cadence -c {cfg} rules check",
         f"edit {folder / 'rules' / 'fatigue.yaml'} (say weekly-total max: 2), then preview again",
         f"ls {folder / 'outbox'}",
     ):
         console.print(f"  {line}")
+
+
+#: how many of the emails a call or meeting held back the story shows, one row each
+TOUCH_EXAMPLES = 6
+
+
+def _print_touches(console: Console, r: DemoResult) -> None:
+    """Section 3: the calls and meetings in the ledger, and the emails they held back or made
+    redundant, each with the decision that named the call."""
+    if not r.touches:
+        return
+    parts = []
+    for channel in sorted({channel for channel, _ in r.touches}):
+        done, booked = r.touches[channel, False], r.touches[channel, True]
+        part = f"{done + booked} {channel}{'s' if done + booked != 1 else ''}"
+        parts.append(f"{part} ({booked} booked ahead)" if booked else part)
+    listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+    console.print(
+        f"[bold]3. Calls and meetings count too.[/bold] The ledger holds {listed}, recorded "
+        "from calendars and the CRM. The rules count each one like an email (a booked one at "
+        "its time), and a call on a topic can make the automated email on it redundant."
+    )
+    if not r.held_by_touch:
+        console.print("None of them held an email back in these weeks.\n")
+        return
+    table = Table(
+        title=f"{len(r.held_by_touch)} emails held back or made redundant by a call or meeting",
+        title_justify="left",
+        show_lines=True,
+    )
+    for col in ("customer", "message", "decision", "in the end", "why (as the engine said it)"):
+        table.add_column(col, overflow="fold")
+    for held in r.held_by_touch[:TOUCH_EXAMPLES]:
+        d = held.decision
+        table.add_row(
+            held.customer_id,
+            held.message_id,
+            f"{d.status}: {d.rule}" if d.rule else str(d.status),
+            str(held.final),
+            escape(d.reason),
+        )
+    console.print(table)
+    more = len(r.held_by_touch) - TOUCH_EXAMPLES
+    if more > 0:
+        console.print(f"... and {more} more (`cadence explain MESSAGE` tells each one).")
+    console.print()

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cadence.model import EmailStatus, MessageKind
+from cadence.model import Decision, EmailStatus, Message, MessageKind, Status
 
 if TYPE_CHECKING:
     from cadence.app import App
@@ -20,6 +20,17 @@ if TYPE_CHECKING:
     from cadence.flows.preview import Preview
 
 DEMO_CUSTOMER = "c-17"
+
+
+@dataclass(frozen=True)
+class HeldByTouch:
+    """An email a call or a meeting held back or made redundant, in the engine's words."""
+
+    customer_id: str
+    message_id: str
+    touch: Message  # the call or meeting its decision names
+    decision: Decision  # the last decision that named it
+    final: Status  # what became of the message in the end
 
 
 @dataclass
@@ -40,6 +51,9 @@ class DemoResult:
     checkins: list[tuple[str, str, str]] = field(default_factory=list)
     before: dict[str, list[int]] = field(default_factory=dict)  # customer -> emails per week
     after: dict[str, list[int]] = field(default_factory=dict)
+    #: the calls, meetings and other touches recorded, by channel and whether only booked
+    touches: Counter[tuple[str, bool]] = field(default_factory=Counter)
+    held_by_touch: list[HeldByTouch] = field(default_factory=list)
 
 
 def build(
@@ -120,21 +134,31 @@ def _tally(app: App, result: DemoResult) -> None:
     for customer_id in store.reads.customer_ids():
         before = result.before[customer_id] = [0] * weeks
         after = result.after[customer_id] = [0] * weeks
-        for message, decision in store.reads.messages_of(customer_id):
-            # without cadence, every message is an email of its own, when its role wanted
+        ledger = store.reads.messages_of(customer_id)
+        touches = [m for m, _ in ledger if m.kind == MessageKind.RECORDED and m.channel != "email"]
+        for message, decision in ledger:
+            result.statuses[str(decision.status)] += 1
+            if message.channel != "email":
+                # a call is not an email: it counts against the rules, not in the mailbox
+                result.touches[message.channel, message.planned] += 1
+                continue
+            # without cadence, every message is an email of its own, when its role wanted (one
+            # another system only plans has not gone yet)
             w = _week(
                 result,
                 message.sent_at if message.kind == MessageKind.RECORDED else message.send_after,
             )
-            if w is not None and message.to is None:
+            if w is not None and message.to is None and not message.planned:
                 before[w] += 1
                 if message.kind == MessageKind.RECORDED:
                     after[w] += 1
-            result.statuses[str(decision.status)] += 1
             if decision.rule and decision.status in ("suppressed", "expired", "deferred", "held"):
                 result.by_rule[f"{decision.status}: {decision.rule}"] += 1
-            if message.kind == "submitted":
+            if message.kind == MessageKind.SUBMITTED:
                 result.submitted_by_role[message.role] += 1
+                held = _held_by_touch(app, message, decision, touches) if touches else None
+                if held is not None:
+                    result.held_by_touch.append(held)
             if message.playbook:
                 result.checkins.append((customer_id, message.playbook, str(decision.status)))
         for email, status in store.reads.emails_of(customer_id):
@@ -149,6 +173,24 @@ def _tally(app: App, result: DemoResult) -> None:
                 result.emails_by_role[email.role] += 1
                 if len(email.members) > 1:
                     result.merged_emails += 1
+
+
+def _held_by_touch(
+    app: App, message: Message, current: Decision, touches: Sequence[Message]
+) -> HeldByTouch | None:
+    """The last decision on `message` that names one of its customer's calls or meetings
+    (as a limit's count, or as what made it redundant), or None. Decisions name a touch as
+    `touch_label` words it, planned or done: read from the ledger's history, since a deferral
+    that has run its course is followed by the decision the email went out under."""
+    from cadence.engine.explain import touch_label
+
+    history = [r.decision for r in app.store.reads.decision_history(message.id)]
+    for decision in reversed([*history, current]):
+        for touch in touches:
+            labels = (touch_label(touch), touch_label(replace(touch, planned=not touch.planned)))
+            if touch.id in decision.counted or any(label in decision.reason for label in labels):
+                return HeldByTouch(message.customer_id, message.id, touch, decision, current.status)
+    return None
 
 
 def next_monday(t: datetime) -> datetime:

@@ -1,7 +1,7 @@
 """A crowd of sample customers for `cadence demo`: a few hundred people across time zones and
 accounts, a month of mail from every role (some of it redundant, some already sent from a
-CRM), and lifecycle events, in exactly the contract's input formats. Seeded: the same base
-gives the same crowd."""
+CRM), the calls and meetings their CSMs and reps had or booked, and lifecycle events, in
+exactly the contract's input formats. Seeded: the same base gives the same crowd."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ MAIL: list[tuple[str, str, str | None, list[str | None], bool, float]] = [
     ("marketing", "newsletter", None, ["newsletter"], False, 0.7),
     ("product", "tip", None, ["tips:dashboards", "tips:alerts", "feature:reports"], False, 0.8),
     ("sales", "offer", "upgrade_offer", ["upgrade"], False, 0.4),
-    ("success", "onboarding", "onboarding_welcome", [None], False, 0.2),
+    ("success", "onboarding", "onboarding_welcome", ["onboarding"], False, 0.2),
     ("product", "product-tour", "product_tour", [None], False, 0.2),
     ("billing", "receipt", "receipt", [None], True, 0.25),
 ]
@@ -79,8 +79,51 @@ def _data(template: str | None, i: int) -> dict[str, Any]:
     return data.get(template or "", {})
 
 
+#: calls and meetings: role, channel, category, topics, the chance of one done in the three
+#: weeks before the base, the chance of one booked in the three weeks after it
+TOUCHES: list[tuple[str, str, str, list[str | None], float, float]] = [
+    ("success", "call", "check-in", ["onboarding", "feature:reports", "renewal", None], 0.3, 0.1),
+    ("success", "call", "onboarding", ["onboarding"], 0.0, 0.15),
+    ("sales", "meeting", "demo", ["upgrade"], 0.1, 0.05),
+]
+CSM = {"email": "kim@vendor.test", "name": "Kim Lee"}
+REP = {"email": "ravi@vendor.test", "name": "Ravi Patel"}
+
+
+def _touches(rnd: random.Random, cid: str, base: datetime) -> list[dict[str, Any]]:
+    """A customer's calls and meetings, done (`sent_at`) or booked ahead (`planned_at`),
+    in working hours somewhere between Europe and the Americas."""
+    out = []
+    for role, channel, category, topics, done, booked in TOUCHES:
+        for when, chance in (("sent_at", done), ("planned_at", booked)):
+            if rnd.random() >= chance:
+                continue
+            days = -rnd.randint(1, 21) if when == "sent_at" else rnd.randint(0, 20)
+            at = base + timedelta(days=days, hours=rnd.randint(13, 20))
+            topic = rnd.choice(topics)
+            about = f" about {topic}" if topic else ""
+            record: dict[str, Any] = {
+                "id": f"{cid}-{channel}-{category[:4]}-{'done' if when == 'sent_at' else 'booked'}",
+                "customer": cid,
+                "role": role,
+                "category": category,
+                "channel": channel,
+                "human": True,
+                "from": CSM if role == "success" else REP,
+                "summary": f"{category.capitalize()} {channel}{about}",
+                when: _iso(at),
+            }
+            if topic is not None:
+                record["topic"] = topic
+            out.append(record)
+    return out
+
+
 def crowd_records(base: datetime, n: int = 200, seed: int = 11) -> dict[str, list[dict[str, Any]]]:
     rnd = random.Random(seed)
+    # the calls and meetings draw from a generator of their own, so that adding them left the
+    # rest of the crowd as it was
+    calls = random.Random(seed * 7919)
     out: dict[str, list[dict[str, Any]]] = {
         "customers": [],
         "messages": [],
@@ -141,6 +184,7 @@ def crowd_records(base: datetime, n: int = 200, seed: int = 11) -> dict[str, lis
                     "sent_at": _iso(at),
                 }
             )
+        out["recorded"] += _touches(calls, cid, base)
         if rnd.random() < 0.3:
             out["events"].append(
                 {

@@ -149,3 +149,12 @@ def test_demo_tells_the_story(cli: Cli) -> None:
     result = cli("demo", "demo-here")
     assert "Try next" in result.out and "preview c-17" in result.out
     assert list((cli.cwd / "demo-here" / "outbox").glob("*.eml"))
+    # the CSMs' calls: the section, and emails they held back or made redundant, each row
+    # naming the call as the engine's decision did
+    out = " ".join(result.out.split())  # the tables wrap long reasons
+    assert "3. Calls and meetings count too" in out
+    assert "emails held back or made redundant by a call or meeting" in out
+    assert "call-covers-the-topic: redundant: Lee Morgan's call call-5521 (success, planned)" in out
+    assert "breathing-room keeps 20h after Lee Morgan's call call-5521" in out
+    assert "weekly-total already has 3" in out and "Kim Lee's call call-5498 (success)" in out
+    assert "Every decision, with its reason" in out and "onboarding-digest" in out

@@ -90,6 +90,7 @@ def test_starter_rules_compile_to_the_expected_objects() -> None:
     assert set(suppress) == {
         "no-tips-while-ticket-open",
         "same-topic-twice",
+        "call-covers-the-topic",
         "no-marketing-in-first-two-weeks",
         "no-automation-after-a-person",
     }

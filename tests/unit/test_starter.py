@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +17,10 @@ import pytest
 from cadence.config import SenderSettings, load_settings
 from cadence.delivery.compose import compose
 from cadence.delivery.render import Renderer
+from cadence.ingest.records import RecordedIn
 from cadence.model import Customer, Email, Message, Sender
+from cadence.rules.loader import load_rules
+from cadence.rules.model import SameKey
 from cadence.starter.samples import sample_records, write_samples
 from cadence.starter.writer import StarterExists, next_monday, write_starter
 
@@ -29,6 +33,8 @@ MESSAGE_KEYS = {
     "id", "customer", "role", "category", "topic", "template", "data", "subject", "body_text",
     "body_html", "send_after", "expires_at", "transactional", "priority", "from", "human",
 }  # fmt: skip
+#: what a recorded touch may add: its channel and summary, and when it happened or is booked
+RECORDED_KEYS = {"sent_at", "planned_at", "channel", "summary"}
 EVENT_KEYS = {"id", "customer", "type", "at", "data", "attributes"}
 
 
@@ -80,15 +86,17 @@ def test_customers_have_the_contract_shape(samples: dict[str, list[dict[str, Any
 
 
 def check_message(record: Mapping[str, Any], customers: set[str], recorded: bool) -> None:
-    assert set(record) <= MESSAGE_KEYS | ({"sent_at"} if recorded else set()), set(record)
+    assert set(record) <= MESSAGE_KEYS | (RECORDED_KEYS if recorded else set()), set(record)
     assert record["customer"] in customers
     assert isinstance(record["role"], str) and record["role"]
     if "template" in record:
         assert isinstance(record.get("data", {}), dict)
         assert "subject" not in record
+    elif record.get("channel", "email") != "email":
+        assert isinstance(record["summary"], str) and record["summary"]  # a call has no body
     else:
         assert isinstance(record["subject"], str) and isinstance(record["body_text"], str)
-    for key in ("send_after", "expires_at", "sent_at"):
+    for key in ("send_after", "expires_at", "sent_at", "planned_at"):
         if key in record:
             time_of(record[key])
     if "from" in record:
@@ -106,7 +114,8 @@ def test_messages_and_recorded_have_the_contract_shape(
         assert "send_after" in record
     for record in samples["recorded"]:
         check_message(record, customers, recorded=True)
-        assert "sent_at" in record and "template" not in record
+        assert ("sent_at" in record) != ("planned_at" in record) and "template" not in record
+        RecordedIn.model_validate(record)  # what `messages record` accepts
 
 
 def test_events_have_the_contract_shape(samples: dict[str, list[dict[str, Any]]]) -> None:
@@ -153,7 +162,11 @@ def test_ana_gets_eight_messages_from_many_roles_over_three_weeks(
     announcement = by_id["mkt-301"]
     assert announcement["category"] == "announcement"
     assert announcement["topic"] == "feature:reports"
-    note = next(r for r in samples["recorded"] if r.get("topic") == "feature:reports")
+    note = next(
+        r
+        for r in samples["recorded"]
+        if r.get("topic") == "feature:reports" and r.get("channel", "email") == "email"
+    )
     assert note["customer"] == "c-17" and note["human"] is True
     before = time_of(announcement["send_after"]) - time_of(note["sent_at"])
     assert timedelta(days=4) <= before <= timedelta(days=14)
@@ -163,6 +176,50 @@ def test_ana_gets_eight_messages_from_many_roles_over_three_weeks(
     assert {m["category"] for m in ana if m["id"] in transactional} == {"ticket-reply", "receipt"}
     assert sum(m["role"] == "marketing" for m in ana) >= 3
     assert any("subject" in m for m in ana)  # a ready message, not only templates
+
+
+def test_csms_calls_are_in_the_ledger(samples: dict[str, list[dict[str, Any]]]) -> None:
+    """Kim's call with Ana a week before her onboarding digest, which with Kim's note and a
+    newsletter fills the weekly cap; Lee's onboarding call with Lena, booked for the afternoon
+    her automated welcome on the same topic would go."""
+    calls = {r["id"]: r for r in samples["recorded"] if r.get("channel") == "call"}
+    by_id = {m["id"]: m for m in samples["messages"]}
+    kim = calls["call-5498"]
+    assert (kim["customer"], kim["human"], "sent_at" in kim) == ("c-17", True, True)
+    ana = sorted(time_of(r["sent_at"]) for r in samples["recorded"] if r["customer"] == "c-17")
+    assert len(ana) == 3  # the call, the note and a newsletter: the weekly cap's three
+    digest_at = time_of(by_id["prd-7"]["send_after"])
+    assert digest_at - timedelta(days=7) < time_of(kim["sent_at"]) == ana[0]
+    for earlier, later in pairwise(ana):  # 20h apart, as the preview test checks of all
+        assert later - earlier >= timedelta(hours=20)
+    lee = calls["call-5521"]
+    welcome = by_id["cs-21"]
+    assert (lee["customer"], lee["human"], "planned_at" in lee) == ("c-21", True, True)
+    assert lee["topic"] == welcome["topic"] == "onboarding"
+    assert welcome["category"] == "onboarding" and not welcome.get("human")
+    gap = time_of(lee["planned_at"]) - time_of(welcome["send_after"])
+    assert timedelta(0) < gap < timedelta(days=1)
+    assert time_of(lee["planned_at"]) >= BASE  # booked ahead of the demo's start
+
+
+def test_starter_rules_count_calls(samples: dict[str, list[dict[str, Any]]]) -> None:
+    """The weekly cap counts every channel; a call or meeting on a topic covers the automated
+    onboarding email or check-in on it for a day; same-topic-twice is about emails."""
+    rules = load_rules(REPO / "rules")
+    weekly = next(lim for lim in rules.limits if lim.name == "weekly-total")
+    assert weekly.filter.channels is None
+    suppress = {rule.name: rule for rule in rules.suppress}
+    call = suppress["call-covers-the-topic"]
+    assert (call.same, call.within, call.when) == (SameKey.TOPIC, timedelta(days=1), None)
+    assert call.filter.channels == frozenset({"call", "meeting"})
+    assert call.filter.categories == frozenset({"onboarding", "check-in"})
+    assert call.filter.human is False
+    assert suppress["same-topic-twice"].filter.channels == frozenset({"email"})
+    text = (REPO / "rules" / "fatigue.yaml").read_text()
+    for name in ("weekly-total", "call-covers-the-topic"):  # each says why, above it
+        above = text[: text.index(f"- name: {name}")].rstrip().splitlines()[-1]
+        assert above.strip().startswith("#"), name
+    assert "counts every channel" in text
 
 
 def test_times_follow_the_base(samples: dict[str, list[dict[str, Any]]]) -> None:

@@ -6,14 +6,17 @@ them, and the rules about "the first two weeks" or "within 14 days" behave the s
 
 What they show (customer c-17, Ana at acme, gets eight messages from six roles over three weeks):
 - a success onboarding email and a product tour within a day of each other (a merge rule
-  turns them into one digest);
+  turns them into one digest), which waits until the call Kim had with her six days before
+  leaves the week: with Kim's note and a newsletter, that call filled the weekly cap;
 - a marketing announcement about Reports that a CSM's note, recorded from the CRM five days
   earlier on the same topic, makes redundant;
 - a sales offer, more marketing, and two transactional messages (a ticket reply, a receipt)
   that no fatigue rule may touch.
-Around her: a customer unsubscribed from announcements and newsletters, a hard bounce, a
-customer too new for marketing, and the lifecycle events the playbooks react to
-(onboarding_completed, ticket_opened/ticket_resolved, usage_dropped).
+Around her: a customer with an onboarding call booked for the morning her automated welcome
+would go (the call covers it, and the product tour waits a day after it), a customer
+unsubscribed from announcements and newsletters, a hard bounce, a customer too new for
+marketing, and the lifecycle events the playbooks react to (onboarding_completed,
+ticket_opened/ticket_resolved, usage_dropped).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ FILES = ("customers", "messages", "recorded", "events")
 
 KIM = {"email": "kim@vendor.test", "name": "Kim Lee"}  # acme's customer success manager
 RAVI = {"email": "ravi@vendor.test", "name": "Ravi Patel"}  # sales
+LEE = {"email": "lee@vendor.test", "name": "Lee Morgan"}  # globex's customer success manager
 SUPPORT = {"email": "support@vendor.test", "name": "Vendor Support"}
 BILLING = {"email": "billing@vendor.test", "name": "Vendor Billing"}
 OWNERS = {"acme": "kim@vendor.test", "globex": "lee@vendor.test", "initech": "ola@vendor.test"}
@@ -219,9 +223,10 @@ def _others(base: datetime) -> list[Record]:
             "mkt-311", "c-18", "marketing", "announcement", _at(base, 2, 9),
             topic="feature:reports", template="feature_announcement", data={"feature": "Reports"},
         ),
-        # Lena signed up ten days ago: onboarding and a tour, and marketing that must wait
+        # Lena signed up ten days ago: onboarding and a tour, and marketing that must wait;
+        # her onboarding call with Lee is booked for the afternoon the welcome would go
         _message(
-            "cs-21", "c-21", "success", "onboarding", _at(base, 0, 8),
+            "cs-21", "c-21", "success", "onboarding", _at(base, 0, 8), topic="onboarding",
             template="onboarding_welcome", data={"product": "Vendor Analytics"},
         ),
         _message(
@@ -268,7 +273,8 @@ def _others(base: datetime) -> list[Record]:
 
 
 def _recorded(base: datetime) -> list[Record]:
-    """Sent by people and other systems; cadence counts them like its own."""
+    """Sent by people and other systems, calls and meetings included; cadence counts them like
+    its own emails."""
     return [
         {
             "id": "crm-5501", "customer": "c-17", "role": "success", "category": "note",
@@ -277,6 +283,13 @@ def _recorded(base: datetime) -> list[Record]:
             "body_text": "Hi Ana, as promised on our call: the new Reports feature does exactly "
             "the weekly export you asked about. I've switched it on for acme. Kim",
             "sent_at": iso(_at(base, -5, 15.5)), "transactional": False,
+        },
+        # the call Kim's note follows up on, from her calendar: a touch like an email
+        {
+            "id": "call-5498", "customer": "c-17", "role": "success", "category": "check-in",
+            "topic": "feature:reports", "channel": "call", "human": True, "from": KIM,
+            "summary": "Ana needs a weekly CSV export for her board; walked her through Reports",
+            "sent_at": iso(_at(base, -6, 19)), "transactional": False,
         },
         {
             "id": "hs-7781", "customer": "c-17", "role": "marketing", "category": "newsletter",
@@ -288,6 +301,14 @@ def _recorded(base: datetime) -> list[Record]:
             "human": True, "from": RAVI, "subject": "Welcome aboard",
             "body_text": "Hi Lena, great to have globex with us. Ravi",
             "sent_at": iso(_at(base, -2, 10)), "transactional": False,
+        },
+        # booked in Lee's calendar for Monday afternoon (`planned_at`): it counts then, and
+        # is recorded again with `sent_at` once it took place
+        {
+            "id": "call-5521", "customer": "c-21", "role": "success", "category": "onboarding",
+            "topic": "onboarding", "channel": "call", "human": True, "from": LEE,
+            "summary": "Onboarding: connect the data warehouse, build the first dashboard",
+            "planned_at": iso(_at(base, 0, 15)), "transactional": False,
         },
         {
             "id": "zd-3301", "customer": "c-33", "role": "support", "category": "ticket-reply",
