@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from cadence.model import Decision, Email, Status
+from cadence.model import Decision, Email, Message, MessageKind, Status
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -83,6 +83,14 @@ def email_json(email: Email, tz: str, rendered: dict[str, Any] | None) -> dict[s
     return out
 
 
+def touch_kind(message: Message) -> str | None:
+    """How a touch other than email reached the customer, as the tables show it: "call",
+    "meeting (planned)"; None for an email."""
+    if message.channel == "email":
+        return None
+    return f"{message.channel} (planned)" if message.planned else message.channel
+
+
 def preview_json(p: Preview) -> dict[str, Any]:
     decisions = []
     for d in p.decisions:
@@ -92,6 +100,12 @@ def preview_json(p: Preview) -> dict[str, Any]:
             item["role"] = message.role
             item["category"] = message.category
             item["created_by"] = _origin(message.playbook, message.origin)
+            item["channel"] = message.channel
+            if message.kind == MessageKind.RECORDED:
+                # a touch recorded from elsewhere: its own account of itself, and whether it
+                # is only planned (it counts at its time all the same)
+                item["summary"] = message.summary
+                item["planned"] = message.planned
         decisions.append(item)
     return {
         "customer": p.customer_id,
@@ -119,6 +133,7 @@ def write_preview(console: Console, p: Preview, *, fmt: str, render: bool) -> No
 
 
 def print_preview(console: Console, p: Preview, *, render: bool) -> None:
+    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
 
@@ -130,7 +145,7 @@ def print_preview(console: Console, p: Preview, *, render: bool) -> None:
     for col in ("when (local)", "role", "category", "subject", "messages"):
         emails.add_column(col)
     for e in p.emails:
-        subject = (rendered.get(e.id) or {}).get("subject") or ""
+        subject = escape((rendered.get(e.id) or {}).get("subject") or "")
         note = " [dim](digest)[/dim]" if len(e.members) > 1 else ""
         emails.add_row(
             local_short(e.send_at, tz),
@@ -150,7 +165,12 @@ def print_preview(console: Console, p: Preview, *, render: bool) -> None:
     for d in p.decisions:
         message = p.messages.get(d.message_id)
         style = STATUS_STYLE.get(d.status, "")
-        why = d.reason
+        status = f"[{style}]{d.status}[/{style}]" if style else str(d.status)
+        kind = touch_kind(message) if message else None
+        if kind:
+            status = f"{status}\n{kind}"
+        # a reason may quote what people wrote (a call's summary, a subject): text, not markup
+        why = escape(d.reason)
         origin = _origin(message.playbook, message.origin) if message else None
         if origin:
             why = f"{why} [dim](created by {origin})[/dim]"
@@ -159,7 +179,7 @@ def print_preview(console: Console, p: Preview, *, render: bool) -> None:
         decisions.add_row(
             d.message_id,
             message.role if message else "",
-            f"[{style}]{d.status}[/{style}]" if style else str(d.status),
+            status,
             local_short(d.send_at, tz),
             d.rule or "",
             why,
@@ -168,5 +188,6 @@ def print_preview(console: Console, p: Preview, *, render: bool) -> None:
     if render:
         for e in p.emails:
             r = rendered.get(e.id) or {}
-            body = r.get("text") or r.get("error") or ""
-            console.print(Panel(body, title=f"{e.id}: {r.get('subject', '')}", title_align="left"))
+            body = escape(r.get("text") or r.get("error") or "")
+            title = escape(f"{e.id}: {r.get('subject') or ''}")
+            console.print(Panel(body, title=title, title_align="left"))

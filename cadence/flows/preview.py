@@ -4,11 +4,11 @@ the passes themselves run on a scratch copy (`timeline.run_on_scratch`), sending
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from cadence.model import Customer, Decision, Email, Message
+from cadence.model import Customer, Decision, Email, Message, MessageKind, Status
 
 if TYPE_CHECKING:
     from cadence.config import Settings
@@ -107,7 +107,9 @@ def _by_time(item: tuple[datetime, Decision]) -> tuple[datetime, str]:
 @dataclass(frozen=True)
 class Explanation:
     message_id: str
-    history: tuple[DecisionRecord, ...]  # what passes decided, oldest first
+    # what passes decided, oldest first; a touch recorded from elsewhere (a call, a meeting,
+    # an email another system sent), which no pass decides, starts with what was recorded
+    history: tuple[DecisionRecord, ...]
     # for a message still open: what the passes will decide, from a preview of its customer
     upcoming: Decision | None
     as_of: datetime
@@ -123,6 +125,8 @@ def explain(
         return None
     message, current = found
     history = tuple(store.reads.decision_history(message_id))
+    if message.kind == MessageKind.RECORDED:
+        history = (recorded_entry(message, current), *history)
     upcoming = None
     if not current.final:
         expires = message.expires(rules.max_delay, as_of)
@@ -130,6 +134,39 @@ def explain(
         p = preview(store, settings, rules, message.customer_id, as_of, days)
         upcoming = next((d for d in p.decisions if d.message_id == message_id), None)
     return Explanation(message_id, history, upcoming, as_of)
+
+
+def recorded_entry(message: Message, current: Decision) -> DecisionRecord:
+    """What the ledger holds about a touch recorded from elsewhere, as the first entry of its
+    history (no pass decides it): the channel, who, when, planned or done, and its summary
+    (an email's subject when it has none). It is dated when it was first recorded, and its
+    status stays `recorded`; a cancellation, if any, follows it.
+
+    Only a touch planned elsewhere can be cancelled, and cancelling it clears `planned`: a
+    cancelled one is told as the planned touch it was."""
+    from cadence.engine.explain import touch_label
+    from cadence.ledger.reads import DecisionRecord
+
+    if current.status == Status.CANCELLED:
+        message = replace(message, planned=True)
+    at = message.sent_at
+    when = "" if at is None else f" {at:%Y-%m-%d %H:%M} UTC"
+    label = touch_label(message)
+    if message.channel == "email" and label.startswith("a "):
+        label = "an " + label.removeprefix("a ")
+    if message.planned:
+        what = f"planned for{when}; it counts at that time until it is recorded as done"
+    elif message.channel == "email":
+        what = f"sent by another system{when}; it counts like an email cadence sent"
+    else:
+        what = f"done{when}; it counts like an email cadence sent"
+    account = message.summary or (message.subject if message.channel == "email" else None)
+    reason = f"{label}, {what}" + (f". {account}" if account else "")
+    entry = Decision(message.id, Status.RECORDED, reason, send_at=at, final=True)
+    return DecisionRecord(message.created_at or at or current.send_at or _EPOCH, entry)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 #: how far `explain` looks ahead for an open message: until it expires, at most this long
