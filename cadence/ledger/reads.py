@@ -29,7 +29,8 @@ class ReportRows:
     """What `cadence report` reads: the period's messages, sent emails, engagement events and
     the customers' time zones, as plain rows (the figures are computed above the ledger)."""
 
-    # id, customer_id, kind, role, category, topic, playbook, status, rule, at
+    # id, customer_id, kind, role, category, topic, playbook, status, rule, at, channel,
+    # planned (a touch booked elsewhere, not yet done), sent_at, recipient
     messages: list[dict[str, Any]]
     emails: list[dict[str, Any]]  # id, customer_id, members, sent_at, role, category
     engagement: list[dict[str, Any]]  # email_id, type
@@ -176,6 +177,8 @@ class Reads:
                             m.send_after,
                             m.sent_at,
                             m.recipient,
+                            m.channel,
+                            m.planned,
                         ).where(
                             m.customer_id.in_(part),
                             or_(

@@ -3,7 +3,12 @@
 Per role, category, topic, playbook and rule: messages proposed, sent, merged, suppressed,
 expired, failed; engagement rates where the provider reported them; emails per customer per
 week before (every message its own email) and after (what went); sends by local hour and
-weekday; and the triggers to review: rarely opened, or often followed by an unsubscribe.
+weekday; the triggers to review: rarely opened, or often followed by an unsubscribe; and every
+touch that reached the customer, by channel and role.
+
+Calls, meetings and the other touches recorded from elsewhere are not emails: they count
+against the rules, but the email figures leave them out, as they leave out whatever another
+system has only planned (booked) and not done. `touches` has them all, the planned apart.
 """
 
 from __future__ import annotations
@@ -35,18 +40,64 @@ REVIEW_LEAVE_RATE = 0.02
 WEEK = timedelta(days=7)
 
 
+def is_email(m: dict[str, Any]) -> bool:
+    """A message row the email figures count: an email, sent or to send, not one another
+    system has only planned."""
+    return m.get("channel", "email") == "email" and not m.get("planned")
+
+
+def touches(rows: ReportRows, since: datetime, until: datetime) -> dict[str, Any]:
+    """What reached the customers in the period, by channel and role: emails cadence sent
+    (a digest's members each count for their role), what other systems and people recorded
+    (calls, meetings, their emails), and apart from those, the touches booked elsewhere for
+    the period and not recorded as done. Internal owner alerts reached no customer."""
+    by: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+    for m in rows.messages:
+        at = m.get("sent_at")
+        if m.get("recipient") or at is None or not since <= at <= until:
+            continue
+        if m["status"] == Status.SENT:
+            state = "done"
+        elif m["kind"] == MessageKind.RECORDED and m["status"] == Status.RECORDED:
+            state = "planned" if m.get("planned") else "done"
+        else:
+            continue  # never went: suppressed, expired, failed, or a booked call cancelled
+        by[m.get("channel", "email")][m["role"]][state] += 1
+    table = {
+        channel: {
+            role: {"done": n["done"], "planned": n["planned"]} for role, n in sorted(roles.items())
+        }
+        for channel, roles in sorted(by.items())
+    }
+    return {
+        "done": sum(n["done"] for roles in table.values() for n in roles.values()),
+        "planned": sum(n["planned"] for roles in table.values() for n in roles.values()),
+        "by_channel_role": table,
+    }
+
+
+def touch_rows(f: dict[str, Any]) -> list[tuple[str, str, dict[str, int]]]:
+    """The report's touches as rows: channel, role, and the done and planned counts."""
+    return [
+        (channel, role, n)
+        for channel, roles in f["touches"]["by_channel_role"].items()
+        for role, n in roles.items()
+    ]
+
+
 def build(rows: ReportRows, since: datetime, until: datetime, default_tz: str) -> dict[str, Any]:
     weeks = max(1, math.ceil((until - since) / WEEK))
     multi = {e["id"] for e in rows.emails if len(e["members"]) > 1}
     email_of = {m: e["id"] for e in rows.emails for m in e["members"]}
-    by_id = {m["id"]: m for m in rows.messages}
+    mail = [m for m in rows.messages if is_email(m)]
+    by_id = {m["id"]: m for m in mail}
     engaged: dict[str, set[str]] = defaultdict(set)
     for ev in rows.engagement:
         engaged[ev["email_id"]].add(ENGAGEMENT[ev["type"]])
     reported = {kind for kinds in engaged.values() for kind in kinds}
 
     tables: dict[str, dict[str, Counter[str]]] = {d: defaultdict(Counter) for d in DIMENSIONS}
-    for m in rows.messages:
+    for m in mail:
         outcome = _outcome(m, email_of, multi)
         for d in DIMENSIONS:
             key = m.get(d) or "(none)"
@@ -81,7 +132,7 @@ def build(rows: ReportRows, since: datetime, until: datetime, default_tz: str) -
 
     before: dict[str, list[int]] = defaultdict(lambda: [0] * weeks)
     after: dict[str, list[int]] = defaultdict(lambda: [0] * weeks)
-    for m in rows.messages:
+    for m in mail:
         w = _week(m["at"], since, weeks)
         if w is not None and not m.get("recipient"):
             before[m["customer_id"]][w] += 1
@@ -106,7 +157,7 @@ def build(rows: ReportRows, since: datetime, until: datetime, default_tz: str) -
         "weeks": weeks,
         "customers": len(rows.zones),
         "totals": {
-            "messages": len(rows.messages),
+            "messages": len(mail),
             "emails": len(rows.emails),
             "digests": len(multi),
         },
@@ -130,6 +181,7 @@ def build(rows: ReportRows, since: datetime, until: datetime, default_tz: str) -
         "top_customers": [{"customer": c, "emails": sum(w), "per_week": w} for c, w in top],
         "heatmap_local_weekday_hour": heat,
         "review": _review(rates, reported),
+        "touches": touches(rows, since, until),
     }
 
 

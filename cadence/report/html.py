@@ -7,6 +7,8 @@ import html
 import io
 from typing import Any
 
+from cadence.report.figures import touch_rows
+
 OUTCOMES = ("proposed", "sent", "merged", "suppressed", "expired", "failed")
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 STYLE = """body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:1000px;
@@ -126,6 +128,17 @@ def render(f: dict[str, Any]) -> str:
                     ],
                 )
             )
+    touched = f["touches"]
+    parts += [
+        "<h2>Touches by channel and role</h2>",
+        f"<p>{touched['done']} touches reached customers: emails, and the calls, meetings and "
+        f"other touches recorded from elsewhere; {touched['planned']} more were booked "
+        "elsewhere for the period and not recorded as done.</p>",
+        _table(
+            ["channel", "role", "done", "planned, not done"],
+            [[channel, role, n["done"], n["planned"]] for channel, role, n in touch_rows(f)],
+        ),
+    ]
     parts += [
         "<h2>Customers who got the most</h2>",
         _table(

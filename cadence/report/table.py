@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cadence.report.figures import touch_rows
+
 
 def render_table(f: dict[str, Any]) -> str:
     from rich.console import Console
@@ -35,6 +37,12 @@ def render_table(f: dict[str, Any]) -> str:
                 ),
             )
         console.print(t)
+    t = Table(title="Touches by channel and role", title_justify="left")
+    for col in ("channel", "role", "done", "planned, not done"):
+        t.add_column(col)
+    for channel, role, n in touch_rows(f):
+        t.add_row(channel, role, str(n["done"]), str(n["planned"]))
+    console.print(t)
     if f["review"]:
         console.print("[bold]Triggers to review[/bold]")
         for r in f["review"]:

@@ -51,6 +51,9 @@ def test_demo_report_renders_with_its_charts(cli: Cli, tmp_path: Path) -> None:
         ).out
     )
     assert figures["totals"]["emails"] > 0
+    # the demo's CSMs had calls and booked some: counted by channel and role, booked apart
+    calls = figures["touches"]["by_channel_role"]["call"]["success"]
+    assert calls["done"] > 0 and calls["planned"] > 0
     flags = [
         "--headless",
         "--no-sandbox",
@@ -83,3 +86,4 @@ def test_demo_report_renders_with_its_charts(cli: Cli, tmp_path: Path) -> None:
     )
     assert shot.stat().st_size > 20_000  # a page with charts, not a blank one
     assert str(figures["totals"]["emails"]) in dom
+    assert "Touches by channel and role" in dom

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from cadence.config import load_settings
 from cadence.flows.passes import run_pass
 from cadence.model import Customer, Event, Message
 from cadence.report.figures import build
+from cadence.report.html import render
+from cadence.report.table import render_table
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)  # Monday, 09:00 in New York
@@ -136,4 +139,107 @@ def test_figures_match_the_ledger(db_url: str, tmp_path: Path) -> None:
     assert sum(map(sum, fig["heatmap_local_weekday_hour"])) == emails
     flagged = {(r["dimension"], r["value"]) for r in fig["review"]}
     assert ("role", "marketing") in flagged or ("role", "sales") in flagged  # never opened
+    app.close()
+
+
+def test_touches_by_channel_and_role_match_the_ledger(db_url: str, tmp_path: Path) -> None:
+    """Every touch that reached a customer in the period, by channel and role: cadence's
+    emails, and the calls, meetings and emails recorded from elsewhere; a call only booked
+    for the period is counted apart, a cancelled one and one outside the period not at all.
+    The email figures leave the calls out."""
+    from cadence import ingest
+    from cadence.ledger.db import upgrade
+
+    upgrade(db_url)
+    env = {
+        "CADENCE_DATABASE_URL": db_url,
+        "CADENCE_RULES_DIR": str(REPO / "rules"),
+        "CADENCE_TEMPLATES_DIR": str(REPO / "templates"),
+        "CADENCE_TRANSPORT__FILE__DIR": str(tmp_path / "outbox"),
+    }
+    app = App(load_settings(None, env))
+    store = app.store
+    store.ingest.upsert_customers(
+        [(Customer(f"c-{i}", f"c{i}@acme.test", "C", "America/New_York"), "d") for i in range(3)],
+        now=T0,
+    )
+    store.ingest.add_messages(
+        [
+            (
+                Message(
+                    f"m-{i}-{k}",
+                    f"c-{i}",
+                    role,
+                    category="tip",
+                    subject="s",
+                    body_text="b",
+                    send_after=T0 + timedelta(days=3 * k),
+                ),
+                "x",
+            )
+            for i in range(3)
+            for k, role in enumerate(["product", "sales", "product"])
+        ],
+        now=T0,
+    )
+
+    def touch(tid: str, customer: str, role: str, channel: str, **when: datetime) -> str:
+        record = {"id": tid, "customer": customer, "role": role, "channel": channel}
+        record.update(summary=f"{channel} with {customer}", human=True)
+        return json.dumps({**record, **{k: v.isoformat() for k, v in when.items()}})
+
+    day = timedelta(days=1)
+    lines = [
+        touch("call-1", "c-0", "success", "call", sent_at=T0 - day),
+        touch("call-2", "c-0", "success", "call", planned_at=T0 + 2 * day),
+        touch("call-3", "c-1", "success", "call", planned_at=T0 + day),
+        touch("call-4", "c-1", "success", "call", planned_at=T0 + 3 * day),
+        touch("call-5", "c-2", "success", "call", sent_at=T0 - 30 * day),  # before the period
+        touch("meet-1", "c-2", "sales", "meeting", sent_at=T0 - 2 * day),
+        touch("crm-1", "c-2", "success", "email", sent_at=T0 - 3 * day),
+    ]
+    first = tmp_path / "touches.jsonl"
+    first.write_text("\n".join(lines) + "\n")
+    assert ingest.record_messages(store, str(first), now=T0).added == len(lines)
+    # call-3 took place (recorded again, done); call-4 was called off
+    done = tmp_path / "done.jsonl"
+    done.write_text(touch("call-3", "c-1", "success", "call", sent_at=T0 + day) + "\n")
+    assert ingest.record_messages(store, str(done), now=T0 + day).updated == 1
+    assert not store.ingest.cancel_messages(["call-4"], "kim", T0 + day)
+    t = T0
+    for _ in range(40):
+        run_pass(app, t, sweep=False)
+        t += timedelta(hours=6)
+
+    since, until = T0 - 7 * day, T0 + 14 * day
+    fig = build(store.reads.report_rows(since, until), since, until, "UTC")
+    touches = fig["touches"]
+    by = touches["by_channel_role"]
+    assert by["call"] == {"success": {"done": 2, "planned": 1}}  # call-1, call-3; call-2
+    assert by["meeting"] == {"sales": {"done": 1, "planned": 0}}
+    with store.engine.connect() as conn:
+        went = dict(
+            conn.execute(
+                text(
+                    "SELECT role, count(*) FROM messages WHERE channel = 'email' "
+                    "AND status IN ('sent', 'recorded') AND recipient IS NULL"
+                    " GROUP BY role"
+                )
+            ).all()
+        )
+        emails = dict(
+            conn.execute(
+                text("SELECT role, count(*) FROM messages WHERE channel = 'email' GROUP BY role")
+            ).all()
+        )
+    assert went["product"] > 0 and went["sales"] > 0  # the passes sent some of them
+    assert {role: n["done"] for role, n in by["email"].items()} == went
+    assert touches["done"] == sum(went.values()) + 3 and touches["planned"] == 1
+    # the email figures leave the calls and the meeting out
+    assert fig["totals"]["messages"] == sum(emails.values())
+    assert {role: v["proposed"] for role, v in fig["by"]["role"].items()} == emails
+    table = render_table(fig)
+    assert "Touches by channel and role" in table and "meeting" in table
+    page = render(fig)
+    assert "<h2>Touches by channel and role</h2>" in page and "<td>meeting</td>" in page
     app.close()
