@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from cadence.model import Decision, Email, Message, MessageKind
+from cadence.model import Decision, Email, Message, MessageKind, Status
 
 if TYPE_CHECKING:
     from cadence.config import Settings
@@ -135,9 +135,15 @@ def simulate(
                 sim.after[email.customer_id][week] += 1
         for message, decision in run.outcomes():
             if message.kind == MessageKind.RECORDED:
-                # what other systems sent counts the same with cadence or without it
+                # what other systems sent counts the same with cadence or without it; the
+                # figure is emails: a call, a booking, a cancelled one count nowhere
                 week = sim.week_of(message.sent_at)
-                if week is not None:
+                emailed = (
+                    message.channel == "email"
+                    and not message.planned
+                    and decision.status is Status.RECORDED
+                )
+                if week is not None and emailed:
                     sim.before[message.customer_id][week] += 1
                     sim.after[message.customer_id][week] += 1
                 continue

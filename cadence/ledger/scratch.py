@@ -157,7 +157,7 @@ def rewind(store: Ledger, start: datetime, *, replay_until: datetime | None = No
                 "final = ?, rules_version = NULL, decided_at = ? "
                 # emails only: a call or a meeting is not something cadence could send
                 "WHERE kind = 'recorded' AND channel = 'email' AND planned = ? "
-                "AND sent_at >= ? AND sent_at < ?",
+                "AND status = 'recorded' AND sent_at >= ? AND sent_at < ?",
                 [
                     str(Status.SCHEDULED),
                     "not planned yet",
@@ -204,8 +204,10 @@ def _contacts(db: Driver, start: datetime) -> None:
         for r in db.select(
             messages,
             ("customer_id", "role", "human", "recipient", "sent_at", "channel"),
-            "sent_at IS NOT NULL AND sent_at < ? AND planned = ? ORDER BY sent_at",
-            [db.time(start), False],
+            # what went or happened: not a booking, not one cancelled
+            "sent_at IS NOT NULL AND sent_at < ? AND planned = ? AND status IN (?, ?) "
+            "ORDER BY sent_at",
+            [db.time(start), False, str(Status.SENT), str(Status.RECORDED)],
         )
     ]
     latest = contacts_by_customer(went)

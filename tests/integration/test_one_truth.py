@@ -239,3 +239,29 @@ def test_explain_of_a_message_no_pass_decided_says_what_the_passes_will(
     p = preview(app.store, app.settings, app.rules(), "ana", T0, 7)
     assert told.upcoming == {d.message_id: d for d in p.decisions}["a1"]
     assert explain(app.store, app.settings, app.rules(), "nope", T0) is None
+
+
+def test_a_cancelled_booking_is_no_contact_in_simulate_as_in_the_passes(
+    app: App, tmp_path: Path
+) -> None:
+    """A call booked and then called off never happened: the quiet-customer check-in that a
+    call would have put off comes in `simulate` exactly as the passes send it."""
+    note = {"role": "success", "subject": "hi", "body_text": "hi", "human": True}
+    booked = {
+        **note,
+        "id": "call-ana",
+        "customer": "ana",
+        "channel": "call",
+        "planned_at": (T0 - D).isoformat(),
+    }
+    done = {**note, "id": "crm-bo", "customer": "bo", "sent_at": (T0 - 4 * D).isoformat()}
+    source = _jsonl(tmp_path / "r.jsonl", [booked, done])
+    assert not ingest.record_messages(app.store, source, now=T0 - 5 * D).errors
+    assert app.store.ingest.cancel_messages(["call-ana"], "operator", T0 - 2 * D) == {}
+    end = T0 + 7 * D
+    sim = simulate(app.store, app.settings, app.rules(), T0, end)
+    predicted = sorted((e.email.customer_id, e.email.members, e.email.send_at) for e in sim.emails)
+    assert {c for c, _, _ in predicted} == {"ana", "bo"}  # ana is as quiet as bo
+    _step(app, T0, end)
+    sent = sorted((c, m, at) for c in ("ana", "bo") for m, at in _sent(app, c))
+    assert sent == predicted
