@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from cadence.cli.base import (
+    ConfigOption,
     app,
     customers_app,
     database_problem,
@@ -26,6 +27,7 @@ from cadence.cli.base import (
     now_or,
     rules_app,
 )
+from cadence.cli.base import _main as base_callback
 
 # -- setup -----------------------------------------------------------------------------------
 
@@ -50,13 +52,16 @@ def init(
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Bring the database schema to the newest migration."""
-    from cadence.ledger.db import upgrade
+    """Bring the database schema to the newest migration; say from which."""
+    from cadence.ledger.db import upgrade_from
 
     a = get_app()
     with errors():
-        upgrade(a.settings.database_url)
-    typer.echo("database schema is up to date")
+        before, after = upgrade_from(a.settings.database_url)
+    if before == after:
+        typer.echo(f"database schema: already at {after}")
+    else:
+        typer.echo(f"database schema: upgraded {before or 'an empty database'} -> {after}")
 
 
 @db_app.command("status")
@@ -70,6 +75,66 @@ def db_status() -> None:
     if state != "current":
         fail(f"database schema: {state}; run `cadence db upgrade`")
     typer.echo(f"database schema: current ({HEAD})")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """The migration the database schema is at."""
+    from cadence.ledger.db import HEAD, schema_revision
+
+    a = get_app()
+    with errors():
+        state, revision = schema_revision(a.settings.database_url)
+    if revision is None:
+        what = "empty" if state == "empty" else "half made by a first migration that never ended"
+        typer.echo(f"none: the database is {what}; run `cadence db upgrade`")
+    elif revision == HEAD:
+        typer.echo(f"{revision} (head)")
+    else:
+        typer.echo(f"{revision} (the newest is {HEAD}; run `cadence db upgrade`)")
+
+
+@db_app.command("history")
+def db_history() -> None:
+    """Every migration, newest first; * marks the one the database is at."""
+    from cadence.ledger.db import migrations, schema_revision
+
+    a = get_app()
+    with errors():
+        _, current = schema_revision(a.settings.database_url)
+        shipped = migrations()
+    for m in shipped:
+        mark = "*" if m.revision == current else " "
+        notes = [n for n, on in (("head", m is shipped[0]), ("current", mark == "*")) if on]
+        note = f" ({', '.join(notes)})" if notes else ""
+        typer.echo(f"{mark} {m.revision}{note}  {m.title}")
+    if current is None:
+        typer.echo("the database records no migration; run `cadence db upgrade`")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[
+        str | None,
+        typer.Argument(help="the migration to go back to (see `cadence db history`)"),
+    ] = None,
+) -> None:
+    """Take the schema back to an older migration: what the later ones added is dropped, data
+    in it included. For going back to an older cadence; `cadence db upgrade` undoes it."""
+    from cadence.ledger.db import RevisionError, downgrade
+
+    if revision is None:
+        fail("error: name the migration to go back to, e.g. 0005 (see `cadence db history`)", 2)
+    a = get_app()
+    with errors():
+        try:
+            before, after = downgrade(a.settings.database_url, revision)
+        except RevisionError as exc:
+            fail(f"error: {exc}")
+    if before == after:
+        typer.echo(f"database schema: already at {after}")
+    else:
+        typer.echo(f"database schema: downgraded {before} -> {after}")
 
 
 @rules_app.command("check")
@@ -196,6 +261,34 @@ def messages_cancel(
 def events_ingest(source: SourceArg, skip_invalid: SkipOption = False) -> None:
     """Lifecycle events (and unsubscribes, bounces, spam reports)."""
     _ingest("events", source, skip_invalid)
+
+
+def _print_version(wanted: bool) -> None:
+    if not wanted:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        typer.echo(f"cadence {version('cadence')}")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        from cadence import __version__
+
+        typer.echo(f"cadence {__version__}")
+    raise typer.Exit()
+
+
+VersionOption = Annotated[
+    bool,
+    typer.Option(
+        "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+    ),
+]
+
+
+# base's callback (--config), with --version beside it: a Typer application has one callback
+@app.callback()
+def _main_and_version(config: ConfigOption = None, version: VersionOption = False) -> None:
+    base_callback(config)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ Alembic brings either to the newest migration, one process at a time (`migrate`)
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
@@ -183,6 +184,105 @@ def _migration_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    revision: str
+    down_revision: str | None
+    title: str  # the first line of its docstring
+
+
+class RevisionError(ValueError):
+    """A downgrade that cannot be done: a revision this cadence does not know, or one that is
+    not older than the database's."""
+
+
+def migrations() -> list[Migration]:
+    """Every migration this cadence ships, newest first."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(_alembic_config("sqlite://"))
+    out = []
+    for script in scripts.walk_revisions():
+        down = script.down_revision
+        title = (script.doc or "").strip().splitlines()
+        out.append(
+            Migration(
+                script.revision, down if isinstance(down, str) else None, title[0] if title else ""
+            )
+        )
+    return out
+
+
+def schema_revision(url: str) -> tuple[SchemaState, str | None]:
+    """The schema's state and the migration the database records (None: none recorded)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return _state(conn), _version(conn)
+    finally:
+        engine.dispose()
+
+
+def _version(conn: Connection) -> str | None:
+    if "alembic_version" not in inspect(conn).get_table_names():
+        return None
+    version: str | None = conn.scalar(text("SELECT version_num FROM alembic_version"))
+    return version
+
+
+def upgrade_from(url: str) -> tuple[str | None, str | None]:
+    """`upgrade`, and the revisions before and after it (equal: there was nothing to do)."""
+    _, before = schema_revision(url)
+    upgrade(url)
+    return before, schema_revision(url)[1]
+
+
+def downgrade(url: str, revision: str) -> tuple[str, str | None]:
+    """Take the database back to `revision` (Alembic's downgrade: what the later migrations
+    added is dropped, data in it included), under `migrate`'s lock and in one transaction.
+    The revisions before and after; equal when the database was at `revision` already.
+    `RevisionError`: an unknown revision, no migration recorded, or `revision` is newer."""
+    known = [m.revision for m in migrations()]  # newest first
+    if revision not in known:
+        raise RevisionError(
+            f"no migration {revision!r}: one of {', '.join(known)} (see `cadence db history`)"
+        )
+    engine = _migration_engine(url)
+    if engine.dialect.name == "sqlite":
+        # SQLite's way to change a table (copy, drop, rename: Alembic's batch mode) needs the
+        # foreign keys off, set before the transaction begins; they are checked before commit
+        @event.listens_for(engine, "connect")
+        def _foreign_keys_off(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            before = _version(conn)
+            if before is None:
+                raise RevisionError("the database records no migration: nothing to downgrade")
+            if before not in known:
+                raise RevisionError(f"the database is at {before}, a migration this cadence lacks")
+            if known.index(revision) < known.index(before):
+                raise RevisionError(
+                    f"{revision} is newer than the database's {before}: use `cadence db upgrade`"
+                )
+            if revision != before:
+                from alembic import command
+
+                cfg = _alembic_config(url)
+                cfg.attributes["connection"] = conn
+                command.downgrade(cfg, revision)
+                if conn.dialect.name == "sqlite":
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+                    if broken is not None:
+                        raise RevisionError(f"the downgrade would break a foreign key: {broken}")
+            return before, _version(conn)
+    finally:
+        engine.dispose()
 
 
 def _run_alembic(conn: Connection, url: str) -> None:
