@@ -153,6 +153,9 @@ class HttpSettings(_Section):
     # without a key, unsigned posts are refused unless this says otherwise: anyone who can
     # reach the port could otherwise bounce or unsubscribe any customer
     sendgrid_webhook_allow_unsigned: bool = False
+    # SendGrid's Inbound Parse posts replies with ?key=<the value of this variable>; unset, the
+    # inbound webhook refuses every post (anyone could otherwise make up replies)
+    sendgrid_inbound_key_env: str | None = None
 
     @field_validator("listen")
     @classmethod

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from markupsafe import escape
 
 from cadence.delivery.render import DigestItem, Rendered, Renderer
-from cadence.delivery.unsubscribe import make_token, unsubscribe_url
+from cadence.delivery.unsubscribe import choose_url, make_token, unsubscribe_url
 from cadence.model import Customer, Email, Message, Sender
 
 DIGEST_TEMPLATE = "digest"
@@ -100,13 +100,23 @@ def _recipient(email: Email, customer: Customer) -> tuple[str, str | None]:
     return owner, name if isinstance(name, str) else None
 
 
-def _footer(rendered: Rendered, url: str) -> Rendered:
-    """The unsubscribe link in the text part (and the HTML one, inside its body)."""
-    text = f"{rendered.text}\n--\nTo stop receiving these emails, open: {url}\n"
+def _footer(rendered: Rendered, url: str, choose: str) -> Rendered:
+    """The preference link, then the unsubscribe link (fewer emails is offered before none),
+    in the text part and in the HTML one, inside its body.
+
+    The preference link is the unsubscribe link with `/preferences` after it, which the
+    daemon answers by sending the browser on to the customer's preference page: copies of
+    one email that differ only in their unsubscribe link still differ only in it, which is
+    what lets SendGrid send them in one request (`sendgrid.batch_key`)."""
+    text = (
+        f"{rendered.text}\n--\nTo choose which emails you get and how often, open: {choose}\n"
+        f"To stop receiving these emails, open: {url}\n"
+    )
     html = rendered.html
     if html is not None:
         note = (
-            f'<p style="font-size:12px;color:#777;text-align:center">'
+            '<p style="font-size:12px;color:#777;text-align:center">'
+            f'<a href="{escape(choose)}">Choose which emails you get</a> and how often. '
             f'<a href="{escape(url)}">Unsubscribe</a> from these emails.</p>\n'
         )
         end = html.lower().rfind("</body>")
@@ -145,7 +155,8 @@ def compose(
     now: datetime,
 ) -> OutgoingEmail:
     """Render and address one planned email. Raises RenderError or ComposeError; never
-    returns something half-built."""
+    returns something half-built. An email with an unsubscribe link carries a link to the
+    customer's preference page too (`choose_url`), just above it."""
     ordered = _ordered(email, members)
     configured = Sender(sender.email, sender.name)
     listed = not email.transactional and not email.to_owner  # internal alerts: no unsubscribe
@@ -175,7 +186,7 @@ def compose(
         _safe_header(H_EMAIL, email.id),
     ]
     if listed and unsubscribe_url:
-        rendered = _footer(rendered, unsubscribe_url)
+        rendered = _footer(rendered, unsubscribe_url, choose_url(unsubscribe_url))
         headers.append(_safe_header(H_UNSUBSCRIBE, f"<{unsubscribe_url}>"))
         headers.append((H_UNSUBSCRIBE_POST, ONE_CLICK))
     to_email, to_name = _recipient(email, customer)

@@ -1,38 +1,41 @@
-"""The daemon's HTTP interface as an ASGI app (Starlette): one-click unsubscribe, SendGrid's
-event webhook, health and metrics.
+"""The daemon's HTTP interface as an ASGI app (Starlette): one-click unsubscribe, the
+preference page, SendGrid's event webhook and Inbound Parse (replies), health and metrics.
 
 Handlers only translate HTTP: the checks are pure (`cadence.delivery.unsubscribe`,
-`cadence.feedback.webhook`) and the writes are plain functions (`cadence.feedback.ledger`), run in
-Starlette's thread pool because the store is synchronous. An error in a handler becomes a 500
-for that one request; it never reaches the daemon's scheduler, which runs in another thread.
+`cadence.feedback.webhook`, `cadence.feedback.inbound`) and the writes are plain functions
+(`cadence.feedback.ledger`), run in Starlette's thread pool because the store is synchronous.
+An error in a handler becomes a 500 for that one request; it never reaches the daemon's
+scheduler, which runs in another thread. The preference page's and the inbound webhook's
+handlers live in `cadence.feedback.preferences` and `cadence.feedback.replies`.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import threading
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from functools import wraps
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from cadence import metrics
 from cadence.clock import utcnow
-from cadence.delivery.unsubscribe import (
-    ExpiredToken,
-    InvalidToken,
-    UnsubscribeClaim,
-    check_token,
+from cadence.delivery.unsubscribe import ExpiredToken, UnsubscribeClaim
+from cadence.feedback import ledger, preferences, replies, webhook
+from cadence.feedback.common import (
+    NOT_VALID,
+    PAGE_HEADERS,
+    Served,
+    expired,
+    guarded,
+    page,
+    read_body,
 )
-from cadence.feedback import ledger, webhook
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
@@ -41,73 +44,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cadence.http")
 
-#: a SendGrid batch is far below this; anything larger is not one (and must not fill memory)
-MAX_WEBHOOK_BODY = 16 * 1024 * 1024
 #: /healthz answers within this even when the database hangs
 HEALTH_TIMEOUT = 5.0
-
-#: the unsubscribe pages carry a capability in their URL: never cached, indexed, framed, or
-#: passed on as a Referer
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
-    ),
-}
-
-PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;
-color:#222}}button{{font-size:1rem;padding:.6rem 1.2rem;border-radius:6px;border:0;
-background:#2b59c3;color:#fff;cursor:pointer}}</style></head><body>{body}</body></html>"""
 
 DONE = (
     "<h1>You are unsubscribed</h1><p>You will not get these emails from us any more. "
     "Receipts and answers to your own requests still reach you.</p>"
 )
-NOT_VALID = "<h1>This link is not valid</h1><p>Nothing was changed.</p>"
-
-
-def _expired(ttl: timedelta, contact: str) -> str:
-    """The page for a genuine link past `unsubscribe.token_ttl`: nothing changed, and the
-    ways that still work (a newer email's link, a reply, a note to the sender)."""
-    days, hours = ttl // timedelta(days=1), ttl // timedelta(hours=1)
-    period = f"{days} days" if days > 1 else f"{hours} hours" if hours > 1 else "an hour"
-    address = html.escape(contact)
-    return (
-        "<h1>This link has expired</h1>"
-        f"<p>Unsubscribe links work for {period} after their email was sent, and this one is "
-        "older. Nothing was changed.</p>"
-        "<p>To unsubscribe, use the link in a more recent email from us, reply to one of our "
-        f'emails, or write to <a href="mailto:{address}">{address}</a> and say so.</p>'
-    )
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    text = PAGE.format(title=html.escape(title), body=body)
-    return HTMLResponse(text, status_code=status, headers=PAGE_HEADERS)
-
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def _guarded(endpoint: Endpoint) -> Endpoint:
-    """A failing handler answers 500 itself and is logged. Left to Starlette, the error is
-    re-raised to uvicorn, which then drops the connection: a client reusing it (SendGrid
-    does) would see its next request reset rather than answered."""
-
-    @wraps(endpoint)
-    async def guarded(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except Exception:
-            log.exception("%s %s failed", request.method, request.url.path)
-            return PlainTextResponse("internal error", status_code=500)
-
-    return guarded
 
 
 def _what(claim: UnsubscribeClaim) -> str:
@@ -149,73 +92,55 @@ def create_app(
     public_key: str | None,
     scheduler_alive: Callable[[], bool],
     allow_unsigned: bool = False,
+    inbound_key: str | None = None,
 ) -> Starlette:
     """The ASGI app over `app`'s store. `public_key` is SendGrid's verification key (base64
     DER, as SendGrid shows it, or PEM); with it, only posts signed within the last day are
     accepted, and a bad key raises `webhook.BadPublicKey` here, at start. Without it, posts
     are accepted unsigned only when `allow_unsigned`; otherwise every one is refused (403).
-    `scheduler_alive` feeds /healthz."""
+    `inbound_key` is what Inbound Parse posts must carry as `?key=` (None: every one is
+    refused). `scheduler_alive` feeds /healthz."""
     key = _webhook_key(public_key, allow_unsigned)
-    secret = app.unsubscribe_secret()
-    applying = threading.Lock()
-
-    ttl = app.settings.unsubscribe.token_ttl
     sender = app.settings.sender
-    expired_page = _expired(ttl, sender.reply_to or sender.email)
-
-    def claim_of(token: str) -> UnsubscribeClaim | ExpiredToken | None:
-        """The claim of a valid link; the ExpiredToken of a genuine one past its time to
-        live (it gets its own page); None for anything else."""
-        try:
-            return check_token(secret, token, utcnow(), ttl)
-        except ExpiredToken as exc:
-            log.warning(
-                "expired unsubscribe link used by customer %s (%s): nothing changed",
-                exc.claim.customer_id,
-                exc,
-            )
-            return exc
-        except (InvalidToken, ValueError):  # ValueError: a non-ASCII payload fails to encode
-            return None
-
-    def apply_now() -> None:
-        """Apply stored events at once (an unsubscribe must hold before the next send). If
-        that fails, they stay unprocessed and the daemon's next tick applies them."""
-        from cadence.flows.lifecycle import process_events
-
-        with applying:
-            try:
-                process_events(app.store, app.rules(), utcnow())
-            except Exception:
-                log.exception("events are stored; applying them now failed (the next tick will)")
+    served = Served(
+        app,
+        app.unsubscribe_secret(),
+        app.settings.unsubscribe.token_ttl,
+        sender.reply_to or sender.email,
+    )
+    expired_page = expired(served.ttl, served.contact, "Unsubscribe links", "To unsubscribe")
 
     async def unsubscribe_page(request: Request) -> Response:
         """GET only shows a button: mail scanners follow links, and must not unsubscribe."""
-        claim = claim_of(request.path_params["token"])
+        token = request.path_params["token"]
+        claim = served.unsubscribe_claim(token)
         if isinstance(claim, ExpiredToken):
-            return _page("Link expired", expired_page, 410)
+            return page("Link expired", expired_page, 410)
         if claim is None:
-            return _page("Link not valid", NOT_VALID, 403)
+            return page("Link not valid", NOT_VALID, 403)
+        fewer = html.escape(preferences.page_url(served, claim))
         body = (
             f"<h1>Unsubscribe</h1><p>Stop receiving {_what(claim)}?</p>"
             '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
             '<button type="submit">Unsubscribe</button></form>'
+            f'<p>Or <a id="fewer" href="{fewer}">choose fewer emails instead</a>: which ones '
+            "you get, and how often.</p>"
         )
-        return _page("Unsubscribe", body)
+        return page("Unsubscribe", body)
 
     def unsubscribe_now(claim: UnsubscribeClaim, token: str) -> str:
         outcome = ledger.record_unsubscribe(app.store, claim, token, utcnow())
         if outcome == "recorded":
-            apply_now()
+            served.apply_now()
         return outcome
 
     async def unsubscribe(request: Request) -> Response:
         """RFC 8058 one-click: the POST itself unsubscribes; 200, never a redirect."""
         token = request.path_params["token"]
-        claim = claim_of(token)
+        claim = served.unsubscribe_claim(token)
         if isinstance(claim, ExpiredToken):
             metrics.record_unsubscribe("expired")
-            return _page("Link expired", expired_page, 410)
+            return page("Link expired", expired_page, 410)
         if claim is None:
             metrics.record_unsubscribe("rejected")
             return PlainTextResponse(
@@ -225,22 +150,12 @@ def create_app(
             )
         outcome = await run_in_threadpool(unsubscribe_now, claim, token)
         metrics.record_unsubscribe(outcome)
-        return _page("Unsubscribed", DONE)
-
-    async def read_body(request: Request) -> bytes | None:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_WEBHOOK_BODY:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return page("Unsubscribed", DONE)
 
     def store_and_apply(batch: webhook.Batch) -> ledger.Stored:
         result = ledger.store_batch(app.store, batch, utcnow())
         if result.stored or result.settled:
-            apply_now()
+            served.apply_now()
         return result
 
     async def sendgrid_events(request: Request) -> Response:
@@ -304,10 +219,12 @@ def create_app(
 
     return Starlette(
         routes=[
-            Route("/u/{token}", _guarded(unsubscribe_page), methods=["GET"]),
-            Route("/u/{token}", _guarded(unsubscribe), methods=["POST"]),
-            Route("/webhooks/sendgrid", _guarded(sendgrid_events), methods=["POST"]),
-            Route("/healthz", _guarded(healthz), methods=["GET"]),
-            Route("/metrics", _guarded(metrics_page), methods=["GET"]),
+            Route("/u/{token}", guarded(unsubscribe_page), methods=["GET"]),
+            Route("/u/{token}", guarded(unsubscribe), methods=["POST"]),
+            *preferences.routes(served),
+            Route("/webhooks/sendgrid", guarded(sendgrid_events), methods=["POST"]),
+            replies.route(served, inbound_key),
+            Route("/healthz", guarded(healthz), methods=["GET"]),
+            Route("/metrics", guarded(metrics_page), methods=["GET"]),
         ]
     )

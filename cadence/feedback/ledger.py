@@ -1,4 +1,5 @@
-"""What the HTTP endpoints write: an unsubscribe from a link, a batch of SendGrid events.
+"""What the HTTP endpoints write: an unsubscribe from a link, a batch of SendGrid events, a
+customer's reply, the choices saved on their preference page.
 
 Plain synchronous functions over the store, so they are tested without a server and the
 request handlers only translate HTTP. They are careful about the two ways a provider or a
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from cadence.delivery.unsubscribe import UnsubscribeClaim
+from cadence.delivery.unsubscribe import PreferencesClaim, UnsubscribeClaim
+from cadence.feedback import lookup
+from cadence.feedback.inbound import Reply, mask
 from cadence.feedback.webhook import Batch, Mapped
-from cadence.model import Customer, EmailStatus, Event
+from cadence.model import Customer, Email, EmailStatus, Event
 
 if TYPE_CHECKING:
     from cadence.ledger.ledger import Ledger
@@ -90,6 +93,121 @@ def record_unsubscribe(store: Ledger, claim: UnsubscribeClaim, token: str, now: 
     event = Event(event_id, claim.customer_id, "unsubscribed", now, data)
     digest = hashlib.sha256(f"{event_id}\n{token}".encode()).hexdigest()
     return "recorded" if _add_once(store, [(event, digest)], now) else "repeat"
+
+
+def _event_id(prefix: str, *parts: str) -> str:
+    return prefix + hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """What a customer saved on their preference page: the categories they left (none: they
+    want them all) and the most emails a week they want (None: as they come)."""
+
+    left: tuple[str, ...]
+    max_per_week: int | None
+
+    def holds_for(self, customer: Customer) -> bool:
+        reach = customer.reach
+        return (
+            set(self.left) == reach.unsubscribed_categories
+            and self.max_per_week == reach.max_per_week
+        )
+
+
+def record_preferences(
+    store: Ledger, claim: PreferencesClaim, token: str, choice: Choice, now: datetime
+) -> str:
+    """A `preferences_changed` event at `now` for a verified preference link: `recorded`,
+    `repeat` (the same form sent twice, its choice still in force) or `unknown` (no such
+    customer: nothing stored). The id is one per link and choice, so a double submit is one
+    event; the same choice made again after another one is a new event."""
+    customer = store.reads.customer(claim.customer_id)
+    if customer is None:
+        log.warning("preference link for unknown customer %s: nothing stored", claim.customer_id)
+        return "unknown"
+    said = f"{','.join(choice.left)}|{choice.max_per_week}"
+    event_id = _event_id("pref:", token, said)
+    if store.ingest.event_digests([event_id]):
+        if choice.holds_for(customer):
+            return "repeat"
+        event_id = f"{event_id}:{int(now.timestamp())}"
+        if store.ingest.event_digests([event_id]):
+            return "repeat"
+    data: dict[str, object] = {
+        "source": "preference page",
+        "categories": list(choice.left),
+        "max_per_week": choice.max_per_week,
+    }
+    event = Event(event_id, claim.customer_id, "preferences_changed", now, data)
+    digest = hashlib.sha256(f"{event_id}\n{token}\n{said}".encode()).hexdigest()
+    return "recorded" if _add_once(store, [(event, digest)], now) else "repeat"
+
+
+@dataclass(frozen=True, slots=True)
+class Replied:
+    """What became of an inbound email: the response body SendGrid gets (and logs)."""
+
+    stored: int
+    duplicates: int
+    unknown_sender: bool
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return {
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "unknown_sender": self.unknown_sender,
+        }
+
+
+def _answered(store: Ledger, reply: Reply) -> list[Email]:
+    """Our emails the reply names in its thread, nearest first; alerts to an account owner
+    are left out (a reply to one is the owner's, not the customer's)."""
+    found = lookup.emails_by_id(store, reply.answers) if reply.answers else {}
+    return [found[i] for i in reply.answers if i in found and not found[i].to_owner]
+
+
+def repliers(store: Ledger, reply: Reply) -> list[tuple[Customer, Email | None]]:
+    """Who wrote, each with the email of theirs it answers if known. The sender's address
+    decides when it is a customer's (the thread picks among customers sharing it); an
+    address we do not know is the customer of the email it answers (their alias, their
+    phone); neither: nobody."""
+    answered = _answered(store, reply)
+    by_address = lookup.customers_with_email(store, reply.sender)
+    if by_address:
+        ids = {c.id for c in by_address}
+        mine = next((e for e in answered if e.customer_id in ids), None)
+        if mine is not None:
+            return [(c, mine) for c in by_address if c.id == mine.customer_id]
+        return [(c, None) for c in by_address]
+    for email in answered:
+        customer = store.reads.customer(email.customer_id)
+        if customer is not None:
+            return [(customer, email)]
+    return []
+
+
+def record_reply(store: Ledger, reply: Reply, now: datetime) -> Replied:
+    """A `replied` event at `now` (when it reached us) for each customer who wrote. Its id
+    comes from the reply's own identity (`Reply.key`) and the customer, so SendGrid posting
+    it again stores nothing new. An unknown sender stores nothing and is logged with the
+    address masked."""
+    found = repliers(store, reply)
+    if not found:
+        log.info("reply from unknown sender %s: nothing stored", mask(reply.sender))
+        return Replied(0, 0, unknown_sender=True)
+    items: list[tuple[Event, str]] = []
+    for customer, email in found:
+        event_id = _event_id("reply:", reply.key, customer.id)
+        data: dict[str, object] = {"source": "inbound email", "subject": reply.subject}
+        if email is not None:  # `email_id`, as SendGrid's events say it: the report counts it
+            data["email_id"], data["role"] = email.id, email.role
+        digest = hashlib.sha256(f"{event_id}\n{reply.key}".encode()).hexdigest()
+        items.append((Event(event_id, customer.id, "replied", now, data), digest))
+    seen = store.ingest.event_digests([e.id for e, _ in items])
+    new = [(e, d) for e, d in items if e.id not in seen]
+    stored = _add_once(store, new, now)
+    return Replied(stored, len(items) - stored, unknown_sender=False)
 
 
 @dataclass(frozen=True, slots=True)

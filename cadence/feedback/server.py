@@ -80,6 +80,15 @@ def public_key_of(app: App) -> str | None:
     return value
 
 
+def inbound_key_of(app: App) -> str | None:
+    """The key Inbound Parse posts must carry (`?key=`), from the environment variable
+    `http.sendgrid_inbound_key_env` names; None when no variable is named (every post is
+    refused). A name configured but not set is an error at start, as for the event webhook."""
+    if not app.settings.http.sendgrid_inbound_key_env:
+        return None
+    return app.settings.secret("http.sendgrid_inbound_key_env")
+
+
 def _bind(host: str, port: int) -> socket.socket:
     info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, kind, proto, _, address = info[0]
@@ -108,13 +117,15 @@ def start_http(
     scheduler_alive: Callable[[], bool] = lambda: True,
     public_key: str | object | None = _FROM_SETTINGS,
     allow_unsigned: bool | None = None,
+    inbound_key: str | object | None = _FROM_SETTINGS,
 ) -> HttpServer:
     """Serve `app` on `listen` (default: the `http.listen` setting) from a daemon thread.
 
     `public_key` defaults to the one the settings name (see `public_key_of`); pass a key, or
     None for no key, to override. Without a key, the webhook takes unsigned posts only when
     `allow_unsigned` (default: `http.sendgrid_webhook_allow_unsigned`) says so, and refuses
-    every post otherwise. The older form `start_http(app, host, port)` is still accepted.
+    every post otherwise. `inbound_key` (default: `inbound_key_of`) is what Inbound Parse posts
+    must carry as `?key=`. The older form `start_http(app, host, port)` is still accepted.
     Raises `ConfigError` for a missing or bad key, `OSError` when the address cannot be bound
     (in use, not local), before anything is served."""
     from cadence.config import ConfigError
@@ -125,6 +136,8 @@ def start_http(
         host, port = parse_listen(listen or app.settings.http.listen)
     key = public_key_of(app) if public_key is _FROM_SETTINGS else public_key
     assert key is None or isinstance(key, str)
+    inbound = inbound_key_of(app) if inbound_key is _FROM_SETTINGS else inbound_key
+    assert inbound is None or isinstance(inbound, str)
     try:
         asgi = create_app(
             app,
@@ -135,6 +148,7 @@ def start_http(
                 if allow_unsigned is None
                 else allow_unsigned
             ),
+            inbound_key=inbound,
         )
     except BadPublicKey as exc:
         raise ConfigError([f"the SendGrid webhook public key: {exc}"]) from None
