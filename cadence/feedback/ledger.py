@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cadence.delivery.unsubscribe import PreferencesClaim, UnsubscribeClaim
-from cadence.feedback import lookup
 from cadence.feedback.inbound import Reply, mask
 from cadence.feedback.webhook import Batch, Mapped
 from cadence.model import Customer, Email, EmailStatus, Event
@@ -163,7 +162,7 @@ class Replied:
 def _answered(store: Ledger, reply: Reply) -> list[Email]:
     """Our emails the reply names in its thread, nearest first; alerts to an account owner
     are left out (a reply to one is the owner's, not the customer's)."""
-    found = lookup.emails_by_id(store, reply.answers) if reply.answers else {}
+    found = store.reads.emails_by_id(reply.answers) if reply.answers else {}
     return [found[i] for i in reply.answers if i in found and not found[i].to_owner]
 
 
@@ -173,7 +172,7 @@ def repliers(store: Ledger, reply: Reply) -> list[tuple[Customer, Email | None]]
     address we do not know is the customer of the email it answers (their alias, their
     phone); neither: nobody."""
     answered = _answered(store, reply)
-    by_address = lookup.customers_with_email(store, reply.sender)
+    by_address = store.reads.customers_with_email(reply.sender)
     if by_address:
         ids = {c.id for c in by_address}
         mine = next((e for e in answered if e.customer_id in ids), None)

@@ -31,7 +31,8 @@ def check_rules(rules_dir: Path, templates_dir: Path) -> tuple[list[str], str]:
     summary = (
         f"{rules_dir}: {len(rules.files)} files, {len(rules.limits)} limits, "
         f"{len(rules.send_windows)} send windows, {len(rules.suppress)} suppress rules, "
-        f"{len(rules.hold)} hold rules, {len(rules.merge)} merge rules, {len(rules.playbooks)} playbooks; "
+        f"{len(rules.hold)} hold rules, {len(rules.merge)} merge rules, "
+        f"{len(rules.playbooks)} playbooks; "
         f"{len(rules.templates())} templates compile; rules version {rules.version}"
     )
     return problems, summary

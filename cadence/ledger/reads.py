@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from cadence.ledger import convert
 from cadence.ledger.common import chunks, upsert
@@ -49,6 +49,30 @@ class Reads:
 
     def __init__(self, engine: Engine, is_postgres: bool) -> None:
         self.engine, self.is_postgres = engine, is_postgres
+
+    def customers_with_email(self, address: str) -> list[Customer]:
+        """The customers whose address is `address`, ignoring case (as mail systems do), by
+        id. Several customers may share one address (one person in two accounts)."""
+        wanted = address.strip().lower()
+        if not wanted:
+            return []
+        query = (
+            select(customers)
+            .where(func.lower(customers.c.email) == wanted)
+            .order_by(customers.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [convert.customer(r) for r in conn.execute(query).mappings()]
+
+    def emails_by_id(self, ids: Sequence[str]) -> dict[str, Email]:
+        """The planned or sent emails with these ids; ids the ledger does not have are left
+        out."""
+        out: dict[str, Email] = {}
+        with self.engine.connect() as conn:
+            for part in chunks(sorted(set(ids))):
+                rows = conn.execute(select(emails).where(emails.c.id.in_(part))).mappings()
+                out.update({r["id"]: convert.email(r) for r in rows})
+        return out
 
     def customers_by_id(self, ids: Sequence[str]) -> dict[str, Customer]:
         out: dict[str, Customer] = {}
