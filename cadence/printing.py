@@ -5,8 +5,9 @@ answers is, byte for byte, the one the command prints."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo
 
 from cadence.model import Decision, Email, Message, MessageKind, Status
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from cadence.flows.preview import Preview
+    from cadence.ledger.listing import LedgerEntry, PlannedEmail
 
 STATUS_STYLE = {
     Status.SCHEDULED: "green",
@@ -191,3 +193,161 @@ def print_preview(console: Console, p: Preview, *, render: bool) -> None:
             body = escape(r.get("text") or r.get("error") or "")
             title = escape(f"{e.id}: {r.get('subject') or ''}")
             console.print(Panel(body, title=title, title_align="left"))
+
+
+# -- listings: `cadence ledger` and `cadence upcoming` -------------------------------------
+
+#: the columns of `cadence ledger --format csv`, and the keys of each JSON object
+LEDGER_COLUMNS = (
+    "customer",
+    "message",
+    "role",
+    "category",
+    "topic",
+    "channel",
+    "status",
+    "at",
+    "email",
+    "rule",
+    "reason",
+)
+#: the columns of `cadence upcoming --format csv`: the preview's email object and its customer
+UPCOMING_COLUMNS = (
+    "customer",
+    "id",
+    "send_at",
+    "send_at_local",
+    "role",
+    "category",
+    "subject",
+    "members",
+    "merge_rule",
+    "transactional",
+    "to_owner",
+)
+
+
+def utc_short(t: datetime | None) -> str:
+    return "" if t is None else t.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def ledger_json(e: LedgerEntry) -> dict[str, Any]:
+    return {
+        "customer": e.customer,
+        "message": e.message,
+        "role": e.role,
+        "category": e.category,
+        "topic": e.topic,
+        "channel": e.channel,
+        "status": str(e.status),
+        "at": iso(e.at),
+        "email": e.email,
+        "rule": e.rule,
+        "reason": e.reason,
+    }
+
+
+def planned_json(p: PlannedEmail, default_tz: str) -> dict[str, Any]:
+    """The preview's email object (`email_json`) for a planned email, with its customer."""
+    from cadence.delivery.render import one_line
+
+    subject = None if p.subject is None else {"subject": one_line(p.subject)}
+    return {
+        "customer": p.email.customer_id,
+        **email_json(p.email, p.timezone or default_tz, subject),
+    }
+
+
+def write_records(
+    out: TextIO, records: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str
+) -> None:
+    """`records` as a JSON list, or as CSV with a header of `columns` (a list in a cell: its
+    items with spaces between; true/false; nothing for null)."""
+    if fmt == "json":
+        out.write(json.dumps(list(records), indent=2) + "\n")
+        return
+    import csv
+
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for record in records:
+        writer.writerow([_cell(record.get(c)) for c in columns])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def print_ledger(console: Console, entries: Sequence[LedgerEntry], limit: int) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    title = f"{plural(len(entries), 'message')} in the ledger, newest first"
+    if limit and len(entries) == limit:
+        title += f" (the newest {limit}; --limit 0 for all)"
+    table = Table(title=title, title_justify="left", show_lines=True)
+    table.add_column("at (UTC)", no_wrap=True)
+    for col in ("customer", "message", "role\ncategory", "status\nemail", "rule", "why"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        style = STATUS_STYLE.get(e.status, "")
+        status = f"[{style}]{e.status}[/{style}]" if style else str(e.status)
+        if e.channel != "email":
+            status = f"{status} ({e.channel})"
+        table.add_row(
+            utc_short(e.at),
+            e.customer,
+            e.message,
+            f"{e.role}\n[dim]{escape(e.category or '')}[/dim]",
+            f"{status}\n[dim]{e.email or ''}[/dim]",
+            e.rule or "",
+            escape(e.reason),  # a reason may quote what people wrote: text, not markup
+        )
+    if not entries:
+        table.add_row("[dim]no message matches[/dim]", *[""] * 6)
+    console.print(table)
+
+
+def print_planned(
+    console: Console,
+    planned: Sequence[PlannedEmail],
+    default_tz: str,
+    start: datetime,
+    end: datetime,
+) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    span = f"{utc_short(start)} to {utc_short(end)} UTC"
+    title = f"{plural(len(planned), 'planned email')}, {span}, soonest first"
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for col in ("send at (UTC)", "local time"):
+        table.add_column(col, no_wrap=True)
+    for col in ("customer", "role", "category", "subject", "messages"):
+        table.add_column(col, overflow="fold")
+    for p in planned:
+        item = planned_json(p, default_tz)
+        note = " [dim](digest)[/dim]" if len(p.email.members) > 1 else ""
+        local = p.email.send_at.astimezone(ZoneInfo(p.timezone or default_tz))
+        table.add_row(
+            utc_short(p.email.send_at),
+            local.strftime("%a %H:%M %Z"),
+            p.email.customer_id,
+            p.email.role,
+            p.email.category or "",
+            escape(item["subject"] or "") + note,
+            ", ".join(p.email.members),
+        )
+    if not planned:
+        table.add_row("[dim]nothing planned in this horizon[/dim]", *[""] * 6)
+    console.print(table)

@@ -292,7 +292,7 @@ def _main_and_version(config: ConfigOption = None, version: VersionOption = Fals
 
 
 def main() -> None:
-    from cadence.cli import commands, report_cmd  # noqa: F401 - registers the other commands
+    from cadence.cli import commands, listing, report_cmd  # noqa: F401 - registers the rest
 
     try:
         app()

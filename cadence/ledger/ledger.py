@@ -1,11 +1,13 @@
 """`Ledger`: every message of every role, past and planned, with its status and the reason for
 it. The only code that speaks SQL, one concern an object: what comes in (`ingest`), planning
-(`planning`), sending and what became of each email (`sending`), reading (`reads`)."""
+(`planning`), sending and what became of each email (`sending`), reading (`reads`), and
+listing what matches a filter (`listing`)."""
 
 from __future__ import annotations
 
 from cadence.ledger.db import make_engine
 from cadence.ledger.ingest import Ingest
+from cadence.ledger.listing import Listing
 from cadence.ledger.planning import Planning
 from cadence.ledger.reads import Reads
 from cadence.ledger.sending import Sending
@@ -20,6 +22,7 @@ class Ledger:
         self.planning = Planning(self.engine, self.is_postgres)
         self.sending = Sending(self.engine, self.is_postgres)
         self.reads = Reads(self.engine, self.is_postgres)
+        self.listing = Listing(self.engine, self.is_postgres)
 
     def close(self) -> None:
         self.engine.dispose()
