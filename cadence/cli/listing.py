@@ -55,8 +55,9 @@ def ledger_list(
     limit: Annotated[int, typer.Option(help="at most this many; 0 for all")] = 200,
     fmt: FormatOption = "table",
 ) -> None:
-    """Every message in the ledger that matches, newest first: its status, time (sent, planned
-    or decided), email, rule and reason."""
+    """Every message in the ledger that matches, newest first.
+
+    Each with its status, its time (sent, planned or decided), its email, rule and reason."""
     from cadence.ledger.listing import LedgerFilter
 
     _check_format(fmt)
