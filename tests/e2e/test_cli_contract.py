@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from cadence.ledger.db import HEAD
 from cadence.model import Status
 from cadence.printing import LEDGER_COLUMNS, UPCOMING_COLUMNS
@@ -72,6 +74,17 @@ def test_db_upgrade_current_history_downgrade_on_a_new_file(cli: Cli, tmp_path: 
     assert run("db", "downgrade", "0004").out.strip() == "database schema: already at 0004"
     assert run("db", "upgrade").out.strip() == f"database schema: upgraded 0004 -> {HEAD}"
     assert _recorded(db) == HEAD
+
+
+@pytest.mark.postgres
+def test_db_downgrade_and_upgrade_on_postgresql(cli: Cli, pg_url: str) -> None:
+    run = Cli(cli.cwd, dict(cli.env, CADENCE_DATABASE_URL=pg_url))
+    assert run("db", "upgrade").out.strip().endswith(f"-> {HEAD}")
+    assert (
+        run("db", "downgrade", "0004").out.strip() == f"database schema: downgraded {HEAD} -> 0004"
+    )
+    assert run("db", "current").out.startswith("0004 (the newest is")
+    assert run("db", "upgrade").out.strip() == f"database schema: upgraded 0004 -> {HEAD}"
 
 
 def test_db_downgrade_keeps_the_rows_the_older_schema_has(setup: Cli) -> None:
