@@ -60,25 +60,15 @@ def test_starter_rules_compile_to_the_expected_objects() -> None:
     assert [Path(f).name for f in rules.files] == ["fatigue.yaml", "playbooks.yaml"]
 
     limits = {lim.name: lim for lim in rules.limits}
-    assert list(limits) == [
-        "weekly-total",
-        "breathing-room",
-        "marketing-weekly",
-        "account-announcements",
-    ]
+    assert list(limits) == ["weekly-total", "breathing-room", "account-announcements"]
     weekly = limits["weekly-total"]
     assert (weekly.max, weekly.per, weekly.filter) == (3, timedelta(days=7), Filter())
     assert (weekly.scope, weekly.over, weekly.calendar) == (Scope.CUSTOMER, Over.DEFER, None)
     assert limits["breathing-room"].min_gap == timedelta(hours=20)
     assert limits["breathing-room"].max is None
-    assert limits["marketing-weekly"].filter == Filter(roles=frozenset({"marketing"}))
-    assert (limits["marketing-weekly"].max, limits["marketing-weekly"].per) == (
-        1,
-        timedelta(days=7),
-    )
     account = limits["account-announcements"]
-    assert account.scope == Scope.ACCOUNT and account.over == Over.DROP
-    assert account.filter.categories == frozenset({"announcement"}) and account.max == 2
+    assert account.scope == Scope.ACCOUNT and account.over == Over.DEFER  # waits, not dropped
+    assert account.filter.categories == frozenset({"announcement"}) and account.max == 3
 
     support, everyone = rules.send_windows
     assert support.filter.roles == frozenset({"support"}) and support.days == frozenset(range(7))
@@ -86,31 +76,35 @@ def test_starter_rules_compile_to_the_expected_objects() -> None:
     assert everyone.filter == Filter() and everyone.days == frozenset(range(5))
     assert (everyone.start, everyone.end) == (time(9), time(17))
 
+    # suppression only for true redundancy; a passing reason holds instead
     suppress = {rule.name: rule for rule in rules.suppress}
     assert set(suppress) == {
-        "no-tips-while-ticket-open",
         "same-topic-twice",
         "call-covers-the-topic",
-        "no-marketing-in-first-two-weeks",
-        "no-automation-after-a-person",
+        "no-check-in-after-a-person",
     }
-    tickets = suppress["no-tips-while-ticket-open"]
-    assert tickets.filter.categories == frozenset({"tip", "announcement", "offer"})
-    assert tickets.when is not None and tickets.when.source == (
-        "customer.open_tickets | default(0) > 0"
-    )
     same = suppress["same-topic-twice"]
     assert (same.same, same.within, same.when) == (SameKey.TOPIC, timedelta(days=14), None)
-    automation = suppress["no-automation-after-a-person"]
-    assert automation.filter.human is False
-    assert automation.filter.categories == frozenset({"check-in", "tip", "offer"})
+    hold = {rule.name: rule for rule in rules.hold}
+    assert set(hold) == {
+        "no-promotion-while-ticket-open",
+        "no-marketing-in-first-two-weeks",
+        "quiet-after-a-person",
+    }
+    tickets = hold["no-promotion-while-ticket-open"]
+    assert tickets.filter.categories == frozenset({"tip", "announcement", "offer"})
+    assert tickets.while_.source == "customer.open_tickets | default(0) > 0"
 
-    (digest,) = rules.merge
-    assert digest.name == "onboarding-digest" and digest.template == "digest"
-    assert digest.filter.categories == frozenset(
-        {"onboarding", "tip", "announcement", "product-tour"}
+    onboarding, weekly_digest = rules.merge
+    assert onboarding.name == "onboarding-digest" and onboarding.template == "digest"
+    assert onboarding.filter.categories == frozenset({"onboarding", "product-tour"})
+    assert (onboarding.window, onboarding.max_items, onboarding.at) == (
+        timedelta(hours=48),
+        4,
+        None,
     )
-    assert (digest.window, digest.max_items, digest.at) == (timedelta(hours=48), 4, None)
+    assert weekly_digest.filter.categories == frozenset({"tip", "newsletter", "announcement"})
+    assert (weekly_digest.at, weekly_digest.days) == (time(9), frozenset({0, 3}))
 
     books = {pb.name: pb for pb in rules.playbooks}
     after = books["after-onboarding"]
