@@ -160,8 +160,9 @@ def test_a_pass_whose_time_is_up_stops_claiming_and_says_more_is_due(app: App) -
 
 
 def _crowd(app: App, n: int) -> None:
-    """n more customers, each with a receipt and an announcement due now: the same content
-    for everyone but the announcement's unsubscribe link."""
+    """n more customers, each with a receipt and a product update due now (a category the
+    starter rules send on its own, not in their twice-weekly digest): the same content for
+    everyone but the update's unsubscribe link."""
     app.store.ingest.upsert_customers(
         [
             (Customer(f"p-{i}", f"p{i}@acme.test", "P", "Europe/Berlin", None, {}), "d")
@@ -176,7 +177,7 @@ def _crowd(app: App, n: int) -> None:
                     f"{kind}-{i}",
                     f"p-{i}",
                     "billing" if kind == "rcpt" else "product",
-                    category="receipt" if kind == "rcpt" else "announcement",
+                    category="receipt" if kind == "rcpt" else "update",
                     subject="Your receipt" if kind == "rcpt" else "What is new",
                     body_text="Thanks" if kind == "rcpt" else "A new dashboard",
                     transactional=kind == "rcpt",
