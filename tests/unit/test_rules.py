@@ -36,7 +36,7 @@ def test_starter_rules_load() -> None:
     assert names["weekly-total"].max == 3 and names["weekly-total"].per == timedelta(days=7)
     assert names["breathing-room"].min_gap == timedelta(hours=20)
     acct = names["account-announcements"]
-    assert acct.scope == Scope.ACCOUNT and acct.over == Over.DROP
+    assert acct.scope == Scope.ACCOUNT and acct.over == Over.DEFER  # waits, not dropped
     assert rules.send_windows[0].filter.roles == {"support"}
     assert rules.send_windows[1].days == frozenset(range(5))
     assert {p.name for p in rules.playbooks} >= {
