@@ -46,7 +46,10 @@ def write_setup(
     return env
 
 
-def seed(url: str, customers: int, per_customer: int) -> None:
+def seed(url: str, customers: int, per_customer: int, *, distinct: bool = False) -> None:
+    """`per_customer` offers due for each customer; `distinct`: each with a body of its own,
+    so SendGrid takes one email per request (identical ones share a request) and sending
+    goes at the provider's pace."""
     upgrade(url)
     store = Ledger(url)
     now = datetime.now(UTC) - timedelta(minutes=1)
@@ -66,7 +69,7 @@ def seed(url: str, customers: int, per_customer: int) -> None:
                     "sales",
                     category="offer",
                     subject="Hello",
-                    body_text="An offer",
+                    body_text=f"An offer for customer {i}" if distinct else "An offer",
                     send_after=now,
                 ),
                 "x",

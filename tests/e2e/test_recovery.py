@@ -9,55 +9,18 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from cadence.delivery.transports.sendgrid import SendgridTransport
-from cadence.ledger.db import upgrade
 from cadence.ledger.ledger import Ledger
 from cadence.ledger.tables import emails
-from cadence.model import Customer, Message
-from tests.e2e.test_daemon import Daemon, until, write_setup
+from tests.e2e.test_daemon import Daemon, seed, until, write_setup
 from tests.support.sendgrid_lookalike import SendgridLookalike
 
 CUSTOMERS = 80
-
-
-def seed_distinct(url: str, customers: int) -> None:
-    """One offer per customer, each with a body of its own: one email per request, so the
-    requests on the wire are counted in emails."""
-    upgrade(url)
-    store = Ledger(url)
-    now = datetime.now(UTC)
-    store.ingest.upsert_customers(
-        [
-            (Customer(f"c-{i:04}", f"c{i}@acme.test", "C", "UTC", None, {}), "d")
-            for i in range(customers)
-        ],
-        now=now,
-    )
-    store.ingest.add_messages(
-        [
-            (
-                Message(
-                    f"m-{i:04}",
-                    f"c-{i:04}",
-                    "sales",
-                    category="offer",
-                    subject="Hello",
-                    body_text=f"An offer for customer {i}",
-                    send_after=now - timedelta(minutes=1),
-                ),
-                "x",
-            )
-            for i in range(customers)
-        ],
-        now=now,
-    )
-    store.close()
 
 
 def _sending(url: str) -> int:
@@ -98,7 +61,7 @@ def test_a_sigkill_mid_send_strands_at_most_the_requests_on_the_wire(
     with SendgridLookalike() as sg:
         sg.delay = 0.2  # a slow provider: requests are on the wire when the kill comes
         env = write_setup(tmp_path, url, sg)
-        seed_distinct(url, CUSTOMERS)
+        seed(url, CUSTOMERS, 1, distinct=True)
         daemon = Daemon(tmp_path, env)
         until(lambda: len(sg.received) >= 16)
         daemon.stop(signal.SIGKILL)
@@ -153,7 +116,7 @@ def test_settle_names_what_it_refuses_and_changes_nothing(tmp_path: Path) -> Non
     url = f"sqlite:///{tmp_path / 'cadence.db'}"
     with SendgridLookalike() as sg:
         env = write_setup(tmp_path, url, sg)
-        seed_distinct(url, 2)
+        seed(url, 2, 1, distinct=True)
         said = _cli(env, tmp_path, "emails", "settle", "e-nope", "--sent")
         assert said.returncode == 1
         assert "not unconfirmed, so nothing was settled: e-nope" in said.stderr

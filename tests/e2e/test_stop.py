@@ -12,12 +12,9 @@ import random
 import signal
 import subprocess
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cadence.ledger.db import upgrade
 from cadence.ledger.ledger import Ledger
-from cadence.model import Customer, Message
 from cadence.runtime.stopping import EXIT_FORCED
 from tests.e2e.test_daemon import Daemon, seed, until, write_setup
 from tests.support.sendgrid_lookalike import SendgridLookalike
@@ -26,40 +23,6 @@ from tests.support.sendgrid_lookalike import SendgridLookalike
 LEASE = 3.0
 #: what a process needs after its deadline to be gone (the interpreter's exit)
 EXIT_SLACK = 1.0
-
-
-def seed_one_per_request(url: str, customers: int) -> None:
-    """One offer due per customer, each with a body of its own: SendGrid takes one email per
-    request (identical ones share a request), so sending goes at the provider's pace."""
-    upgrade(url)
-    store = Ledger(url)
-    now = datetime.now(UTC)
-    store.ingest.upsert_customers(
-        [
-            (Customer(f"c-{i:04}", f"c{i}@acme.test", "C", "UTC", None, {}), "d")
-            for i in range(customers)
-        ],
-        now=now,
-    )
-    store.ingest.add_messages(
-        [
-            (
-                Message(
-                    f"m-{i:04}",
-                    f"c-{i:04}",
-                    "sales",
-                    category="offer",
-                    subject="Hello",
-                    body_text=f"An offer for customer {i}",
-                    send_after=now - timedelta(minutes=1),
-                ),
-                "x",
-            )
-            for i in range(customers)
-        ],
-        now=now,
-    )
-    store.close()
 
 
 def stopped_within(daemon: Daemon, limit: float) -> tuple[int, float]:
@@ -88,7 +51,7 @@ def test_sigterm_at_random_moments_of_a_pass_always_stops_within_the_lease(
     with SendgridLookalike() as sg:
         sg.delay = 0.2  # a provider a fifth of a second away: a pass takes seconds
         env = write_setup(tmp_path, url, sg)
-        seed_one_per_request(url, 1000)
+        seed(url, 1000, 1, distinct=True)
         sent_per_try = []
         for attempt in range(8):
             before = len(sg.emails())
