@@ -2,6 +2,10 @@
 
 Generates a seeded ledger of N customers (per database), measures each figure next to its
 baseline, and prints the command line, the machine, the database and N with every figure.
+
+`python -m bench outcome [--sizes 300,600] [--seeds 1,2,3] [--rules DIR] [--json]`: the
+outcome figure (`bench.outcome`): emails per customer per week, transactional mail on time
+and distinct content delivered over a generated month, under three policies.
 """
 
 from __future__ import annotations
@@ -171,6 +175,11 @@ def run_database(
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["outcome"]:
+        from bench.outcome import main as outcome
+
+        outcome(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--size", default="10k", choices=SIZES)
     parser.add_argument("--db", default="sqlite,postgresql")

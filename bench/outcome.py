@@ -1,0 +1,646 @@
+"""`python -m bench outcome`: fewer emails, nothing worth reading lost (issue 22).
+
+A seeded month of a B2B company's mail (`bench.month`) is fed to the daemon's own passes
+(`cadence.flows.timeline.run_between`, what `cadence simulate` runs) on a ledger in memory,
+each record at the moment it reaches cadence, under three policies:
+
+- send everything: no limit, suppression, merge or hold, only the send windows;
+- a dropping cap, Braze-style: one limit, `max: K per: 7d over: drop`, K the weekly maximum
+  of the measured rules;
+- the rules of a folder (the repository's `rules/` by default, `--rules DIR`).
+
+Each keeps the folder's priorities, `max_delay`, send windows and playbooks, so the three
+differ only in the fatigue rules. For each, three figures over the measured month:
+
+- emails per customer per week, p50 and p95 (what cadence sent plus what the CSMs wrote,
+  for every week a person was a customer);
+- transactional mail on time: the share of transactional messages sent within 5 minutes of
+  their `send_after`;
+- distinct content delivered: of the non-transactional messages submitted (playbooks'
+  check-ins included, internal alerts not), leaving out the truly redundant ones (the same
+  topic as an email a person wrote to that customer within the 14 days before), the share
+  sent before expiring, alone or inside a digest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.month import Month, month
+
+REPO = Path(__file__).resolve().parents[1]
+ON_TIME = timedelta(minutes=5)
+REDUNDANT_WITHIN = timedelta(days=14)
+POLICIES = ("send everything", "dropping cap", "rules")
+#: the issue's goal
+P95_CUT = 0.40
+DISTINCT = 0.95
+
+
+# -- the three policies ----------------------------------------------------------------------
+
+
+def weekly_maximum(rules_dir: Path) -> int:
+    """The weekly maximum the rules set for all mail: the smallest `max` of a limit that
+    counts every message of one customer over 7 days (rolling or a calendar week)."""
+    from cadence.rules import load_rules
+    from cadence.rules.model import CalendarUnit, Filter, Scope
+
+    rules = load_rules(rules_dir)
+    weekly = [
+        lim.max
+        for lim in rules.limits
+        if lim.max is not None
+        and lim.filter == Filter()
+        and lim.scope is Scope.CUSTOMER
+        and lim.when is None
+        and (lim.per == timedelta(days=7) or lim.calendar is CalendarUnit.WEEK)
+    ]
+    if not weekly:
+        raise SystemExit(f"{rules_dir}: no weekly limit over all mail, so no cap to compare")
+    return min(weekly)
+
+
+def _kept(rules_dir: Path) -> dict[str, Any]:
+    """What every policy keeps of the folder: priorities, max_delay, send windows and
+    playbooks (the same mail is made and may go at the same hours under each)."""
+    from ruamel.yaml import YAML
+
+    kept: dict[str, Any] = {"send_windows": [], "playbooks": []}
+    for path in sorted(rules_dir.glob("*.yaml")):
+        data = YAML(typ="safe").load(path.read_text()) or {}
+        for key in ("priorities", "max_delay"):
+            if key in data:
+                kept[key] = data[key]
+        for key in ("send_windows", "playbooks"):
+            kept[key] += data.get(key) or []
+    return kept
+
+
+def policy_folders(rules_dir: Path, work: Path, cap: int) -> dict[str, Path]:
+    """A rules folder per policy: the first two written under `work` (JSON is YAML)."""
+    kept = _kept(rules_dir)
+    folders = {}
+    for name, extra in (
+        ("send everything", {}),
+        (
+            "dropping cap",
+            {"limits": [{"name": "weekly-cap", "max": cap, "per": "7d", "over": "drop"}]},
+        ),
+    ):
+        folder = work / name.replace(" ", "-")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "policy.yaml").write_text(json.dumps({**kept, **extra}, indent=2))
+        folders[name] = folder
+    folders["rules"] = rules_dir
+    return folders
+
+
+# -- one run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """The figures of one policy over one generated month."""
+
+    policy: str
+    seed: int
+    size: int
+    p50: float
+    p95: float
+    mean: float
+    transactional_on_time: int
+    transactional: int
+    distinct_delivered: int
+    distinct: int
+    redundant: int  # left out of `distinct`
+    emails: int  # sent in the month to customers (alerts to account owners not counted)
+    digests: int  # of them, those holding more than one message
+    passes: int
+    seconds: float
+    cpu: float  # seconds of CPU the run's process spent
+    #: what became of the distinct content not delivered: "status: rule" -> category ->
+    #: messages
+    lost: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def on_time(self) -> float:
+        return self.transactional_on_time / self.transactional if self.transactional else 1.0
+
+    @property
+    def delivered(self) -> float:
+        return self.distinct_delivered / self.distinct if self.distinct else 1.0
+
+
+def _feed(store: Any, folder: Path, at: datetime, batch: dict[str, list[dict[str, Any]]]) -> None:
+    """One feed's records into the ledger through the importers a team uses (JSON Lines,
+    every record checked), customers first."""
+    from cadence import ingest
+
+    steps = (
+        ("customers", ingest.import_customers),
+        ("recorded", ingest.record_messages),
+        ("messages", ingest.submit_messages),
+        ("events", ingest.ingest_events),
+    )
+    for kind, load in steps:
+        records = batch[kind]
+        if not records:
+            continue
+        path = folder / f"{kind}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        report = load(store, str(path), now=at)
+        if report.errors:
+            raise RuntimeError(f"{kind} at {at}: " + "; ".join(map(str, report.errors[:5])))
+
+
+def run_policy(m: Month, policy: str, rules_dir: Path) -> Result:
+    """The passes over the whole run under the rules in `rules_dir`, the records fed in
+    every two hours (`Month.batches`): a pass at each feed, and one at every moment something
+    is due in between, as a daemon ticking all the while would have run them."""
+    from cadence.app import UNSUBSCRIBE_SECRET, App
+    from cadence.config import load_settings
+    from cadence.delivery.transports import RecordingTransport
+    from cadence.flows.timeline import SCRATCH_SECRET, run_between
+    from cadence.ledger import scratch
+    from cadence.rules import load_rules
+
+    started, cpu = time.perf_counter(), time.process_time()
+    # the feeds' input files in memory where there is a tmpfs
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with tempfile.TemporaryDirectory(prefix="cadence-outcome-", dir=shm) as tmp:
+        work = Path(tmp)
+        config = work / "cadence.yaml"
+        config.write_text(
+            f"rules_dir: {rules_dir}\ntemplates_dir: {REPO / 'templates'}\n"
+            "unsubscribe: {secret_env: null}\n"
+        )
+        # as `simulate` does: a ledger in memory, a transport that only records, links
+        # signed with a secret that unsubscribes nobody
+        store = scratch.scratch_store()
+        store.reads.set_meta(UNSUBSCRIBE_SECRET, SCRATCH_SECRET)
+        app = App(load_settings(config, environ={}), _store=store, _rules=load_rules(rules_dir))
+        transport = RecordingTransport()
+        batches = m.batches()
+        passes = 0
+        try:
+            for i, (at, batch) in enumerate(batches):
+                _feed(store, work, at, batch)
+                # a pass now, then one at every due moment until the next feed
+                until = batches[i + 1][0] if i + 1 < len(batches) else m.until
+                passes += run_between(app, at, until - timedelta(microseconds=1), transport)
+            result = measure(store, m, policy)
+        finally:
+            app.close()
+    result.passes = passes
+    result.seconds = time.perf_counter() - started
+    result.cpu = time.process_time() - cpu
+    return result
+
+
+# -- the figures -----------------------------------------------------------------------------
+
+
+def _rows(store: Any) -> tuple[list[Any], list[Any]]:
+    from sqlalchemy import select
+
+    from cadence.ledger.tables import emails, messages
+
+    with store.engine.connect() as conn:
+        msgs = list(
+            conn.execute(
+                select(
+                    messages.c.id,
+                    messages.c.customer_id,
+                    messages.c.kind,
+                    messages.c.category,
+                    messages.c.topic,
+                    messages.c.human,
+                    messages.c.transactional,
+                    messages.c.channel,
+                    messages.c.planned,
+                    messages.c.recipient,
+                    messages.c.send_after,
+                    messages.c.sent_at,
+                    messages.c.status,
+                    messages.c.rule,
+                    messages.c.reason,
+                )
+            )
+        )
+        sent = list(
+            conn.execute(
+                select(
+                    emails.c.id,
+                    emails.c.customer_id,
+                    emails.c.members,
+                    emails.c.sent_at,
+                    emails.c.to_owner,
+                ).where(emails.c.status == "sent")
+            )
+        )
+    return msgs, sent
+
+
+def redundant_ids(msgs: Iterable[Any]) -> set[str]:
+    """Submitted, non-transactional messages on the same topic as an email a person wrote
+    (recorded, human) to the same customer within the 14 days before it may go."""
+    msgs = list(msgs)
+    written: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for r in msgs:
+        if r.kind == "recorded" and r.human and r.topic and r.sent_at and not r.planned:
+            written[r.customer_id, r.topic].append(r.sent_at)
+    out = set()
+    for r in msgs:
+        if r.kind != "submitted" or r.transactional or not r.topic:
+            continue
+        times = written.get((r.customer_id, r.topic), ())
+        if any(r.send_after - REDUNDANT_WITHIN <= t <= r.send_after for t in times):
+            out.add(r.id)
+    return out
+
+
+#: a moment as the engine's reasons write it (" at Thu 26 Nov 07:00 PST"), left out of labels
+_MOMENT = re.compile(r"( at)? (Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d\d \w{3} \d\d:\d\d( [A-Z+\-0-9]+)?")
+
+
+def lost_label(status: str, rule: str | None, reason: str) -> str:
+    """`status: rule` for a message that was not delivered; with no rule named, the gist of
+    the engine's reason (an expiry with no slot in its send window, a playbook check-in
+    cancelled by an event), its moments and ids left out so that alike ones add up."""
+    if rule:
+        return f"{status}: {rule}"
+    gist = _MOMENT.sub("", reason.split(";")[0])
+    gist = re.sub(r"event \S+", "an event", gist)
+    return f"{status}: {gist.strip() or '-'}"
+
+
+def measure(store: Any, m: Month, policy: str) -> Result:
+    from cadence.flows.simulate import distribution
+
+    msgs, sent = _rows(store)
+    went: dict[str, datetime] = {}
+    emails = digests = 0
+    for e in sent:
+        for mid in e.members:
+            went[mid] = e.sent_at
+        if m.start <= e.sent_at < m.end and not e.to_owner:
+            emails += 1
+            digests += len(e.members) > 1
+    week = timedelta(days=7)
+    weeks = int((m.end - m.start) / week)
+
+    def week_of(t: datetime | None) -> int | None:
+        if t is None or not m.start <= t < m.end:
+            return None
+        return int((t - m.start) // week)
+
+    # a cell per person and week of the month they were a customer in, from the week they
+    # signed up (their onboarding week is the fullest)
+    cells: dict[str, list[int]] = {}
+    for cid, signup in m.signups.items():
+        if signup < m.end:
+            cells[cid] = [0] * (weeks - (week_of(signup) or 0))
+    for e in sent:
+        w = week_of(e.sent_at)
+        if w is not None and not e.to_owner and e.customer_id in cells:
+            row = cells[e.customer_id]
+            row[w - (weeks - len(row))] += 1
+    for r in msgs:
+        # what the CSMs wrote reaches the same inbox under every policy
+        if r.kind == "recorded" and r.channel == "email" and not r.planned:
+            w = week_of(r.sent_at)
+            if w is not None and r.customer_id in cells:
+                row = cells[r.customer_id]
+                if w >= weeks - len(row):
+                    row[w - (weeks - len(row))] += 1
+    dist = distribution(cells.values())
+
+    on_time = transactional = 0
+    redundant = redundant_ids(msgs)
+    distinct = delivered = 0
+    lost: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in msgs:
+        if r.kind != "submitted" or week_of(r.send_after) is None:
+            continue
+        if r.transactional:
+            transactional += 1
+            at = went.get(r.id)
+            on_time += at is not None and at - r.send_after <= ON_TIME
+            continue
+        if r.recipient is not None or r.id in redundant:
+            continue
+        distinct += 1
+        if r.id in went:
+            delivered += 1
+        else:
+            lost[lost_label(r.status, r.rule, r.reason)][r.category or "-"] += 1
+    return Result(
+        policy=policy,
+        seed=m.seed,
+        size=m.size,
+        p50=dist["p50"],
+        p95=dist["p95"],
+        mean=dist["mean"],
+        transactional_on_time=on_time,
+        transactional=transactional,
+        distinct_delivered=delivered,
+        distinct=distinct,
+        redundant=sum(1 for r in msgs if r.id in redundant and week_of(r.send_after) is not None),
+        emails=emails,
+        digests=digests,
+        passes=0,
+        seconds=0.0,
+        cpu=0.0,
+        lost={
+            label: dict(by.most_common())
+            for label, by in sorted(lost.items(), key=lambda kv: -sum(kv[1].values()))
+        },
+    )
+
+
+def _task(args: tuple[int, int, str, str]) -> Result:
+    seed, size, policy, folder = args
+    return run_policy(month(seed, size), policy, Path(folder))
+
+
+# -- the goal --------------------------------------------------------------------------------
+
+
+@dataclass
+class Goal:
+    name: str
+    met_runs: int
+    runs: int
+    on_means: bool
+
+    @property
+    def met(self) -> bool:
+        return self.met_runs == self.runs and self.on_means
+
+
+def _by(results: Sequence[Result]) -> dict[tuple[int, int], dict[str, Result]]:
+    out: dict[tuple[int, int], dict[str, Result]] = defaultdict(dict)
+    for r in results:
+        out[r.size, r.seed][r.policy] = r
+    return dict(sorted(out.items()))
+
+
+def means(results: Sequence[Result]) -> dict[str, dict[str, float]]:
+    """Each policy's figures averaged over every run (seed and size)."""
+    out = {}
+    for policy in POLICIES:
+        rs = [r for r in results if r.policy == policy]
+        out[policy] = {
+            "p50": statistics.fmean(r.p50 for r in rs),
+            "p95": statistics.fmean(r.p95 for r in rs),
+            "on_time": statistics.fmean(r.on_time for r in rs),
+            "delivered": statistics.fmean(r.delivered for r in rs),
+        }
+    return out
+
+
+def cut(before: float, after: float) -> float:
+    """How much smaller `after` is than `before`, as a share of it."""
+    return 1 - after / before if before else 0.0
+
+
+def goals(results: Sequence[Result]) -> list[Goal]:
+    runs = list(_by(results).values())
+    avg = means(results)
+    every, cap, ours = avg["send everything"], avg["dropping cap"], avg["rules"]
+    Run = dict[str, Result]
+    checks: list[tuple[str, Callable[[Run], bool], bool]] = [
+        (
+            f"p95 emails per customer per week cut by >= {P95_CUT:.0%} against sending everything",
+            lambda g: cut(g["send everything"].p95, g["rules"].p95) >= P95_CUT,
+            cut(every["p95"], ours["p95"]) >= P95_CUT,
+        ),
+        (
+            "100% of transactional mail on time (within 5 minutes)",
+            lambda g: g["rules"].on_time == 1.0,
+            ours["on_time"] == 1.0,
+        ),
+        (
+            f">= {DISTINCT:.0%} of distinct content delivered",
+            lambda g: g["rules"].delivered >= DISTINCT,
+            ours["delivered"] >= DISTINCT,
+        ),
+        (
+            "more distinct content delivered than the dropping cap",
+            lambda g: g["rules"].delivered > g["dropping cap"].delivered,
+            ours["delivered"] > cap["delivered"],
+        ),
+    ]
+    return [
+        Goal(name, sum(bool(test(g)) for g in runs), len(runs), avg_ok)
+        for name, test, avg_ok in checks
+    ]
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str]) -> None:
+    from bench.__main__ import machine
+    from cadence.rules import load_rules
+
+    parser = argparse.ArgumentParser(
+        prog="python -m bench outcome", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--sizes", default="300,600", help="people per generated month")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--rules", type=Path, default=REPO / "rules", help="the rules measured")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs in parallel")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--report", type=Path, help="print the tables of a run saved with --json; run nothing"
+    )
+    args = parser.parse_args(list(argv))
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        names = {f.name for f in fields(Result)}
+        again = [Result(**{k: v for k, v in r.items() if k in names}) for r in saved["runs"]]
+        print_report(saved, again, goals(again))
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    source = args.rules.resolve()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cadence-policies-") as tmp:
+        # every run measures the rules as they were when the command started, though the
+        # folder may change while it runs (someone rewriting the starter rules)
+        rules_dir = Path(tmp) / "measured"
+        rules_dir.mkdir()
+        for path in source.glob("*.yaml"):
+            shutil.copy2(path, rules_dir / path.name)
+        version = load_rules(rules_dir).version
+        cap = weekly_maximum(rules_dir)
+        folders = policy_folders(rules_dir, Path(tmp), cap)
+        # the largest runs first, so the pool's last minutes are not one long run alone
+        tasks = sorted(
+            (
+                (seed, size, p, str(folders[p]))
+                for size in sizes
+                for seed in seeds
+                for p in POLICIES
+            ),
+            key=lambda t: -t[1],
+        )
+        results: list[Result] = []
+        with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            for r in pool.map(_task, tasks):
+                print(
+                    f"bench: outcome, {r.size} people, seed {r.seed}, {r.policy}: "
+                    f"{r.passes} passes, {r.seconds:.1f} s ({r.cpu:.1f} s of CPU)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                results.append(r)
+    seconds = time.perf_counter() - started
+    header = {
+        "command": " ".join(["python -m bench outcome", *argv]),
+        "machine": machine(),
+        "n": sizes,
+        "seeds": seeds,
+        "rules": str(source),
+        "rules_version": version,
+        "cap": cap,
+        "seconds": round(seconds, 1),
+        "jobs": args.jobs,
+        # other work on the machine stretches the wall time: the 1-minute load at the end
+        "load": round(os.getloadavg()[0], 1),
+    }
+    checked = goals(results)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    **header,
+                    "runs": [
+                        {**asdict(r), "on_time": r.on_time, "delivered": r.delivered}
+                        for r in results
+                    ],
+                    "means": means(results),
+                    "goal": [{**asdict(g), "met": g.met} for g in checked],
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    print_report(header, results, checked)
+
+
+def print_report(
+    header: dict[str, Any], results: Sequence[Result], checked: Sequence[Goal]
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    # wide enough for the table when the output goes to a file or a pipe
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    console.print(
+        f"[bold]{header['command']}[/bold]  N = {', '.join(map(str, header['n']))} people, "
+        f"seeds {', '.join(map(str, header['seeds']))}, a month (4 weeks)  "
+        f"machine: {header['machine']}"
+    )
+    console.print(
+        f"rules measured: {header['rules']} (version {header['rules_version'][:12]}); "
+        f"dropping cap: max {header['cap']} per 7d, over: drop"
+    )
+    console.print(
+        f"whole run {header['seconds']:.0f} s ({header['jobs']} runs at a time; "
+        f"{sum(r.cpu for r in results):.0f} s of CPU in the runs, "
+        f"{header['load']} load average at the end)"
+    )
+    table = Table(
+        title="emails per customer per week; transactional on time; distinct content delivered",
+        title_justify="left",
+    )
+    for col in (
+        "N",
+        "seed",
+        "policy",
+        "p50",
+        "p95",
+        "transactional on time",
+        "distinct delivered",
+        "p95 cut",
+        "emails",
+        "digests",
+    ):
+        table.add_column(col, justify="right" if col not in ("policy",) else "left")
+    for (size, seed), row in _by(results).items():
+        for policy in POLICIES:
+            r = row[policy]
+            everything = row["send everything"].p95
+            table.add_row(
+                str(size),
+                str(seed),
+                policy,
+                f"{r.p50:g}",
+                f"{r.p95:g}",
+                f"{r.on_time:.1%} of {r.transactional}",
+                f"{r.delivered:.1%} of {r.distinct}",
+                f"{cut(everything, r.p95):.0%}",
+                f"{r.emails:,}",
+                f"{r.digests:,}",
+            )
+        table.add_section()
+    avg = means(results)
+    for policy, f in avg.items():
+        table.add_row(
+            "mean",
+            "",
+            policy,
+            f"{f['p50']:.2f}",
+            f"{f['p95']:.2f}",
+            f"{f['on_time']:.1%}",
+            f"{f['delivered']:.1%}",
+            f"{cut(avg['send everything']['p95'], f['p95']):.0%}",
+            "",
+            "",
+        )
+    console.print(table)
+    console.print("[bold]goal[/bold] (the rules against the other two policies):")
+    for g in checked:
+        mark = "[green]met[/green]" if g.met else "[red]not met[/red]"
+        means_ok = "yes" if g.on_means else "no"
+        console.print(f"  {mark}: {g.name} (in {g.met_runs} of {g.runs} runs; means: {means_ok})")
+    for policy in POLICIES[1:]:
+        lost = lost_over(results, policy)
+        total = sum(sum(by.values()) for by in lost.values())
+        if not total:
+            continue
+        console.print(f"distinct content not delivered under {policy}, all runs: {total:,}")
+        for label, by in lost.items():
+            n = sum(by.values())
+            what = ", ".join(f"{category} {k:,}" for category, k in by.most_common())
+            console.print(f"  {n:>7,}  {n / total:6.1%}  {label} ({what})")
+
+
+def lost_over(results: Sequence[Result], policy: str) -> dict[str, Counter[str]]:
+    """The policy's lost distinct content over every run: label -> category -> messages,
+    the largest first."""
+    lost: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in results:
+        if r.policy == policy:
+            for label, by in r.lost.items():
+                lost[label].update(by)
+    return dict(sorted(lost.items(), key=lambda kv: -sum(kv[1].values())))
