@@ -384,6 +384,9 @@ def _task(args: tuple[int, int, str, str]) -> Result:
 
 @dataclass
 class Goal:
+    """One part of the issue's goal: met when it holds in every run (each seed and size)
+    and on the policies' means."""
+
     name: str
     met_runs: int
     runs: int
