@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from cadence.model import Customer, Engagement, Event, Reachability
 
@@ -60,16 +61,21 @@ def reachability_after(reach: Reachability, event: Event) -> Reachability:
 def engagement_after(engagement: Engagement, event: Event) -> Engagement:
     """How the customer answers our mail, as one event leaves it: an `opened` (not a mail
     client's machine open, which says nothing of a person), a `clicked`, a `replied`."""
-    if event.type == "opened" and not event.data.get("machine_open"):
-        last = max(filter(None, (engagement.last_open_at, event.at)))
-        return replace(engagement, last_open_at=last, opens=engagement.opens + 1)
-    if event.type == "clicked":
-        last = max(filter(None, (engagement.last_click_at, event.at)))
-        return replace(engagement, last_click_at=last, clicks=engagement.clicks + 1)
-    if event.type == "replied":
-        last = max(filter(None, (engagement.last_reply_at, event.at)))
-        return replace(engagement, last_reply_at=last, replies=engagement.replies + 1)
-    return engagement
+    fields = _ENGAGEMENT.get(event.type)
+    if fields is None or (event.type == "opened" and event.data.get("machine_open")):
+        return engagement
+    last, count = fields
+    before: datetime | None = getattr(engagement, last)
+    at = event.at if before is None else max(before, event.at)
+    return replace(engagement, **{last: at, count: getattr(engagement, count) + 1})
+
+
+#: the event types engagement keeps: the fields of its latest time and of its count
+_ENGAGEMENT = {
+    "opened": ("last_open_at", "opens"),
+    "clicked": ("last_click_at", "clicks"),
+    "replied": ("last_reply_at", "replies"),
+}
 
 
 def apply_event(customer: Customer, event: Event) -> Customer:

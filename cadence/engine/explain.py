@@ -74,6 +74,15 @@ class Labels:
             return _message_label(members[0]) + other
         return "digest of " + ", ".join(m.id for m in members) + other
 
+    def _ledger(self) -> dict[str, tuple[Sequence[Message], str]]:
+        """The customer's and the account's ledger by id, built at the first question."""
+        if self._sent is None:
+            self._sent = {
+                s.id: (s.members, s.customer_id)
+                for s in (*self._ctx.history, *self._ctx.account_history)
+            }
+        return self._sent
+
     @property
     def customer_name(self) -> str:
         return self._ctx.customer.name
@@ -83,12 +92,7 @@ class Labels:
         planned = self._planned.emails.get(item_id)
         if planned is not None:
             return True
-        if self._sent is None:
-            self._sent = {
-                s.id: (s.members, s.customer_id)
-                for s in (*self._ctx.history, *self._ctx.account_history)
-            }
-        found = self._sent.get(item_id)
+        found = self._ledger().get(item_id)
         return found is None or all(m.channel == "email" for m in found[0])
 
     def add_email(self, email: Email, members: Sequence[Message]) -> None:
@@ -108,12 +112,7 @@ class Labels:
                 label = "digest of " + ", ".join(m.id for m in members) + other
             self._labels[item_id] = label
             return label
-        if self._sent is None:
-            self._sent = {
-                s.id: (s.members, s.customer_id)
-                for s in (*self._ctx.history, *self._ctx.account_history)
-            }
-        found = self._sent.get(item_id)
+        found = self._ledger().get(item_id)
         if found is None:
             return item_id
         label = self._labels[item_id] = self._describe(found[0], found[1], self._ctx)

@@ -121,6 +121,15 @@ class _Helpers:
         return max(0.0, (now - latest) / timedelta(days=1))
 
 
+def contact_keys(role: str, human: bool, channel: str = "email") -> list[str]:
+    """The `last_contact` keys one touch (of this role, by a person or not, on this channel)
+    updates; `contact_key` names the one a question reads. Both spellings live here."""
+    keys = ["any", f"role:{role}", f"channel:{channel}"]
+    if human:
+        keys += ["human", f"role:{role}:human"]
+    return keys
+
+
 def contact_key(role: str | None, human: bool | None, channel: str | None) -> str | None:
     """The customer's kept contact time that answers `days_since_contact` with these filters
     (None: none is kept for that combination; the ledger the planner reads answers alone)."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import Connection, Table, update
 
-from cadence.ledger import convert
+from cadence.engine.scope import contact_keys
 from cadence.ledger.driver import Driver
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def contacts_by_customer(
         if when is None or m.to is not None:
             continue
         keys = by_customer.setdefault(m.customer_id, {})
-        for key in convert.contact_keys(m.role, m.human, m.channel):
+        for key in contact_keys(m.role, m.human, m.channel):
             if key not in keys or keys[key] < when:
                 keys[key] = when
     return by_customer

@@ -270,12 +270,3 @@ def event(row: Row) -> Event:
         data=row["data"] or {},
         attributes=row["attributes"] or {},
     )
-
-
-def contact_keys(role: str, human: bool, channel: str = "email") -> list[str]:
-    """The `last_contact` keys one touch (of this role, by a person or not, on this channel)
-    updates; `engine.scope.contact_key` reads them."""
-    keys = ["any", f"role:{role}", f"channel:{channel}"]
-    if human:
-        keys += ["human", f"role:{role}:human"]
-    return keys
