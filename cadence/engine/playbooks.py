@@ -1,4 +1,5 @@
-"""Playbooks: the messages lifecycle events and sweeps create, and the ones events cancel.
+"""Playbooks: the messages lifecycle events and sweeps create, and the ones events cancel
+(a playbook's `cancel_on`, and the cancel rules).
 
 Pure, like the planner. Every created message has an id derived from the playbook and what
 fired it (the event id, or the sweep's period), so creating it twice is the same insert twice:
@@ -12,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cadence.engine.scope import make_scope
-from cadence.model import Customer, Event, Message, Sent
-from cadence.rules.model import ExpressionError, Playbook, Rules
+from cadence.model import Customer, Event, Message, MessageKind, Sent
+from cadence.rules.model import CancelRule, ExpressionError, Playbook, Rules
 
 _EPOCH = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday: sweep periods line up with weeks
 
@@ -30,7 +31,7 @@ class PlaybookRun:
 class Cancellation:
     message_id: str
     event: Event
-    playbook: str
+    by: str  # what cancelled it on the event: "playbook after-onboarding", "cancel rule x"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,25 +113,31 @@ def on_event(
     history: Sequence[Sent] = (),
     last_contact: Mapping[str, datetime] | None = None,
     runs: Sequence[PlaybookRun] = (),
-    open_playbook_messages: Sequence[Message] = (),
+    open_messages: Sequence[Message] = (),
 ) -> Fired:
-    """What one event does: the check-ins it creates and the pending ones it cancels.
+    """What one event does: the check-ins it creates and the pending messages it cancels
+    (by a playbook's `cancel_on`, or by a cancel rule).
 
-    `open_playbook_messages` are this customer's playbook messages that have not gone yet.
+    `open_messages` are this customer's messages that have not gone yet. Only those created
+    at or before the event are cancelled: an event does not reach forward to mail queued
+    after it.
     """
     created: list[Message] = []
     skipped: list[Skipped] = []
     cancelled: list[Cancellation] = []
     by_name = {pb.name: pb for pb in rules.playbooks}
-    for message in open_playbook_messages:
+    for message in open_messages:
+        if message.created_at is None or message.created_at > event.at:
+            continue
         playbook = by_name.get(message.playbook or "")
-        if (
-            playbook is not None
-            and event.type in playbook.cancel_on
-            and message.created_at is not None
-            and message.created_at <= event.at
-        ):
-            cancelled.append(Cancellation(message.id, event, playbook.name))
+        if playbook is not None and event.type in playbook.cancel_on:
+            cancelled.append(Cancellation(message.id, event, f"playbook {playbook.name}"))
+            continue
+        rule, failed = _cancelling_rule(event, message, customer, rules, history, last_contact)
+        if failed is not None:
+            skipped.append(failed)
+        if rule is not None:
+            cancelled.append(Cancellation(message.id, event, f"cancel rule {rule.name}"))
     for playbook in rules.playbooks:
         if event.type not in playbook.on:
             continue
@@ -146,6 +153,36 @@ def on_event(
         data = {"event": dict(event.data), "event_type": event.type}
         created.append(_message(playbook, customer, mid, event.at, f"event {event.id}", data))
     return Fired(tuple(created), tuple(cancelled), tuple(skipped))
+
+
+def _cancelling_rule(
+    event: Event,
+    message: Message,
+    customer: Customer,
+    rules: Rules,
+    history: Sequence[Sent],
+    last_contact: Mapping[str, datetime] | None,
+) -> tuple[CancelRule | None, Skipped | None]:
+    """The first cancel rule that cancels this message on this event. Transactional mail,
+    alerts to an account owner and touches recorded from elsewhere are never cancelled by a
+    rule: the first was asked for, the others are not the customer's mail to stop. A `when`
+    that fails cancels nothing (the message goes through the rules as before) and says why."""
+    if message.transactional or message.to is not None or message.kind is not MessageKind.SUBMITTED:
+        return None, None
+    for rule in rules.cancel:
+        if event.type not in rule.on or not rule.filter.matches(message):
+            continue
+        if rule.when is None:
+            return rule, None
+        scope = make_scope(
+            customer, history, last_contact or {}, event.at, message=message, event=event
+        )
+        try:
+            if rule.when.evaluate(scope):
+                return rule, None
+        except ExpressionError as exc:
+            return None, Skipped(rule.name, f"{rule.name} failed on {message.id}: {exc}")
+    return None, None
 
 
 def sweep_period(playbook: Playbook, at: datetime) -> datetime:

@@ -1,4 +1,5 @@
-"""Playbooks against the store: events in, check-ins created or cancelled; periodic sweeps.
+"""Playbooks and cancel rules against the store: events in, check-ins created, pending
+messages cancelled; periodic sweeps.
 
 The decisions are the pure functions of `cadence.engine.playbooks`; this module reads what
 they need and writes what they return. Created messages have ids derived from what fired them
@@ -52,7 +53,7 @@ def process_events(
         changed: dict[str, Customer] = {}
         for event in in_order(events):
             ctx = contexts.get(event.customer_id)
-            if ctx is None or not rules.playbooks:
+            if ctx is None or not (rules.playbooks or rules.cancel):
                 continue
             # the playbook sees the customer as the event leaves them (its attributes merged)
             customer = changed[event.customer_id] = apply_event(
@@ -66,16 +67,14 @@ def process_events(
                 history=ctx.history,
                 last_contact=ctx.last_contact,
                 runs=runs_of(ctx) + [PlaybookRun(m.playbook or "", event.at) for m in mine],
-                open_playbook_messages=[
-                    m for m in (*ctx.pending, *mine) if m.playbook and m.id not in gone
-                ],
+                open_messages=[m for m in (*ctx.pending, *mine) if m.id not in gone],
             )
             new.extend(fired.messages)
             cancels.extend(fired.cancellations)
             gone.update(c.message_id for c in fired.cancellations)
             for skip in fired.skipped:
                 log.info(
-                    "playbook %s skipped customer=%s event=%s: %s",
+                    "rule %s skipped customer=%s event=%s: %s",
                     skip.playbook,
                     event.customer_id,
                     event.id,
@@ -87,7 +86,7 @@ def process_events(
         for c in cancels:
             refused = store.ingest.cancel_messages(
                 [c.message_id],
-                f"event {c.event.id} ({c.event.type}) under playbook {c.playbook}",
+                f"event {c.event.id} ({c.event.type}) under {c.by}",
                 c.event.at,
                 event=c.event.id,
             )

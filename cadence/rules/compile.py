@@ -14,6 +14,7 @@ from cadence.rules.expressions import ExpressionSyntaxError, compile_expression
 from cadence.rules.model import (
     DEFAULT_PRIORITIES,
     CalendarUnit,
+    CancelRule,
     Expression,
     Filter,
     HoldRule,
@@ -122,6 +123,7 @@ class Builder:
         self.hold: list[HoldRule] = []
         self.merge: list[MergeRule] = []
         self.playbooks: list[Playbook] = []
+        self.cancel: list[CancelRule] = []
 
     # -- helpers that turn a bad value into an error at its place ---------------------------
 
@@ -195,6 +197,7 @@ class Builder:
             "hold": self._hold,
             "merge": self._merge,
             "playbooks": self._playbook,
+            "cancel": self._cancel,
         }[section]
         handler(p, (section, index), item)
 
@@ -307,6 +310,12 @@ class Builder:
             HoldRule(name=x.name, location=self._loc(p, at), while_=condition, filter=_filter(x))
         )
 
+    def _cancel(self, p: Positions, at: tuple[str, int], x: Any) -> None:
+        self._name(p, (*at, "name"), x.name)
+        on = (x.on,) if isinstance(x.on, str) else tuple(x.on)
+        when = self._expr(p, (*at, "when"), x.when)
+        self.cancel.append(CancelRule(x.name, self._loc(p, at), on, _filter(x), when))
+
     def _merge(self, p: Positions, at: tuple[str, int], x: Any) -> None:
         self._name(p, (*at, "name"), x.name)
         window = self._duration(p, (*at, "window"), x.window) or timedelta(hours=48)
@@ -395,5 +404,6 @@ class Builder:
             hold=tuple(self.hold),
             merge=tuple(self.merge),
             playbooks=tuple(self.playbooks),
+            cancel=tuple(self.cancel),
             files=files,
         )

@@ -29,6 +29,7 @@ _KIND = {
     "hold": "hold rule",
     "merge": "merge rule",
     "playbooks": "playbook",
+    "cancel": "cancel rule",
 }
 
 
@@ -221,7 +222,7 @@ def _plain(node: Any) -> Any:
     return node
 
 
-_SECTIONS = ("limits", "send_windows", "suppress", "hold", "merge", "playbooks")
+_SECTIONS = ("limits", "send_windows", "suppress", "hold", "merge", "playbooks", "cancel")
 
 
 def _validate(data: dict[str, Any], positions: Positions, builder: Builder) -> list[RuleError]:

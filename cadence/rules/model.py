@@ -186,6 +186,19 @@ class HoldRule:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelRule:
+    """When an event of one of the `on` types comes for a customer, their pending messages
+    that match (and for which `when`, over the event and the message, holds) are cancelled:
+    a reply ends the automated follow-ups, say. Only messages created before the event."""
+
+    name: str
+    location: Location
+    on: tuple[str, ...]
+    filter: Filter = Filter()
+    when: Expression | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MergeRule:
     name: str
     location: Location
@@ -241,6 +254,7 @@ class Rules:
     playbooks: tuple[Playbook, ...] = ()
     files: tuple[str, ...] = ()
     hold: tuple[HoldRule, ...] = ()
+    cancel: tuple[CancelRule, ...] = ()
     #: which rules can apply to which messages, built with the rules (never passed in)
     index: RuleIndex = field(init=False, repr=False, compare=False)
 

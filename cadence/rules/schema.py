@@ -130,6 +130,20 @@ class HoldFile(_Filters):
     )
 
 
+class CancelFile(_Filters):
+    """Pending messages an event cancels: when an event of an `on` type comes for the
+    customer, every message of theirs not yet sent that matches the filters (and `when`) is
+    cancelled, naming the event and this rule. Transactional mail is never cancelled."""
+
+    name: str = Field(description="unique name, shown on every message it cancels")
+    on: str | list[str] = Field(description="the event type(s) that cancel, e.g. replied")
+    when: str | None = Field(
+        None,
+        description="an expression over customer, message, event and the helpers; cancels "
+        "only when it is true (e.g. event.data.role == message.role)",
+    )
+
+
 class SuppressFile(_Filters):
     """Matching messages are never sent: always, when `when` is true, or when redundant
     (`same` value within `within`)."""
@@ -213,6 +227,9 @@ class RuleFile(_Strict):
     )
     merge: list[MergeFile] = Field(
         default_factory=list, description="messages to send together as one email"
+    )
+    cancel: list[CancelFile] = Field(
+        default_factory=list, description="pending messages an event cancels (a reply, say)"
     )
     playbooks: list[PlaybookFile] = Field(
         default_factory=list, description="proactive check-ins on events or sweeps"

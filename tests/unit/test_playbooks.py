@@ -59,7 +59,7 @@ def test_cancel_on_names_the_event() -> None:
     r = rules(playbooks=(AFTER_ONBOARDING,))
     created = on_event(Event("ev-1", "c-17", "onboarding_completed", NOW), customer(plan="pro"), r)
     ticket = Event("ev-2", "c-17", "ticket_opened", NOW + 3 * D)
-    fired = on_event(ticket, customer(plan="pro"), r, open_playbook_messages=created.messages)
+    fired = on_event(ticket, customer(plan="pro"), r, open_messages=created.messages)
     (c,) = fired.cancellations
     assert c.message_id == "pb:after-onboarding:ev-1" and c.event.id == "ev-2"
 

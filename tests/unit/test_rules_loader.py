@@ -90,10 +90,17 @@ def test_starter_rules_compile_to_the_expected_objects() -> None:
         "no-promotion-while-ticket-open",
         "no-marketing-in-first-two-weeks",
         "quiet-after-a-person",
+        "quiet-after-a-reply",
     }
     tickets = hold["no-promotion-while-ticket-open"]
     assert tickets.filter.categories == frozenset({"tip", "announcement", "offer"})
     assert tickets.while_.source == "customer.open_tickets | default(0) > 0"
+
+    # a reply ends the automated follow-ups of the role it answers
+    (reply,) = rules.cancel
+    assert (reply.name, reply.on) == ("a-reply-ends-the-follow-ups", ("replied",))
+    assert reply.filter.human is False
+    assert reply.filter.categories == frozenset({"check-in", "follow-up"})
 
     onboarding, weekly_digest = rules.merge
     assert onboarding.name == "onboarding-digest" and onboarding.template == "digest"
@@ -500,6 +507,7 @@ def test_json_schema_forbids_unknown_keys_and_describes_every_key() -> None:
         "hold",
         "merge",
         "playbooks",
+        "cancel",
     }
     assert schema["additionalProperties"] is False
     for name, model in schema["$defs"].items():
