@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -147,9 +147,46 @@ def held(block: Blocked | None, until: datetime | None, tz: ZoneInfo, labels: La
 
 
 def window_note(candidate: Candidate, t: datetime, tz: ZoneInfo) -> str:
-    if candidate.window is not None and t > candidate.ready:
-        return f", when its send window {_described(candidate.window)} opens"
+    window = candidate.window
+    if window is not None and t > candidate.ready:
+        note = f", when its send window {_described(window)} opens"
+        if window.has_closures:
+            shut = closures_between(window, candidate.ready, t, tz)
+            if shut:
+                note += f" ({'; '.join(shut)})"
+        return note
     return ""
+
+
+def closures_between(window: SendWindow, ready: datetime, t: datetime, tz: ZoneInfo) -> list[str]:
+    """Why the window stayed shut from `ready` until `t`: each blackout or holiday on a day
+    it would otherwise have opened after `ready`, once ("2026-12-24..2026-12-26 is a
+    blackout", "2026-12-25 is Christmas Day, a US holiday")."""
+    found: list[str] = []
+    day, last = ready.astimezone(tz).date() - _ONE_DAY, t.astimezone(tz).date()
+    while day <= last:
+        if day.weekday() in window.days:
+            why = window.closed(day)
+            if why is not None and why not in found and _would_open(window, day, ready, t, tz):
+                found.append(why)
+        day += _ONE_DAY
+    return found
+
+
+def _would_open(window: SendWindow, day: date, ready: datetime, t: datetime, tz: ZoneInfo) -> bool:
+    """Whether the window's hours on local `day`, were it not shut, reach past `ready` and
+    begin before `t`: the day held the message back."""
+    start = datetime.combine(day, window.start, tzinfo=tz)
+    if window.start == window.end:
+        end = datetime.combine(day + _ONE_DAY, window.start, tzinfo=tz)
+    elif window.end > window.start:
+        end = datetime.combine(day, window.end, tzinfo=tz)
+    else:
+        end = datetime.combine(day + _ONE_DAY, window.end, tzinfo=tz)
+    return end > ready and start < t
+
+
+_ONE_DAY = timedelta(days=1)
 
 
 _DESCRIBED: dict[int, tuple[SendWindow, str]] = {}

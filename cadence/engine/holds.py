@@ -44,7 +44,10 @@ def next_look(start: datetime, window: SendWindow | None, tz: ZoneInfo) -> datet
     if opened is None or opened > start:
         return opened
     at = window.start if window is not None else time(0, 0)
-    return next_local_time(start + _STEP, at, window.days if window else None, tz)
+    found = next_local_time(start + _STEP, at, window.days if window else None, tz)
+    if window is not None and window.has_closures:  # not on a day the window stays shut
+        return next_open(found, window, tz)
+    return found
 
 
 def limit_condition_failed(

@@ -22,6 +22,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from cadence.engine import explain
@@ -39,8 +40,9 @@ from cadence.engine.limits import (
 from cadence.engine.merge import Candidate, Unit, form_units
 from cadence.engine.scope import ScopeFactory
 from cadence.engine.suppress import by_rules, reachability
-from cadence.engine.windows import next_open, next_open_all, window_for, zone
+from cadence.engine.windows import for_country, next_open, next_open_all, window_for, zone
 from cadence.model import CustomerContext, Decision, Email, Message, Plan, Sent, Status
+from cadence.rules.calendars import CUSTOMER, country_of
 from cadence.rules.model import Limit, Over, Rules, Scope, SendWindow
 
 _STEP = timedelta(seconds=1)
@@ -112,6 +114,12 @@ class _Planner:
         # the customer's own ledger with the limits each email counts against (by id)
         self._own: list[Counted] | None = None
         self.placed_lead = self.account.placed_lead  # email id -> lead message, for `won_by`
+
+    @cached_property
+    def country(self) -> str | None:
+        """Whose holidays shut a window of `holidays: customer` (none: no holidays); read
+        only for customers such a window applies to."""
+        return country_of(self.ctx.customer.attributes.get("country"))
 
     # -- the ledger as each limit sees it ---------------------------------------------------
 
@@ -247,6 +255,8 @@ class _Planner:
                     self._suppress(message, ready, verdict.rule, verdict.reason)
                 continue
             window = window_for(message, self.rules)
+            if window is not None and window.holidays == CUSTOMER:
+                window = for_country(window, self.country)
             verdict = waiting(self.rules, message, ready, self.scopes)
             if verdict is None:
                 verdict = limit_condition_failed(self.rules, message, self._limit_applies)

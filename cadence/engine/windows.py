@@ -15,6 +15,10 @@ from cadence.model import Message
 from cadence.rules.model import Rules, SendWindow
 
 _MIDNIGHT = time(0, 0)
+_DAY = timedelta(days=1)
+#: how far ahead an opening is looked for (blackouts may shut a window for weeks); a window
+#: shut for longer than this never opens, as far as the planner is concerned
+_HORIZON_DAYS = 800
 #: a window set whose openings never line up (e.g. 07:00-08:00 and 17:00-18:00) must not loop
 _MAX_ALIGN_STEPS = 64
 
@@ -27,6 +31,21 @@ def zone(name: str) -> ZoneInfo:
 def window_for(message: Message, rules: Rules) -> SendWindow | None:
     """The first send window whose filter matches; None means any time of day."""
     return rules.index.applicable(message).window
+
+
+def for_country(window: SendWindow, country: str | None) -> SendWindow:
+    """`window.for_country(country)`, one object per window and country (by identity, as
+    in `_OPENINGS`): every customer of a country shares its openings, worked out once."""
+    key = (id(window), country)
+    found = _RESOLVED.get(key)
+    if found is None or found[0] is not window:
+        if len(_RESOLVED) > _MAX_OPENINGS:
+            _RESOLVED.clear()
+        found = _RESOLVED[key] = (window, window.for_country(country))
+    return found[1]
+
+
+_RESOLVED: dict[tuple[int, str | None], tuple[SendWindow, SendWindow]] = {}
 
 
 def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
@@ -82,7 +101,14 @@ class _Openings:
         if len(self.spans) > _MAX_DAYS:  # a daemon that runs for years
             self.spans.clear()
         day = date.fromordinal(ordinal)
-        found = _span(day, self.window, self.tz) if day.weekday() in self.window.days else None
+        window = self.window
+        found = None
+        if day.weekday() in window.days and (not window.has_closures or not window.closed(day)):
+            found = _span(day, window, self.tz)
+            midnight = _local(day + _DAY, _MIDNIGHT, self.tz)
+            # an overnight window stops at midnight before a day that is shut
+            if window.has_closures and found[1] > midnight and window.closed(day + _DAY):
+                found = (found[0], midnight.astimezone(UTC))
         self.spans[ordinal] = found
         return found
 
@@ -112,9 +138,15 @@ def next_open(t: datetime, window: SendWindow | None, tz: ZoneInfo) -> datetime 
         return t
     if not window.days:
         return None
-    for start, end in _openings(window, tz).ahead(t.astimezone(tz).toordinal()):
-        if end > t:
-            return max(t, start)
+    openings = _openings(window, tz)
+    first = t.astimezone(tz).toordinal()
+    # each lookup covers ten days from the day before; the next one starts nine days on
+    for ordinal in range(first, first + _HORIZON_DAYS, 9):
+        for start, end in openings.ahead(ordinal):
+            if end > t:
+                return max(t, start)
+        if not window.has_closures:  # a plain window opens within any week
+            return None
     return None
 
 

@@ -9,6 +9,7 @@ from datetime import time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cadence.durations import parse_duration
+from cadence.rules.calendars import read_closures
 from cadence.rules.errors import RuleError
 from cadence.rules.expressions import ExpressionSyntaxError, compile_expression
 from cadence.rules.model import (
@@ -269,6 +270,9 @@ class Builder:
         except ValueError as exc:
             self._fail(p, (*at, "hours"), str(exc))
             return
+        blackouts, holidays, problems = read_closures(x.blackouts, x.holidays)
+        for where, problem in problems:
+            self._fail(p, (*at, *where), problem)
         self.windows.append(
             SendWindow(
                 location=self._loc(p, at),
@@ -277,6 +281,8 @@ class Builder:
                 start=start,
                 end=end,
                 name=x.name,
+                blackouts=blackouts,
+                holidays=holidays,
             )
         )
 

@@ -7,13 +7,14 @@ resolved form, with durations as `timedelta`, days as weekday numbers and expres
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import time, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, time, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
 from cadence.model import Message
+from cadence.rules.calendars import CUSTOMER, DateRange, describe_range, holiday_on
 from cadence.rules.index import RuleIndex
 
 DEFAULT_PRIORITIES: Mapping[str, int] = MappingProxyType(
@@ -151,12 +152,41 @@ class SendWindow:
     start: time = time(0, 0)
     end: time = time(0, 0)  # start == end: the whole day
     name: str | None = None
+    #: local days it stays shut, each a (first, last) span, both ends included
+    blackouts: tuple[DateRange, ...] = ()
+    #: a holiday calendar (`US`, `DE-BY`), or `customer`: the planner swaps in the customer's
+    #: own country (`for_country`) before it asks for an opening
+    holidays: str | None = None
 
     def describe(self) -> str:
         names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
         days = ",".join(names[d] for d in sorted(self.days))
         label = f"{days} {self.start:%H:%M}-{self.end:%H:%M}"
         return f"{self.name} ({label})" if self.name else label
+
+    @property
+    def has_closures(self) -> bool:
+        return bool(self.blackouts) or self.holidays is not None
+
+    def closed(self, day: date) -> str | None:
+        """Why local `day` is shut ("2026-12-24..2026-12-26 is a blackout", "2026-12-25 is
+        Christmas Day, a US holiday"), or None when the window may open on it. `holidays: customer`
+        not yet resolved to a country closes nothing."""
+        for span in self.blackouts:
+            if span[0] <= day <= span[1]:
+                return f"{describe_range(span)} is a blackout"
+        if self.holidays is not None and self.holidays != CUSTOMER:
+            name = holiday_on(self.holidays, day)
+            if name is not None:
+                return f"{day} is {name}, a {self.holidays} holiday"
+        return None
+
+    def for_country(self, country: str | None) -> SendWindow:
+        """This window with `holidays: customer` read as `country`'s calendar (none: no
+        holidays); a window with a fixed calendar, or none, is itself."""
+        if self.holidays != CUSTOMER:
+            return self
+        return replace(self, holidays=country)
 
 
 class SameKey(StrEnum):

@@ -4,9 +4,10 @@ a JSON Schema that YAML editors use for completion and checking while the CSM ty
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 # Durations, days, hours and times are text here and parsed by the loader, which knows where
 # each value is in the file and can say what is wrong with it there; the patterns only serve
@@ -35,6 +36,18 @@ Hours = Annotated[
 ]
 ClockTime = Annotated[
     str, Field(json_schema_extra={"pattern": r"^\s*\d{1,2}:\d{2}\s*$", "examples": ["09:00"]})
+]
+# YAML reads an unquoted 2027-01-01 as a date and 2026-12-24..2026-12-26 as text: both are
+# taken as text here, and the loader parses them where it can say which one is wrong
+Blackout = Annotated[
+    str,
+    BeforeValidator(lambda v: v.isoformat() if isinstance(v, date) else v),
+    Field(
+        json_schema_extra={
+            "pattern": r"^\s*\d{4}-\d{2}-\d{2}(\s*\.\.\s*\d{4}-\d{2}-\d{2})?\s*$",
+            "examples": ["2026-12-24..2026-12-26", "2027-01-01"],
+        }
+    ),
 ]
 # YAML has real integers: `max: true` or `max: "3"` is a mistake, not a number to coerce
 Count = Annotated[int, Field(strict=True)]
@@ -114,6 +127,17 @@ class SendWindowFile(_Filters):
         "00:00-24:00",
         description='local hours, e.g. "09:00-17:30"; an end before the start runs past '
         'midnight; "00:00-24:00" is all day',
+    )
+    blackouts: list[Blackout] | None = Field(
+        None,
+        description="local days the window stays shut: dates or ranges, e.g. "
+        '["2026-12-24..2026-12-26", "2027-01-01"]',
+    )
+    holidays: str | None = Field(
+        None,
+        description="stay shut on public holidays: a country code (US, GB, DE, or a "
+        "subdivision like DE-BY), or `customer` for the country in attributes.country",
+        json_schema_extra={"examples": ["US", "customer"]},
     )
 
 
