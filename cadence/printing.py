@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo
 
 from cadence.model import Decision, Email, Message, MessageKind, Status
+from cadence.words import plural
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -141,7 +142,8 @@ def print_preview(console: Console, p: Preview, *, render: bool) -> None:
 
     tz, rendered = p.timezone, p.rendered
     title = (
-        f"Upcoming emails for {p.customer_id} ({tz}), {local_short(p.as_of, tz)} + {p.days} days"
+        f"Upcoming emails for {p.customer_id} ({tz}), "
+        f"{local_short(p.as_of, tz)} + {plural(p.days, 'day')}"
     )
     emails = Table(title=title, title_justify="left", show_lines=False)
     for col in ("when (local)", "role", "category", "subject", "messages"):
@@ -229,10 +231,6 @@ UPCOMING_COLUMNS = (
 
 def utc_short(t: datetime | None) -> str:
     return "" if t is None else t.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def ledger_json(e: LedgerEntry) -> dict[str, Any]:

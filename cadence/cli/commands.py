@@ -21,7 +21,7 @@ def _check_format(fmt: str) -> None:
         fail(f"error: --format must be table or json, not {fmt!r}", 2)
 
 
-@app.command()
+@app.command(short_help="A customer's upcoming emails and every decision, and why.")
 def preview(
     customer: Annotated[str, typer.Argument(help="customer id")],
     days: Annotated[int, typer.Option(help="how far ahead to look")] = 14,
@@ -52,7 +52,7 @@ def preview(
     write_preview(Console(), p, fmt=fmt, render=render)
 
 
-@app.command()
+@app.command(short_help="The daemon; with --once, a single pass.")
 def run(
     once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = False,
     now: Annotated[
@@ -82,7 +82,7 @@ def run(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(short_help="Sample customers and messages run through the engine.")
 def demo(
     directory: Annotated[Path, typer.Argument(help="a folder of its own for the demo")] = Path(
         "cadence-demo"
@@ -106,7 +106,7 @@ def demo(
         app.close()
 
 
-@app.command()
+@app.command(short_help="The engine over virtual time, sending nothing.")
 def simulate(
     start: Annotated[str, typer.Option(help="start of the virtual period (ISO 8601, with offset)")],
     end: Annotated[str, typer.Option(help="end of the virtual period")],
@@ -144,7 +144,9 @@ emails_app = typer.Typer(help="Emails whose fate needs a person.", no_args_is_he
 app.add_typer(emails_app, name="emails")
 
 
-@emails_app.command("unconfirmed")
+@emails_app.command(
+    "unconfirmed", short_help="Emails that may or may not have gone: never re-sent."
+)
 def emails_unconfirmed(fmt: FormatOption = "table") -> None:
     """Emails a daemon may or may not have handed over: never re-sent until settled."""
     _check_format(fmt)
@@ -178,7 +180,7 @@ def emails_unconfirmed(fmt: FormatOption = "table") -> None:
         )
 
 
-@emails_app.command("settle")
+@emails_app.command("settle", short_help="Settle unconfirmed emails as sent or not sent.")
 def emails_settle(
     email_ids: Annotated[
         list[str] | None, typer.Argument(help="unconfirmed emails (or --all)", show_default=False)
@@ -231,7 +233,7 @@ def emails_settle(
     typer.echo(f"settled {len(done)} email{'s' if len(done) != 1 else ''}")
 
 
-@app.command()
+@app.command(short_help="A message's decisions over time, and what comes next.")
 def explain(
     message_id: Annotated[str, typer.Argument(help="a message id")],
     fmt: FormatOption = "table",

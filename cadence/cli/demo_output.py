@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from rich.markup import escape
 from rich.table import Table
 
+from cadence.words import plural
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -33,13 +35,14 @@ def print_demo(console: Console, app: App, r: DemoResult) -> None:
         print_preview(console, r.preview, render=False)
     console.print(
         f"\n[bold]2. The engine ran[/bold] from {r.base:%d %b} to {r.end:%d %b} in virtual "
-        f"time ({r.passes} passes of the engine, one at each moment something was due), "
+        f"time ({plural(r.passes, 'pass')} of the engine, one at each moment something was due), "
         "sending to the file transport."
     )
     from cadence.flows.simulate import distribution
 
     weekly = Table(
-        title=f"Emails per customer per week, {len(r.before)} customers", title_justify="left"
+        title=f"Emails per customer per week, {plural(len(r.before), 'customer')}",
+        title_justify="left",
     )
     weekly.add_column("")
     for col in ("mean", "p50", "p95", "max"):
@@ -82,7 +85,10 @@ def print_demo(console: Console, app: App, r: DemoResult) -> None:
         console.print(checkins)
     status = ", ".join(f"{n} {s}" for s, n in r.statuses.most_common())
     console.print(f"Every message ended in one status: {status}.")
-    console.print(f"{r.eml_files} emails were written to {folder / 'outbox'} as .eml files.\n")
+    console.print(
+        f"{plural(r.eml_files, 'email')} {'was' if r.eml_files == 1 else 'were'} written to "
+        f"{folder / 'outbox'} as .eml files.\n"
+    )
     _print_touches(console, r)
     console.print("[bold]Try next[/bold]")
     cfg = folder / "cadence.yaml"
@@ -121,7 +127,8 @@ def _print_touches(console: Console, r: DemoResult) -> None:
         console.print("None of them held an email back in these weeks.\n")
         return
     table = Table(
-        title=f"{len(r.held_by_touch)} emails held back or made redundant by a call or meeting",
+        title=f"{plural(len(r.held_by_touch), 'email')} held back or made redundant by a call "
+        "or meeting",
         title_justify="left",
         show_lines=True,
     )

@@ -87,7 +87,7 @@ def ledger_list(
         write_records(sys.stdout, [ledger_json(e) for e in entries], LEDGER_COLUMNS, fmt)
 
 
-@app.command()
+@app.command(short_help="Every customer's planned emails, soonest first.")
 def upcoming(
     days: Annotated[int, typer.Option(help="how far ahead to look")] = 7,
     role: RoleOption = None,

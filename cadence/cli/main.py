@@ -28,11 +28,12 @@ from cadence.cli.base import (
     rules_app,
 )
 from cadence.cli.base import _main as base_callback
+from cadence.words import plural
 
 # -- setup -----------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Write a starter cadence.yaml, rules/, templates/ and samples.")
 def init(
     directory: Annotated[Path, typer.Argument(help="where to write the starter files")] = Path("."),
     force: Annotated[bool, typer.Option(help="overwrite existing files")] = False,
@@ -112,7 +113,7 @@ def db_history() -> None:
         typer.echo("the database records no migration; run `cadence db upgrade`")
 
 
-@db_app.command("downgrade")
+@db_app.command("downgrade", short_help="Take the schema back to an older migration.")
 def db_downgrade(
     revision: Annotated[
         str | None,
@@ -171,74 +172,111 @@ SourceArg = Annotated[str, typer.Argument(help="a file, or - for standard input"
 SkipOption = Annotated[
     bool, typer.Option("--skip-invalid", help="import the valid records, report the rest")
 ]
+InputFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--input-format", help="the file's format: jsonl or csv (default: csv for a .csv file)"
+    ),
+]
+SummaryFormatOption = Annotated[
+    str, typer.Option("--format", help="how to print the summary: text or json")
+]
 
 
-def _ingest(kind: str, source: str, skip_invalid: bool, fmt: str | None = None) -> None:
+def _summary_format(fmt: str) -> None:
+    if fmt in ("jsonl", "csv"):
+        fail(
+            "error: --format sets how the summary is printed (text or json); "
+            f"for the file's format write --input-format {fmt}",
+            2,
+        )
+    if fmt not in ("text", "json"):
+        fail(f"error: --format must be text or json, not {fmt!r}", 2)
+
+
+def _ingest(
+    kind: str, source: str, skip_invalid: bool, fmt: str, input_format: str | None = None
+) -> None:
     from cadence import ingest
     from cadence.flows.lifecycle import process_events
 
+    _summary_format(fmt)
     a = get_app()
     now = now_or(None)
     with errors():
         store = a.store
         if kind == "customers":
             report = ingest.import_customers(
-                store, source, now=now, skip_invalid=skip_invalid, fmt=fmt
+                store, source, now=now, skip_invalid=skip_invalid, fmt=input_format
             )
         elif kind == "submit":
             report = ingest.submit_messages(
-                store, source, now=now, skip_invalid=skip_invalid, fmt=fmt
+                store, source, now=now, skip_invalid=skip_invalid, fmt=input_format
             )
         elif kind == "record":
             report = ingest.record_messages(
-                store, source, now=now, skip_invalid=skip_invalid, fmt=fmt
+                store, source, now=now, skip_invalid=skip_invalid, fmt=input_format
             )
         else:
             report = ingest.ingest_events(store, source, now=now, skip_invalid=skip_invalid)
         created = cancelled = 0
         if kind == "events" and report.written:
             created, cancelled = process_events(store, a.rules(), now)
+    name = "<stdin>" if source == "-" else source
     for error in report.errors:
         typer.echo(str(error), err=True)
+    if fmt == "json":
+        import json
+
+        summary = report.as_json(name)
+        if kind == "events":
+            summary["check_ins"] = {"created": created, "cancelled": cancelled}
+        typer.echo(json.dumps(summary, indent=2))
     if report.errors and not report.written:
-        name = "<stdin>" if source == "-" else source
-        fail(f"{name}: rejected, nothing stored ({len(report.errors)} invalid records)")
-    line = f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged"
-    if kind == "events":
-        line += f"; playbooks created {created} and cancelled {cancelled} check-ins"
-    typer.echo(line)
+        fail(f"{name}: rejected, nothing stored ({plural(len(report.errors), 'invalid record')})")
+    if fmt == "text":
+        line = f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged"
+        if kind == "events":
+            line += f"; playbooks created {plural(created, 'check-in')} and cancelled {cancelled}"
+        typer.echo(line)
     if report.errors:
         raise typer.Exit(1)
 
 
-FormatOption = Annotated[
-    str | None, typer.Option("--format", help="jsonl or csv (default: csv for a .csv file)")
-]
-
-
 @customers_app.command("import")
 def customers_import(
-    source: SourceArg, skip_invalid: SkipOption = False, fmt: FormatOption = None
+    source: SourceArg,
+    skip_invalid: SkipOption = False,
+    input_format: InputFormatOption = None,
+    fmt: SummaryFormatOption = "text",
 ) -> None:
     """Insert or update customers (JSON Lines or CSV)."""
-    _ingest("customers", source, skip_invalid, fmt)
+    _ingest("customers", source, skip_invalid, fmt, input_format)
 
 
 @messages_app.command("submit")
 def messages_submit(
-    source: SourceArg, skip_invalid: SkipOption = False, fmt: FormatOption = None
+    source: SourceArg,
+    skip_invalid: SkipOption = False,
+    input_format: InputFormatOption = None,
+    fmt: SummaryFormatOption = "text",
 ) -> None:
     """Messages for cadence to send (JSON Lines or CSV)."""
-    _ingest("submit", source, skip_invalid, fmt)
+    _ingest("submit", source, skip_invalid, fmt, input_format)
 
 
-@messages_app.command("record")
+@messages_app.command(
+    "record", short_help="Touches made or planned elsewhere: emails, calls, meetings."
+)
 def messages_record(
-    source: SourceArg, skip_invalid: SkipOption = False, fmt: FormatOption = None
+    source: SourceArg,
+    skip_invalid: SkipOption = False,
+    input_format: InputFormatOption = None,
+    fmt: SummaryFormatOption = "text",
 ) -> None:
     """Touches made or planned elsewhere (emails, calls, meetings, chats; JSON Lines or CSV):
     they count against limits and redundancy."""
-    _ingest("record", source, skip_invalid, fmt)
+    _ingest("record", source, skip_invalid, fmt, input_format)
 
 
 @messages_app.command("cancel")
@@ -252,15 +290,17 @@ def messages_cancel(
         refused = a.store.ingest.cancel_messages(ids, by, now_or(None))
     for mid, why in refused.items():
         typer.echo(f"{mid}: not cancelled: {why}", err=True)
-    typer.echo(f"{len(ids) - len(refused)} cancelled")
+    typer.echo(f"{plural(len(ids) - len(refused), 'message')} cancelled")
     if refused:
         raise typer.Exit(1)
 
 
 @events_app.command("ingest")
-def events_ingest(source: SourceArg, skip_invalid: SkipOption = False) -> None:
+def events_ingest(
+    source: SourceArg, skip_invalid: SkipOption = False, fmt: SummaryFormatOption = "text"
+) -> None:
     """Lifecycle events (and unsubscribes, bounces, spam reports)."""
-    _ingest("events", source, skip_invalid)
+    _ingest("events", source, skip_invalid, fmt)
 
 
 def _print_version(wanted: bool) -> None:
@@ -293,9 +333,10 @@ def _main_and_version(config: ConfigOption = None, version: VersionOption = Fals
 
 def main() -> None:
     from cadence.cli import commands, listing, report_cmd  # noqa: F401 - registers the rest
+    from cadence.cli.tidy import tidy
 
     try:
-        app()
+        tidy(typer.main.get_command(app))(prog_name="cadence")
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from cadence.printing import decision_json, email_json
+from cadence.words import plural
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,8 +34,9 @@ def simulation_json(sim: Simulation) -> dict[str, Any]:
 def print_simulation(console: Console, sim: Simulation) -> None:
     stats = sim.stats()
     console.print(
-        f"Simulated {stats['customers']} customers from {sim.start:%Y-%m-%d %H:%M} to "
-        f"{sim.end:%Y-%m-%d %H:%M} UTC ({stats['weeks']} weeks, {stats['passes']} passes of "
+        f"Simulated {plural(stats['customers'], 'customer')} from {sim.start:%Y-%m-%d %H:%M} to "
+        f"{sim.end:%Y-%m-%d %H:%M} UTC ({plural(stats['weeks'], 'week')}, "
+        f"{plural(stats['passes'], 'pass')} of "
         "the engine on a copy of the ledger); nothing was sent or stored."
     )
     dist = stats["emails_per_customer_week"]
@@ -50,9 +52,10 @@ def print_simulation(console: Console, sim: Simulation) -> None:
         "after (with the rules)", *(f"{dist['after'][k]:g}" for k in ("mean", "p50", "p95", "max"))
     )
     console.print(table)
+    digests = stats["merged_emails"]
     console.print(
-        f"{stats['messages']} messages became {stats['emails']} emails "
-        f"({stats['merged_emails']} of them digests)."
+        f"{plural(stats['messages'], 'message')} became {plural(stats['emails'], 'email')} "
+        f"({stats['merged_emails']} of them {'a digest' if digests == 1 else 'digests'})."
     )
     for title, key in (("Decisions by status", "by_status"), ("Decisions by rule", "by_rule")):
         t = Table(title=title, title_justify="left")

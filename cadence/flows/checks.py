@@ -6,6 +6,7 @@ from pathlib import Path
 
 from cadence.rules import RuleErrors, load_rules
 from cadence.rules.model import Location, Rules
+from cadence.words import plural
 
 
 def _template_users(rules: Rules) -> list[tuple[str, Location]]:
@@ -29,10 +30,10 @@ def check_rules(rules_dir: Path, templates_dir: Path) -> tuple[list[str], str]:
         if name in problems_by_name
     ]
     summary = (
-        f"{rules_dir}: {len(rules.files)} files, {len(rules.limits)} limits, "
-        f"{len(rules.send_windows)} send windows, {len(rules.suppress)} suppress rules, "
-        f"{len(rules.hold)} hold rules, {len(rules.merge)} merge rules, "
-        f"{len(rules.playbooks)} playbooks; "
-        f"{len(rules.templates())} templates compile; rules version {rules.version}"
+        f"{rules_dir}: {plural(len(rules.files), 'file')}, {plural(len(rules.limits), 'limit')}, "
+        f"{plural(len(rules.send_windows), 'send window')}, "
+        f"{plural(len(rules.suppress), 'suppress rule')}, {plural(len(rules.hold), 'hold rule')}, "
+        f"{plural(len(rules.merge), 'merge rule')}, {plural(len(rules.playbooks), 'playbook')}; "
+        f"{plural(len(rules.templates()), 'template')} compile; rules version {rules.version}"
     )
     return problems, summary

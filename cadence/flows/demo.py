@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cadence.model import Decision, EmailStatus, Message, MessageKind, Status
+from cadence.words import plural
 
 if TYPE_CHECKING:
     from cadence.app import App
@@ -106,7 +107,7 @@ def build(
         result.sent += len(report.dispatch.sent)
         progress(
             f"running the engine: virtual {report.at:%a %d %b %H:%M}, "
-            f"{result.sent} emails sent so far"
+            f"{plural(result.sent, 'email')} sent so far"
         )
 
     transport = make_transport(app.settings)

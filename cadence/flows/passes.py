@@ -14,6 +14,7 @@ from cadence import metrics
 from cadence.flows.lifecycle import process_events, sweep_all
 from cadence.flows.planning import plan_some
 from cadence.flows.sending import Dispatcher, DispatchReport
+from cadence.words import plural
 
 if TYPE_CHECKING:
     from cadence.app import App
@@ -46,7 +47,7 @@ class PassReport:
         parts = [
             f"pass at {self.at.isoformat()}",
             f"playbooks created {self.created + self.swept} and cancelled {self.cancelled}",
-            f"planned {self.planned} customers",
+            f"planned {plural(self.planned, 'customer')}",
             f"sent {len(d.sent)}",
         ]
         if d.failed:
@@ -54,7 +55,7 @@ class PassReport:
         if d.held:
             parts.append(f"held {len(d.held)} (template errors)")
         if d.unconfirmed:
-            parts.append(f"{d.unconfirmed} became unconfirmed")
+            parts.append(f"{plural(d.unconfirmed, 'email')} became unconfirmed")
         return "; ".join(parts)
 
 

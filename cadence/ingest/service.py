@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
@@ -72,6 +72,19 @@ class IngestReport:
     unchanged: int = 0
     errors: list[InputError] = field(default_factory=list)
     written: bool = False
+
+    def as_json(self, file: str) -> dict[str, Any]:
+        """What `--format json` prints: the counts, whether the file was stored, every bad
+        record with its line and reason."""
+        return {
+            "file": file,
+            "stored": self.written,
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "invalid": len(self.errors),
+            "errors": [{"line": e.line, "reason": e.reason} for e in self.errors],
+        }
 
 
 @dataclass(frozen=True, slots=True)

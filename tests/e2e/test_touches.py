@@ -144,7 +144,7 @@ def test_a_cancelled_call_no_longer_covers_the_email(cli: Cli) -> None:
     folder(cli, COVERS)
     book_call_from_csv(cli)
     assert decisions(cli, BASE)["prd-1"]["status"] == "suppressed"
-    assert cli("messages", "cancel", "call-1", "--by", "kim").out.strip() == "1 cancelled"
+    assert cli("messages", "cancel", "call-1", "--by", "kim").out.strip() == "1 message cancelled"
     assert decisions(cli, BASE)["prd-1"]["status"] == "scheduled"
 
     assert "sent 1" in run(cli, BASE + 2 * H)

@@ -31,7 +31,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from cadence.delivery.compose import H_UNSUBSCRIBE, OutgoingEmail
+from cadence.delivery.mime import message_id
 from cadence.delivery.transports.base import SendResult, TransportError
+from cadence.words import plural
 
 SEND_PATH = "/v3/mail/send"
 MAX_CATEGORIES = 10  # SendGrid's limit per email
@@ -67,6 +69,15 @@ def _content(text: str, html: str | None) -> list[dict[str, str]]:
     if html is not None:
         content.append({"type": "text/html", "value": html})
     return content
+
+
+def _headers(out: OutgoingEmail) -> dict[str, str]:
+    """The email's headers, with the Message-ID the file and SMTP transports give it
+    (`mime.message_id`): SendGrid keeps a Message-ID it is given (it is not among the
+    headers v3 reserves), so a reply's In-Reply-To names the email by its id, which is how
+    the inbound webhook knows which email, and so which role, a reply answers. Without it,
+    SendGrid makes up its own and a reply is known by its sender's address alone."""
+    return {**dict(out.headers), "Message-ID": message_id(out)}
 
 
 def _custom_args(out: OutgoingEmail) -> dict[str, str]:
@@ -135,7 +146,7 @@ def sendgrid_batch_payload(
         one: dict[str, Any] = {
             "to": [_address(out.to_email, out.to_name)],
             "subject": out.subject,
-            "headers": dict(out.headers),
+            "headers": _headers(out),
             "custom_args": _custom_args(out),
         }
         own = _unsubscribe_url(out)
@@ -152,7 +163,7 @@ def sendgrid_payload(out: OutgoingEmail, *, sandbox: bool = False) -> dict[str, 
         [{"to": [_address(out.to_email, out.to_name)]}],
         _content(out.text, out.html),
         sandbox,
-        headers=dict(out.headers),
+        headers=_headers(out),
         custom_args=_custom_args(out),
     )
 
@@ -223,7 +234,7 @@ class SendgridTransport:
         if len(outs) == 1:
             return self.send(outs[0])
         payload = sendgrid_batch_payload(outs, sandbox=self.sandbox)
-        return self._post(payload, f"{len(outs)} emails")
+        return self._post(payload, plural(len(outs), "email"))
 
     def _post(self, payload: dict[str, Any], what: str) -> SendResult:
         body = json.dumps(payload).encode("utf-8")

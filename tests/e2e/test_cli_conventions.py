@@ -1,0 +1,173 @@
+"""The conventions every command keeps (issue 24), end to end in subprocesses: `--help` lists
+each command on one line and shows no type beside a flag, counts read "1 email", the import
+commands print their summary as text or JSON and name their input's format `--input-format`."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from .conftest import Cli
+
+#: every command and group; `--help` of each is looked at
+COMMANDS = [
+    (),
+    ("init",),
+    ("preview",),
+    ("run",),
+    ("demo",),
+    ("simulate",),
+    ("explain",),
+    ("ledger",),
+    ("upcoming",),
+    ("report",),
+    ("db",),
+    ("db", "upgrade"),
+    ("db", "status"),
+    ("db", "current"),
+    ("db", "history"),
+    ("db", "downgrade"),
+    ("rules",),
+    ("rules", "check"),
+    ("rules", "schema"),
+    ("customers", "import"),
+    ("messages", "submit"),
+    ("messages", "record"),
+    ("messages", "cancel"),
+    ("events", "ingest"),
+    ("emails", "unconfirmed"),
+    ("emails", "settle"),
+]
+GROUPS = [(), ("db",), ("rules",), ("customers",), ("messages",), ("events",), ("emails",)]
+
+
+def _command_rows(help_text: str) -> list[str]:
+    """The rows of the Commands panel, without the box."""
+    panel = help_text.split("Commands", 1)[1]
+    rows = []
+    for line in panel.splitlines()[1:]:
+        if not line.startswith("│"):
+            break
+        rows.append(line.strip("│ \n"))
+    return rows
+
+
+@pytest.mark.parametrize("group", GROUPS, ids=lambda g: " ".join(g) or "cadence")
+def test_each_command_is_listed_on_one_line(cli: Cli, group: tuple[str, ...]) -> None:
+    # 200 columns: a row that goes on to a second line was broken by the text, not the width
+    rows = _command_rows(cli(*group, "--help").out)
+    assert rows
+    for row in rows:
+        assert re.match(r"^[a-z-]+\s{2,}\S", row), (
+            f"a summary broke onto a line of its own: {row!r}"
+        )
+
+
+def test_summaries_fit_an_80_column_terminal(cli: Cli) -> None:
+    narrow = Cli(cli.cwd, dict(cli.env, COLUMNS="80"))
+    for group in GROUPS:
+        for row in _command_rows(narrow(*group, "--help").out):
+            # `report`'s summary is its owner's to shorten; it is one sentence, wrapped
+            if not row.startswith("report") and not row.startswith("sent, merged"):
+                assert re.match(r"^[a-z-]+\s{2,}\S", row), f"{group}: {row!r} wrapped"
+
+
+def test_no_type_is_shown_beside_a_flag(cli: Cli) -> None:
+    for command in COMMANDS:
+        out = cli(*command, "--help").out
+        assert "<bool>" not in out, f"cadence {' '.join(command)} --help shows <bool>"
+        assert re.search(r"--help\s+Show this message", out)
+
+
+def test_the_version_flag_takes_no_value(cli: Cli) -> None:
+    out = cli("--help").out
+    assert re.search(r"--version\s+Print the version", out)
+
+
+# -- the import commands' summaries ------------------------------------------------------------
+
+
+def _customers(cli: Cli, *rows: str) -> Path:
+    path = cli.cwd / "people.jsonl"
+    path.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+ANA = '{"id": "c-1", "email": "ana@acme.test", "name": "Ana", "timezone": "UTC", "attributes": {}}'
+
+
+def test_import_summary_counts_in_words(cli: Cli) -> None:
+    path = _customers(cli, ANA)
+    assert cli("customers", "import", str(path)).out.strip() == "1 added, 0 updated, 0 unchanged"
+    bad = _customers(cli, '{"id": "c-2"}')
+    out = cli("customers", "import", str(bad), check=False)
+    assert out.code == 1
+    assert "rejected, nothing stored (1 invalid record)" in out.err
+    assert cli("messages", "cancel", "nope", check=False).out.strip() == "0 messages cancelled"
+
+
+def test_import_summary_as_json(cli: Cli) -> None:
+    path = _customers(cli, ANA)
+    first = json.loads(cli("customers", "import", str(path), "--format", "json").out)
+    assert first == {
+        "file": str(path),
+        "stored": True,
+        "added": 1,
+        "updated": 0,
+        "unchanged": 0,
+        "invalid": 0,
+        "errors": [],
+    }
+    again = json.loads(cli("customers", "import", str(path), "--format", "json").out)
+    assert (again["added"], again["unchanged"]) == (0, 1)
+
+    bad = _customers(cli, ANA, '{"id": "c-2"}')
+    out = cli("customers", "import", str(bad), "--format", "json", check=False)
+    assert out.code == 1
+    rejected = json.loads(out.out)
+    assert rejected["stored"] is False and rejected["invalid"] == 1
+    assert rejected["errors"][0]["line"] == 2
+    assert "email" in rejected["errors"][0]["reason"]
+    assert f"{bad}:2:" in out.err  # the contract's FILE:LINE: reason, as always
+
+
+def test_events_summary_as_json_says_what_playbooks_did(cli: Cli) -> None:
+    cli("init", ".")
+    cli("customers", "import", "samples/customers.jsonl")
+    out = json.loads(cli("events", "ingest", "samples/events.jsonl", "--format", "json").out)
+    assert out["stored"] is True and out["added"] > 0
+    assert set(out["check_ins"]) == {"created", "cancelled"}
+    assert out["check_ins"]["created"] >= 1
+
+
+def test_submit_and_record_print_json_too(cli: Cli) -> None:
+    cli("init", ".")
+    cli("customers", "import", "samples/customers.jsonl")
+    for command, sample in (("record", "recorded"), ("submit", "messages")):
+        out = json.loads(
+            cli("messages", command, f"samples/{sample}.jsonl", "--format", "json").out
+        )
+        assert out["file"] == f"samples/{sample}.jsonl" and out["added"] > 0
+
+
+def test_the_input_format_has_its_own_option(cli: Cli) -> None:
+    table = cli.cwd / "people.txt"
+    table.write_text("id,email,name,timezone\nc-9,cy@acme.test,Cy,UTC\n", encoding="utf-8")
+    out = cli("customers", "import", str(table), "--input-format", "csv", "--format", "json")
+    assert json.loads(out.out)["added"] == 1
+    piped = cli("customers", "import", "-", "--input-format", "csv", stdin=table.read_text("utf-8"))
+    assert piped.out.strip() == "0 added, 0 updated, 1 unchanged"
+
+
+@pytest.mark.parametrize("command", [("customers", "import"), ("messages", "submit")])
+def test_format_names_the_output_and_says_so(cli: Cli, command: tuple[str, ...]) -> None:
+    path = _customers(cli, ANA)
+    out = cli(*command, str(path), "--format", "csv", check=False)
+    assert out.code == 2
+    assert "--input-format csv" in out.err
+    out = cli(*command, str(path), "--format", "yaml", check=False)
+    assert out.code == 2
+    assert "error: --format must be text or json, not 'yaml'" in out.err
