@@ -148,20 +148,23 @@ def held(block: Blocked | None, until: datetime | None, tz: ZoneInfo, labels: La
 
 def window_note(candidate: Candidate, t: datetime, tz: ZoneInfo) -> str:
     window = candidate.window
-    if window is not None and t > candidate.ready:
-        note = f", when its send window {_described(window)} opens"
-        if window.has_closures:
-            shut = closures_between(window, candidate.ready, t, tz)
-            if shut:
-                note += f" ({'; '.join(shut)})"
-        return note
-    return ""
+    if window is None:
+        return ""
+    note = f", when its send window {_described(window)} opens" if t > candidate.ready else ""
+    if window.has_closures:
+        # from the message's own time, not the plan's: the pass that sends it plans at the
+        # moment it goes, and the days it waited out are still why it went then
+        since = max(candidate.message.send_after or candidate.ready, t - _LOOK_BACK)
+        shut = closures_between(window, min(since, candidate.ready), t, tz)
+        if shut:
+            note += f"; held past {', '.join(shut)}"
+    return note
 
 
 def closures_between(window: SendWindow, ready: datetime, t: datetime, tz: ZoneInfo) -> list[str]:
     """Why the window stayed shut from `ready` until `t`: each blackout or holiday on a day
-    it would otherwise have opened after `ready`, once ("2026-12-24..2026-12-26 is a
-    blackout", "2026-12-25 is Christmas Day, a US holiday")."""
+    it would otherwise have opened after `ready`, once ("2026-12-24..2026-12-26 (a
+    blackout)", "2026-12-25 (Christmas Day, a US holiday)")."""
     found: list[str] = []
     day, last = ready.astimezone(tz).date() - _ONE_DAY, t.astimezone(tz).date()
     while day <= last:
@@ -187,6 +190,8 @@ def _would_open(window: SendWindow, day: date, ready: datetime, t: datetime, tz:
 
 
 _ONE_DAY = timedelta(days=1)
+#: how far back a decision looks for the shut days a message waited out
+_LOOK_BACK = timedelta(days=31)
 
 
 _DESCRIBED: dict[int, tuple[SendWindow, str]] = {}

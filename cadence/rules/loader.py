@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
 
 from cadence.durations import parse_duration
@@ -198,9 +199,19 @@ def _dedupe(errors: list[RuleError]) -> list[RuleError]:
     return list(out.values())
 
 
+class _TextDates(RoundTripConstructor):
+    """YAML reads an unquoted `2027-01-01` as a date, and `2027-02-30` as a crash; rule
+    files have no dates of their own kind, so a timestamp stays text and the rules say
+    what is wrong with it, at its place (a blackout's day)."""
+
+
+_TextDates.add_constructor("tag:yaml.org,2002:timestamp", RoundTripConstructor.construct_yaml_str)
+
+
 def _read(path: Path, raw: bytes) -> tuple[Any, list[RuleError]]:
     """The round-trip loader keeps every key's and value's line and column (`.lc`)."""
     yaml = YAML(typ="rt")
+    yaml.Constructor = _TextDates
     try:
         return yaml.load(raw.decode("utf-8")), []
     except MarkedYAMLError as exc:

@@ -169,16 +169,16 @@ class SendWindow:
         return bool(self.blackouts) or self.holidays is not None
 
     def closed(self, day: date) -> str | None:
-        """Why local `day` is shut ("2026-12-24..2026-12-26 is a blackout", "2026-12-25 is
-        Christmas Day, a US holiday"), or None when the window may open on it. `holidays: customer`
-        not yet resolved to a country closes nothing."""
+        """Why local `day` is shut ("2026-12-24..2026-12-26 (a blackout)", "2026-12-25
+        (Christmas Day, a US holiday)"), or None when the window may open on it. `holidays:
+        customer` not yet resolved to a country closes nothing."""
         for span in self.blackouts:
             if span[0] <= day <= span[1]:
-                return f"{describe_range(span)} is a blackout"
+                return f"{describe_range(span)} (a blackout)"
         if self.holidays is not None and self.holidays != CUSTOMER:
             name = holiday_on(self.holidays, day)
             if name is not None:
-                return f"{day} is {name}, a {self.holidays} holiday"
+                return f"{day} ({name}, a {self.holidays} holiday)"
         return None
 
     def for_country(self, country: str | None) -> SendWindow:

@@ -4,10 +4,9 @@ a JSON Schema that YAML editors use for completion and checking while the CSM ty
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 # Durations, days, hours and times are text here and parsed by the loader, which knows where
 # each value is in the file and can say what is wrong with it there; the patterns only serve
@@ -37,11 +36,10 @@ Hours = Annotated[
 ClockTime = Annotated[
     str, Field(json_schema_extra={"pattern": r"^\s*\d{1,2}:\d{2}\s*$", "examples": ["09:00"]})
 ]
-# YAML reads an unquoted 2027-01-01 as a date and 2026-12-24..2026-12-26 as text: both are
-# taken as text here, and the loader parses them where it can say which one is wrong
+# a day or a span of days (the loader keeps an unquoted 2027-01-01 as text, and parses it
+# where it can say what is wrong with it)
 Blackout = Annotated[
     str,
-    BeforeValidator(lambda v: v.isoformat() if isinstance(v, date) else v),
     Field(
         json_schema_extra={
             "pattern": r"^\s*\d{4}-\d{2}-\d{2}(\s*\.\.\s*\d{4}-\d{2}-\d{2})?\s*$",
