@@ -233,10 +233,15 @@ class _Planner:
                 continue
             if message.to == "owner" or message.transactional:
                 email = self.add_email([message], ready, to_owner=message.to == "owner")
+                # a transactional message dated later (a renewal receipt for next week) goes at
+                # its own send_after, not at once; the reason says so also when written by the
+                # pass at that very moment, since preview shows that pass's decision
+                later = message.send_after is not None and message.send_after >= self.now
+                when = "at its own send time (send_after)" if later else "at once"
                 why = (
                     "an internal alert to the account owner: never capped"
                     if message.to == "owner"
-                    else "transactional: goes at once, outside every fatigue rule"
+                    else f"transactional: goes {when}, outside every fatigue rule"
                 )
                 self.decide(
                     message,

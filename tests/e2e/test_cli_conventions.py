@@ -171,3 +171,30 @@ def test_format_names_the_output_and_says_so(cli: Cli, command: tuple[str, ...])
     out = cli(*command, str(path), "--format", "yaml", check=False)
     assert out.code == 2
     assert "error: --format must be text or json, not 'yaml'" in out.err
+
+
+# -- what preview says ------------------------------------------------------------------------
+
+
+def test_preview_of_a_transactional_message_days_away_says_when_it_goes(cli: Cli) -> None:
+    path = _customers(cli, ANA)
+    cli("customers", "import", str(path))
+    receipt = {
+        "id": "bill-1",
+        "customer": "c-1",
+        "role": "billing",
+        "category": "receipt",
+        "subject": "Your renewal",
+        "body_text": "Thanks.",
+        "transactional": True,
+        "send_after": "2026-12-10T15:00:00Z",
+    }
+    cli("messages", "submit", "-", stdin=json.dumps(receipt) + "\n")
+    at = "2026-12-07T09:00:00Z"
+    out = json.loads(cli("preview", "c-1", "--at", at, "--format", "json").out)
+    (decision,) = [d for d in out["decisions"] if d["message"] == "bill-1"]
+    assert decision["send_at"] == "2026-12-10T15:00:00Z"
+    assert "at once" not in decision["reason"]
+    assert "goes at its own send time" in decision["reason"]
+    table = cli("preview", "c-1", "--at", at).out
+    assert "at once" not in table

@@ -70,6 +70,23 @@ def test_transactional_neither_waits_nor_counts() -> None:
     assert d.status is Status.SCHEDULED and d.send_at == NOW  # 07:00 local, outside the window
 
 
+def test_a_transactional_message_days_away_goes_at_its_own_time() -> None:
+    receipt = msg("bill-2", "billing", "receipt", 3 * D, transactional=True)
+    d = decisions(plan_customer(context(receipt), rules(), NOW))["bill-2"]
+    assert d.status is Status.SCHEDULED and d.send_at == NOW + 3 * D
+    assert d.reason == (
+        "transactional: goes at its own send time (send_after), outside every fatigue rule; "
+        "Thu 26 Nov 07:00 EST"
+    )
+    # planned at its very moment (what preview shows), it still goes at its own time
+    d = decisions(plan_customer(context(receipt), rules(), NOW + 3 * D))["bill-2"]
+    assert d.reason.startswith("transactional: goes at its own send time (send_after)")
+    late = msg("bill-3", "billing", "receipt", -H, transactional=True)
+    d = decisions(plan_customer(context(late), rules(), NOW))["bill-3"]
+    assert d.send_at == NOW
+    assert d.reason.startswith("transactional: goes at once, outside every fatigue rule")
+
+
 def test_send_window_in_customer_timezone_across_dst() -> None:
     w = window(WEEKDAYS, "09:00", "17:00")
     # Friday 30 Oct 2026 22:00 UTC = 18:00 EDT -> next opening Mon 2 Nov 09:00 EST (after DST ends)
