@@ -10,7 +10,8 @@ each record at the moment it reaches cadence, under three policies:
 - the rules of a folder (the repository's `rules/` by default, `--rules DIR`).
 
 Each keeps the folder's priorities, `max_delay`, send windows and playbooks, so the three
-differ only in the fatigue rules. For each, three figures over the measured month:
+differ only in the fatigue rules. For each, the three figures over the measured month, as
+`cadence.report.outcome` defines them for `cadence report` too:
 
 - emails per customer per week, p50 and p95 (what cadence sent plus what the CSMs wrote,
   for every week a person was a customer);
@@ -27,14 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
@@ -42,10 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.month import Month, month
+from cadence.report import outcome
 
 REPO = Path(__file__).resolve().parents[1]
-ON_TIME = timedelta(minutes=5)
-REDUNDANT_WITHIN = timedelta(days=14)
 POLICIES = ("send everything", "dropping cap", "rules")
 #: the issue's goal
 P95_CUT = 0.40
@@ -134,6 +133,8 @@ class Result:
     passes: int
     seconds: float
     cpu: float  # seconds of CPU the run's process spent
+    #: distinct content still on its way when the run stopped (left out of `distinct`)
+    pending: int = 0
     #: what became of the distinct content not delivered: "status: rule" -> category ->
     #: messages
     lost: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -216,14 +217,15 @@ def run_policy(m: Month, policy: str, rules_dir: Path) -> Result:
 # -- the figures -----------------------------------------------------------------------------
 
 
-def _rows(store: Any) -> tuple[list[Any], list[Any]]:
+def _rows(store: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     from sqlalchemy import select
 
     from cadence.ledger.tables import emails, messages
 
     with store.engine.connect() as conn:
-        msgs = list(
-            conn.execute(
+        msgs = [
+            dict(r)
+            for r in conn.execute(
                 select(
                     messages.c.id,
                     messages.c.customer_id,
@@ -241,10 +243,11 @@ def _rows(store: Any) -> tuple[list[Any], list[Any]]:
                     messages.c.rule,
                     messages.c.reason,
                 )
-            )
-        )
-        sent = list(
-            conn.execute(
+            ).mappings()
+        ]
+        sent = [
+            dict(r)
+            for r in conn.execute(
                 select(
                     emails.c.id,
                     emails.c.customer_id,
@@ -252,125 +255,35 @@ def _rows(store: Any) -> tuple[list[Any], list[Any]]:
                     emails.c.sent_at,
                     emails.c.to_owner,
                 ).where(emails.c.status == "sent")
-            )
-        )
+            ).mappings()
+        ]
     return msgs, sent
 
 
-def redundant_ids(msgs: Iterable[Any]) -> set[str]:
-    """Submitted, non-transactional messages on the same topic as an email a person wrote
-    (recorded, human) to the same customer within the 14 days before it may go."""
-    msgs = list(msgs)
-    written: dict[tuple[str, str], list[datetime]] = defaultdict(list)
-    for r in msgs:
-        if r.kind == "recorded" and r.human and r.topic and r.sent_at and not r.planned:
-            written[r.customer_id, r.topic].append(r.sent_at)
-    out = set()
-    for r in msgs:
-        if r.kind != "submitted" or r.transactional or not r.topic:
-            continue
-        times = written.get((r.customer_id, r.topic), ())
-        if any(r.send_after - REDUNDANT_WITHIN <= t <= r.send_after for t in times):
-            out.add(r.id)
-    return out
-
-
-#: a moment as the engine's reasons write it (" at Thu 26 Nov 07:00 PST"), left out of labels
-_MOMENT = re.compile(r"( at)? (Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d\d \w{3} \d\d:\d\d( [A-Z+\-0-9]+)?")
-
-
-def lost_label(status: str, rule: str | None, reason: str) -> str:
-    """`status: rule` for a message that was not delivered; with no rule named, the gist of
-    the engine's reason (an expiry with no slot in its send window, a playbook check-in
-    cancelled by an event), its moments and ids left out so that alike ones add up."""
-    if rule:
-        return f"{status}: {rule}"
-    gist = _MOMENT.sub("", reason.split(";")[0])
-    gist = re.sub(r"event \S+", "an event", gist)
-    return f"{status}: {gist.strip() or '-'}"
-
-
 def measure(store: Any, m: Month, policy: str) -> Result:
-    from cadence.flows.simulate import distribution
-
+    """The three figures of the measured month, as `cadence report` computes them
+    (`cadence.report.outcome`), each person's weeks counted from their signup."""
     msgs, sent = _rows(store)
-    went: dict[str, datetime] = {}
-    emails = digests = 0
-    for e in sent:
-        for mid in e.members:
-            went[mid] = e.sent_at
-        if m.start <= e.sent_at < m.end and not e.to_owner:
-            emails += 1
-            digests += len(e.members) > 1
-    week = timedelta(days=7)
-    weeks = int((m.end - m.start) / week)
-
-    def week_of(t: datetime | None) -> int | None:
-        if t is None or not m.start <= t < m.end:
-            return None
-        return int((t - m.start) // week)
-
-    # a cell per person and week of the month they were a customer in, from the week they
-    # signed up (their onboarding week is the fullest)
-    cells: dict[str, list[int]] = {}
-    for cid, signup in m.signups.items():
-        if signup < m.end:
-            cells[cid] = [0] * (weeks - (week_of(signup) or 0))
-    for e in sent:
-        w = week_of(e.sent_at)
-        if w is not None and not e.to_owner and e.customer_id in cells:
-            row = cells[e.customer_id]
-            row[w - (weeks - len(row))] += 1
-    for r in msgs:
-        # what the CSMs wrote reaches the same inbox under every policy
-        if r.kind == "recorded" and r.channel == "email" and not r.planned:
-            w = week_of(r.sent_at)
-            if w is not None and r.customer_id in cells:
-                row = cells[r.customer_id]
-                if w >= weeks - len(row):
-                    row[w - (weeks - len(row))] += 1
-    dist = distribution(cells.values())
-
-    on_time = transactional = 0
-    redundant = redundant_ids(msgs)
-    distinct = delivered = 0
-    lost: dict[str, Counter[str]] = defaultdict(Counter)
-    for r in msgs:
-        if r.kind != "submitted" or week_of(r.send_after) is None:
-            continue
-        if r.transactional:
-            transactional += 1
-            at = went.get(r.id)
-            on_time += at is not None and at - r.send_after <= ON_TIME
-            continue
-        if r.recipient is not None or r.id in redundant:
-            continue
-        distinct += 1
-        if r.id in went:
-            delivered += 1
-        else:
-            lost[lost_label(r.status, r.rule, r.reason)][r.category or "-"] += 1
+    o = outcome.measure(msgs, sent, m.start, m.end, m.signups)
     return Result(
         policy=policy,
         seed=m.seed,
         size=m.size,
-        p50=dist["p50"],
-        p95=dist["p95"],
-        mean=dist["mean"],
-        transactional_on_time=on_time,
-        transactional=transactional,
-        distinct_delivered=delivered,
-        distinct=distinct,
-        redundant=sum(1 for r in msgs if r.id in redundant and week_of(r.send_after) is not None),
-        emails=emails,
-        digests=digests,
+        p50=o.p50,
+        p95=o.p95,
+        mean=o.mean,
+        transactional_on_time=o.transactional_on_time,
+        transactional=o.transactional,
+        distinct_delivered=o.distinct_delivered,
+        distinct=o.distinct,
+        redundant=o.redundant,
+        pending=o.pending,
+        emails=o.emails,
+        digests=o.digests,
         passes=0,
         seconds=0.0,
         cpu=0.0,
-        lost={
-            label: dict(by.most_common())
-            for label, by in sorted(lost.items(), key=lambda kv: -sum(kv[1].values()))
-        },
+        lost=o.lost,
     )
 
 

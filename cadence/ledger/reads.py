@@ -7,34 +7,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from cadence.ledger import convert
 from cadence.ledger.common import chunks, upsert
-from cadence.ledger.tables import customers, decisions, emails, events, messages, meta
-from cadence.model import Customer, Decision, Email, EmailStatus, Message, MessageKind
+from cadence.ledger.tables import customers, decisions, emails, messages, meta
+from cadence.model import Customer, Decision, Email, EmailStatus, Message
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-
-#: the events `cadence report` counts as engagement
-ENGAGEMENT = ("opened", "clicked", "replied", "unsubscribed", "spam_reported")
-
-
-@dataclass(frozen=True, slots=True)
-class ReportRows:
-    """What `cadence report` reads: the period's messages, sent emails, engagement events and
-    the customers' time zones, as plain rows (the figures are computed above the ledger)."""
-
-    # id, customer_id, kind, role, category, topic, playbook, status, rule, at, channel,
-    # planned (a touch booked elsewhere, not yet done), sent_at, recipient
-    messages: list[dict[str, Any]]
-    emails: list[dict[str, Any]]  # id, customer_id, members, sent_at, role, category
-    engagement: list[dict[str, Any]]  # email_id, type
-    zones: dict[str, str | None]  # customer -> time zone
+    from cadence.ledger.report_reading import ReportRows
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,60 +160,7 @@ class Reads:
     def report_rows(
         self, since: datetime, until: datetime, account: str | None = None
     ) -> ReportRows:
-        with self.engine.connect() as conn:
-            people = select(customers.c.id, customers.c.timezone)
-            if account is not None:
-                people = people.where(customers.c.account == account)
-            zones = {r.id: r.timezone for r in conn.execute(people)}
-            in_scope = list(zones)
-            msg_rows = []
-            m = messages.c
-            for i in range(0, len(in_scope), 500):
-                part = in_scope[i : i + 500]
-                msg_rows += [
-                    dict(r)
-                    for r in conn.execute(
-                        select(
-                            m.id,
-                            m.customer_id,
-                            m.kind,
-                            m.role,
-                            m.category,
-                            m.topic,
-                            m.playbook,
-                            m.status,
-                            m.rule,
-                            m.send_after,
-                            m.sent_at,
-                            m.recipient,
-                            m.channel,
-                            m.planned,
-                        ).where(
-                            m.customer_id.in_(part),
-                            or_(
-                                m.send_after.between(since, until), m.sent_at.between(since, until)
-                            ),
-                        )
-                    ).mappings()
-                ]
-            e = emails.c
-            email_rows = [
-                dict(r)
-                for r in conn.execute(
-                    select(
-                        e.id, e.customer_id, e.members, e.sent_at, e.role, e.category, e.to_owner
-                    ).where(e.status == EmailStatus.SENT, e.sent_at.between(since, until))
-                ).mappings()
-                if r["customer_id"] in zones
-            ]
-            engaged = [
-                {"email_id": (r.data or {}).get("email_id"), "type": r.type}
-                for r in conn.execute(
-                    select(events.c.type, events.c.data).where(
-                        events.c.type.in_(ENGAGEMENT), events.c.at.between(since, until)
-                    )
-                )
-            ]
-        for row in msg_rows:
-            row["at"] = row["sent_at"] if row["kind"] == MessageKind.RECORDED else row["send_after"]
-        return ReportRows(msg_rows, email_rows, [x for x in engaged if x["email_id"]], zones)
+        """What `cadence report` counts for the period (see `report_reading`)."""
+        from cadence.ledger.report_reading import report_rows
+
+        return report_rows(self.engine, since, until, account)

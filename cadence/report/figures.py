@@ -19,11 +19,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from cadence.flows.simulate import distribution
 from cadence.model import MessageKind, Status
+from cadence.report import outcome
 
 if TYPE_CHECKING:
-    from cadence.ledger.reads import ReportRows
+    from cadence.ledger.report_reading import ReportRows
 
 DIMENSIONS = ("role", "category", "topic", "playbook", "rule")
 OUTCOMES = ("proposed", "sent", "merged", "suppressed", "expired", "failed")
@@ -54,7 +54,7 @@ def touches(rows: ReportRows, since: datetime, until: datetime) -> dict[str, Any
     by: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     for m in rows.messages:
         at = m.get("sent_at")
-        if m.get("recipient") or at is None or not since <= at <= until:
+        if m.get("recipient") or at is None or not since <= at < until:
             continue
         if m["status"] == Status.SENT:
             state = "done"
@@ -98,15 +98,15 @@ def build(rows: ReportRows, since: datetime, until: datetime, default_tz: str) -
 
     tables: dict[str, dict[str, Counter[str]]] = {d: defaultdict(Counter) for d in DIMENSIONS}
     for m in mail:
-        outcome = _outcome(m, email_of, multi)
+        went = _outcome(m, email_of, multi)
         for d in DIMENSIONS:
             key = m.get(d) or "(none)"
             if d == "rule" and not m.get("rule"):
                 continue
             tables[d][key]["proposed"] += 1
-            if outcome:
-                tables[d][key][outcome] += 1
-            if outcome == "merged":
+            if went:
+                tables[d][key][went] += 1
+            if went == "merged":
                 tables[d][key]["sent"] += 1  # a merged message went, inside a digest
 
     rates: dict[str, dict[str, dict[str, float]]] = {d: {} for d in DIMENSIONS if d != "rule"}
@@ -130,55 +130,67 @@ def build(rows: ReportRows, since: datetime, until: datetime, default_tz: str) -
                 },
             }
 
-    before: dict[str, list[int]] = defaultdict(lambda: [0] * weeks)
-    after: dict[str, list[int]] = defaultdict(lambda: [0] * weeks)
-    for m in mail:
-        w = _week(m["at"], since, weeks)
-        if w is not None and not m.get("recipient"):
-            before[m["customer_id"]][w] += 1
-            if m["kind"] == MessageKind.RECORDED:
-                after[m["customer_id"]][w] += 1
+    # emails per customer per week: the shared definition of `cadence.report.outcome`,
+    # over the whole weeks for the distribution, with a last partial week for the chart
+    mine = [m for m in mail if m["customer_id"] in rows.zones]
+    whole_before = outcome.without_rules(mine, outcome.Weeks(since, until, rows.since))
+    whole_after = outcome.with_the_rules(mine, rows.emails, outcome.Weeks(since, until, rows.since))
+    before = outcome.without_rules(mine, outcome.Weeks(since, until, rows.since, partial=True))
+    after = outcome.with_the_rules(
+        mine, rows.emails, outcome.Weeks(since, until, rows.since, partial=True)
+    )
     heat = [[0] * 24 for _ in range(7)]
     for e in rows.emails:
         if e.get("to_owner"):
             continue
-        w = _week(e["sent_at"], since, weeks)
-        if w is not None:
-            after[e["customer_id"]][w] += 1
         local = e["sent_at"].astimezone(ZoneInfo(rows.zones.get(e["customer_id"]) or default_tz))
         heat[local.weekday()][local.hour] += 1
-    for cid in rows.zones:
-        before[cid], after[cid]  # every customer counts, mail or none
+    three = outcome.measure(rows.messages, rows.sent, since, until, rows.since)
+    shown = (until - since) / WEEK
+    partial = None
+    if shown != int(shown):
+        days = round((shown - int(shown)) * 7, 1)
+        partial = {"week": weeks, "days": days}
 
-    top = sorted(after.items(), key=lambda kv: (-sum(kv[1]), kv[0]))[:10]
+    top = sorted(after.rows.items(), key=lambda kv: (-sum(kv[1]), kv[0]))[:10]
+    sent_messages = sum(n.get("sent", 0) for n in tables["role"].values())
     return {
         "since": since.isoformat(),
         "until": until.isoformat(),
         "weeks": weeks,
+        # the last week is shorter than seven days: labelled, and left out of the
+        # distribution of emails per customer per week
+        "partial_week": partial,
         "customers": len(rows.zones),
         "totals": {
             "messages": len(mail),
+            "messages_sent": sent_messages,
             "emails": len(rows.emails),
             "digests": len(multi),
+            "owner_alerts": sum(1 for e in rows.emails if e.get("to_owner")),
         },
         "by": {d: {k: dict(v) for k, v in sorted(t.items())} for d, t in tables.items()},
         "engagement": rates,
         "engagement_reported": sorted(reported),
         "emails_per_customer_week": {
-            "before": distribution(before.values()),
-            "after": distribution(after.values()),
+            "before": whole_before.distribution(),
+            "after": whole_after.distribution(),
+            "whole_weeks": whole_after.count,
         },
-        "weekly_mean": {
-            "before": [
-                round(sum(r[w] for r in before.values()) / max(1, len(before)), 3)
-                for w in range(weeks)
-            ],
-            "after": [
-                round(sum(r[w] for r in after.values()) / max(1, len(after)), 3)
-                for w in range(weeks)
-            ],
+        "weekly_mean": {"before": before.means(), "after": after.means()},
+        "outcome": {
+            **three.figures(),
+            "without_rules": {
+                "emails": outcome.everything_count(rows.messages, since, until),
+                **{k: whole_before.distribution()[k] for k in ("p50", "p95", "mean")},
+            },
         },
-        "top_customers": [{"customer": c, "emails": sum(w), "per_week": w} for c, w in top],
+        "holds": outcome.holds(rows.messages, rows.held_by),
+        # a customer who joined during the period: the weeks before, as none
+        "top_customers": [
+            {"customer": c, "emails": sum(w), "per_week": [0] * (after.count - len(w)) + w}
+            for c, w in top
+        ],
         "heatmap_local_weekday_hour": heat,
         "review": _review(rates, reported),
         "touches": touches(rows, since, until),
@@ -194,13 +206,6 @@ def _outcome(m: dict[str, Any], email_of: dict[str, str], multi: set[str]) -> st
     if status == Status.MERGED:
         return "merged"
     return None
-
-
-def _week(t: datetime | None, since: datetime, weeks: int) -> int | None:
-    if t is None or t < since:
-        return None
-    w = int((t - since) // WEEK)
-    return w if w < weeks else None
 
 
 def _review(

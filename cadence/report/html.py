@@ -8,8 +8,8 @@ import io
 from typing import Any
 
 from cadence.report.figures import touch_rows
+from cadence.report.table import OUTCOMES, headline, outcome_lines, partial_note
 
-OUTCOMES = ("proposed", "sent", "merged", "suppressed", "expired", "failed")
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 STYLE = """body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:1000px;
 margin:2rem auto;padding:0 1rem;color:#1f2328}h1{font-size:1.6rem}h2{font-size:1.15rem;
@@ -34,10 +34,29 @@ def charts(f: dict[str, Any]) -> dict[str, str]:
 
     plt.rcParams.update({"svg.fonttype": "path", "font.size": 9})
     out: dict[str, str] = {}
-    weeks = [f"week {i + 1}" for i in range(f["weeks"])]
+    partial = f.get("partial_week")
+    weeks = [
+        f"week {i + 1}" + (" (partial)" if partial and partial["week"] == i + 1 else "")
+        for i in range(f["weeks"])
+    ]
     fig, ax = plt.subplots(figsize=(7, 2.8))
-    ax.plot(weeks, f["weekly_mean"]["before"], marker="o", label="before: every role on its own")
-    ax.plot(weeks, f["weekly_mean"]["after"], marker="o", label="after: with the rules")
+    # a partial last week is drawn apart, dashed and hollow, so it does not read as a drop
+    whole = len(weeks) - 1 if partial else len(weeks)
+    for key, label, color in (
+        ("before", "before: every role on its own", "C0"),
+        ("after", "after: with the rules", "C1"),
+    ):
+        values = f["weekly_mean"][key]
+        ax.plot(weeks[:whole], values[:whole], marker="o", color=color, label=label)
+        if partial:
+            ax.plot(
+                weeks[whole - 1 :] if whole else weeks[-1:],
+                values[whole - 1 :] if whole else values[-1:],
+                marker="o",
+                markerfacecolor="white",
+                linestyle="--",
+                color=color,
+            )
     ax.set_ylabel("emails per customer")
     ax.legend(frameon=False)
     out["weekly"] = _svg(fig)
@@ -71,13 +90,16 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 def render(f: dict[str, Any]) -> str:
     c = charts(f)
     dist = f["emails_per_customer_week"]
+    note = partial_note(f)
     parts = [
         f"<h1>cadence report: {html.escape(f['since'][:10])} to "
         f"{html.escape(f['until'][:10])}</h1>",
-        f"<p>{f['customers']} customers, {f['totals']['messages']} messages proposed by every "
-        f"role, {f['totals']['emails']} emails sent "
-        f"({f['totals']['digests']} of them digests).</p>",
-        "<h2>Emails per customer per week</h2>",
+        f'<p id="headline">{html.escape(headline(f))}.</p>',
+        "<h2>The outcome</h2>",
+        '<ul id="outcome">'
+        + "".join(f"<li>{html.escape(line)}</li>" for line in outcome_lines(f))
+        + "</ul>",
+        f"<h2>Emails per customer per week ({dist['whole_weeks']} whole weeks)</h2>",
         _table(
             ["", "mean", "p50", "p95", "max"],
             [
@@ -85,8 +107,28 @@ def render(f: dict[str, Any]) -> str:
                 for label, key in (("before the rules", "before"), ("after the rules", "after"))
             ],
         ),
-        f'<figure class="chart" id="weekly">{c["weekly"]}<figcaption>Emails per customer per week, '
-        "before and after the rules</figcaption></figure>",
+        f'<figure class="chart" id="weekly">{c["weekly"]}<figcaption>Mean emails per customer, '
+        "week by week, before and after the rules"
+        + (f'. <span id="partial-week">{html.escape(note.capitalize())}.</span>' if note else "")
+        + "</figcaption></figure>",
+        "<h2>Hold rules</h2>",
+        _table(
+            ["hold rule", "held", "sent", "expired after the hold", "still waiting", "other"],
+            [
+                [rule, *(n[k] for k in ("held", "sent", "expired", "waiting", "other"))]
+                for rule, n in f["holds"].items()
+            ],
+        )
+        if f["holds"]
+        else "<p>No hold rule made a message wait in the period.</p>",
+        "<h2>Distinct content not delivered, and why</h2>",
+        _table(
+            ["status: rule", "messages", "categories"],
+            [
+                [label, sum(by.values()), ", ".join(f"{k} {n}" for k, n in by.items())]
+                for label, by in f["outcome"]["lost"].items()
+            ],
+        ),
         "<h2>Triggers to review</h2>",
         "<ul>"
         + "".join(
@@ -106,17 +148,20 @@ def render(f: dict[str, Any]) -> str:
         rows = [
             [
                 k,
-                *(
-                    v.get(o, 0)
-                    for o in ("proposed", "sent", "merged", "suppressed", "expired", "failed")
-                ),
+                *(v.get(o, 0) for o in OUTCOMES),
             ]
             for k, v in f["by"][d].items()
         ]
         parts += [
             f"<h2>By {d}</h2>",
-            _table([d, "proposed", "sent", "merged", "suppressed", "expired", "failed"], rows),
+            _table([d, *OUTCOMES], rows),
         ]
+        if d == "role":
+            parts.append(
+                "<p>sent counts messages (merged ones inside their digest), not emails: "
+                f"{f['totals']['messages_sent']} messages went in {f['totals']['emails']} "
+                "emails.</p>"
+            )
         if d in f["engagement"] and f["engagement_reported"]:
             kinds = f["engagement_reported"]
             parts.append(
