@@ -65,8 +65,10 @@ def test_preview_holds_mail_past_a_blackout_and_says_why(cli: Cli) -> None:
 
     # a tip on New Year's Eve afternoon waits past the blackout on the 1st and the weekend
     cli("messages", "submit", "-", stdin=_message("tip-2", send_after="2026-12-31T22:30:00Z"))
-    out = cli("preview", "c-1", "--at", EVE, "--days", "14", "--rules", "draft", "--format", "json")
-    emails = {tuple(e["members"]): e["send_at"] for e in json.loads(out.out)["emails"]}
+    later = cli(
+        "preview", "c-1", "--at", EVE, "--days", "14", "--rules", "draft", "--format", "json"
+    )
+    emails = {tuple(e["members"]): e["send_at"] for e in json.loads(later.out)["emails"]}
     assert emails[("tip-2",)] == "2027-01-04T14:00:00Z"
 
 
