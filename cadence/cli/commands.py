@@ -72,11 +72,18 @@ def run(
             except AlreadyRunning as exc:
                 fail(f"error: {exc}")
         return
+    from cadence.delivery.transports import make_transport
     from cadence.flows.passes import run_pass
 
     when = now_or(now)
     with errors():
-        report = run_pass(a, when)
+        # the emails of a pass at --now are dated --now (their Date header), not the wall
+        # clock's time: a pass run for a virtual moment writes mail of that moment
+        transport = make_transport(a.settings, clock=lambda: when)
+        try:
+            report = run_pass(a, when, transport=transport)
+        finally:
+            transport.close()
     typer.echo(report.summary())
     if report.failed:
         raise typer.Exit(1)

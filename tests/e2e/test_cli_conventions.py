@@ -198,3 +198,25 @@ def test_preview_of_a_transactional_message_days_away_says_when_it_goes(cli: Cli
     assert "goes at its own send time" in decision["reason"]
     table = cli("preview", "c-1", "--at", at).out
     assert "at once" not in table
+
+
+def test_emails_of_a_pass_at_now_are_dated_now(cli: Cli) -> None:
+    from email import message_from_bytes
+    from email.utils import parsedate_to_datetime
+
+    path = _customers(cli, ANA)
+    cli("customers", "import", str(path))
+    note = {
+        "id": "cs-1",
+        "customer": "c-1",
+        "role": "success",
+        "category": "check-in",
+        "subject": "Hello",
+        "body_text": "How is it going?",
+        "send_after": "2026-12-07T14:00:00Z",
+    }
+    cli("messages", "submit", "-", stdin=json.dumps(note) + "\n")
+    cli("run", "--once", "--now", "2026-12-07T15:00:00Z")
+    (eml,) = (cli.cwd / "outbox").glob("*.eml")
+    date = message_from_bytes(eml.read_bytes())["Date"]
+    assert parsedate_to_datetime(date).isoformat() == "2026-12-07T15:00:00+00:00"
