@@ -22,11 +22,13 @@ import pytest
 
 from cadence.app import App
 from cadence.config import load_settings
+from cadence.delivery.transports.sendgrid import SendgridTransport
 from cadence.feedback.server import start_http
 from cadence.flows.passes import run_pass
 from cadence.flows.preview import explain
 from cadence.model import Customer, Event, Message, Status
 from tests.support.inbound_parse import multipart, reply_fields
+from tests.support.sendgrid_lookalike import SendgridLookalike
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "inbound-key-only-sendgrid-knows"
@@ -58,10 +60,13 @@ class Daemon:
         assert found is not None, message_id
         return found[1].status, found[1].reason
 
-    def send_and_wait(self, *, answered_role: str, t: datetime) -> str:
+    def send_and_wait(
+        self, *, answered_role: str, t: datetime, sendgrid: SendgridLookalike | None = None
+    ) -> str:
         """Ana's ticket was resolved a minute ago (the starter playbook's follow-up check-in
         waits three days), a sales follow-up of a sequence is queued, and a transactional
-        email from `answered_role` went to her in this pass. Returns its Message-ID."""
+        email from `answered_role` went to her in this pass (by the file transport, or
+        through the SendGrid lookalike). Returns its Message-ID as sent."""
         store = self.app.store
         before = t - timedelta(minutes=1)
         store.ingest.add_messages(
@@ -77,6 +82,11 @@ class Daemon:
         )  # fmt: skip
         resolved = Event("ev-1", "c-17", "ticket_resolved", before, {"ticket": "T-9"})
         store.ingest.add_events([(resolved, "e1")], now=before)
+        if sendgrid is not None:
+            transport = SendgridTransport(sendgrid.api_key, sendgrid.url, timeout=5)
+            run_pass(self.app, t, transport=transport)
+            (got,) = [e for e in sendgrid.emails() if e["custom_args"]["cadence_messages"] == "m1"]
+            return str(got["headers"]["Message-ID"])
         run_pass(self.app, t)
         for eml in self.outbox.glob("*.eml"):
             sent = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
@@ -160,6 +170,20 @@ def test_a_reply_to_sales_ends_the_sequence_and_not_the_check_in(daemon: Daemon)
     assert status is Status.CANCELLED and RULE in reason
     assert daemon.status(FOLLOW_UP)[0] is not Status.CANCELLED
     assert RULE in explain_cli(daemon.app, "seq-2")["reason"]
+
+
+def test_through_sendgrid_a_reply_names_the_email_by_the_message_id_cadence_gave_it(
+    daemon: Daemon,
+) -> None:
+    """SendGrid is given cadence's Message-ID: a reply from an address we do not know (her
+    phone) is still found by its thread, and the role it answers is known."""
+    with SendgridLookalike() as sg:
+        ours = daemon.send_and_wait(answered_role="sales", t=datetime.now(UTC), sendgrid=sg)
+    (sent,) = [e for e, _ in daemon.app.store.reads.emails_of("c-17") if "m1" in e.members]
+    assert ours == f"<{sent.id}@vendor.test>"
+    assert daemon.reply("Ana <ana.m@mobile.test>", in_reply_to=ours)["stored"] == 1
+    assert daemon.status("seq-2")[0] is Status.CANCELLED
+    assert daemon.status(FOLLOW_UP)[0] is not Status.CANCELLED
 
 
 def test_a_reply_that_names_none_of_our_emails_ends_every_roles_follow_ups(

@@ -16,14 +16,46 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+#: the headers v3 mail/send does not let a sender set (SendGrid's documentation of
+#: `headers`, lower-cased: names compare without case); Message-ID is not among them
+RESERVED_HEADERS = frozenset(
+    {
+        "x-sg-id",
+        "x-sg-eid",
+        "received",
+        "dkim-signature",
+        "content-type",
+        "content-transfer-encoding",
+        "to",
+        "from",
+        "subject",
+        "reply-to",
+        "cc",
+        "bcc",
+    }
+)
+
+
+def _reserved(headers: dict[str, Any] | None) -> str | None:
+    for name in headers or {}:
+        if name.lower() in RESERVED_HEADERS:
+            return f"The header {name} is reserved and cannot be set in headers."
+    return None
+
 
 def check_payload(payload: dict[str, Any]) -> str | None:
     """What SendGrid would refuse in a v3 mail/send body (the rules cadence could break)."""
     people = payload["personalizations"]
     if not 1 <= len(people) <= 1000:
         return "between 1 and 1000 personalizations"
+    reserved = _reserved(payload.get("headers"))
+    if reserved:
+        return reserved
     seen: set[str] = set()
     for p in people:
+        reserved = _reserved(p.get("headers"))
+        if reserved:
+            return reserved
         address = p["to"][0]["email"].lower()
         if address in seen:
             return (

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.policy import default
 
 from cadence.delivery.compose import OutgoingEmail
-from cadence.delivery.transports.sendgrid import sendgrid_payload
+from cadence.delivery.mime import to_bytes
+from cadence.delivery.transports.sendgrid import sendgrid_batch_payload, sendgrid_payload
+from cadence.feedback.inbound import read_reply
 
 
 def outgoing(**kw: object) -> OutgoingEmail:
@@ -51,6 +56,7 @@ def test_full_payload() -> None:
             "X-Cadence-Email": "e-0123456789abcdef",
             "List-Unsubscribe": "<http://localhost:8787/u/tok>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "Message-ID": "<e-0123456789abcdef@vendor.test>",
         },
         "custom_args": {
             "cadence_email": "e-0123456789abcdef",
@@ -203,3 +209,16 @@ def test_requests_hold_one_key_each_recipient_once_and_at_most_max_batch() -> No
 
     alone = batches([(None, o) for o in outs], OneByOne())
     assert [len(g) for g in alone] == [1] * 6
+
+
+def test_each_email_carries_the_message_id_the_file_and_smtp_transports_give_it() -> None:
+    """A reply's In-Reply-To names the email by this id: the inbound webhook reads the email
+    id back from its local part (`feedback.inbound.read_reply`)."""
+    one = outgoing()
+    on_the_wire = message_from_bytes(to_bytes(one, datetime.now(UTC)), policy=default)
+    assert sendgrid_payload(one)["headers"]["Message-ID"] == on_the_wire["Message-ID"]
+    batch = sendgrid_batch_payload([_for(1), _for(2)])
+    ids = [p["headers"]["Message-ID"] for p in batch["personalizations"]]
+    assert ids == [f"<e-{n:016x}@vendor.test>" for n in (1, 2)] and "headers" not in batch
+    answer = read_reply({"from": "p2@acme.test", "headers": f"In-Reply-To: {ids[1]}\n"})
+    assert answer.answers == (f"e-{2:016x}",)
