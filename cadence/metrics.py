@@ -76,6 +76,23 @@ WEBHOOK_REJECTED = Counter(
     registry=REGISTRY,
 )
 
+INBOUND_REPLIES = Counter(
+    "cadence_inbound_replies",
+    "Inbound Parse posts (customers' replies), by outcome: matched (a replied event stored), "
+    "duplicate (SendGrid posting one again), unknown_sender, automatic (an out of office), "
+    "refused (no or wrong key), malformed (not an Inbound Parse post, or too large)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+PREFERENCE_SAVES = Counter(
+    "cadence_preference_saves",
+    "Preference page saves, by outcome: recorded, repeat (the same choice sent again), "
+    "invalid (the form was refused), unknown (no such customer), rejected (a forged, "
+    "altered or expired link)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
 
 def record_sent(n: int = 1) -> None:
     EMAILS_SENT.inc(n)
@@ -131,6 +148,14 @@ def record_webhook(*, stored: int, duplicates: int, ignored: int) -> None:
 
 def record_webhook_rejected(reason: str) -> None:
     WEBHOOK_REJECTED.labels(reason=reason).inc()
+
+
+def record_inbound(outcome: str, n: int = 1) -> None:
+    INBOUND_REPLIES.labels(outcome=outcome).inc(n)
+
+
+def record_preference_save(outcome: str) -> None:
+    PREFERENCE_SAVES.labels(outcome=outcome).inc()
 
 
 def render() -> bytes:

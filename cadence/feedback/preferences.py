@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from cadence import metrics
 from cadence.clock import utcnow
 from cadence.delivery.unsubscribe import (
     ExpiredToken,
@@ -229,30 +230,38 @@ def routes(served: Served) -> list[Route]:
         return outcome
 
     async def submit(request: Request) -> Response:
+        response, outcome = await submitted(request)
+        metrics.record_preference_save(outcome)
+        return response
+
+    async def submitted(request: Request) -> tuple[Response, str]:
+        """The answer to a save, and its outcome (`metrics.PREFERENCE_SAVES`)."""
         token = request.path_params["token"]
         claim = claimed(token)
         if isinstance(claim, Response):
-            return claim
+            return claim, "rejected"
         body = await read_body(request, MAX_FORM)
         if body is None:
-            return page("Email preferences", "<h1>That form is too large</h1>", 413)
+            return page("Email preferences", "<h1>That form is too large</h1>", 413), "invalid"
         try:
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=2000)
         except (UnicodeDecodeError, ValueError):
-            return page("Email preferences", "<h1>That form could not be read</h1>", 400)
+            return page("Email preferences", "<h1>That form could not be read</h1>", 400), "invalid"
         found = await run_in_threadpool(load, claim)
         if found is None:
-            return page("Email preferences", UNKNOWN, 404)
+            return page("Email preferences", UNKNOWN, 404), "unknown"
         customer, categories = found
         try:
             choice = read_choice(form, customer)
         except Refused as exc:
-            return page("Email preferences", form_page(categories, customer, str(exc)), 400)
+            return page(
+                "Email preferences", form_page(categories, customer, str(exc)), 400
+            ), "invalid"
         outcome = await run_in_threadpool(save, claim, token, choice)
         if outcome == "unknown":
-            return page("Email preferences", UNKNOWN, 404)
+            return page("Email preferences", UNKNOWN, 404), "unknown"
         log.info("customer %s saved their preferences (%s)", claim.customer_id, outcome)
-        return page("Choices saved", saved_page(categories, choice, token))
+        return page("Choices saved", saved_page(categories, choice, token)), outcome
 
     async def from_email(request: Request) -> Response:
         """An email's "choose which emails you get": on to the preference page (GET only

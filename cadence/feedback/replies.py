@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cadence import metrics
 from cadence.clock import utcnow
 from cadence.feedback import inbound, ledger
 from cadence.feedback.common import Served, guarded, read_body
@@ -56,19 +57,23 @@ def route(served: Served, key: str | None) -> Route:
     async def receive(request: Request) -> Response:
         # the key is checked before the body is read: a stranger's post costs nothing
         if key is None:
+            metrics.record_inbound("refused")
             return JSONResponse({"error": UNCONFIGURED}, status_code=403)
         if not key_matches(key, request.query_params.get("key")):
             log.warning("inbound webhook post refused: missing or wrong ?key=")
+            metrics.record_inbound("refused")
             return JSONResponse({"error": "missing or wrong key"}, status_code=403)
         body = await read_body(request)
         if body is None:
             log.warning("inbound webhook post refused: larger than the limit")
+            metrics.record_inbound("malformed")
             return JSONResponse({"error": "body too large"}, status_code=413)
         try:
             fields = inbound.form_fields(body, request.headers.get("content-type", ""))
             reply = inbound.read_reply(fields)
         except inbound.MalformedInbound as exc:
             log.warning("inbound webhook post refused: %s", exc)
+            metrics.record_inbound("malformed")
             return JSONResponse({"error": str(exc)}, status_code=400)
         if reply.automatic is not None:
             log.info(
@@ -76,8 +81,15 @@ def route(served: Served, key: str | None) -> Route:
                 inbound.mask(reply.sender),
                 reply.automatic,
             )
+            metrics.record_inbound("automatic")
             return JSONResponse({"stored": 0, "automatic": reply.automatic})
         result = await run_in_threadpool(store_and_apply, reply)
+        if result.unknown_sender:
+            metrics.record_inbound("unknown_sender")
+        elif result.stored:
+            metrics.record_inbound("matched")
+        else:
+            metrics.record_inbound("duplicate")
         return JSONResponse(result.as_dict())
 
     return Route(PATH, guarded(receive), methods=["POST"])
