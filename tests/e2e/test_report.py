@@ -1,4 +1,5 @@
-"""`cadence report --format html` on the demo's data, opened in headless Chromium."""
+"""`cadence report` on the demo's data: the table printed once with counts that agree and a
+partial week said to be one, and the HTML form opened in headless Chromium."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,12 +18,65 @@ from .conftest import Cli
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_demo_report_renders_with_its_charts(cli: Cli, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Cli:
+    """One demo of a week for the tests of this file (it takes a while to run)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CADENCE_")}
+    env["COLUMNS"] = "200"
+    cli = Cli(tmp_path_factory.mktemp("report"), env)
+    cli("demo", "demo", "--weeks", "1")
+    return cli
+
+
+def test_the_table_is_printed_once_with_counts_that_agree(demo: Cli) -> None:
+    """Issue 24: the table came out twice; its headline counted emails where the sent column
+    counted messages; a last partial week read as a drop."""
+    from cadence.clock import utcnow
+    from cadence.flows.demo import next_monday
+
+    # the demo ran its week from the Monday after today: ten days up to its end, the first
+    # three of them before it began, make a whole week and a partial one of three days
+    end = (next_monday(utcnow()) + timedelta(weeks=1)).isoformat()
+    config = str(demo.cwd / "demo" / "cadence.yaml")
+    args = ("-c", config, "report", "--since", "10d", "--until", end)
+    out = demo(*args).out
+    figures = json.loads(demo(*args, "--format", "json").out)
+    totals = figures["totals"]
+    headline = re.search(r"(\d+) messages, (\d+) of them sent in (\d+) emails", out)
+    assert headline is not None, out
+    assert out.count(headline.group(0)) == 1
+    for title in ("The outcome", "Messages by role", "Touches by channel and role"):
+        assert out.count(title) == 1, title
+    messages, sent, emails = map(int, headline.groups())
+    assert (messages, sent, emails) == (
+        totals["messages"],
+        totals["messages_sent"],
+        totals["emails"],
+    )
+    # the role table's total row: its sent column adds up to the headline's messages sent
+    row = re.search(r"│ all +│ (\d+) +│ (\d+) +│", out)
+    assert row is not None, out
+    assert (int(row.group(1)), int(row.group(2))) == (messages, sent)
+    assert sent > emails  # the demo merges: more messages went than emails
+    outcome = figures["outcome"]
+    assert outcome["emails"] + totals["owner_alerts"] == emails
+    assert f"p50 {outcome['p50']:g}, p95 {outcome['p95']:g}" in out
+    assert f"Transactional mail on time (within 5 minutes): {outcome['on_time']:.1%}" in out
+    assert f"Distinct content delivered: {outcome['delivered']:.1%} of {outcome['distinct']}" in out
+    assert outcome["without_rules"]["emails"] > outcome["emails"]
+    # the partial week: labelled in the table, said in words and in JSON, out of the p50
+    assert figures["partial_week"] == {"week": 2, "days": 3.0}
+    assert figures["emails_per_customer_week"]["whole_weeks"] == outcome["weeks"] == 1
+    assert "week 2 (partial)" in out
+    assert "week 2 is partial (3 of 7 days)" in " ".join(out.split())
+
+
+def test_demo_report_renders_with_its_charts(demo: Cli, tmp_path: Path) -> None:
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is missing in CI (.ci/run installs Debian's chromium)")
         pytest.skip("no chromium on this machine: apt-get install chromium")
-    cli("demo", "demo", "--weeks", "1")
+    cli = demo
     config = str(cli.cwd / "demo" / "cadence.yaml")
     out = tmp_path / "report.html"
     cli(
@@ -29,7 +84,7 @@ def test_demo_report_renders_with_its_charts(cli: Cli, tmp_path: Path) -> None:
         config,
         "report",
         "--since",
-        "20w",
+        "150d",
         "--until",
         "2027-01-31T00:00:00Z",
         "--format",
@@ -43,7 +98,7 @@ def test_demo_report_renders_with_its_charts(cli: Cli, tmp_path: Path) -> None:
             config,
             "report",
             "--since",
-            "20w",
+            "150d",
             "--until",
             "2027-01-31T00:00:00Z",
             "--format",
@@ -87,3 +142,6 @@ def test_demo_report_renders_with_its_charts(cli: Cli, tmp_path: Path) -> None:
     assert shot.stat().st_size > 20_000  # a page with charts, not a blank one
     assert str(figures["totals"]["emails"]) in dom
     assert "Touches by channel and role" in dom
+    assert "<h2>The outcome</h2>" in dom and "Distinct content delivered" in dom
+    week = figures["partial_week"]  # 150 days: 21 weeks and a partial one of 3 days
+    assert week is not None and f"Week {week['week']} is partial" in dom

@@ -243,3 +243,114 @@ def test_touches_by_channel_and_role_match_the_ledger(db_url: str, tmp_path: Pat
     page = render(fig)
     assert "<h2>Touches by channel and role</h2>" in page and "<td>meeting</td>" in page
     app.close()
+
+
+def test_the_outcome_figures_and_the_holds_match_the_ledger(db_url: str, tmp_path: Path) -> None:
+    """Issue 22's three figures and the hold rules, on a ledger whose fate is known: an offer
+    held by an open ticket that never closes expires after the hold, naming the rule; one whose
+    ticket closes goes; a tip on the topic a person already wrote about is truly redundant and
+    left out; the receipts go at once. The p50 and p95 are recomputed from the emails table."""
+    from cadence.delivery.transports import RecordingTransport
+    from cadence.flows.timeline import run_between
+    from cadence.ledger.db import upgrade
+
+    upgrade(db_url)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "hold.yaml").write_text(
+        "hold:\n  - name: offers-wait-for-the-ticket\n    categories: [offer]\n"
+        "    while: customer.open_tickets | default(0) > 0\n"
+    )
+    env = {
+        "CADENCE_DATABASE_URL": db_url,
+        "CADENCE_RULES_DIR": str(rules),
+        "CADENCE_TEMPLATES_DIR": str(REPO / "templates"),
+        "CADENCE_TRANSPORT__FILE__DIR": str(tmp_path / "outbox"),
+    }
+    app = App(load_settings(None, env))
+    store = app.store
+    day = timedelta(days=1)
+    store.ingest.upsert_customers(
+        [
+            (Customer(f"c-{i}", f"c{i}@acme.test", "C", "UTC", f"a{i}", {"open_tickets": t}), "d")
+            for i, t in enumerate([1, 1, 0])
+        ],
+        now=T0,
+    )
+
+    def message(mid: str, customer: str, category: str, at: datetime, **kw: object) -> Message:
+        return Message(
+            mid,
+            customer,
+            "sales",
+            category=category,
+            subject="s",
+            body_text="b",
+            send_after=at,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    store.ingest.add_messages(
+        [
+            (message(f"offer-{i}", f"c-{i}", "offer", T0, expires_at=T0 + 2 * day), "x")
+            for i in range(3)
+        ]
+        + [
+            (message(f"rcpt-{i}", f"c-{i}", "receipt", T0 + day, transactional=True), "x")
+            for i in range(3)
+        ]
+        + [(message("tip-2", "c-2", "tip", T0 + 3 * day, topic="renewal"), "x")],
+        now=T0,
+    )
+    store.ingest.add_messages(
+        [
+            (
+                Message(
+                    "csm-2",
+                    "c-2",
+                    "success",
+                    kind="recorded",
+                    topic="renewal",
+                    subject="s",
+                    body_text="b",
+                    human=True,
+                    sent_at=T0 + day,
+                ),
+                "x",
+            )
+        ],
+        now=T0,
+    )
+    store.ingest.add_events(
+        [(Event("closed-1", "c-1", "ticket_resolved", T0 + day / 2, {}, {"open_tickets": 0}), "e")],
+        now=T0,
+    )
+    run_between(app, T0, T0 + 14 * day, RecordingTransport())
+
+    since, until = T0 - day, T0 + 10 * day
+    fig = build(store.reads.report_rows(since, until), since, until, "UTC")
+    o = fig["outcome"]
+    assert fig["holds"] == {
+        "offers-wait-for-the-ticket": {"held": 2, "sent": 1, "expired": 1, "waiting": 0, "other": 0}
+    }
+    assert (o["transactional"], o["transactional_on_time"]) == (3, 3)
+    # offer-0 expired, offer-1 and offer-2 went; tip-2 repeats what csm-2 said
+    assert (o["distinct"], o["distinct_delivered"], o["redundant"], o["pending"]) == (3, 2, 1, 0)
+    assert o["lost"] == {"expired: offers-wait-for-the-ticket": {"offer": 1}}
+    with store.engine.connect() as conn:
+        sent = conn.execute(
+            text("SELECT customer_id, sent_at FROM emails WHERE status = 'sent'")
+        ).all()
+    assert o["emails"] == len(sent) == fig["totals"]["emails"]
+    # one whole week (from T0 - 1 day, all the mail is in it), and a partial second of 4 days
+    assert (o["weeks"], fig["partial_week"]) == (1, {"week": 2, "days": 4.0})
+    week = {c: 0 for c in ("c-0", "c-1", "c-2")}
+    for customer_id, _ in sent:
+        week[customer_id] += 1
+    week["c-2"] += 1  # what csm-2 wrote reaches the inbox too
+    cells = sorted(week.values())
+    assert (o["p50"], o["p95"]) == (cells[1], cells[2])
+    table = render_table(fig)
+    assert "Distinct content delivered: 66.7% of 3" in table
+    assert "offers-wait-for-the-ticket" in table and "expired after the hold" in table
+    app.close()
