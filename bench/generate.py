@@ -185,9 +185,16 @@ def _bulk_insert(engine: Engine, table: Table, batch: list[dict[str, Any]]) -> N
     columns = list(table.columns)
     dialect = engine.dialect
     processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    # a column the generator leaves out takes the model's default, as an insert through
+    # the store would (the channel of a message, the flag of a planned touch)
+    defaults = {
+        c.name: c.default.arg for c in columns if c.default is not None and c.default.is_scalar
+    }
     values = [
         tuple(
-            p(row.get(c.name)) if p is not None else row.get(c.name)
+            p(row.get(c.name, defaults.get(c.name)))
+            if p is not None
+            else row.get(c.name, defaults.get(c.name))
             for c, p in zip(columns, processors, strict=True)
         )
         for row in batch
