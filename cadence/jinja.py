@@ -315,13 +315,17 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return update_wrapper(bounded, value)
 
 
-def sandbox(loader: BaseLoader | None = None, *, html: bool = False) -> BoundedSandbox:
+def sandbox(
+    loader: BaseLoader | None = None, *, html: bool = False, auto_reload: bool = True
+) -> BoundedSandbox:
     """A sandboxed environment where an undefined name is an error, never a silent blank.
 
-    `html=True` autoescapes everything rendered, for the HTML part of an email.
+    `html=True` autoescapes everything rendered, for the HTML part of an email. Without
+    `auto_reload`, a template once compiled is used as it is (no look at its file's time).
     """
     return BoundedSandbox(
         loader=loader,
+        auto_reload=auto_reload,
         undefined=StrictUndefined,
         autoescape=html,
         keep_trailing_newline=True,

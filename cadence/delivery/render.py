@@ -89,13 +89,19 @@ def _template_frame(tb: TracebackType | None, folder: Path) -> tuple[str, int] |
 class Renderer:
     """Renders messages and digests from one templates folder."""
 
-    def __init__(self, templates_dir: Path, sender: Sender | None = None) -> None:
+    def __init__(
+        self, templates_dir: Path, sender: Sender | None = None, *, frozen: bool = False
+    ) -> None:
+        """`frozen`: the templates are taken as they are at first use, for a run that must
+        not see them change halfway (a simulation on a scratch copy); the daemon's renderer
+        watches the folder, so a fixed template is picked up by the next pass."""
         self.templates_dir = Path(templates_dir)
         self.default_sender = sender
         self._folder = self.templates_dir.resolve()
+        self._frozen = frozen
         loader = FileSystemLoader(str(self._folder))
-        self._text_env = sandbox(loader)
-        self._html_env = sandbox(loader, html=True)
+        self._text_env = sandbox(loader, auto_reload=not frozen)
+        self._html_env = sandbox(loader, html=True, auto_reload=not frozen)
         self._seen: tuple[tuple[str, int, int], ...] | None = None
         self._version = ""
 
@@ -105,6 +111,8 @@ class Renderer:
         """A digest of the templates folder's files, names and contents: it changes when a
         template is fixed (held mail is released then), and not when a file is only touched.
         The contents are read again only when a file's size or time changed."""
+        if self._frozen and self._seen is not None:
+            return self._version
         files = (
             sorted(p for p in self._folder.rglob("*") if p.is_file())
             if self._folder.is_dir()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,6 @@ from cadence.model import Decision, Email, Message, MessageKind, Status
 
 if TYPE_CHECKING:
     from cadence.config import Settings
-    from cadence.flows.passes import PassReport
     from cadence.ledger.ledger import Ledger
     from cadence.rules.model import Rules
 
@@ -108,54 +107,46 @@ def simulate(
     end: datetime,
     *,
     replay_history: bool = False,
-    on_pass: Callable[[PassReport], None] = lambda _: None,
+    parts: int | None = None,
 ) -> Simulation:
-    """Run the passes from `start` to `end` on a scratch copy of the whole ledger."""
-    from cadence.flows.timeline import run_on_scratch
+    """Run the passes from `start` to `end` on a scratch copy of the whole ledger: split by
+    account over `parts` processes (one per core by default) when it is large enough."""
+    from cadence.flows.partition import run_parts
 
-    run = run_on_scratch(
-        store, settings, rules, start, end, replay_history=replay_history, on_pass=on_pass
-    )
-    try:
-        sim = Simulation(start=start, end=end, passes=run.passes)
-        zones = {
-            cid: tz or settings.default_timezone
-            for cid, tz in run.store.reads.customer_zones().items()
-        }
-        for cid in zones:
-            sim.before[cid] = [0] * sim.weeks
-            sim.after[cid] = [0] * sim.weeks
-        subjects = run.transport.subjects
-        for email in run.sent():
-            sim.emails.append(
-                SimulatedEmail(email, subjects.get(email.id), zones[email.customer_id])
+    run = run_parts(store, settings, rules, start, end, replay_history=replay_history, parts=parts)
+    sim = Simulation(start=start, end=end, passes=len(run.moments))
+    zones = {cid: tz or settings.default_timezone for cid, tz in run.zones.items()}
+    for cid in zones:
+        sim.before[cid] = [0] * sim.weeks
+        sim.after[cid] = [0] * sim.weeks
+    for email in run.emails:
+        sim.emails.append(
+            SimulatedEmail(email, run.subjects.get(email.id), zones[email.customer_id])
+        )
+        week = sim.week_of(email.send_at)
+        if week is not None and not email.to_owner:
+            sim.after[email.customer_id][week] += 1
+    for message, decision in run.outcomes:
+        if message.kind == MessageKind.RECORDED:
+            # what other systems sent counts the same with cadence or without it; the
+            # figure is emails: a call, a booking, a cancelled one count nowhere
+            week = sim.week_of(message.sent_at)
+            emailed = (
+                message.channel == "email"
+                and not message.planned
+                and decision.status is Status.RECORDED
             )
-            week = sim.week_of(email.send_at)
-            if week is not None and not email.to_owner:
-                sim.after[email.customer_id][week] += 1
-        for message, decision in run.outcomes():
-            if message.kind == MessageKind.RECORDED:
-                # what other systems sent counts the same with cadence or without it; the
-                # figure is emails: a call, a booking, a cancelled one count nowhere
-                week = sim.week_of(message.sent_at)
-                emailed = (
-                    message.channel == "email"
-                    and not message.planned
-                    and decision.status is Status.RECORDED
-                )
-                if week is not None and emailed:
-                    sim.before[message.customer_id][week] += 1
-                    sim.after[message.customer_id][week] += 1
-                continue
-            if message.id in run.settled_before:
-                continue
-            due = message.send_after is not None and message.send_after <= end
-            if not (due or decision.final):
-                continue  # open, and not for this period
-            sim.decisions.append((message, decision))
-            week = sim.week_of(message.send_after)
-            if week is not None and message.to is None:
+            if week is not None and emailed:
                 sim.before[message.customer_id][week] += 1
-        return sim
-    finally:
-        run.close()
+                sim.after[message.customer_id][week] += 1
+            continue
+        if message.id in run.settled:
+            continue
+        due = message.send_after is not None and message.send_after <= end
+        if not (due or decision.final):
+            continue  # open, and not for this period
+        sim.decisions.append((message, decision))
+        week = sim.week_of(message.send_after)
+        if week is not None and message.to is None:
+            sim.before[message.customer_id][week] += 1
+    return sim

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cadence.engine.playbooks import next_sweep
@@ -124,6 +125,7 @@ def run_on_scratch(
     passes on the copy until `end`, as `rules` say, recording what they send. With
     `replay_history`, what other systems sent in between is replayed as candidates."""
     from cadence.app import UNSUBSCRIBE_SECRET, App
+    from cadence.delivery.render import Renderer
     from cadence.delivery.transports import RecordingTransport
 
     store = scratch.scratch_store()
@@ -138,7 +140,8 @@ def run_on_scratch(
             update={"unsubscribe": settings.unsubscribe.model_copy(update={"secret_env": None})}
         )
         transport = RecordingTransport(bodies=bodies)
-        app = App(quiet, _store=store, _rules=rules)
+        renderer = Renderer(Path(settings.templates_dir), frozen=True)
+        app = App(quiet, _store=store, _rules=rules, _renderer=renderer)
         passes = run_between(app, start, end, transport, on_pass)
     except BaseException:
         store.close()
