@@ -112,6 +112,16 @@ class SenderSettings(_Section):
     reply_to: EmailAddress | None = None
 
 
+class RoleSenderSettings(_Section):
+    """Who a role's email is from (`senders.sales`), unless the message names its own sender.
+    Without a name, the default sender's; `reply_to` is the role's own (none: replies go to
+    its address), not the default sender's."""
+
+    email: EmailAddress
+    name: str | None = None
+    reply_to: EmailAddress | None = None
+
+
 class FileTransportSettings(_Section):
     dir: Path = Path("outbox")
 
@@ -215,6 +225,7 @@ class Settings(BaseSettings):
     templates_dir: Path = Path("templates")
     default_timezone: str = "UTC"
     sender: SenderSettings = SenderSettings()
+    senders: dict[str, RoleSenderSettings] = {}  # per role; the default sender for the rest
     transport: TransportSettings = TransportSettings()
     unsubscribe: UnsubscribeSettings = UnsubscribeSettings()
     http: HttpSettings = HttpSettings()

@@ -80,10 +80,19 @@ def email_json(email: Email, tz: str, rendered: dict[str, Any] | None) -> dict[s
         "transactional": email.transactional,
         "to_owner": email.to_owner,
     }
+    if rendered and "from_email" in rendered:
+        out["from"] = {"email": rendered["from_email"], "name": rendered.get("from_name")}
     if rendered and "text" in rendered:
         out["body_text"] = rendered["text"]
         out["body_html"] = rendered.get("html")
     return out
+
+
+def _sender(address: str | None, name: str | None) -> str:
+    """`Vendor Sales <sales@vendor.test>`, as a mail client shows who it is from."""
+    if address is None:
+        return ""
+    return f"{name} <{address}>" if name else address
 
 
 def touch_kind(message: Message) -> str | None:
@@ -146,20 +155,22 @@ def print_preview(console: Console, p: Preview, *, render: bool) -> None:
         f"{local_short(p.as_of, tz)} + {plural(p.days, 'day')}"
     )
     emails = Table(title=title, title_justify="left", show_lines=False)
-    for col in ("when (local)", "role", "category", "subject", "messages"):
+    for col in ("when (local)", "role", "from", "category", "subject", "messages"):
         emails.add_column(col)
     for e in p.emails:
-        subject = escape((rendered.get(e.id) or {}).get("subject") or "")
+        r = rendered.get(e.id) or {}
+        subject = escape(r.get("subject") or "")
         note = " [dim](digest)[/dim]" if len(e.members) > 1 else ""
         emails.add_row(
             local_short(e.send_at, tz),
             e.role,
+            escape(_sender(r.get("from_email"), r.get("from_name"))),
             e.category or "",
             subject + note,
             ", ".join(e.members),
         )
     if not p.emails:
-        emails.add_row("[dim]nothing planned in this horizon[/dim]", "", "", "", "")
+        emails.add_row("[dim]nothing planned in this horizon[/dim]", "", "", "", "", "")
     console.print(emails)
     decisions = Table(
         title="Every decision, with its reason", title_justify="left", show_lines=True

@@ -8,10 +8,11 @@ format, so the file, SMTP and SendGrid outputs of one email say the same thing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from markupsafe import escape
@@ -38,6 +39,30 @@ class SenderConfig(Protocol):
     def name(self) -> str | None: ...
     @property
     def reply_to(self) -> str | None: ...
+
+
+NO_SENDERS: Mapping[str, SenderConfig] = MappingProxyType({})
+
+
+def sender_for(
+    role: str | None, sender: SenderConfig, senders: Mapping[str, SenderConfig]
+) -> tuple[Sender, str | None]:
+    """Who an email of `role` is from, and where its replies go: the role's own sender
+    (`senders`), its name defaulting to the default sender's; else the default sender."""
+    own = senders.get(role) if role is not None else None
+    if own is None:
+        return Sender(sender.email, sender.name), sender.reply_to
+    return Sender(own.email, own.name if own.name is not None else sender.name), own.reply_to
+
+
+def digest_sender(
+    members: Sequence[Message], sender: SenderConfig, senders: Mapping[str, SenderConfig]
+) -> tuple[Sender, str | None]:
+    """Who a digest is from: the role's sender when every member is of that one role (the
+    sales team's digest is the sales team's), else the default sender, since no one role
+    speaks for the rest. A member's own `from` is its item's voice, not the digest's."""
+    roles = {m.role for m in members}
+    return sender_for(roles.pop() if len(roles) == 1 else None, sender, senders)
 
 
 class ComposeError(ValueError):
@@ -153,33 +178,36 @@ def compose(
     sender: SenderConfig,
     unsubscribe_url: str | None,
     now: datetime,
+    senders: Mapping[str, SenderConfig] = NO_SENDERS,
 ) -> OutgoingEmail:
     """Render and address one planned email. Raises RenderError or ComposeError; never
     returns something half-built. An email with an unsubscribe link carries a link to the
-    customer's preference page too (`choose_url`), just above it."""
+    customer's preference page too (`choose_url`), just above it.
+
+    It is from the message's own sender when it names one, else its role's (`senders`),
+    else the default `sender`; a digest as `digest_sender` says."""
     ordered = _ordered(email, members)
-    configured = Sender(sender.email, sender.name)
     listed = not email.transactional and not email.to_owner  # internal alerts: no unsubscribe
     if listed and not unsubscribe_url:
         raise ComposeError(f"email {email.id} is not transactional and needs an unsubscribe link")
     extra = {"unsubscribe_url": unsubscribe_url if listed else None, "now": now}
     if len(ordered) == 1:
         (message,) = ordered
-        own = message.sender
-        from_ = own or configured
-        reply_to = None if own else sender.reply_to
+        from_, reply_to = sender_for(message.role, sender, senders)
+        if message.sender is not None:  # a person's or a role's own `from`: replies to it
+            from_, reply_to = message.sender, None
         rendered = renderer.render_message(message, customer, extra, sender=from_)
     else:
         items = []
         for message in ordered:
-            voice = message.sender or configured
+            voice = message.sender or sender_for(message.role, sender, senders)[0]
             part = renderer.render_message(message, customer, extra, sender=voice, in_digest=True)
             items.append(
                 DigestItem(message.role, voice, part.subject, part.text, part.html, message)
             )
-        from_, reply_to = configured, sender.reply_to
+        from_, reply_to = digest_sender(ordered, sender, senders)
         template = email.template or DIGEST_TEMPLATE
-        rendered = renderer.render_digest(template, customer, items, extra, sender=configured)
+        rendered = renderer.render_digest(template, customer, items, extra, sender=from_)
     headers = [
         _safe_header(H_CUSTOMER, customer.id),
         _safe_header(H_MESSAGES, ",".join(m.id for m in ordered)),

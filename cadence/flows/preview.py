@@ -29,7 +29,7 @@ class Preview:
     # what the passes decide for each message open at `as_of` or made within the horizon
     # (the decision a sent one went out under), then those settled before, in the window
     decisions: tuple[Decision, ...]
-    # each email's subject as it goes out (and with `bodies`, its text and HTML)
+    # each email's subject and sender as it goes out (and with `bodies`, its text and HTML)
     rendered: dict[str, dict[str, str | None]]
 
 
@@ -82,6 +82,8 @@ def preview(
     for email in emails:
         out = transport.emails.get(email.id)
         item: dict[str, str | None] = {"subject": transport.subjects.get(email.id)}
+        if email.id in transport.senders:
+            item["from_email"], item["from_name"] = transport.senders[email.id]
         if bodies and out is not None:
             item["text"], item["html"] = out.text, out.html
         rendered[email.id] = item

@@ -371,6 +371,7 @@ class Dispatcher:
                 self.settings.sender,
                 self._unsubscribe(item, now),
                 now,
+                self.settings.senders,
             )
         except (RenderError, ValueError) as exc:
             # nothing half-rendered goes out: the members wait, with the error, for a fix

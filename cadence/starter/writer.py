@@ -34,6 +34,7 @@ sender:
   email: success@vendor.test
   name: Vendor
   reply_to: null
+senders: {}                 # per role, e.g. {sales: {email: sales@vendor.test, name: Vendor Sales}}
 
 transport:
   kind: file                # file | console | smtp | sendgrid

@@ -281,3 +281,29 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(ValueError):
         settings.rules_dir = Path("x")  # type: ignore[misc]
+
+
+def test_each_role_may_have_its_own_sender(tmp_path: Path) -> None:
+    assert load_settings(environ={}).senders == {}  # none by default: the one sender serves
+    config = write(
+        tmp_path / "cadence.yaml",
+        "senders:\n"
+        "  sales: {email: sales@vendor.test, name: Vendor Sales}\n"
+        "  support: {email: support@vendor.test, reply_to: tickets@vendor.test}\n",
+    )
+    env = {"CADENCE_SENDERS__SALES__NAME": "Sales at Vendor"}
+    senders = load_settings(config, environ=env).senders
+    assert (senders["sales"].email, senders["sales"].name) == (
+        "sales@vendor.test",
+        "Sales at Vendor",
+    )
+    support = senders["support"]
+    assert (support.name, support.reply_to) == (None, "tickets@vendor.test")
+
+
+def test_a_roles_sender_needs_a_valid_address(tmp_path: Path) -> None:
+    assert errors_of(tmp_path, "senders:\n  sales: {name: Vendor Sales}\n") == [
+        "cadence.yaml:2: senders.sales.email: Field required (got {'name': 'Vendor Sales'})"
+    ]
+    (problem,) = errors_of(tmp_path, "senders:\n  sales: {email: sales-at-vendor}\n")
+    assert problem.startswith("cadence.yaml:2: senders.sales.email: 'sales-at-vendor' is not")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cadence.config import SenderSettings
+from cadence.config import RoleSenderSettings, SenderSettings
 from cadence.delivery.compose import ComposeError, OutgoingEmail, compose, unsubscribe_link
 from cadence.delivery.mime import message_id, to_bytes, to_mime
 from cadence.delivery.render import Renderer, RenderError
@@ -153,6 +153,65 @@ def test_digest_of_several_members(renderer: Renderer) -> None:
     assert out.message_ids == ("cs-12", "prd-7")
     assert out.categories == ("onboarding", "product-tour")
     assert out.html is None  # the digest template has no html part
+
+
+SENDERS = {
+    "sales": RoleSenderSettings(email="sales@vendor.test", name="Vendor Sales"),
+    "support": RoleSenderSettings(email="support@vendor.test", reply_to="tickets@vendor.test"),
+}
+
+
+def test_a_sales_email_goes_from_the_sales_sender(renderer: Renderer) -> None:
+    m = message("sls-4", role="sales", category="offer")
+    out = compose(planned(m), ANA, [m], renderer, SENDER, URL, NOW, SENDERS)
+    # the role's own reply_to (none: replies go to sales@), not the default sender's
+    assert (out.from_email, out.from_name, out.reply_to) == (
+        "sales@vendor.test",
+        "Vendor Sales",
+        None,
+    )
+    assert "-- Vendor Sales" in out.text  # templates see the same sender
+    # a role's sender without a name takes the default sender's; its reply_to is its own
+    t = message("sup-2", role="support", category="ticket")
+    out = compose(planned(t), ANA, [t], renderer, SENDER, URL, NOW, SENDERS)
+    assert (out.from_email, out.from_name, out.reply_to) == (
+        "support@vendor.test",
+        "Vendor",
+        "tickets@vendor.test",
+    )
+    # a role without one, and no senders at all: the default sender
+    for senders in (SENDERS, {}):
+        mk = message("mkt-9")
+        out = compose(planned(mk), ANA, [mk], renderer, SENDER, URL, NOW, senders)
+        assert (out.from_email, out.reply_to) == ("success@vendor.test", "help@vendor.test")
+
+
+def test_a_messages_own_sender_beats_its_roles(renderer: Renderer) -> None:
+    m = message("sls-5", role="sales", sender=Sender("lee@vendor.test", "Lee"))
+    out = compose(planned(m), ANA, [m], renderer, SENDER, URL, NOW, SENDERS)
+    assert (out.from_email, out.from_name, out.reply_to) == ("lee@vendor.test", "Lee", None)
+
+
+def test_a_digest_of_one_role_goes_from_its_sender_else_the_default(renderer: Renderer) -> None:
+    a = message("sls-1", role="sales", subject="One", body_text="first")
+    b = message("sls-2", role="sales", subject="Two", body_text="second")
+    out = compose(planned(a, b), ANA, [a, b], renderer, SENDER, URL, NOW, SENDERS)
+    assert (out.from_email, out.from_name, out.reply_to) == (
+        "sales@vendor.test",
+        "Vendor Sales",
+        None,
+    )
+    assert out.subject == "A few updates from Vendor Sales"
+    # two roles: no one role speaks for the other; each item keeps its own voice
+    c = message("prd-3", role="product", subject="Three", body_text="third")
+    out = compose(planned(a, c), ANA, [a, c], renderer, SENDER, URL, NOW, SENDERS)
+    assert (out.from_email, out.from_name, out.reply_to) == (
+        "success@vendor.test",
+        "Vendor",
+        "help@vendor.test",
+    )
+    assert "* One (sales, Vendor Sales)\n" in out.text
+    assert "* Three (product, Vendor)\n" in out.text
 
 
 def test_merge_rules_template_is_used(renderer: Renderer) -> None:

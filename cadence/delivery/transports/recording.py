@@ -7,8 +7,8 @@ from cadence.delivery.transports.base import SendResult
 
 
 class RecordingTransport:
-    """Takes every email and keeps what it was (its subject; with `bodies`, the whole
-    email), sending nothing: the transport of `simulate` and `preview`, whose passes run on
+    """Takes every email and keeps what it was (its subject and sender; with `bodies`, the
+    whole email), sending nothing: the transport of `simulate` and `preview`, whose passes run on
     a scratch copy of the ledger."""
 
     concurrency = 1
@@ -16,10 +16,12 @@ class RecordingTransport:
     def __init__(self, *, bodies: bool = False) -> None:
         self.bodies = bodies
         self.subjects: dict[str, str] = {}
+        self.senders: dict[str, tuple[str, str | None]] = {}  # who each is from: email, name
         self.emails: dict[str, OutgoingEmail] = {}
 
     def send(self, out: OutgoingEmail) -> SendResult:
         self.subjects[out.email_id] = out.subject
+        self.senders[out.email_id] = (out.from_email, out.from_name)
         if self.bodies:
             self.emails[out.email_id] = out
         return SendResult(None)
