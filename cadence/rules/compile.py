@@ -1,15 +1,16 @@
 """From validated rule files to the frozen objects the planner reads: durations, days, hours and
-expressions parsed here, with the file position of anything that does not make sense."""
+expressions parsed here (days and hours by `clock_text`), with the file position of anything
+that does not make sense."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from datetime import time, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from cadence.durations import parse_duration
 from cadence.rules.calendars import read_closures
+from cadence.rules.clock_text import parse_at, parse_days, parse_hours
 from cadence.rules.errors import RuleError
 from cadence.rules.expressions import ExpressionSyntaxError, compile_expression
 from cadence.rules.model import (
@@ -36,9 +37,9 @@ from cadence.rules.schema import _Filters
 if TYPE_CHECKING:
     from cadence.rules.loader import Positions
 
-DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
-_AT = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
+# the day and hour parsers are read from here too, where they used to live
+__all__ = ["Builder", "parse_at", "parse_days", "parse_hours"]
+
 # spans that mean nothing at zero (a window of no time, a sweep that never ends); a zero
 # `wait` or `cooldown` is fine
 _POSITIVE = frozenset({"per", "min_gap", "within", "window", "every", "max_delay"})
@@ -49,53 +50,6 @@ _CALENDAR = {
     "month": CalendarUnit.MONTH,
     "1mo": CalendarUnit.MONTH,
 }
-
-
-def parse_days(text: str) -> frozenset[int]:
-    """`mon-fri`, `sat,sun`, `mon-sun`, `wed`, `fri-mon` (ranges wrap round the week)."""
-    out: set[int] = set()
-    for part in text.lower().replace(" ", "").split(","):
-        if "-" in part:
-            first, _, last = part.partition("-")
-            if first not in DAYS or last not in DAYS:
-                raise ValueError(f"`{part}` is not a range of days like mon-fri")
-            i, j = DAYS.index(first), DAYS.index(last)
-            while True:
-                out.add(i)
-                if i == j:
-                    break
-                i = (i + 1) % 7
-        elif part in DAYS:
-            out.add(DAYS.index(part))
-        else:
-            raise ValueError(f"`{part}` is not a day: write mon, tue, wed, thu, fri, sat or sun")
-    return frozenset(out)
-
-
-def _clock(h: str, m: str, allow_24: bool = False) -> time:
-    hour, minute = int(h), int(m)
-    if allow_24 and hour == 24 and minute == 0:
-        return time(0, 0)
-    if hour > 23 or minute > 59:
-        raise ValueError(f"{h}:{m} is not a time of day")
-    return time(hour, minute)
-
-
-def parse_hours(text: str) -> tuple[time, time]:
-    """`"09:00-17:30"`; an end before the start runs past midnight; `00:00-24:00` is all day."""
-    match = _HOURS.match(text)
-    if match is None:
-        raise ValueError(f'`{text}` is not hours like "09:00-17:30"')
-    start = _clock(match[1], match[2])
-    end = _clock(match[3], match[4], allow_24=True)
-    return start, end
-
-
-def parse_at(text: str) -> time:
-    match = _AT.match(text)
-    if match is None:
-        raise ValueError(f'`{text}` is not a local time like "09:00"')
-    return _clock(match[1], match[2])
 
 
 def _filter(item: _Filters) -> Filter:
