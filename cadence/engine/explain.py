@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -181,7 +181,7 @@ def _would_open(window: SendWindow, day: date, ready: datetime, t: datetime, tz:
     begin before `t`: the day held the message back."""
     start = datetime.combine(day, window.start, tzinfo=tz)
     if window.start == window.end:
-        end = datetime.combine(day + _ONE_DAY, window.start, tzinfo=tz)
+        end = datetime.combine(day + _ONE_DAY, time(0, 0), tzinfo=tz)  # to midnight
     elif window.end > window.start:
         end = datetime.combine(day, window.end, tzinfo=tz)
     else:
