@@ -195,3 +195,15 @@ def test_a_fixed_time_digest_skips_a_holiday() -> None:
     plan = plan_customer(ctx, r, at)
     (email,) = plan.emails
     assert email.send_at == datetime(2027, 1, 4, 8, 0, tzinfo=UTC)  # Monday 4 January 09:00
+
+
+def test_the_pass_that_sends_it_still_says_what_it_waited_out() -> None:
+    # planned again at the moment it goes: the shut days lie between its send_after and now
+    r = rules(send_windows=(replace(WORKING, blackouts=XMAS),))
+    monday = datetime(2026, 12, 28, 14, 0, tzinfo=UTC)
+    (d,) = plan_customer(context(_msg("m1", XMAS_EVE)), r, monday).decisions
+    assert d.send_at == monday
+    assert d.reason == "goes Mon 28 Dec 09:00 EST; held past 2026-12-24..2026-12-26 (a blackout)"
+    # Saturday the 26th is in the blackout, but the window is shut on Saturdays anyway
+    (d,) = plan_customer(context(_msg("m2", monday - timedelta(days=2))), r, monday).decisions
+    assert d.reason == "goes Mon 28 Dec 09:00 EST"
