@@ -25,7 +25,7 @@ def report(
     """Per role, category, topic, playbook and rule: what was proposed, sent, merged, held back,
     and how customers answered; emails per customer per week; triggers to review."""
     from cadence.durations import parse_duration
-    from cadence.report.figures import build
+    from cadence.report.figures import build, read
 
     if fmt not in ("table", "json", "html"):
         fail(f"error: --format must be table, json or html, not {fmt!r}", 2)
@@ -37,7 +37,7 @@ def report(
     start = end - span
     a = get_app()
     with errors():
-        rows = a.store.reads.report_rows(start, end, account)
+        rows = read(a.store, start, end, account)
     figures = build(rows, start, end, a.settings.default_timezone)
     if fmt == "json":
         text = json.dumps(figures, indent=2)

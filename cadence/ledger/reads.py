@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from cadence.ledger import convert
 from cadence.ledger.common import chunks, upsert
-from cadence.ledger.tables import customers, decisions, emails, messages, meta
+from cadence.ledger.tables import customers, decisions, emails, events, messages, meta
 from cadence.model import Customer, Decision, Email, EmailStatus, Message
 
 if TYPE_CHECKING:
@@ -135,6 +135,11 @@ class Reads:
         with self.engine.connect() as conn:
             return list(conn.scalars(query))
 
+    def event_types(self) -> set[str]:
+        """Every event type the ledger has had, from files, webhooks and links alike."""
+        with self.engine.connect() as conn:
+            return set(conn.scalars(select(events.c.type).distinct()))
+
     def get_meta(self, key: str) -> str | None:
         with self.engine.connect() as conn:
             value: str | None = conn.scalar(select(meta.c.value).where(meta.c.key == key))
@@ -158,9 +163,13 @@ class Reads:
             )
 
     def report_rows(
-        self, since: datetime, until: datetime, account: str | None = None
+        self,
+        since: datetime,
+        until: datetime,
+        account: str | None = None,
+        written_from: datetime | None = None,
     ) -> ReportRows:
         """What `cadence report` counts for the period (see `report_reading`)."""
         from cadence.ledger.report_reading import report_rows
 
-        return report_rows(self.engine, since, until, account)
+        return report_rows(self.engine, since, until, account, written_from)

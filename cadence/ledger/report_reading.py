@@ -37,10 +37,17 @@ class ReportRows:
     sent: list[dict[str, Any]]
     #: message -> the hold rules that made it wait
     held_by: dict[str, list[str]]
+    #: what people wrote to the customers from `written_from` up to the period (the same
+    #: columns as `messages`): a message of the period on one of its topics may repeat it
+    written_before: list[dict[str, Any]]
 
 
 def report_rows(
-    engine: Engine, since: datetime, until: datetime, account: str | None = None
+    engine: Engine,
+    since: datetime,
+    until: datetime,
+    account: str | None = None,
+    written_from: datetime | None = None,
 ) -> ReportRows:
     """The rows of the period from `since` up to, not including, `until` (a week's report
     ending at Monday midnight leaves out an email sent at that moment, which the next week's
@@ -90,7 +97,12 @@ def report_rows(
             )
         ]
         held_by = _held_by(conn, [m["id"] for m in msg_rows])
-    for row in msg_rows:
+        before = [
+            m
+            for m in _messages(conn, list(zones), written_from or since, since)
+            if m["kind"] == MessageKind.RECORDED and m["human"] and m["topic"]
+        ]
+    for row in msg_rows + before:
         row["at"] = row["sent_at"] if row["kind"] == MessageKind.RECORDED else row["send_after"]
     return ReportRows(
         messages=msg_rows,
@@ -100,6 +112,7 @@ def report_rows(
         since=joined,
         sent=email_rows + later,
         held_by=held_by,
+        written_before=before,
     )
 
 

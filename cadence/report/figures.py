@@ -23,6 +23,7 @@ from cadence.model import MessageKind, Status
 from cadence.report import outcome
 
 if TYPE_CHECKING:
+    from cadence.ledger.ledger import Ledger
     from cadence.ledger.report_reading import ReportRows
 
 DIMENSIONS = ("role", "category", "topic", "playbook", "rule")
@@ -85,6 +86,14 @@ def touch_rows(f: dict[str, Any]) -> list[tuple[str, str, dict[str, int]]]:
     ]
 
 
+def read(store: Ledger, since: datetime, until: datetime, account: str | None) -> ReportRows:
+    """The ledger's rows for the report of the period, with what people wrote in the span
+    before it in which a message on the same topic repeats them."""
+    return store.reads.report_rows(
+        since, until, account, written_from=since - outcome.REDUNDANT_WITHIN
+    )
+
+
 def build(rows: ReportRows, since: datetime, until: datetime, default_tz: str) -> dict[str, Any]:
     weeks = max(1, math.ceil((until - since) / WEEK))
     multi = {e["id"] for e in rows.emails if len(e["members"]) > 1}
@@ -145,7 +154,9 @@ def build(rows: ReportRows, since: datetime, until: datetime, default_tz: str) -
             continue
         local = e["sent_at"].astimezone(ZoneInfo(rows.zones.get(e["customer_id"]) or default_tz))
         heat[local.weekday()][local.hour] += 1
-    three = outcome.measure(rows.messages, rows.sent, since, until, rows.since)
+    three = outcome.measure(
+        rows.messages + rows.written_before, rows.sent, since, until, rows.since
+    )
     shown = (until - since) / WEEK
     partial = None
     if shown != int(shown):
