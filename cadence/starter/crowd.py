@@ -41,24 +41,27 @@ NAMES = [
     "Sven",
     "Tara",
 ]
-# role, category, template, topics, transactional, weekly chance
-#: role, category, template, topics, transactional, the chance of one a week
+#: role, category, template, topics, transactional, the chance of one a week. A topic names
+#: one piece of content: `{week}` is the week's newsletter or tip, `{launch}` the feature
+#: launched that week, `{offer}` that week's sales campaign (the first of each is what the
+#: CSMs wrote about, so some of the mail repeats what a person said)
 MAIL: list[tuple[str, str, str | None, list[str | None], bool, float]] = [
-    (
-        "marketing",
-        "announcement",
-        "feature_announcement",
-        ["feature:reports", "feature:sso"],
-        False,
-        0.9,
-    ),
-    ("marketing", "newsletter", None, ["newsletter"], False, 0.7),
-    ("product", "tip", None, ["tips:dashboards", "tips:alerts", "feature:reports"], False, 0.8),
-    ("sales", "offer", "upgrade_offer", ["upgrade"], False, 0.4),
+    ("marketing", "announcement", "feature_announcement", ["feature:{launch}"], False, 0.9),
+    ("marketing", "newsletter", None, ["newsletter:{week}"], False, 0.7),
+    ("product", "tip", None, ["tip:dashboards-{week}", "tip:alerts-{week}"], False, 0.8),
+    ("sales", "offer", "upgrade_offer", ["offer:{offer}"], False, 0.4),
     ("success", "onboarding", "onboarding_welcome", ["onboarding"], False, 0.2),
     ("product", "product-tour", "product_tour", [None], False, 0.2),
     ("billing", "receipt", "receipt", [None], True, 0.25),
 ]
+LAUNCHES = ["reports", "sso", "alerts", "exports"]
+OFFERS = ["upgrade", "annual-plan", "more-seats", "webinar"]
+
+
+def _topic(topic: str | None, week: int) -> str | None:
+    if topic is None:
+        return None
+    return topic.format(week=week, launch=LAUNCHES[week], offer=OFFERS[week])
 
 
 def _iso(t: datetime) -> str:
@@ -84,7 +87,7 @@ def _data(template: str | None, i: int) -> dict[str, Any]:
 TOUCHES: list[tuple[str, str, str, list[str | None], float, float]] = [
     ("success", "call", "check-in", ["onboarding", "feature:reports", "renewal", None], 0.3, 0.1),
     ("success", "call", "onboarding", ["onboarding"], 0.0, 0.15),
-    ("sales", "meeting", "demo", ["upgrade"], 0.1, 0.05),
+    ("sales", "meeting", "demo", ["offer:upgrade"], 0.1, 0.05),
 ]
 CSM = {"email": "kim@vendor.test", "name": "Kim Lee"}
 REP = {"email": "ravi@vendor.test", "name": "Ravi Patel"}
@@ -158,7 +161,7 @@ def crowd_records(base: datetime, n: int = 200, seed: int = 11) -> dict[str, lis
                     "customer": cid,
                     "role": role,
                     "category": category,
-                    "topic": rnd.choice(topics),
+                    "topic": _topic(rnd.choice(topics), week),
                     "send_after": _iso(at),
                     "transactional": transactional,
                 }
@@ -178,7 +181,7 @@ def crowd_records(base: datetime, n: int = 200, seed: int = 11) -> dict[str, lis
                     "customer": cid,
                     "role": rnd.choice(["success", "sales"]),
                     "category": "note",
-                    "topic": rnd.choice(["feature:reports", "upgrade", None]),
+                    "topic": rnd.choice(["feature:reports", "offer:upgrade", None]),
                     "human": True,
                     "subject": "Following up",
                     "sent_at": _iso(at),
