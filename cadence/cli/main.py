@@ -144,16 +144,27 @@ def rules_check(
         Path | None, typer.Argument(help="rules folder (default: rules_dir)")
     ] = None,
     templates: Annotated[Path | None, typer.Option(help="templates folder")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text or json")] = "text",
 ) -> None:
     """Validate rule files and the templates they name; FILE:LINE:COL for each problem."""
-    from cadence.flows.checks import check_rules
+    from cadence.flows.checks import ledger_event_types, run_check
 
+    if fmt not in ("text", "json"):
+        fail(f"error: --format must be text or json, not {fmt!r}", 2)
     a = get_app()
     folder = directory or Path(a.settings.rules_dir)
-    problems, summary = check_rules(folder, templates or Path(a.settings.templates_dir))
-    if problems:
-        fail("\n".join(problems))
-    typer.echo(summary)
+    known = ledger_event_types(a.settings.database_url)
+    check = run_check(folder, templates or Path(a.settings.templates_dir), known)
+    if fmt == "json":
+        import json
+
+        typer.echo(json.dumps(check.as_json(), indent=2))
+        raise typer.Exit(1 if check.problems else 0)
+    for warning in check.warnings:
+        typer.echo(str(warning), err=True)
+    if check.problems:
+        fail("\n".join(str(e) for e in check.problems))
+    typer.echo(check.summary())
 
 
 @rules_app.command("schema")

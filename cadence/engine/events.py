@@ -15,6 +15,24 @@ from datetime import datetime
 
 from cadence.model import Customer, Engagement, Event, Reachability
 
+#: the event types cadence itself makes: the unsubscribe link and the preference page
+#: (unsubscribed, resubscribed, preferences_changed), SendGrid's event webhook (bounced,
+#: spam_reported, delivered, opened, clicked, unsubscribed) and its Inbound Parse (replied).
+#: Any other type comes only from the files a team ingests.
+OWN_TYPES = frozenset(
+    {
+        "unsubscribed",
+        "resubscribed",
+        "preferences_changed",
+        "bounced",
+        "spam_reported",
+        "delivered",
+        "opened",
+        "clicked",
+        "replied",
+    }
+)
+
 
 def categories_of(event: Event) -> frozenset[str]:
     """The categories an (un)subscribe names: a list, or one category as a string; none

@@ -1,39 +1,181 @@
-"""`cadence rules check`: rules and the templates they name, every problem at once."""
+"""`cadence rules check`: rules and the templates they name, every problem in one run.
+
+The rules are loaded as the daemon loads them; the templates are found where the YAML names
+them (`cadence.rules.sites`), so a template's problem is reported at its `template:` line,
+and also when other rules in the folder have errors. Event types the playbooks wait for are
+held against what can arrive: the types cadence makes itself and, when the ledger can be
+read, every type it has had. A name close to one of those is a likely typo: a warning with
+the name it is close to. A name nothing has produced yet is listed under the summary, not
+warned about: a team's own type is unknown until its first event arrives (a churn).
+"""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from cadence.rules import RuleErrors, load_rules
-from cadence.rules.model import Location, Rules
+from cadence.engine.events import OWN_TYPES
+from cadence.rules import RuleError, RuleErrors, load_rules
+from cadence.rules.model import Rules
+from cadence.rules.sites import Site, sites
 from cadence.words import plural
 
+#: closer than the rule compiler's 0.6: `ticket_opened` is a team's own type, not a typo of
+#: `opened`, while `ticket_resolvd` and `unsubscribe` are typos of what is known
+_EVENT_CUTOFF = 0.8
 
-def _template_users(rules: Rules) -> list[tuple[str, Location]]:
-    users = [(m.template, m.location) for m in rules.merge]
-    users += [(p.send.template, p.location) for p in rules.playbooks if p.send.template]
-    return users
+
+@dataclass
+class Check:
+    """What `rules check` found: problems (exit 1), warnings, and the rules when they load."""
+
+    folder: Path
+    problems: list[RuleError] = field(default_factory=list)
+    warnings: list[RuleError] = field(default_factory=list)
+    #: event types the rules wait for that neither cadence nor the ledger has produced
+    unseen: list[Site] = field(default_factory=list)
+    rules: Rules | None = None
+
+    def counts(self) -> dict[str, int]:
+        r = self.rules
+        if r is None:
+            return {}
+        return {
+            "files": len(r.files),
+            "limits": len(r.limits),
+            "send_windows": len(r.send_windows),
+            "suppress": len(r.suppress),
+            "hold": len(r.hold),
+            "merge": len(r.merge),
+            "playbooks": len(r.playbooks),
+            "templates": len(r.templates()),
+        }
+
+    def summary(self) -> str:
+        """One line when the rules load and every template compiles, else "": what they
+        hold; and a second naming the event types they wait for that have not arrived yet."""
+        if self.rules is None or self.problems:
+            return ""
+        c = self.counts()
+        return (
+            f"{self.folder}: {plural(c['files'], 'file')}, {plural(c['limits'], 'limit')}, "
+            f"{plural(c['send_windows'], 'send window')}, "
+            f"{plural(c['suppress'], 'suppress rule')}, {plural(c['hold'], 'hold rule')}, "
+            f"{plural(c['merge'], 'merge rule')}, {plural(c['playbooks'], 'playbook')}; "
+            f"{plural(c['templates'], 'template')} compile; rules version {self.rules.version}"
+        ) + self._unseen_line()
+
+    def _unseen_line(self) -> str:
+        if not self.unseen:
+            return ""
+        waits = ", ".join(f"{s.name} ({s.what}, {s.key})" for s in self.unseen)
+        return f"\nno event of these types has arrived yet: {waits}"
+
+    def as_json(self) -> dict[str, Any]:
+        def entry(e: RuleError) -> dict[str, Any]:
+            return {"file": e.file, "line": e.line, "column": e.column, "message": e.message}
+
+        def entry_at(s: Site) -> dict[str, Any]:
+            at = s.location
+            return {"file": at.file, "line": at.line, "column": at.column}
+
+        return {
+            "folder": str(self.folder),
+            "ok": not self.problems,
+            "problems": [entry(e) for e in self.problems],
+            "warnings": [entry(e) for e in self.warnings],
+            "unseen_event_types": [
+                {"type": s.name, "rule": s.what, "key": s.key, **entry_at(s)} for s in self.unseen
+            ],
+            "counts": self.counts() if not self.problems else None,
+            "rules_version": self.rules.version if self.rules and not self.problems else None,
+        }
+
+
+def _template_problems(named: list[Site], templates_dir: Path) -> list[RuleError]:
+    from cadence.delivery.render import Renderer
+
+    wrong = Renderer(templates_dir).check(s.name for s in named)
+    return [
+        RuleError(
+            s.location.file,
+            s.location.line,
+            s.location.column,
+            f"template `{s.name}` ({s.what}): {wrong[s.name]}",
+        )
+        for s in named
+        if s.name in wrong
+    ]
+
+
+def _events(
+    waited: list[Site], ledger_types: Collection[str] | None
+) -> tuple[list[RuleError], list[Site]]:
+    """(warnings for names close to a known type, the names nothing has produced yet)."""
+    known = sorted(OWN_TYPES | set(ledger_types or ()))
+    warnings = []
+    unseen = []
+    for s in waited:
+        if s.name in known:
+            continue
+        close = difflib.get_close_matches(s.name, known, n=1, cutoff=_EVENT_CUTOFF)
+        if close:
+            at = s.location
+            why = f"no event of type `{s.name}` has arrived; did you mean `{close[0]}`?"
+            warnings.append(RuleError(at.file, at.line, at.column, f"warning: {s.what}: {why}"))
+        elif ledger_types is not None:
+            unseen.append(s)
+    return warnings, unseen
+
+
+def ledger_event_types(database_url: str) -> set[str] | None:
+    """The event types the ledger has had, or None when there is no ledger to read: a SQLite
+    file not made yet (a check does not make one), a database at an older schema or one that
+    cannot be reached. The check goes on without it, as it would before the first event."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cadence.ledger import db
+
+    try:
+        if database_url.startswith("sqlite"):
+            path = make_url(database_url).database
+            if not path or not Path(path).is_file():
+                return None
+        if db.schema_state(database_url) != "current":
+            return None
+        from cadence.app import open_store
+
+        store = open_store(database_url)
+        try:
+            return store.reads.event_types()
+        finally:
+            store.close()
+    except (SQLAlchemyError, db.HalfMade, db.UnsupportedDatabase, ValueError):
+        return None
+
+
+def run_check(
+    rules_dir: Path, templates_dir: Path, ledger_types: Collection[str] | None = None
+) -> Check:
+    """Every problem and warning in `rules_dir`, in file and line order. `ledger_types`: the
+    event types the ledger has had (None when it could not be read)."""
+    check = Check(Path(rules_dir))
+    try:
+        check.rules = load_rules(rules_dir)
+    except RuleErrors as exc:
+        check.problems += exc.errors
+    named, waited = sites(rules_dir) if Path(rules_dir).is_dir() else ([], [])
+    check.problems += _template_problems(named, templates_dir)
+    check.warnings, check.unseen = _events(waited, ledger_types)
+    check.problems.sort(key=lambda e: (e.file, e.line, e.column))
+    return check
 
 
 def check_rules(rules_dir: Path, templates_dir: Path) -> tuple[list[str], str]:
     """(problems as `FILE:LINE:COL: message` lines, a one-line summary when there are none)."""
-    from cadence.delivery.render import Renderer
-
-    try:
-        rules = load_rules(rules_dir)
-    except RuleErrors as exc:
-        return [str(e) for e in exc.errors], ""
-    problems_by_name = Renderer(templates_dir).check(rules.templates())
-    problems = [
-        f"{where}: template `{name}`: {problems_by_name[name]}"
-        for name, where in _template_users(rules)
-        if name in problems_by_name
-    ]
-    summary = (
-        f"{rules_dir}: {plural(len(rules.files), 'file')}, {plural(len(rules.limits), 'limit')}, "
-        f"{plural(len(rules.send_windows), 'send window')}, "
-        f"{plural(len(rules.suppress), 'suppress rule')}, {plural(len(rules.hold), 'hold rule')}, "
-        f"{plural(len(rules.merge), 'merge rule')}, {plural(len(rules.playbooks), 'playbook')}; "
-        f"{plural(len(rules.templates()), 'template')} compile; rules version {rules.version}"
-    )
-    return problems, summary
+    check = run_check(rules_dir, templates_dir)
+    return [str(e) for e in check.problems], check.summary()

@@ -22,6 +22,7 @@ from cadence.rules.compile import Builder, parse_at, parse_days, parse_hours
 from cadence.rules.errors import RuleError, RuleErrors, suggest
 from cadence.rules.model import Rules
 from cadence.rules.schema import TEXT_KINDS, RuleFile
+from cadence.rules.yaml_errors import describe as describe_yaml_error
 
 _KIND = {
     "limits": "limit",
@@ -213,12 +214,12 @@ def _read(path: Path, raw: bytes) -> tuple[Any, list[RuleError]]:
     yaml = YAML(typ="rt")
     yaml.Constructor = _TextDates
     try:
-        return yaml.load(raw.decode("utf-8")), []
+        text = raw.decode("utf-8")
+        return yaml.load(text), []
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or exc.context or "cannot be read as YAML"
-        return None, [RuleError(str(path), line, col, f"not valid YAML: {problem}")]
+        # most parse errors in a hand-written rule file are indentation: said as such
+        line, col, problem = describe_yaml_error(exc, text)
+        return None, [RuleError(str(path), line, col, problem)]
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1

@@ -272,7 +272,7 @@ def test_unknown_key_at_the_top_and_inside_send(tmp_path: Path) -> None:
         ("- a\n", 1, 1, "a rule file is a mapping of keys like limits:"),
         # YAML itself
         ("limits:\n  - name: x\n    max: [1\n", 4, 1, "not valid YAML"),
-        ("limits:\n\t- name: a\n", 2, 1, "not valid YAML: found character '\\t'"),
+        ("limits:\n\t- name: a\n", 2, 1, "bad indentation: a tab character"),
         ("limits:\n  - name: a\n    max: 1\n    max: 2\n", 4, 5, "duplicate key"),
     ],
 )
