@@ -33,6 +33,19 @@ class Cancellation:
     event: Event
     by: str  # what cancelled it on the event: "playbook after-onboarding", "cancel rule x"
 
+    @property
+    def reason(self) -> str:
+        """What the cancelled message's entry says: the event and the rule, and for a reply
+        what the customer answered, so the entry reads without the event at hand."""
+        event = self.event
+        said = f"event {event.id} ({event.type}) under {self.by}"
+        if event.type != "replied":
+            return said
+        email, role = event.data.get("email_id"), event.data.get("role")
+        if email and role:
+            return f"{said}: the customer replied to {role}'s email {email}"
+        return f"{said}: the customer wrote to us"
+
 
 @dataclass(frozen=True, slots=True)
 class Skipped:

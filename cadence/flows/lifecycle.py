@@ -86,7 +86,7 @@ def process_events(
         for c in cancels:
             refused = store.ingest.cancel_messages(
                 [c.message_id],
-                f"event {c.event.id} ({c.event.type}) under {c.by}",
+                c.reason,
                 c.event.at,
                 event=c.event.id,
             )

@@ -152,8 +152,10 @@ def test_a_reply_ends_the_follow_ups_of_the_role_answered_and_explain_says_so(
     assert daemon.status(FOLLOW_UP)[0] in {Status.SCHEDULED, Status.DEFERRED}
     assert daemon.reply("Ana <ana@acme.test>", in_reply_to=ours)["stored"] == 1
     status, reason = daemon.status(FOLLOW_UP)
+    (sent,) = [e for e, _ in daemon.app.store.reads.emails_of("c-17") if "m1" in e.members]
     assert status is Status.CANCELLED
-    assert "(replied)" in reason and reason.endswith(f"under {RULE}")
+    assert "(replied)" in reason and f"under {RULE}: " in reason
+    assert reason.endswith(f"the customer replied to success's email {sent.id}")
     # the sales sequence was not what she answered: it goes on
     assert daemon.status("seq-2")[0] is not Status.CANCELLED
     said = explain(daemon.app.store, daemon.app.settings, daemon.app.rules(), FOLLOW_UP, t)
@@ -191,7 +193,8 @@ def test_a_reply_that_names_none_of_our_emails_ends_every_roles_follow_ups(
 ) -> None:
     daemon.send_and_wait(answered_role="success", t=datetime.now(UTC))
     assert daemon.reply("ana@acme.test", in_reply_to=None)["stored"] == 1
-    assert daemon.status(FOLLOW_UP)[0] is Status.CANCELLED
+    status, reason = daemon.status(FOLLOW_UP)
+    assert status is Status.CANCELLED and reason.endswith(": the customer wrote to us")
     assert daemon.status("seq-2")[0] is Status.CANCELLED
 
 

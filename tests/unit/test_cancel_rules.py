@@ -143,3 +143,18 @@ def test_automated_marketing_waits_three_days_after_a_reply(starter: Rules) -> N
     note = msg("mkt-2", "marketing", "offer", H, human=True)
     plan = plan_customer(context(note, customer_=ana), starter, NOW)
     assert plan.decisions[0].rule != "quiet-after-a-reply"
+
+
+def test_a_cancelled_entry_says_what_the_customer_answered(starter: Rules) -> None:
+    answered = reply(email_id="e-9", role="success")
+    (c,) = on_event(answered, customer(), starter, open_messages=QUEUED[:1]).cancellations
+    assert c.reason == (
+        "event reply:1 (replied) under cancel rule a-reply-ends-the-follow-ups: "
+        "the customer replied to success's email e-9"
+    )
+    (c,) = on_event(reply(), customer(), starter, open_messages=QUEUED[:1]).cancellations
+    assert c.reason.endswith(": the customer wrote to us")
+    opened = Event("ev-2", "c-17", "ticket_opened", NOW)
+    assert replace(c, event=opened).reason == (
+        "event ev-2 (ticket_opened) under cancel rule a-reply-ends-the-follow-ups"
+    )
