@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING
 from cadence.engine import plan_account
 from cadence.engine.limits import counts_for_account
 
+#: candidates offered per customer a PostgreSQL batch plans: room for this many daemons'
+#: batches in flight at once before one of them finds nothing left to take
+SHARED_CANDIDATES = 4
+
 if TYPE_CHECKING:
     from cadence.ledger.ledger import Ledger
     from cadence.rules.model import Rules
@@ -52,25 +56,39 @@ def plan_some(
     planned = 0
     previous: set[str] = set()
     account_mail = partial(counts_for_account, rules=rules) if rules.plans_accounts else None
+    # On PostgreSQL several daemons may plan at once: each is offered more candidates than
+    # it plans and takes the first that no other daemon holds (`Planning.batch`), so they
+    # share a backlog. SQLite has one writer at a time: the candidates are the batch.
+    asked = batch * SHARED_CANDIDATES if store.is_postgres else batch
     while True:
-        found = store.planning.customers_to_plan(now, batch)
+        found = store.planning.customers_to_plan(now, asked)
         ids = [i for i in found if i not in previous]
         if not ids:
             return planned, False
-        previous = set(ids)
         # read, plan and write back in one transaction: the ledger reads the batch in the
         # groups it is planned in, the engine plans each group, the ledger writes the plans
-        with store.planning.batch(ids, now, rules.lookback(), account_mail=account_mail) as read:
+        with store.planning.batch(
+            ids,
+            now,
+            rules.lookback(),
+            account_mail=account_mail,
+            limit=batch if store.is_postgres else None,
+        ) as read:
             plans = [
                 p
                 for group in read.groups
                 for p in plan_account(group, rules, now, default_timezone)
             ]
             read.save(plans, rules.version)
+            full = read.full
+        previous = {p.customer_id for p in plans}
         for p in plans:
             metrics.record_decisions(p.decisions)
         planned += len(plans)
-        if len(found) < batch:
+        if not plans:
+            # every candidate is held by another daemon planning it: it is theirs
+            return planned, False
+        if len(found) < asked and not full:
             # every customer that needed a plan was in this batch: what is left was marked
             # meanwhile, and the next pass plans it (no second look for nothing each pass)
             return planned, False

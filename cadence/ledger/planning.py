@@ -29,6 +29,8 @@ class PlanningBatch:
     groups: list[list[CustomerContext]]
     _db: Driver
     _read: dict[str, Any]
+    # the batch reached its limit with customers asked for not even tried: more to plan
+    full: bool = False
 
     def save(self, plans: Sequence[Plan], rules_version: str) -> None:
         plan_writing.save_plans(self._db, plans, rules_version, current=self._read)
@@ -132,6 +134,7 @@ class Planning:
         lookback: timedelta,
         *,
         account_mail: Callable[[Message], bool] | None = None,
+        limit: int | None = None,
     ) -> Iterator[PlanningBatch]:
         """A batch of customers read for planning, in the groups they are planned in, inside
         one transaction that the caller's `PlanningBatch.save` writes into. With
@@ -141,21 +144,19 @@ class Planning:
         account, else alone against their standing plans), seeing the account's mail; the
         rest of the customers asked for are each a group alone. On PostgreSQL each customer
         is locked for the transaction (an advisory lock); a group with a customer another
-        daemon holds is left to it, so limits hold however many daemons run."""
+        daemon holds is left to it, so limits hold however many daemons run. With `limit`,
+        groups are taken in order until they hold that many customers: given more
+        candidates than it plans, a daemon passes over what others hold and takes the
+        next, so several daemons share a backlog instead of queueing for one batch; and
+        what another daemon planned meanwhile is left out."""
         with self.engine.begin() as conn:
             db = Driver(conn)
             units = plan_reading.units(db, ids, accounts=account_mail is not None)
+            full = False
             if self.is_postgres:
-                held = set(
-                    conn.scalars(
-                        text(
-                            "SELECT x FROM unnest(CAST(:ids AS text[])) AS x "
-                            "WHERE pg_try_advisory_xact_lock(hashtext(x))"
-                        ),
-                        {"ids": [i for g in units for i in g.ids]},
-                    )
-                )
-                units = [g for g in units if held.issuperset(g.ids)]
+                units, full = _lock_units(conn, units, limit)
+                if limit is not None:
+                    units = _still_due(conn, units, now)
             read: dict[str, Any] = {}
             contexts = {
                 c.customer.id: c
@@ -197,4 +198,61 @@ class Planning:
                     contexts[c.customer.id] = c
             groups = [[contexts[i] for i in g] for g in together]
             groups += [[c] for c in (*(contexts[i] for i in against), *alone)]
-            yield PlanningBatch(groups, db, read)
+            yield PlanningBatch(groups, db, read, full)
+
+
+def _lock_units(
+    conn: Connection, units: Sequence[plan_reading.Unit], limit: int | None
+) -> tuple[list[plan_reading.Unit], bool]:
+    """The units, in order, whose every customer this transaction could lock (advisory
+    locks, held until it ends), up to `limit` customers (and never less than one unit).
+    Locks are tried a round at a time over the next units that fit what is still wanted,
+    so a daemon holds little it does not plan (a unit another daemon holds part of) and
+    passes over what other daemons hold to the next customers. Also says whether it
+    stopped at `limit` with units not tried."""
+    wanted = sum(len(u.ids) for u in units) if limit is None else limit
+    held: list[plan_reading.Unit] = []
+    count = at = 0
+    while at < len(units) and count < wanted:
+        round_units = [units[at]]
+        size = len(units[at].ids)
+        at += 1
+        while at < len(units) and count + size + len(units[at].ids) <= wanted:
+            size += len(units[at].ids)
+            round_units.append(units[at])
+            at += 1
+        locked = set(
+            conn.scalars(
+                text(
+                    "SELECT x FROM unnest(CAST(:ids AS text[])) AS x "
+                    "WHERE pg_try_advisory_xact_lock(hashtext(x))"
+                ),
+                {"ids": [i for u in round_units for i in u.ids]},
+            )
+        )
+        for unit in round_units:
+            if locked.issuperset(unit.ids):
+                held.append(unit)
+                count += len(unit.ids)
+    return held, at < len(units)
+
+
+def _still_due(
+    conn: Connection, units: Sequence[plan_reading.Unit], now: datetime
+) -> list[plan_reading.Unit]:
+    """The units, once locked, that still want a plan: another daemon may have planned a
+    customer between the look for candidates and the lock (its plan is then as fresh as
+    ours would be, so it is left as it is)."""
+    ids = [i for u in units for i in u.ids]
+    if not ids:
+        return []
+    due = set(
+        conn.scalars(
+            text(
+                "SELECT id FROM customers WHERE id = ANY(CAST(:ids AS text[])) "
+                "AND (dirty OR next_plan_at <= :now)"
+            ),
+            {"ids": ids, "now": now},
+        )
+    )
+    return [u for u in units if due.intersection(u.ids)]
