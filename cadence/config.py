@@ -189,6 +189,7 @@ class DaemonSettings(_Section):
     tick: Duration = timedelta(seconds=30)
     claim_batch: int = Field(default=500, ge=1)
     lease: Duration = timedelta(minutes=5)
+    log_format: Literal["text", "json"] = "text"  # json: one object a line, for log pipelines
 
 
 # The environment a `load_settings` call reads; None means `os.environ`. A context variable

@@ -58,8 +58,14 @@ def run(
     now: Annotated[
         str | None, typer.Option(help="the time of the pass (default: the clock)")
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="the daemon's log lines: text or json (default: daemon.log_format)"),
+    ] = None,
 ) -> None:
     """The daemon: sweep playbooks, plan, send what is due. With --once, a single pass."""
+    if log_format not in (None, "text", "json"):
+        fail(f"error: --log-format must be text or json, not {log_format!r}", 2)
     a = get_app()
     if not once:
         if now is not None:
@@ -68,13 +74,17 @@ def run(
 
         with errors():
             try:
-                run_daemon(a)
+                run_daemon(a, log_format)
             except AlreadyRunning as exc:
                 fail(f"error: {exc}")
         return
     from cadence.delivery.transports import make_transport
     from cadence.flows.passes import run_pass
 
+    if log_format is not None:  # a pass from cron may want its warnings as JSON too
+        from cadence.runtime import logs
+
+        logs.configure(log_format)
     when = now_or(now)
     with errors():
         # the emails of a pass at --now are dated --now (their Date header), not the wall

@@ -286,8 +286,11 @@ class Daemon:
         return bool(utcnow() - self.last_tick < slack)
 
 
-def run_daemon(app: App) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def run_daemon(app: App, log_format: str | None = None) -> None:
+    """`log_format`: `text` or `json`; None: what `daemon.log_format` says."""
+    from cadence.runtime import logs
+
+    logs.configure(log_format or app.settings.daemon.log_format)
     # APScheduler says so at INFO each time a job runs: ten times a second for the look for
     # receipts. Its warnings (a job missed, a job still running) still show.
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)

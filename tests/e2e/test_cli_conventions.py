@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -323,3 +327,57 @@ def test_rules_check_summary_counts_in_words(cli: Cli) -> None:
     )
     out = cli("rules", "check").out
     assert "rules: 1 file, 1 limit, 0 send windows, 0 suppress rules" in out
+
+
+# -- the daemon's logs ------------------------------------------------------------------------
+
+
+def _daemon_log(cli: Cli, *args: str, config: str = "") -> list[str]:
+    """The stderr lines of a daemon started with `args`, from start until SIGTERM."""
+    (cli.cwd / "cadence.yaml").write_text(
+        "http: {listen: '127.0.0.1:0'}\n" + config, encoding="utf-8"
+    )
+    (cli.cwd / "rules").mkdir(exist_ok=True)
+    log = cli.cwd / f"daemon-{len(list(cli.cwd.glob('daemon-*')))}.log"
+    with log.open("w") as handle:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cadence", "run", *args],
+            cwd=cli.cwd,
+            env=cli.env,
+            stdout=handle,
+            stderr=handle,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while "cadence daemon started" not in log.read_text():
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0, log.read_text()
+    return [line for line in log.read_text().splitlines() if line.strip()]
+
+
+def test_the_daemon_logs_one_json_object_a_line(cli: Cli) -> None:
+    lines = _daemon_log(cli, "--log-format", "json")
+    records = [json.loads(line) for line in lines]  # every line is one object
+    for record in records:
+        assert {"time", "level", "logger", "message"} <= set(record)
+        assert record["time"].endswith("Z")
+    messages = [r["message"] for r in records]
+    assert any(m.startswith("cadence daemon started") for m in messages)
+    assert any(m.startswith("cadence daemon stopped") for m in messages)
+    assert {r["logger"] for r in records} >= {"cadence.daemon"}
+
+
+def test_the_log_format_can_be_set_in_the_config(cli: Cli) -> None:
+    lines = _daemon_log(cli, config="daemon: {log_format: json}\n")
+    assert all(line.startswith("{") for line in lines)
+    text = _daemon_log(cli)  # the default: text a person reads
+    assert not text[0].startswith("{") and " INFO cadence.daemon " in "\n".join(text)
+
+
+def test_a_wrong_log_format_is_wrong_usage(cli: Cli) -> None:
+    out = cli("run", "--log-format", "xml", check=False)
+    assert out.code == 2 and "error: --log-format must be text or json, not 'xml'" in out.err

@@ -168,7 +168,7 @@ def test_unknown_key_without_a_near_one_lists_the_allowed(tmp_path: Path) -> Non
     (problem,) = errors_of(tmp_path, "daemon:\n  zzz: 1\n")
     assert problem == (
         "cadence.yaml:2: unknown key 'daemon.zzz' "
-        "(allowed: daemon.tick, daemon.claim_batch, daemon.lease)"
+        "(allowed: daemon.tick, daemon.claim_batch, daemon.lease, daemon.log_format)"
     )
 
 
