@@ -31,7 +31,13 @@ class PlaybookRun:
 class Cancellation:
     message_id: str
     event: Event
-    by: str  # what cancelled it on the event: "playbook after-onboarding", "cancel rule x"
+    rule: str  # the playbook or cancel rule that cancelled it on the event
+    kind: str = "playbook"  # or "cancel rule"
+
+    @property
+    def by(self) -> str:
+        """What cancelled it on the event: "playbook after-onboarding", "cancel rule x"."""
+        return f"{self.kind} {self.rule}"
 
     @property
     def reason(self) -> str:
@@ -144,13 +150,13 @@ def on_event(
             continue
         playbook = by_name.get(message.playbook or "")
         if playbook is not None and event.type in playbook.cancel_on:
-            cancelled.append(Cancellation(message.id, event, f"playbook {playbook.name}"))
+            cancelled.append(Cancellation(message.id, event, playbook.name))
             continue
         rule, failed = _cancelling_rule(event, message, customer, rules, history, last_contact)
         if failed is not None:
             skipped.append(failed)
         if rule is not None:
-            cancelled.append(Cancellation(message.id, event, f"cancel rule {rule.name}"))
+            cancelled.append(Cancellation(message.id, event, rule.name, "cancel rule"))
     for playbook in rules.playbooks:
         if event.type not in playbook.on:
             continue

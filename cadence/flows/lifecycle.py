@@ -89,6 +89,7 @@ def process_events(
                 c.reason,
                 c.event.at,
                 event=c.event.id,
+                rule=c.rule,
             )
             cancelled += 0 if refused else 1
         store.ingest.apply_events(events)

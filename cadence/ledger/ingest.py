@@ -284,11 +284,18 @@ class Ingest:
         return created
 
     def cancel_messages(
-        self, ids: Sequence[str], by: str, at: datetime, *, event: str | None = None
+        self,
+        ids: Sequence[str],
+        by: str,
+        at: datetime,
+        *,
+        event: str | None = None,
+        rule: str | None = None,
     ) -> dict[str, str]:
         """Cancel what can be; returns each id that could not be, with why. The update itself
         re-checks that a message is open and not in flight, so a claim that slips in between
-        the read and the write wins, and the message is reported as being sent."""
+        the read and the write wins, and the message is reported as being sent. `rule`: the
+        playbook or cancel rule that cancelled it on `event` (none: a person did)."""
         refused: dict[str, str] = {}
         ids = list(dict.fromkeys(ids))
         with self.engine.begin() as conn:
@@ -337,7 +344,7 @@ class Ingest:
                     .values(
                         status=str(Status.CANCELLED),
                         reason=reason,
-                        rule=None,
+                        rule=rule,
                         final=True,
                         cancelled_by=by,
                         planned=False,
@@ -366,7 +373,7 @@ class Ingest:
                         "status": str(Status.CANCELLED),
                         "send_at": None,
                         "email_id": None,
-                        "rule": None,
+                        "rule": rule,
                         "reason": reason,
                         "details": extra,
                         "rules_version": r.rules_version,

@@ -161,7 +161,7 @@ def test_a_reply_ends_the_follow_ups_of_the_role_answered_and_explain_says_so(
     said = explain(daemon.app.store, daemon.app.settings, daemon.app.rules(), FOLLOW_UP, t)
     assert said is not None and said.history[-1].decision.status is Status.CANCELLED
     last = explain_cli(daemon.app, FOLLOW_UP)
-    assert last["status"] == "cancelled"
+    assert last["status"] == "cancelled" and last["rule"] == "a-reply-ends-the-follow-ups"
     assert "(replied)" in last["reason"] and RULE in last["reason"]
 
 
