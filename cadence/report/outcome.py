@@ -6,7 +6,8 @@
   account's owner) and the emails people wrote that were recorded. A call is not an email, and
   neither is a touch that was booked but not yet done.
 - Transactional mail on time: the share of transactional messages sent within 5 minutes of
-  their `send_after`.
+  their `send_after`. A message to an address that hard-bounced is left out, because nothing
+  can reach that address and no rule delays it.
 - Distinct content delivered: how much of the non-transactional submitted mail (playbooks'
   check-ins included, internal alerts not) was sent before it expired, alone or inside a
   digest. The truly redundant messages are left out: those on the same topic as an email a
@@ -248,6 +249,8 @@ def measure(
         if r["kind"] != MessageKind.SUBMITTED or at is None or not start <= at < end:
             continue
         if r["transactional"]:
+            if r["status"] == Status.SUPPRESSED:
+                continue  # its address hard-bounced: no fatigue rule ever holds one back
             sent_at = went.get(r["id"])
             if sent_at is None and r["status"] in PENDING and at + ON_TIME > end:
                 continue  # not late yet: the period ended before its five minutes did
