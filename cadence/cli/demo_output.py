@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
@@ -38,22 +38,7 @@ def print_demo(console: Console, app: App, r: DemoResult) -> None:
         f"time ({plural(r.passes, 'pass')} of the engine, one at each moment something was due), "
         "sending to the file transport."
     )
-    from cadence.flows.simulate import distribution
-
-    weekly = Table(
-        title=f"Emails per customer per week, {plural(len(r.before), 'customer')}",
-        title_justify="left",
-    )
-    weekly.add_column("")
-    for col in ("mean", "p50", "p95", "max"):
-        weekly.add_column(col, justify="right")
-    for label, rows in (
-        ("before: every role on its own", r.before),
-        ("after: with the rules", r.after),
-    ):
-        d = distribution(rows.values())
-        weekly.add_row(label, *(f"{d[k]:g}" for k in ("mean", "p50", "p95", "max")))
-    console.print(weekly)
+    print_outcome(console, r.figures)
     roles = Table(title="Messages asked for vs emails that went out, by role", title_justify="left")
     for col in ("role", "messages submitted", "emails sent (leading role)"):
         roles.add_column(col, justify="right" if col != "role" else "left")
@@ -97,6 +82,8 @@ def print_demo(console: Console, app: App, r: DemoResult) -> None:
         f"cadence -c {cfg} preview c-17 --at {r.base:%Y-%m-%dT%H:%MZ} --render",
         f"cadence -c {cfg} explain cs-21 (the welcome Lena's onboarding call covers)",
         f"cadence -c {cfg} rules check",
+        f"cadence -c {cfg} report --since {(r.end - r.base).days}d --until "
+        f"{r.end:%Y-%m-%dT%H:%MZ} (these figures, and every rule's count)",
         f"edit {folder / 'rules' / 'fatigue.yaml'} (say weekly-total max: 2), then preview again",
         f"ls {folder / 'outbox'}",
     ):
@@ -148,3 +135,55 @@ def _print_touches(console: Console, r: DemoResult) -> None:
     if more > 0:
         console.print(f"... and {more} more (`cadence explain MESSAGE` tells each one).")
     console.print()
+
+
+def print_outcome(console: Console, f: dict[str, Any]) -> None:
+    """The before and after of issue 22 in three figures, as `cadence report` computes them
+    for the demo's ledger: what sending everything would have put in the inboxes, and what
+    the rules did, with what they held back and why."""
+    o = f["outcome"]
+    without = o["without_rules"]
+    console.print(
+        f"Sent without rules, each of the {without['emails']} messages the roles and playbooks "
+        "asked for would have been an email of its own, the moment its sender wanted: "
+        f"{without['p50']:g} a week for the median customer, {without['p95']:g} for the "
+        f"busiest 5%. With the rules, {o['emails']} emails went ({o['digests']} of them "
+        f"digests): {o['p50']:g} a week for the median customer, {o['p95']:g} for the "
+        "busiest 5%."
+    )
+    table = Table(title="Before and after, in three figures", title_justify="left")
+    for col in ("", "sending everything", "with the rules"):
+        table.add_column(col)
+    table.add_row("emails", str(without["emails"]), f"{o['emails']} ({o['digests']} digests)")
+    table.add_row(
+        "emails per customer per week",
+        f"p50 {without['p50']:g}, p95 {without['p95']:g}",
+        f"p50 {o['p50']:g}, p95 {o['p95']:g}",
+    )
+    table.add_row(
+        "transactional mail on time",
+        "no fatigue rule delays it",
+        f"{o['on_time']:.1%} of {o['transactional']}",
+    )
+    table.add_row(
+        "distinct content delivered",
+        f"all of it, and {o['redundant']} repeats",
+        f"{o['delivered']:.1%} of {o['distinct']}",
+    )
+    console.print(table)
+    lost = sorted(o["lost"].items(), key=lambda kv: -sum(kv[1].values()))[:3]
+    told = "; ".join(f"{label} {sum(by.values())}" for label, by in lost)
+    console.print(
+        f"{o['redundant']} messages only repeated what a person had written on the same "
+        f"topic, and are left out; {o['pending']} were still on their way when the demo "
+        "stopped." + (f" What kept the rest from going: {escape(told)}." if told else "")
+    )
+    holds = f["holds"]
+    if holds:
+        said = "; ".join(
+            f"{rule} held {n['held']} ({n['sent']} then went, {n['expired']} expired after "
+            f"the hold, {n['waiting']} still waiting)"
+            for rule, n in holds.items()
+        )
+        console.print(f"Hold rules made messages wait rather than drop: {escape(said)}.")
+    console.print("`cadence report` shows the same figures for any period of a ledger.\n")

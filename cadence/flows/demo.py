@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cadence.model import Decision, EmailStatus, Message, MessageKind, Status
 from cadence.words import plural
@@ -50,8 +50,8 @@ class DemoResult:
     emails_by_role: Counter[str] = field(default_factory=Counter)
     merged_emails: int = 0
     checkins: list[tuple[str, str, str]] = field(default_factory=list)
-    before: dict[str, list[int]] = field(default_factory=dict)  # customer -> emails per week
-    after: dict[str, list[int]] = field(default_factory=dict)
+    #: what `cadence report` says of the demo's weeks (issue 22's figures among them)
+    figures: dict[str, Any] = field(default_factory=dict)
     #: the calls, meetings and other touches recorded, by channel and whether only booked
     touches: Counter[tuple[str, bool]] = field(default_factory=Counter)
     held_by_touch: list[HeldByTouch] = field(default_factory=list)
@@ -118,23 +118,21 @@ def build(
     finally:
         transport.close()
     _tally(app, result)
+    from cadence.report.figures import build as report_figures
+    from cadence.report.figures import read
+
+    # the figures `cadence report` shows, for the demo's weeks
+    rows = read(store, result.base, result.end, None)
+    tz = app.settings.default_timezone
+    result.figures = report_figures(rows, result.base, result.end, tz)
     outbox = Path(app.settings.transport.file.dir)
     result.eml_files = len(list(outbox.glob("*.eml"))) if outbox.exists() else 0
     return app, result
 
 
-def _week(result: DemoResult, t: datetime | None) -> int | None:
-    if t is None or not result.base <= t < result.end:
-        return None
-    return int((t - result.base) // timedelta(days=7))
-
-
 def _tally(app: App, result: DemoResult) -> None:
     store = app.store
-    weeks = max(1, int((result.end - result.base) // timedelta(days=7)))
     for customer_id in store.reads.customer_ids():
-        before = result.before[customer_id] = [0] * weeks
-        after = result.after[customer_id] = [0] * weeks
         ledger = store.reads.messages_of(customer_id)
         touches = [m for m, _ in ledger if m.kind == MessageKind.RECORDED and m.channel != "email"]
         for message, decision in ledger:
@@ -143,16 +141,6 @@ def _tally(app: App, result: DemoResult) -> None:
                 # a call is not an email: it counts against the rules, not in the mailbox
                 result.touches[message.channel, message.planned] += 1
                 continue
-            # without cadence, every message is an email of its own, when its role wanted (one
-            # another system only plans has not gone yet)
-            w = _week(
-                result,
-                message.sent_at if message.kind == MessageKind.RECORDED else message.send_after,
-            )
-            if w is not None and message.to is None and not message.planned:
-                before[w] += 1
-                if message.kind == MessageKind.RECORDED:
-                    after[w] += 1
             if decision.rule and decision.status in ("suppressed", "expired", "deferred", "held"):
                 result.by_rule[f"{decision.status}: {decision.rule}"] += 1
             if message.kind == MessageKind.SUBMITTED:
@@ -163,13 +151,6 @@ def _tally(app: App, result: DemoResult) -> None:
             if message.playbook:
                 result.checkins.append((customer_id, message.playbook, str(decision.status)))
         for email, status in store.reads.emails_of(customer_id):
-            w = (
-                _week(result, email.send_at)
-                if status == EmailStatus.SENT and not email.to_owner
-                else None
-            )
-            if w is not None:
-                after[w] += 1
             if status == EmailStatus.SENT:
                 result.emails_by_role[email.role] += 1
                 if len(email.members) > 1:

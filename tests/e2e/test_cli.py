@@ -158,3 +158,19 @@ def test_demo_tells_the_story(cli: Cli) -> None:
     assert "breathing-room keeps 20h after Lee Morgan's call call-5521" in out
     assert "weekly-total already has 3" in out and "Kim Lee's call call-5498 (success)" in out
     assert "Every decision, with its reason" in out and "onboarding-digest" in out
+    # the before and after, in issue 22's three figures: those `cadence report` gives for the
+    # demo's weeks, which the story names as the command to try
+    command = out.split("cadence -c ")[-1].split(" (these figures")[0].split()
+    assert command[1] == "report"
+    figures = json.loads(cli("-c", *command, "--format", "json").out)["outcome"]
+    without = figures["without_rules"]
+    assert "Before and after, in three figures" in out
+    assert f"each of the {without['emails']} messages" in out
+    assert f"With the rules, {figures['emails']} emails went" in out
+    assert f"p50 {without['p50']:g}, p95 {without['p95']:g}" in out
+    assert f"p50 {figures['p50']:g}, p95 {figures['p95']:g}" in out
+    assert f"{figures['on_time']:.1%} of {figures['transactional']}" in out
+    assert f"{figures['delivered']:.1%} of {figures['distinct']}" in out
+    assert without["emails"] > figures["emails"] and without["p95"] > figures["p95"]
+    assert figures["on_time"] == 1.0 and figures["delivered"] > 0.8
+    assert "no-promotion-while-ticket-open held" in out and "expired after the hold" in out
