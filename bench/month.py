@@ -491,7 +491,11 @@ def month(seed: int, size: int, start: datetime = START) -> Month:
 
 def redundant(m: Month) -> set[str]:
     """Submitted messages that are truly redundant: the same topic as an email a person
-    (a CSM) wrote to that customer within the 14 days before the message may go."""
+    (a CSM) wrote to that customer within the 14 days before the message may go. This reads
+    the month's records; `cadence.report.outcome.redundant_ids` reads a ledger, with the same
+    window."""
+    from cadence.report.outcome import REDUNDANT_WITHIN
+
     written: dict[tuple[str, str], list[datetime]] = defaultdict(list)
     for r in m.records("recorded"):
         if r.get("human") and r.get("topic"):
@@ -501,7 +505,8 @@ def redundant(m: Month) -> set[str]:
         if r["transactional"] or not r["topic"]:
             continue
         at = parse(r["send_after"])
-        if any(at - 14 * D <= t <= at for t in written.get((r["customer"], r["topic"]), ())):
+        within = written.get((r["customer"], r["topic"]), ())
+        if any(at - REDUNDANT_WITHIN <= t <= at for t in within):
             out.add(r["id"])
     return out
 
