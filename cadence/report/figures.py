@@ -2,9 +2,10 @@
 
 Per role, category, topic, playbook and rule: messages proposed, sent, merged, suppressed,
 expired, failed; engagement rates where the provider reported them; emails per customer per
-week before (every message its own email) and after (what went); sends by local hour and
-weekday; the triggers to review: rarely opened, or often followed by an unsubscribe; and every
-touch that reached the customer, by channel and role.
+week before (every message its own email) and after (what went); issue 22's three figures and
+what each hold rule held (`cadence.report.outcome`, which the bench and the demo use too);
+sends by local hour and weekday; the triggers to review: rarely opened, or often followed by an
+unsubscribe; and every touch that reached the customer, by channel and role.
 
 Calls, meetings and the other touches recorded from elsewhere are not emails: they count
 against the rules, but the email figures leave them out, as they leave out whatever another

@@ -41,11 +41,21 @@ def outcome_lines(f: dict[str, Any]) -> list[str]:
     have been."""
     o = f["outcome"]
     without = o["without_rules"]
+    if o["weeks"]:
+        weekly = (
+            f"Emails per customer per week over {o['weeks']} whole weeks: p50 {o['p50']:g}, "
+            f"p95 {o['p95']:g} (sending everything: p50 {without['p50']:g}, "
+            f"p95 {without['p95']:g}, {without['emails']} emails to customers instead of "
+            f"{o['emails']})"
+        )
+    else:
+        weekly = (
+            "Emails per customer per week: the period holds no whole week (--since 7d or "
+            f"more); {o['emails']} emails went to customers, {without['emails']} had "
+            "everything been sent"
+        )
     lines = [
-        f"Emails per customer per week over {o['weeks']} whole weeks: p50 {o['p50']:g}, "
-        f"p95 {o['p95']:g} (sending everything: p50 {without['p50']:g}, "
-        f"p95 {without['p95']:g}, {without['emails']} emails to customers instead of "
-        f"{o['emails']})",
+        weekly,
         f"Transactional mail on time (within 5 minutes): {o['on_time']:.1%} of "
         f"{o['transactional']}",
         f"Distinct content delivered: {o['delivered']:.1%} of {o['distinct']} "
