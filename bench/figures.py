@@ -271,9 +271,12 @@ class _Lookalike:
 
     api_key = "SG.test-key"
 
+    def __init__(self, latency_ms: float = 0) -> None:
+        self.latency_ms = latency_ms
+
     def __enter__(self) -> _Lookalike:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.lookalike"],
+            [sys.executable, "-m", "bench.lookalike", str(self.latency_ms)],
             cwd=REPO,
             text=True,
             stdin=subprocess.PIPE,
@@ -297,6 +300,7 @@ def dispatch_rate(
     daemons: int = 1,
     *,
     unique: bool = False,
+    latency_ms: float = 0,
 ) -> Figure:
     """Emails/s from `daemons` dispatching processes sharing one ledger, each with its own
     HTTP connections to the look-alike, next to the official client sending one by one.
@@ -319,7 +323,7 @@ def dispatch_rate(
         now=now,
     )
     plan_due(store, RULES, now, "UTC")
-    with _Lookalike() as sg:
+    with _Lookalike(latency_ms) as sg:
         config = _sendgrid_config(folder / f"dispatch-{tag}.yaml", url, sg, REPO / "rules")
         workers = [
             subprocess.Popen(
@@ -346,15 +350,16 @@ def dispatch_rate(
             w.stdin.write("go\n")
             w.stdin.flush()
         results = [json.loads(w.communicate(timeout=600)[0]) for w in workers]
-        official = official_client_rate(sg, min(1000, emails))
+        official = official_client_rate(sg, min(1000 if not latency_ms else 100, emails))
     sent = sum(r["sent"] for r in results)
     seconds = max(r["finished"] for r in results) - min(r["started"] for r in results)
     ours = sent / seconds
     who = "one daemon" if daemons == 1 else f"{daemons} daemons"
     target = 2000 if daemons == 1 else 5000
     content = "a body of its own each (one request each)" if unique else "shared content"
+    slow = f", answering in {latency_ms:g} ms" if latency_ms else ""
     return Figure(
-        f"dispatch to a local SendGrid look-alike, {who}, {content}",
+        f"dispatch to a local SendGrid look-alike{slow}, {who}, {content}",
         ours,
         "emails/s",
         f">= {target}",

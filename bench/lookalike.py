@@ -6,7 +6,8 @@ measures the server. This one answers the same requests the same way (`POST /v3/
 bearer key checked, the body parsed as JSON and its required fields checked, 202 with an
 `X-Message-Id`) on asyncio with keep-alive, so the figure is ours.
 
-Prints its URL on the first line, serves until stdin closes, then prints as JSON the cadence
+`python -m bench.lookalike MS` answers each request after MS milliseconds. Prints its URL on
+the first line, serves until stdin closes, then prints as JSON the cadence
 email id and arrival time (Unix seconds) of every request it accepted.
 """
 
@@ -23,8 +24,11 @@ API_KEY = "SG.test-key"
 
 
 class Lookalike:
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.0) -> None:
         self.arrivals: list[tuple[str, float]] = []
+        # how long each answer takes, as a real API's round trip does (SendGrid's: tens of
+        # milliseconds to a few hundred): what a sender must overlap requests to hide
+        self.latency = latency
 
     def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
         if method != "POST" or path != "/v3/mail/send":
@@ -58,6 +62,8 @@ class Lookalike:
                         k, v = line.split(":", 1)
                         headers[k.strip().lower()] = v.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
+                if self.latency:
+                    await asyncio.sleep(self.latency)
                 writer.write(self.answer(method, path, headers, body))
                 await writer.drain()
                 if headers.get("connection", "").lower() == "close":
@@ -81,7 +87,7 @@ def _reply(
 
 
 async def main() -> None:
-    sg = Lookalike()
+    sg = Lookalike(float(sys.argv[1]) / 1000 if len(sys.argv) > 1 else 0.0)
     server = await asyncio.start_server(sg.serve, "127.0.0.1", 0, backlog=1024)
     host, port = server.sockets[0].getsockname()[:2]
     print(f"http://{host}:{port}", flush=True)

@@ -140,6 +140,9 @@ class SendgridSettings(_Section):
     api_key_env: str | None = "SENDGRID_API_KEY"
     sandbox: bool = False
     timeout: Duration = timedelta(seconds=30)
+    # requests in flight at once, each on a connection of its own: SendGrid answers in tens
+    # to hundreds of milliseconds, and a daemon's pace is this many over that time
+    concurrency: int = Field(default=16, ge=1, le=256)
 
 
 class TransportSettings(_Section):

@@ -313,3 +313,54 @@ def test_a_provider_that_keeps_failing_is_tried_max_attempts_times_then_failed(a
             t += timedelta(hours=1)  # past any backoff and lease
         assert len(sg.received) == MAX_ATTEMPTS
         assert _status(app) is Status.FAILED
+
+
+def test_a_daemon_keeps_its_configured_requests_in_flight_against_a_slow_provider(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider that takes a while to answer (as a real API does): the dispatcher keeps
+    as many requests on the wire as `transport.sendgrid.concurrency` says (16 by default),
+    not one or two, and each email goes once."""
+    from cadence.delivery.transports import make_transport
+    from cadence.flows.planning import plan_due
+    from cadence.flows.sending import Dispatcher
+
+    app.store.ingest.upsert_customers(
+        [(Customer(f"r-{i}", f"r{i}@acme.test", "R", "UTC", None, {}), "d") for i in range(48)],
+        now=NOW,
+    )
+    app.store.ingest.add_messages(
+        [
+            (
+                Message(
+                    f"rcpt-{i}",
+                    f"r-{i}",
+                    "billing",
+                    category="receipt",
+                    subject=f"Receipt #{i}",
+                    body_text=f"Thanks for payment #{i}",  # a body of its own: one request each
+                    transactional=True,
+                    send_after=NOW,
+                ),
+                "x",
+            )
+            for i in range(48)
+        ],
+        now=NOW,
+    )
+    plan_due(app.store, app.rules(), NOW, "UTC")
+    with SendgridLookalike() as sg:
+        sg.delay = 0.25
+        monkeypatch.setenv("SG_TEST_KEY", sg.api_key)
+        config = tmp_path / "sendgrid.yaml"
+        config.write_text(
+            "transport:\n  kind: sendgrid\n"
+            f"  sendgrid: {{api_host: '{sg.url}', api_key_env: SG_TEST_KEY}}\n"
+        )
+        transport = make_transport(load_settings(config))
+        assert transport.concurrency == 16  # the default
+        report = Dispatcher(app.store, transport, app.renderer(), app.settings, b"s", "d1").run(NOW)
+        transport.close()
+        # the fixture's own customer has an email due too
+        assert sorted(sg.email_ids()) == sorted(report.sent) and len(report.sent) >= 48
+    assert report.most_sending == 16

@@ -67,5 +67,6 @@ def make_transport(
             api_host=sendgrid.api_host,
             sandbox=sendgrid.sandbox,
             timeout=sendgrid.timeout.total_seconds(),
+            concurrency=sendgrid.concurrency,
         )
     raise ValueError(f"unknown transport kind {kind!r}")

@@ -169,7 +169,6 @@ def sendgrid_payload(out: OutgoingEmail, *, sandbox: bool = False) -> dict[str, 
 
 
 class SendgridTransport:
-    concurrency = 8  # each sending thread has a connection of its own
     max_batch = MAX_PERSONALIZATIONS
 
     def __init__(
@@ -179,7 +178,10 @@ class SendgridTransport:
         *,
         sandbox: bool = False,
         timeout: float = 30.0,
+        concurrency: int = 16,
     ) -> None:
+        # requests side by side, each sending thread with a connection of its own
+        self.concurrency = concurrency
         parts = urlsplit(api_host.rstrip("/") + SEND_PATH)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"api_host must be an http(s) URL, not {api_host!r}")
