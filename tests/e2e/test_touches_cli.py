@@ -67,7 +67,7 @@ def test_a_booked_call_recorded_done_then_one_called_off(setup: Cli) -> None:
     assert history[0]["reason"].startswith("Lee Morgan's call call-5521 (success), done ")
     later = dict(booked, id="call-5522", planned_at=booked["planned_at"].replace("T15", "T16"))
     setup("messages", "record", "-", stdin=json.dumps(later) + "\n")
-    assert "1 cancelled" in setup("messages", "cancel", "call-5522", "--by", "lee").out
+    assert "1 message cancelled" in setup("messages", "cancel", "call-5522", "--by", "lee").out
     first, second = json.loads(setup("explain", "call-5522", "--format", "json").out)["history"]
     assert "call-5522 (success, planned), planned for" in first["reason"]
     assert (second["status"], second["reason"]) == ("cancelled", "cancelled by lee")
