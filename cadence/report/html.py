@@ -48,15 +48,10 @@ def charts(f: dict[str, Any]) -> dict[str, str]:
     ):
         values = f["weekly_mean"][key]
         ax.plot(weeks[:whole], values[:whole], marker="o", color=color, label=label)
+        if partial and whole:
+            ax.plot(weeks[whole - 1 :], values[whole - 1 :], linestyle="--", color=color)
         if partial:
-            ax.plot(
-                weeks[whole - 1 :] if whole else weeks[-1:],
-                values[whole - 1 :] if whole else values[-1:],
-                marker="o",
-                markerfacecolor="white",
-                linestyle="--",
-                color=color,
-            )
+            ax.plot(weeks[-1:], values[-1:], marker="o", markerfacecolor="white", color=color)
     ax.set_ylabel("emails per customer")
     ax.legend(frameon=False)
     out["weekly"] = _svg(fig)
