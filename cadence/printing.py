@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo
 
 from cadence.model import Decision, Email, Message, MessageKind, Status
+from cadence.table_fit import fit
 from cadence.words import plural
 
 if TYPE_CHECKING:
@@ -155,27 +156,26 @@ def print_preview(console: Console, p: Preview, *, render: bool) -> None:
         f"{local_short(p.as_of, tz)} + {plural(p.days, 'day')}"
     )
     emails = Table(title=title, title_justify="left", show_lines=False)
-    for col in ("when (local)", "role", "from", "category", "subject", "messages"):
-        emails.add_column(col)
+    for col in ("when (local)", "role\ncategory", "from", "subject", "messages"):
+        emails.add_column(col, overflow="fold")
     for e in p.emails:
         r = rendered.get(e.id) or {}
         subject = escape(r.get("subject") or "")
         note = " [dim](digest)[/dim]" if len(e.members) > 1 else ""
         emails.add_row(
             local_short(e.send_at, tz),
-            e.role,
+            f"{e.role}\n[dim]{escape(e.category or '')}[/dim]",
             escape(_sender(r.get("from_email"), r.get("from_name"))),
-            e.category or "",
             subject + note,
             ", ".join(e.members),
         )
     if not p.emails:
-        emails.add_row("[dim]nothing planned in this horizon[/dim]", "", "", "", "", "")
-    console.print(emails)
+        emails.add_row("", "", "", "[dim]nothing planned in this horizon[/dim]", "")
+    console.print(fit(emails, console, ("subject", "from")))
     decisions = Table(
         title="Every decision, with its reason", title_justify="left", show_lines=True
     )
-    for col in ("message", "role", "status", "when (local)", "rule", "why"):
+    for col in ("message", "role", "status", "when (local)", WHY):
         decisions.add_column(col, overflow="fold")
     for d in p.decisions:
         message = p.messages.get(d.message_id)
@@ -196,10 +196,9 @@ def print_preview(console: Console, p: Preview, *, render: bool) -> None:
             message.role if message else "",
             status,
             local_short(d.send_at, tz),
-            d.rule or "",
-            why,
+            _why(d.rule, why),
         )
-    console.print(decisions)
+    console.print(fit(decisions, console, (WHY,)))
     if render:
         for e in p.emails:
             r = rendered.get(e.id) or {}
@@ -297,6 +296,15 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+#: the header of the column that says why: the rule that decided, then the reason
+WHY = "rule\nwhy"
+
+
+def _why(rule: str | None, reason: str) -> str:
+    """The rule (when one decided) above the reason, in one cell."""
+    return f"[bold]{rule}[/bold]\n{reason}" if rule else reason
+
+
 def print_ledger(console: Console, entries: Sequence[LedgerEntry], limit: int) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -305,8 +313,9 @@ def print_ledger(console: Console, entries: Sequence[LedgerEntry], limit: int) -
     if limit and len(entries) == limit:
         title += f" (the newest {limit}; --limit 0 for all)"
     table = Table(title=title, title_justify="left", show_lines=True)
-    table.add_column("at (UTC)", no_wrap=True)
-    for col in ("customer", "message", "role\ncategory", "status\nemail", "rule", "why"):
+    # five columns, two facts to a cell, so 80 columns of terminal hold them without
+    # breaking a word (see table_fit)
+    for col in ("at (UTC)", "customer\nmessage", "role\ncategory", "status\nemail", WHY):
         table.add_column(col, overflow="fold")
     for e in entries:
         style = STATUS_STYLE.get(e.status, "")
@@ -315,16 +324,14 @@ def print_ledger(console: Console, entries: Sequence[LedgerEntry], limit: int) -
             status = f"{status} ({e.channel})"
         table.add_row(
             utc_short(e.at),
-            e.customer,
-            e.message,
+            f"{e.customer}\n[dim]{escape(e.message)}[/dim]",
             f"{e.role}\n[dim]{escape(e.category or '')}[/dim]",
             f"{status}\n[dim]{e.email or ''}[/dim]",
-            e.rule or "",
-            escape(e.reason),  # a reason may quote what people wrote: text, not markup
+            _why(e.rule, escape(e.reason)),  # a reason may quote what people wrote: not markup
         )
     if not entries:
-        table.add_row("[dim]no message matches[/dim]", *[""] * 6)
-    console.print(table)
+        table.add_row("", "", "", "", "[dim]no message matches[/dim]")
+    console.print(fit(table, console, (WHY,)))
 
 
 def print_planned(
@@ -340,23 +347,19 @@ def print_planned(
     span = f"{utc_short(start)} to {utc_short(end)} UTC"
     title = f"{plural(len(planned), 'planned email')}, {span}, soonest first"
     table = Table(title=title, title_justify="left", show_lines=False)
-    for col in ("send at (UTC)", "local time"):
-        table.add_column(col, no_wrap=True)
-    for col in ("customer", "role", "category", "subject", "messages"):
+    for col in ("send at (UTC)\nlocal time", "customer", "role\ncategory", "subject", "messages"):
         table.add_column(col, overflow="fold")
     for p in planned:
         item = planned_json(p, default_tz)
         note = " [dim](digest)[/dim]" if len(p.email.members) > 1 else ""
         local = p.email.send_at.astimezone(ZoneInfo(p.timezone or default_tz))
         table.add_row(
-            utc_short(p.email.send_at),
-            local.strftime("%a %H:%M %Z"),
+            f"{utc_short(p.email.send_at)}\n[dim]{local.strftime('%a %H:%M %Z')}[/dim]",
             p.email.customer_id,
-            p.email.role,
-            p.email.category or "",
+            f"{p.email.role}\n[dim]{escape(p.email.category or '')}[/dim]",
             escape(item["subject"] or "") + note,
             ", ".join(p.email.members),
         )
     if not planned:
-        table.add_row("[dim]nothing planned in this horizon[/dim]", *[""] * 6)
-    console.print(table)
+        table.add_row("", "", "", "[dim]nothing planned in this horizon[/dim]", "")
+    console.print(fit(table, console, ("subject",)))

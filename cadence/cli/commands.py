@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -286,33 +286,31 @@ def explain(
         typer.echo(json.dumps(out, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+
+    from cadence.table_fit import fit
 
     table = Table(
         title=f"Decisions on {message_id}, oldest first", title_justify="left", show_lines=True
     )
-    for col in ("decided (UTC)", "status", "send at (UTC)", "rule", "rules", "why", "changed"):
+    for col in ("decided (UTC)", "status\nsend at (UTC)", "rule\nrules", "why", "changed"):
         table.add_column(col, overflow="fold")
+
+    def row(decided: str, r: dict[str, Any], changed: str) -> None:
+        table.add_row(
+            decided,
+            f"{r['status']}\n[dim]{str(r['send_at'] or '')[:16]}[/dim]",
+            f"{r['rule'] or ''}\n[dim]{r['rules_version'] or ''}[/dim]",
+            escape(str(r["reason"])),
+            changed,
+        )
+
     for r in rows:
-        table.add_row(
-            str(r["decided_at"])[:16],
-            str(r["status"]),
-            str(r["send_at"] or "")[:16],
-            str(r["rule"] or ""),
-            str(r["rules_version"] or ""),
-            str(r["reason"]),
-            ", ".join(r.get("changed", [])),
-        )
+        row(str(r["decided_at"])[:16], r, ", ".join(r.get("changed", [])))
     if upcoming is not None:
-        table.add_row(
-            f"next (preview as of {str(iso(as_of))[:16]})",
-            str(upcoming["status"]),
-            str(upcoming["send_at"] or "")[:16],
-            str(upcoming["rule"] or ""),
-            str(upcoming["rules_version"] or ""),
-            str(upcoming["reason"]),
-            "",
-        )
+        row(f"next (preview as of {str(iso(as_of))[:16]})", upcoming, "")
     if not rows and upcoming is None:
-        table.add_row("", "", "", "", "", "not decided yet: no pass has planned it", "")
-    Console().print(table)
+        table.add_row("", "", "", "not decided yet: no pass has planned it", "")
+    console = Console()
+    console.print(fit(table, console, ("why",)))

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from rich.table import Table
 
+from cadence.table_fit import fit
 from cadence.words import plural
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def _print_touches(console: Console, r: DemoResult) -> None:
             str(held.final),
             escape(d.reason),
         )
-    console.print(table)
+    console.print(fit(table, console, ("why (as the engine said it)",)))
     more = len(r.held_by_touch) - TOUCH_EXAMPLES
     if more > 0:
         console.print(f"... and {more} more (`cadence explain MESSAGE` tells each one).")

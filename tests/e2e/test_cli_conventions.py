@@ -381,3 +381,36 @@ def test_the_log_format_can_be_set_in_the_config(cli: Cli) -> None:
 def test_a_wrong_log_format_is_wrong_usage(cli: Cli) -> None:
     out = cli("run", "--log-format", "xml", check=False)
     assert out.code == 2 and "error: --log-format must be text or json, not 'xml'" in out.err
+
+
+# -- tables on an 80-column terminal ----------------------------------------------------------
+
+
+def test_tables_break_lines_between_words_at_80_columns(cli: Cli) -> None:
+    cli("init", ".")
+    cli("customers", "import", "samples/customers.jsonl")
+    cli("messages", "record", "samples/recorded.jsonl")
+    cli("messages", "submit", "samples/messages.jsonl")
+    cli("events", "ingest", "samples/events.jsonl")
+    entries = json.loads(cli("ledger", "--limit", "0", "--format", "json").out)
+    narrow = Cli(cli.cwd, dict(cli.env, COLUMNS="80", CADENCE_NO_DAEMON_PREVIEW="1"))
+    first = entries[-1]["message"]
+    outputs = {
+        "ledger": narrow("ledger", "--limit", "0").out,
+        "preview": narrow("preview", "c-17").out,
+        "explain": narrow("explain", first).out,
+        "upcoming": narrow("upcoming", "--days", "30").out,
+    }
+    words = {e[k] for e in entries for k in ("role", "category", "status") if e[k]}
+    for name, out in outputs.items():
+        assert max(len(line) for line in out.splitlines()) <= 80, name
+    cells = {
+        name: {c.strip() for line in out.splitlines() for c in line.split("│")}
+        for name, out in outputs.items()
+    }
+    ledger_words = " ".join(cells["ledger"]).split()
+    for word in words:  # every role, category and status whole, none cut across two lines
+        assert word in ledger_words, word
+    preview_words = " ".join(cells["preview"]).split()
+    for word in ("merged", "suppressed", "scheduled", "onboarding-digest"):
+        assert word in preview_words, word
