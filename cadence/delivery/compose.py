@@ -87,6 +87,9 @@ class OutgoingEmail:
     message_ids: tuple[str, ...]
     transactional: bool
     categories: tuple[str, ...]
+    #: the time of the pass that composed it, its Date header: the virtual time of a pass run
+    #: `--now` or in the demo, not the wall clock's; None (built by hand): the transport's clock
+    composed_at: datetime | None = None
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -233,4 +236,5 @@ def compose(
         message_ids=tuple(m.id for m in ordered),
         transactional=email.transactional,
         categories=tuple(sorted({m.category for m in ordered if m.category})),
+        composed_at=now,
     )

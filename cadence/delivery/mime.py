@@ -44,7 +44,7 @@ def to_mime(out: OutgoingEmail, now: datetime) -> EmailMessage:
     if out.reply_to:
         msg["Reply-To"] = Address(addr_spec=out.reply_to)
     msg["Subject"] = out.subject
-    msg["Date"] = format_datetime(now)
+    msg["Date"] = format_datetime(out.composed_at or now)
     msg["Message-ID"] = message_id(out)
     for name, value in out.headers:
         msg[name] = value

@@ -107,6 +107,19 @@ def test_single_marketing_email(renderer: Renderer) -> None:
     assert not out.transactional
 
 
+def test_the_date_is_the_time_it_was_composed_at_not_the_clocks(renderer: Renderer) -> None:
+    m = message("mkt-1")
+    out = compose(planned(m), ANA, [m], renderer, SENDER, URL, NOW)
+    later = datetime(2031, 1, 1, tzinfo=UTC)  # the wall clock, years after a virtual pass
+    parsed = message_from_bytes(to_bytes(out, later), policy=policy.default)
+    assert parsed["Date"].datetime == NOW
+    by_hand = replace(out, composed_at=None)  # no pass: the transport's clock
+    assert (
+        message_from_bytes(to_bytes(by_hand, later), policy=policy.default)["Date"].datetime
+        == later
+    )
+
+
 def test_transactional_email_has_no_unsubscribe(renderer: Renderer) -> None:
     m = message("bill-9", role="billing", category="receipt", transactional=True)
     out = compose(planned(m), ANA, [m], renderer, SENDER, None, NOW)
