@@ -145,12 +145,12 @@ def print_outcome(console: Console, f: dict[str, Any]) -> None:
     o = f["outcome"]
     without = o["without_rules"]
     console.print(
-        f"Sent without rules, each of the {without['emails']} messages the roles and playbooks "
-        "asked for would have been an email of its own, the moment its sender wanted: "
-        f"{without['p50']:g} a week for the median customer, {without['p95']:g} for the "
-        f"busiest 5%. With the rules, {o['emails']} emails went ({o['digests']} of them "
-        f"digests): {o['p50']:g} a week for the median customer, {o['p95']:g} for the "
-        "busiest 5%."
+        f"Sent without rules, each of the {plural(without['emails'], 'message')} the roles "
+        "and playbooks asked for would have been an email of its own, the moment its sender "
+        f"wanted: {without['p50']:g} a week for the median customer, {without['p95']:g} for "
+        f"the busiest 5%. With the rules, {plural(o['emails'], 'email')} went "
+        f"({plural(o['digests'], 'digest')} among them): {o['p50']:g} a week for the median "
+        f"customer, {o['p95']:g} for the busiest 5%."
     )
     table = Table(title="Before and after, in three figures", title_justify="left")
     for col in ("", "sending everything", "with the rules"):
@@ -175,7 +175,7 @@ def print_outcome(console: Console, f: dict[str, Any]) -> None:
     lost = sorted(o["lost"].items(), key=lambda kv: -sum(kv[1].values()))[:3]
     told = "; ".join(f"{label} {sum(by.values())}" for label, by in lost)
     console.print(
-        f"{o['redundant']} messages only repeated what a person had written on the same "
+        f"{plural(o['redundant'], 'message')} only repeated what a person had written on the same "
         f"topic, and are left out; {o['pending']} were still on their way when the demo "
         "stopped." + (f" What kept the rest from going: {escape(told)}." if told else "")
     )
