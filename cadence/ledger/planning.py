@@ -3,10 +3,12 @@ one transaction (reading their contexts: `plan_reading`; writing the plans: `pla
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text, update
@@ -34,6 +36,63 @@ class PlanningBatch:
 
     def save(self, plans: Sequence[Plan], rules_version: str) -> None:
         plan_writing.save_plans(self._db, plans, rules_version, current=self._read)
+
+
+#: how long a SQLite file must have stood still before its stamp is trusted (`UrgentProbe`)
+SETTLED_NS = 1_000_000_000
+
+
+class UrgentProbe:
+    """A look for transactional mail waiting for its first plan, on a connection of its own
+    (see `Planning.unplanned_transactional_probe`); `close` gives the connection back."""
+
+    def __init__(self, engine: Engine, is_postgres: bool) -> None:
+        where = UNPLANNED_TRANSACTIONAL["postgresql" if is_postgres else "sqlite"]
+        self._query = f"SELECT 1 FROM messages WHERE {where} LIMIT 1"
+        self._conn = engine.raw_connection()
+        # SQLite: the database file and its write-ahead log, whose sizes and times change
+        # with every commit by anyone; while they stand still, nothing was written
+        database = None if is_postgres else engine.url.database
+        self._files = [Path(database), Path(database + "-wal")] if database else []
+        self._still: tuple[tuple[int, int], ...] | None = None
+
+    def _stamp(self) -> tuple[tuple[int, int], ...]:
+        stamps = []
+        for path in self._files:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                stamps.append((0, 0))
+            else:
+                stamps.append((st.st_mtime_ns, st.st_size))
+        return tuple(stamps)
+
+    def __call__(self) -> bool:
+        stamp = self._stamp() if self._files else None
+        if stamp is not None and stamp == self._still:
+            return False  # no commit since a look that found nothing
+        found = self._look()
+        # a file's time moves in the kernel's coarse steps: a commit in the same step as
+        # the stamp, that reused the log's space, could leave it as it was; so files
+        # written in the last second are not trusted to say "nothing new"
+        settled = stamp is not None and max(t for t, _ in stamp) < time.time_ns() - SETTLED_NS
+        self._still = stamp if settled and not found else None
+        return found
+
+    def _look(self) -> bool:
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(self._query)
+            found = cursor.fetchone() is not None
+        finally:
+            cursor.close()
+            # no transaction left open between looks (on PostgreSQL a SELECT begins one,
+            # and an idle one holds back vacuum)
+            self._conn.rollback()
+        return found
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 class Planning:
@@ -72,6 +131,13 @@ class Planning:
         few such messages, so the question costs the same at any size)."""
         with self.engine.connect() as conn:
             return bool(self._unplanned_transactional(conn, 1))
+
+    def unplanned_transactional_probe(self) -> UrgentProbe:
+        """`has_unplanned_transactional` for a caller that asks many times a second (the
+        daemon's look for receipts): on a connection of its own, held open, and through the
+        driver's own cursor. After an idle wait, a look through a pooled SQLAlchemy
+        connection cost six times the query itself."""
+        return UrgentProbe(self.engine, self.is_postgres)
 
     def _unplanned_transactional(self, conn: Connection, limit: int) -> list[str]:
         where = UNPLANNED_TRANSACTIONAL["postgresql" if self.is_postgres else "sqlite"]

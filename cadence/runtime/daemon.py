@@ -25,6 +25,7 @@ from cadence.runtime.stopping import StopRequest, force_exit
 
 if TYPE_CHECKING:
     from cadence.app import App
+    from cadence.ledger.planning import UrgentProbe
 
 log = logging.getLogger("cadence.daemon")
 
@@ -38,8 +39,11 @@ PLAN_BATCH = 50
 #: waits for at most one claim (figures: docs/performance.md)
 PASS_CLAIM = 128
 #: how often the daemon asks whether transactional mail waits for its first plan: a receipt
-#: starts a pass at once instead of waiting for the next tick (a partial index answers)
-URGENT_POLL = timedelta(milliseconds=100)
+#: starts a pass at once instead of waiting for the next tick (on SQLite a look is a stat of
+#: the database's files while nothing was written, else a partial index answers). Five
+#: times a second keeps a receipt well within its second and an idle daemon under half a
+#: percent of a core (figures: docs/performance.md)
+URGENT_POLL = timedelta(milliseconds=200)
 
 
 class AlreadyRunning(Exception):
@@ -163,17 +167,39 @@ class Daemon:
             with _unless_shut_down():
                 self.scheduler.modify_job("tick", next_run_time=max(wake, soonest))
 
-    def urgent(self) -> None:
-        """Start a pass now if transactional mail waits for its first plan (a pass in
-        progress plans it first anyway)."""
-        if self.stopping.is_set() or self._busy.locked():
-            return
+    def _look_for_urgent(self) -> None:
+        probe = None
         try:
-            if self.app.store.planning.has_unplanned_transactional():
+            while not self.stopping.wait(URGENT_POLL.total_seconds()):
+                if probe is None:
+                    probe = self._open_probe()
+                if probe is not None and not self.urgent(probe):
+                    probe.close()  # a connection that failed is not used again
+                    probe = None
+        finally:
+            if probe is not None:
+                probe.close()
+
+    def _open_probe(self) -> UrgentProbe | None:
+        try:
+            return self.app.store.planning.unplanned_transactional_probe()
+        except Exception:
+            log.exception("looking for transactional mail failed; the next look tries again")
+            return None
+
+    def urgent(self, probe: UrgentProbe) -> bool:
+        """Start a pass now if transactional mail waits for its first plan (a pass in
+        progress plans it first anyway). False if the look failed."""
+        if self.stopping.is_set() or self._busy.locked():
+            return True
+        try:
+            if probe():
                 with _unless_shut_down():
                     self.scheduler.modify_job("tick", next_run_time=utcnow())
         except Exception:
             log.exception("looking for transactional mail failed; the next look tries again")
+            return False
+        return True
 
     def sweep(self) -> None:
         from cadence.flows.lifecycle import sweep_all
@@ -229,7 +255,6 @@ class Daemon:
             # otherwise only reads when the last period swept began
             (self.sweep, tick, now),
             (self.watch, timedelta(seconds=2), None),
-            (self.urgent, URGENT_POLL, None),
         ):
             # next_run_time=None would add the job paused: leave it out to follow the trigger
             start = {"next_run_time": first} if first is not None else {}
@@ -256,6 +281,11 @@ class Daemon:
             control = start_control(self.app)
             log.info("cadence daemon started: tick %s, rules version %s", tick, rules.version)
             self.scheduler.start()
+            # the look for receipts, ten times a second, on a thread of its own: as a
+            # scheduler job each look cost five times the query it runs (most of an idle
+            # daemon's CPU), and it needs no more than a wait between looks
+            looking = threading.Thread(target=self._look_for_urgent, name="urgent", daemon=True)
+            looking.start()
             stop.requested.wait()
             self._stop(stop)
         finally:

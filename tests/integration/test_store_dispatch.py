@@ -7,6 +7,7 @@ on its way; an email whose daemon died while sending is `unconfirmed`, never pla
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from cadence.ledger.db import upgrade
@@ -195,6 +196,36 @@ def test_customers_with_unplanned_transactional_mail_are_planned_first(store: Le
     )
     assert not store.planning.has_unplanned_transactional()  # planned: no longer waiting
     assert "c-4" not in store.planning.customers_to_plan(NOW, 10)
+
+
+def test_the_daemons_look_for_receipts_sees_what_another_process_writes(db_url: str) -> None:
+    """The daemon's probe (its own connection, and on SQLite a look at the files first)
+    finds a receipt another connection wrote, looks after looks that found nothing."""
+    upgrade(db_url)
+    daemon, other = Ledger(db_url), Ledger(db_url)
+    probe = daemon.planning.unplanned_transactional_probe()
+    try:
+        _setup(other, [], ("c-1",))
+        assert not probe() and not probe()  # nothing, twice (the second from the files)
+        other.ingest.add_messages(
+            [(Message("r1", "c-1", "billing", subject="Receipt", transactional=True), "d")],
+            now=NOW,
+        )
+        assert probe() and probe()
+        decided = Decision("r1", Status.SCHEDULED, "r", rules_version="v1")
+        save_plans(other, [Plan("c-1", NOW, (), (decided,), None)], "v1")
+        assert not probe()
+        time.sleep(1.1)  # the files stand still long enough to be trusted
+        assert not probe() and not probe()
+        other.ingest.add_messages(
+            [(Message("r2", "c-1", "billing", subject="Receipt", transactional=True), "d")],
+            now=NOW,
+        )
+        assert probe()
+    finally:
+        probe.close()
+        daemon.close()
+        other.close()
 
 
 def test_recover_leases_releases_claims_and_never_resends(store: Ledger) -> None:
