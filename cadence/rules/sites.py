@@ -1,6 +1,7 @@
 """Where a rules folder names templates and event types, to the line and column of the name
 itself: `rules check` points a template's problem at the `template:` that names it, and an
-unknown event type at the `on:` that waits for it.
+unknown event type at the `on:` or `cancel_on:` (of a playbook or a cancel rule) that names
+it.
 
 Read straight from the YAML, apart from loading the rules, so these are found also in a
 folder whose other rules have errors: `rules check` reports every problem in one run.
@@ -85,6 +86,9 @@ def _file_sites(path: Path) -> tuple[list[Site], list[Site]]:
             templates.append(
                 Site(DEFAULT_DIGEST, "template", what, Location(file, line + 1, col + 1))
             )
+    for i, item in _items(root, "cancel"):
+        what = _label("cancel rule", i, item)
+        events += [Site(n, "on", what, at) for n, at in _names(item, "on", file)]
     for i, item in _items(root, "playbooks"):
         what = _label("playbook", i, item)
         send = item.get("send")

@@ -243,6 +243,9 @@ playbooks:
     send:
       role: success
       template: nosuch_either
+cancel:
+  - name: a-reply-ends-it
+    on: [repled]
 """
 BAD_INDENT = "limits:\n  - name: x\n    max: 3\n   per: 7d\n"
 
@@ -263,6 +266,10 @@ def test_rules_check_reports_every_problem_in_one_run(cli: Cli) -> None:
     assert (
         "rules/extra.yaml:11:9: warning: playbook `farewell`: no event of type `unsubscribe` "
         "has arrived; did you mean `unsubscribed`?"
+    ) in result.err
+    assert (
+        "rules/extra.yaml:17:10: warning: cancel rule `a-reply-ends-it`: no event of type "
+        "`repled` has arrived; did you mean `replied`?"
     ) in result.err
 
 
