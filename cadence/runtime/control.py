@@ -43,6 +43,7 @@ SETTINGS_KEYS = frozenset(
         "templates_dir",
         "default_timezone",
         "sender",
+        "senders",
         "transport",
         "unsubscribe",
         "http",

@@ -135,6 +135,7 @@ LAYERS = {
     "flows": 3,
     "report": 3,
     "printing": 3,
+    "table_fit": 3,
     "ledger": 2,
     "delivery": 2,
     "ingest": 2,
@@ -150,6 +151,7 @@ LAYERS = {
     "config_file": 0,
     "shipped": 0,
     "metrics": 0,
+    "words": 0,
 }
 
 
