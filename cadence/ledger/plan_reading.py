@@ -113,12 +113,19 @@ def with_accounts(
     for cid, acct in db.fetch(f"SELECT id, account FROM customers WHERE {where}", params):
         peers[acct].append(cid)
     known = {m.id: m for c in contexts for m in c.pending}
-    history = _history(
-        db,
-        sorted({p for group in peers.values() for p in group}),
-        since,
-        known=known,
-        planned=set() if peers_planned else None,
+    # a peer read in this batch already has the mail it was sent in its own context (the
+    # same statuses since the same time): read only the others. Not with `peers_planned`,
+    # which wants their planned emails too
+    read = {} if peers_planned else {c.customer.id: c.history for c in contexts}
+    history: dict[str, Sequence[Sent]] = dict(read)
+    history.update(
+        _history(
+            db,
+            sorted({p for group in peers.values() for p in group} - read.keys()),
+            since,
+            known=known,
+            planned=set() if peers_planned else None,
+        )
     )
     out = []
     for c in contexts:
@@ -155,6 +162,8 @@ def _history(
     planned emails too, their ids added there. Each email counts at the time it went, else
     the time it is due. Members found in `known` (open messages read in this transaction)
     are not read again."""
+    if not ids:
+        return {}
     statuses = IN_LEDGER if planned is None else (*IN_LEDGER, EmailStatus.PLANNED.value)
     where, params = db.in_ids("customer_id", ids)
     rows = db.select(
