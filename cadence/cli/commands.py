@@ -103,13 +103,14 @@ def demo(
     from rich.console import Console
 
     from cadence.cli.demo_output import print_demo
+    from cadence.cli.progress_bar import progress_bar
     from cadence.clock import utcnow
     from cadence.flows.demo import build, next_monday
 
     console = Console()
     base = next_monday(utcnow())
-    with errors(), console.status("building the demo") as status:
-        app, result = build(directory.resolve(), base, weeks, lambda s: status.update(s))
+    with errors(), progress_bar("building the demo", console=console) as shown:
+        app, result = build(directory.resolve(), base, weeks, shown.describe, shown)
     try:
         print_demo(console, app, result)
     finally:
@@ -128,6 +129,7 @@ def simulate(
     fmt: FormatOption = "table",
 ) -> None:
     """Run the engine over virtual time and send nothing: what the rules would do."""
+    from cadence.cli.progress_bar import progress_bar
     from cadence.flows.simulate import simulate as run_simulation
 
     _check_format(fmt)
@@ -136,9 +138,15 @@ def simulate(
     if t1 <= t0:
         fail("error: --end must be after --start", 2)
     a = get_app()
-    with errors():
+    with errors(), progress_bar("simulating", fmt=fmt) as progress:
         sim = run_simulation(
-            a.store, a.settings, a.rules(rules), t0, t1, replay_history=replay_history
+            a.store,
+            a.settings,
+            a.rules(rules),
+            t0,
+            t1,
+            replay_history=replay_history,
+            progress=progress,
         )
     from cadence.cli.simulate_output import print_simulation, simulation_json
 

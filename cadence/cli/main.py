@@ -205,31 +205,57 @@ def _summary_format(fmt: str) -> None:
         fail(f"error: --format must be text or json, not {fmt!r}", 2)
 
 
+_DOING = {
+    "customers": "importing customers",
+    "submit": "submitting messages",
+    "record": "recording touches",
+    "events": "ingesting events",
+}
+
+
 def _ingest(
     kind: str, source: str, skip_invalid: bool, fmt: str, input_format: str | None = None
 ) -> None:
     from cadence import ingest
+    from cadence.cli.progress_bar import progress_bar
     from cadence.flows.lifecycle import process_events
 
     _summary_format(fmt)
     a = get_app()
     now = now_or(None)
-    with errors():
+    with errors(), progress_bar(_DOING[kind], fmt=fmt) as progress:
         store = a.store
         if kind == "customers":
             report = ingest.import_customers(
-                store, source, now=now, skip_invalid=skip_invalid, fmt=input_format
+                store,
+                source,
+                now=now,
+                skip_invalid=skip_invalid,
+                fmt=input_format,
+                progress=progress,
             )
         elif kind == "submit":
             report = ingest.submit_messages(
-                store, source, now=now, skip_invalid=skip_invalid, fmt=input_format
+                store,
+                source,
+                now=now,
+                skip_invalid=skip_invalid,
+                fmt=input_format,
+                progress=progress,
             )
         elif kind == "record":
             report = ingest.record_messages(
-                store, source, now=now, skip_invalid=skip_invalid, fmt=input_format
+                store,
+                source,
+                now=now,
+                skip_invalid=skip_invalid,
+                fmt=input_format,
+                progress=progress,
             )
         else:
-            report = ingest.ingest_events(store, source, now=now, skip_invalid=skip_invalid)
+            report = ingest.ingest_events(
+                store, source, now=now, skip_invalid=skip_invalid, progress=progress
+            )
         created = cancelled = 0
         if kind == "events" and report.written:
             created, cancelled = process_events(store, a.rules(), now)

@@ -24,6 +24,7 @@ def report(
 ) -> None:
     """Per role, category, topic, playbook and rule: what was proposed, sent, merged, held back,
     and how customers answered; emails per customer per week; triggers to review."""
+    from cadence.cli.progress_bar import progress_bar
     from cadence.durations import parse_duration
     from cadence.report.figures import build, read
 
@@ -36,8 +37,8 @@ def report(
     end = parse_time(until, "--until") or now_or(None)
     start = end - span
     a = get_app()
-    with errors():
-        rows = read(a.store, start, end, account)
+    with errors(), progress_bar("reading the ledger", fmt=fmt) as progress:
+        rows = read(a.store, start, end, account, progress)
     figures = build(rows, start, end, a.settings.default_timezone)
     if fmt == "json":
         text = json.dumps(figures, indent=2)

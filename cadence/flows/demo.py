@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cadence.model import Decision, EmailStatus, Message, MessageKind, Status
+from cadence.progress import Progress, quiet
 from cadence.words import plural
 
 if TYPE_CHECKING:
@@ -58,9 +59,15 @@ class DemoResult:
 
 
 def build(
-    folder: Path, base: datetime, weeks: int, progress: Callable[[str], None]
+    folder: Path,
+    base: datetime,
+    weeks: int,
+    progress: Callable[[str], None],
+    advance: Progress = quiet,
 ) -> tuple[App, DemoResult]:
-    """Write and run the demo in `folder` (its database and outbox are made anew)."""
+    """Write and run the demo in `folder` (its database and outbox are made anew). `progress`
+    says what it is doing; `advance` how far the passes are through the weeks, in virtual
+    seconds."""
     from cadence import ingest
     from cadence.app import App
     from cadence.config import load_settings
@@ -109,7 +116,10 @@ def build(
             f"running the engine: virtual {report.at:%a %d %b %H:%M}, "
             f"{plural(result.sent, 'email')} sent so far"
         )
+        advance(int((report.at - base).total_seconds()), span)
 
+    span = int((result.end - base).total_seconds())
+    advance(0, span)
     transport = make_transport(app.settings)
     try:
         # the passes the daemon runs, at every moment something is due, as a daemon would
@@ -117,6 +127,7 @@ def build(
         run_between(app, base, result.end, transport, told)
     finally:
         transport.close()
+    progress("counting what happened")
     _tally(app, result)
     from cadence.report.figures import build as report_figures
     from cadence.report.figures import read

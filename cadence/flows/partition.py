@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from cadence.ledger.db import IN_MEMORY
 from cadence.ledger.driver import Driver
+from cadence.progress import Progress, quiet
 
 if TYPE_CHECKING:
     from cadence.config import Settings
+    from cadence.flows.passes import PassReport
     from cadence.ledger.ledger import Ledger
     from cadence.model import Decision, Email, Message
     from cadence.rules.model import Rules
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 MIN_PER_PART = 250
 #: parts at most, whatever the cores
 MAX_PARTS = 8
+#: seconds between two looks at how far the children have got
+PROGRESS_LOOK = 0.1
 
 
 @dataclass(frozen=True)
@@ -58,9 +62,12 @@ def run_parts(
     *,
     replay_history: bool = False,
     parts: int | None = None,
+    progress: Progress = quiet,
 ) -> PartRun:
     """The passes from `start` to `end` on scratch copies of the ledger, each holding whole
-    accounts: in `parts` processes, or by default one per core for a ledger large enough."""
+    accounts: in `parts` processes, or by default one per core for a ledger large enough.
+    Progress counts virtual seconds passed, of every part: each child writes how far its
+    passes have got into memory it shares with this process, which reads it while it waits."""
     groups = account_groups(store)
     count = (
         min(default_parts(), sum(len(g) for g in groups) // MIN_PER_PART)
@@ -69,17 +76,30 @@ def run_parts(
     )
     if count <= 1 or store.url == IN_MEMORY:
         # one part: here, in this process (a ledger in memory cannot be opened again anyway)
-        return run_part(store, settings, rules, start, end, None, replay_history)
+        return run_part(store, settings, rules, start, end, None, replay_history, progress)
     split = balance(groups, count)
+    context = multiprocessing.get_context("fork")
+    # one count per part, written by its child alone: no lock needed
+    reached = context.RawArray("q", len(split))
+    total = _seconds(start, end) * len(split)
     global _JOB
-    _JOB = (store, settings, rules, start, end, replay_history, split)
+    _JOB = (store, settings, rules, start, end, replay_history, split, reached)
     try:
         # forked: the children start with the rules and settings already loaded
-        with multiprocessing.get_context("fork").Pool(len(split)) as pool:
-            results = pool.map(_run_child, range(len(split)))
+        with context.Pool(len(split)) as pool:
+            running = pool.map_async(_run_child, range(len(split)))
+            while not running.ready():
+                progress(sum(reached), total)
+                running.wait(PROGRESS_LOOK)
+            results = running.get()
     finally:
         _JOB = None
+    progress(total, total)
     return merge(results)
+
+
+def _seconds(start: datetime, end: datetime) -> int:
+    return max(1, int((end - start).total_seconds()))
 
 
 #: what the forked children read: set just before they are made
@@ -88,10 +108,14 @@ _JOB: tuple[Any, ...] | None = None
 
 def _run_child(index: int) -> PartRun:
     assert _JOB is not None
-    store, settings, rules, start, end, replay_history, split = _JOB
+    store, settings, rules, start, end, replay_history, split, reached = _JOB
     # the parent's connections are the parent's: this process opens its own
     store.engine.dispose(close=False)
-    return run_part(store, settings, rules, start, end, split[index], replay_history)
+
+    def progress(done: int, total: int | None) -> None:
+        reached[index] = done
+
+    return run_part(store, settings, rules, start, end, split[index], replay_history, progress)
 
 
 def run_part(
@@ -102,11 +126,20 @@ def run_part(
     end: datetime,
     customer_ids: Sequence[str] | None,
     replay_history: bool,
+    progress: Progress = quiet,
 ) -> PartRun:
-    """The passes over these customers (None: all) on a scratch copy of the ledger."""
+    """The passes over these customers (None: all) on a scratch copy of the ledger; progress
+    in virtual seconds from `start`, as each pass ends."""
     from cadence.flows.timeline import run_on_scratch
 
     moments: set[datetime] = set()
+    span = _seconds(start, end)
+
+    def passed(report: PassReport) -> None:
+        moments.add(report.at)
+        progress(min(span, int((report.at - start).total_seconds())), span)
+
+    progress(0, span)
     run = run_on_scratch(
         store,
         settings,
@@ -115,8 +148,9 @@ def run_part(
         end,
         customer_ids=customer_ids,
         replay_history=replay_history,
-        on_pass=lambda report: moments.add(report.at),
+        on_pass=passed,
     )
+    progress(span, span)
     try:
         return PartRun(
             moments=frozenset(moments),

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cadence.model import Decision, Email, Message, MessageKind, Status
+from cadence.progress import Progress, quiet
 
 if TYPE_CHECKING:
     from cadence.config import Settings
@@ -108,12 +109,22 @@ def simulate(
     *,
     replay_history: bool = False,
     parts: int | None = None,
+    progress: Progress = quiet,
 ) -> Simulation:
     """Run the passes from `start` to `end` on a scratch copy of the whole ledger: split by
     account over `parts` processes (one per core by default) when it is large enough."""
     from cadence.flows.partition import run_parts
 
-    run = run_parts(store, settings, rules, start, end, replay_history=replay_history, parts=parts)
+    run = run_parts(
+        store,
+        settings,
+        rules,
+        start,
+        end,
+        replay_history=replay_history,
+        parts=parts,
+        progress=progress,
+    )
     sim = Simulation(start=start, end=end, passes=len(run.moments))
     zones = {cid: tz or settings.default_timezone for cid, tz in run.zones.items()}
     for cid in zones:

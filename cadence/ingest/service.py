@@ -33,6 +33,7 @@ from cadence.ingest.records import (
     explain,
 )
 from cadence.model import Customer, Message
+from cadence.progress import Progress, quiet
 
 if TYPE_CHECKING:
     from cadence.ledger.ledger import Ledger
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 R = TypeVar("R", bound=Record)
+
+#: records checked between two reports of progress
+PROGRESS_EVERY = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +108,15 @@ class _Checked(Generic[R]):
     repeats: int  # exact repeats of a record earlier in the same file
 
 
-def _validate(name: str, raws: list[Raw], model: type[R]) -> _Checked[R]:
+def _validate(name: str, raws: list[Raw], model: type[R], progress: Progress) -> _Checked[R]:
+    """Every record checked. Progress counts two units a record: one as it is checked here,
+    one when the file is written (`_finish`)."""
     checked: _Checked[R] = _Checked(name, [], [], 0)
     first: dict[str, _Item[R]] = {}
-    for raw in raws:
+    total = 2 * len(raws)
+    for n, raw in enumerate(raws):
+        if n % PROGRESS_EVERY == 0:
+            progress(n, total)
         if raw.fields is None:
             checked.errors.append(InputError(name, raw.line, raw.error or "not a record"))
             continue
@@ -180,14 +189,22 @@ def _new_only(
     return fresh, unchanged
 
 
-def _finish(report: IngestReport, skip_invalid: bool, write: Callable[[], None]) -> IngestReport:
+def _finish(
+    report: IngestReport,
+    skip_invalid: bool,
+    write: Callable[[], None],
+    progress: Progress,
+    records: int,
+) -> IngestReport:
     report.errors.sort(key=lambda e: e.line)
+    progress(records, 2 * records)
     if report.errors and not skip_invalid:
         report.added = report.updated = 0
         return report
     if report.added or report.updated:
         write()
     report.written = True
+    progress(2 * records, 2 * records)
     return report
 
 
@@ -207,12 +224,13 @@ def import_customers(
     now: datetime,
     skip_invalid: bool = False,
     fmt: str | None = None,
+    progress: Progress = quiet,
 ) -> IngestReport:
     """Upsert customers from JSON Lines or CSV (`fmt`: `jsonl`/`csv`; default by suffix).
     A changed customer is updated, an identical one left alone."""
     _check_now(now)
     name, raws = read_source(source, fmt, allow_csv=True)
-    checked = _validate(name, raws, CustomerIn)
+    checked = _validate(name, raws, CustomerIn, progress)
     stored = store.ingest.customer_digests([i.record.id for i in checked.items])
     report = IngestReport(errors=checked.errors, unchanged=checked.repeats)
     rows: list[tuple[Customer, str]] = []
@@ -226,7 +244,13 @@ def import_customers(
             report.added += 1
         else:
             report.updated += 1
-    return _finish(report, skip_invalid, lambda: store.ingest.upsert_customers(rows, now=now))
+    return _finish(
+        report,
+        skip_invalid,
+        lambda: store.ingest.upsert_customers(rows, now=now),
+        progress,
+        len(raws),
+    )
 
 
 def _messages(
@@ -236,12 +260,13 @@ def _messages(
     now: datetime,
     skip_invalid: bool,
     fmt: str | None,
+    progress: Progress,
 ) -> IngestReport:
     _check_now(now)
     # a CSV row of a message has the JSON Lines fields (from.email, data as JSON, human as
     # true/false), so both forms validate alike and a row repeated as JSON is unchanged
     name, raws = read_source(source, fmt, allow_csv=True, table=MESSAGES)
-    checked = _validate(name, raws, model)
+    checked = _validate(name, raws, model, progress)
     _require_known_customers(store, checked)
     stored = store.ingest.message_digests([i.record.id for i in checked.items])
     done = _touches_done(store, checked, stored) if model is RecordedIn else []
@@ -279,7 +304,7 @@ def _messages(
         store.ingest.add_messages(rows, now=now)
         store.ingest.touches_done(finished, now=now)
 
-    return _finish(report, skip_invalid, write)
+    return _finish(report, skip_invalid, write, progress, len(raws))
 
 
 def _touches_done(store: Ledger, checked: _Checked[R], stored: dict[str, str]) -> list[_Item[R]]:
@@ -309,10 +334,11 @@ def submit_messages(
     now: datetime,
     skip_invalid: bool = False,
     fmt: str | None = None,
+    progress: Progress = quiet,
 ) -> IngestReport:
     """Messages for cadence to send (`messages submit`), from JSON Lines or CSV (`fmt`:
     `jsonl`/`csv`; default by suffix); `send_after` defaults to `now`."""
-    return _messages(store, source, MessageIn, now, skip_invalid, fmt)
+    return _messages(store, source, MessageIn, now, skip_invalid, fmt, progress)
 
 
 def record_messages(
@@ -322,21 +348,27 @@ def record_messages(
     now: datetime,
     skip_invalid: bool = False,
     fmt: str | None = None,
+    progress: Progress = quiet,
 ) -> IngestReport:
     """Touches other systems or people already made or planned (`messages record`), from
     JSON Lines or CSV (a CRM's export of calls and meetings; `fmt` as for submit): they count
     against limits and redundancy like the emails cadence sends."""
-    return _messages(store, source, RecordedIn, now, skip_invalid, fmt)
+    return _messages(store, source, RecordedIn, now, skip_invalid, fmt, progress)
 
 
 def ingest_events(
-    store: Ledger, source: str, *, now: datetime, skip_invalid: bool = False
+    store: Ledger,
+    source: str,
+    *,
+    now: datetime,
+    skip_invalid: bool = False,
+    progress: Progress = quiet,
 ) -> IngestReport:
     """Lifecycle events (`events ingest`). What they mean (reachability, attributes,
     playbooks) is applied by the store and lifecycle passes when their time comes."""
     _check_now(now)
     name, raws = read_source(source)
-    checked = _validate(name, raws, EventIn)
+    checked = _validate(name, raws, EventIn, progress)
     _require_known_customers(store, checked)
     stored = store.ingest.event_digests([i.record.id for i in checked.items])
     fresh, unchanged = _new_only(checked, stored, "event")
@@ -344,4 +376,6 @@ def ingest_events(
     report = IngestReport(
         added=len(rows), unchanged=checked.repeats + unchanged, errors=checked.errors
     )
-    return _finish(report, skip_invalid, lambda: store.ingest.add_events(rows, now=now))
+    return _finish(
+        report, skip_invalid, lambda: store.ingest.add_events(rows, now=now), progress, len(raws)
+    )

@@ -15,6 +15,7 @@ from cadence.ledger import convert
 from cadence.ledger.common import chunks, upsert
 from cadence.ledger.tables import customers, decisions, emails, events, messages, meta
 from cadence.model import Customer, Decision, Email, EmailStatus, Message
+from cadence.progress import Progress, quiet
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -168,8 +169,9 @@ class Reads:
         until: datetime,
         account: str | None = None,
         written_from: datetime | None = None,
+        progress: Progress = quiet,
     ) -> ReportRows:
         """What `cadence report` counts for the period (see `report_reading`)."""
         from cadence.ledger.report_reading import report_rows
 
-        return report_rows(self.engine, since, until, account, written_from)
+        return report_rows(self.engine, since, until, account, written_from, progress)

@@ -5,6 +5,7 @@ plain rows. The figures are computed above the ledger, in `cadence.report`."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from sqlalchemy import and_, or_, select
 from cadence.ledger.common import chunks
 from cadence.ledger.tables import customers, decisions, emails, events, messages
 from cadence.model import EmailStatus, MessageKind, Status
+from cadence.progress import Progress, quiet
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -48,10 +50,12 @@ def report_rows(
     until: datetime,
     account: str | None = None,
     written_from: datetime | None = None,
+    progress: Progress = quiet,
 ) -> ReportRows:
     """The rows of the period from `since` up to, not including, `until` (a week's report
     ending at Monday midnight leaves out an email sent at that moment, which the next week's
-    report counts)."""
+    report counts). Progress counts customers whose messages were read (they are read twice:
+    the period's, then those written before it) and the two reads between."""
     with engine.connect() as conn:
         people = select(customers.c.id, customers.c.timezone, customers.c.created_at)
         if account is not None:
@@ -59,7 +63,9 @@ def report_rows(
         found = list(conn.execute(people))
         zones = {r.id: r.timezone for r in found}
         joined = {r.id: r.created_at for r in found}
-        msg_rows = _messages(conn, list(zones), since, until)
+        total = 2 * len(zones) + 2
+        progress(0, total)
+        msg_rows = _messages(conn, list(zones), since, until, lambda n: progress(n, total))
         e = emails.c
         columns = (e.id, e.customer_id, e.members, e.sent_at, e.role, e.category, e.to_owner)
         email_rows = [
@@ -96,10 +102,19 @@ def report_rows(
                 )
             )
         ]
+        progress(len(zones) + 1, total)
         held_by = _held_by(conn, [m["id"] for m in msg_rows])
+        progress(len(zones) + 2, total)
+        read_before = _messages(
+            conn,
+            list(zones),
+            written_from or since,
+            since,
+            lambda n: progress(len(zones) + 2 + n, total),
+        )
         before = [
             m
-            for m in _messages(conn, list(zones), written_from or since, since)
+            for m in read_before
             if m["kind"] == MessageKind.RECORDED and m["human"] and m["topic"]
         ]
     for row in msg_rows + before:
@@ -117,10 +132,17 @@ def report_rows(
 
 
 def _messages(
-    conn: Connection, in_scope: list[str], since: datetime, until: datetime
+    conn: Connection,
+    in_scope: list[str],
+    since: datetime,
+    until: datetime,
+    read: Callable[[int], None],
 ) -> list[dict[str, Any]]:
+    """The messages of these customers in the period; `read` told how many customers' are
+    read so far, after each chunk."""
     m = messages.c
     out: list[dict[str, Any]] = []
+    done = 0
     for part in chunks(in_scope):
         query = select(
             m.id,
@@ -149,6 +171,8 @@ def _messages(
             ),
         )
         out += [dict(r) for r in conn.execute(query).mappings()]
+        done += len(part)
+        read(done)
     return out
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from cadence.model import MessageKind, Status
+from cadence.progress import Progress, quiet
 from cadence.report import outcome
 
 if TYPE_CHECKING:
@@ -87,11 +88,17 @@ def touch_rows(f: dict[str, Any]) -> list[tuple[str, str, dict[str, int]]]:
     ]
 
 
-def read(store: Ledger, since: datetime, until: datetime, account: str | None) -> ReportRows:
+def read(
+    store: Ledger,
+    since: datetime,
+    until: datetime,
+    account: str | None,
+    progress: Progress = quiet,
+) -> ReportRows:
     """The ledger's rows for the report of the period, with what people wrote in the span
     before it in which a message on the same topic repeats them."""
     return store.reads.report_rows(
-        since, until, account, written_from=since - outcome.REDUNDANT_WITHIN
+        since, until, account, written_from=since - outcome.REDUNDANT_WITHIN, progress=progress
     )
 
 

@@ -152,6 +152,7 @@ LAYERS = {
     "shipped": 0,
     "metrics": 0,
     "words": 0,
+    "progress": 0,
 }
 
 
