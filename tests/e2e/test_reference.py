@@ -10,7 +10,8 @@ Its examples are marked by the fence's info string:
   validated as the import command of that kind does.
 - ```json shape=NAME: an output object whose keys are the keys the command prints (at the top,
   and in the objects of its lists).
-And every command, option, configuration key, rule key and expression name appears on the page.
+And every command, option, configuration key, rule key, expression name and HTTP endpoint
+appears on the page.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def _expected_exit(line: str) -> int:
     return int(found.group(1)) if found else 0
 
 
+@pytest.mark.slow
 def test_the_commands_run_in_order_in_a_fresh_folder(cli: Cli) -> None:
     cli("init", ".")
     env = dict(cli.env)
@@ -242,6 +244,27 @@ def test_every_rule_key_and_expression_name_is_in_the_reference() -> None:
     assert missing == [], f"not in docs/reference.md: {missing}"
 
 
+def test_every_http_endpoint_is_in_the_reference(tmp_path: Path) -> None:
+    from cadence.app import App
+    from cadence.feedback.app import create_app
+
+    env = {"CADENCE_DATABASE_URL": f"sqlite:///{tmp_path / 'cadence.db'}"}
+    app = App(load_settings(None, env))
+    try:
+        routes = create_app(app, public_key=None, scheduler_alive=bool).routes
+    finally:
+        app.close()
+    endpoints = [
+        f"{method} {getattr(route, 'path', '').replace('{', '<').replace('}', '>')}"
+        for route in routes
+        for method in sorted(getattr(route, "methods", None) or ())
+        if method != "HEAD"
+    ]
+    assert len(endpoints) >= 9
+    missing = [e for e in endpoints if f"`{e}" not in PAGE]
+    assert missing == [], f"HTTP endpoints not in docs/reference.md: {missing}"
+
+
 # -- what the commands print ---------------------------------------------------------------------
 
 
@@ -260,6 +283,7 @@ def _same_shape(name: str, shown: Any, printed: Any) -> None:
                 assert _keys(value) == _keys(printed[key]), f"shape={name}: `{key}`"
 
 
+@pytest.mark.slow
 def test_the_json_shapes_are_what_the_commands_print(setup: Cli) -> None:
     base = next_monday(datetime.now(UTC))
     at = (base + timedelta(days=1, hours=20)).isoformat()  # the onboarding digest goes
