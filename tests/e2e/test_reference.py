@@ -309,6 +309,25 @@ def test_the_json_shapes_are_what_the_commands_print(setup: Cli) -> None:
 # -- the reference travels with the product ------------------------------------------------------
 
 
+def _anchors(page: str) -> set[str]:
+    """The anchors GitHub gives the headings of `page`."""
+    out = set()
+    for heading in re.findall(r"^#+ (.+)$", page, re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        out.add(slug)
+    return out
+
+
+def test_the_links_of_the_reference_lead_somewhere() -> None:
+    for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]+))?\)", PAGE):
+        if target.startswith("http"):
+            continue
+        path = (REPO / "docs" / target).resolve() if target else REPO / "docs" / "reference.md"
+        assert path.is_file() and path.is_relative_to(REPO), f"({target}) leads nowhere"
+        if anchor:
+            assert anchor in _anchors(path.read_text()), f"({target}#{anchor}) leads nowhere"
+
+
 def test_the_docs_link_only_inside_the_repository() -> None:
     for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
         text = page.read_text()
