@@ -6,6 +6,10 @@ baseline, and prints the command line, the machine, the database and N with ever
 `python -m bench outcome [--sizes 300,600] [--seeds 1,2,3] [--rules DIR] [--json]`: the
 outcome figure (`bench.outcome`): emails per customer per week, transactional mail on time
 and distinct content delivered over a generated month, under three policies.
+
+`python -m bench shared [--size 10k] [--processes 3] [--first-pass] [--json]`: several
+`cadence run --once` processes at once on one PostgreSQL next to one alone (`bench.shared`):
+the wall time and what each process planned and sent.
 """
 
 from __future__ import annotations
@@ -179,6 +183,11 @@ def main() -> None:
         from bench.outcome import main as outcome
 
         outcome(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["shared"]:
+        from bench.shared import main as shared
+
+        shared(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--size", default="10k", choices=SIZES)
