@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cadence.flows.checks import check_rules
 from cadence.ingest.readers import MESSAGES, parse_csv
 from cadence.ingest.records import RecordedIn
+from tests.support.doc_blocks import REPO, check_rule_example
 
-REPO = Path(__file__).resolve().parents[2]
 GUIDE = (REPO / "docs" / "touches.md").read_text()
 YAML = re.findall(r"```yaml\n(.*?)```", GUIDE, re.S)
 JSONL = re.findall(r"```jsonl\n(.*?)```", GUIDE, re.S)
@@ -28,10 +27,7 @@ def test_the_guide_has_its_examples() -> None:
 
 @pytest.mark.parametrize("block", YAML, ids=[f"rules-{i + 1}" for i in range(len(YAML))])
 def test_rule_example_passes_rules_check(block: str, tmp_path: Path) -> None:
-    (tmp_path / "example.yaml").write_text(block)
-    problems, summary = check_rules(tmp_path, REPO / "templates")
-    assert problems == [], problems
-    assert "rules version" in summary
+    check_rule_example(block, tmp_path)
 
 
 def test_every_json_line_is_a_recorded_touch() -> None:
