@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
-from sqlalchemy import Connection, Table, update
+from sqlalchemy import Connection, Table, select, update
 
 from cadence.engine.scope import contact_keys
 from cadence.ledger.driver import Driver
@@ -48,9 +48,18 @@ def upsert(conn: Connection, table: Table) -> PgInsert | SqliteInsert:
 
 
 def mark_dirty(conn: Connection, ids: Iterable[str]) -> None:
-    """The customers must be planned again: something they can receive changed. Sorted, so two
-    transactions lock the rows in the same order (no deadlock on PostgreSQL)."""
+    """The customers must be planned again: something they can receive changed. On
+    PostgreSQL their rows are locked in id order first (an UPDATE alone locks them in the
+    order its scan meets them, which is not the ids'), the order every writer of several
+    customers takes them, so two such transactions wait for each other, never deadlock."""
     for part in chunks(sorted(set(ids))):
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                select(customers.c.id)
+                .where(customers.c.id.in_(part))
+                .order_by(customers.c.id)
+                .with_for_update()
+            )
         conn.execute(update(customers).where(customers.c.id.in_(part)).values(dirty=True))
 
 

@@ -149,7 +149,13 @@ class Planning:
         )
 
     def mark_all_dirty(self) -> None:
+        """Every customer must be planned again (new rules). On PostgreSQL the rows are locked
+        in id order first, the order every other writer of several customers takes them: a
+        plain UPDATE takes them in the table's order, and deadlocked with a daemon's sweep
+        marking some customers dirty at the same moment."""
         with self.engine.begin() as conn:
+            if self.is_postgres:
+                conn.execute(text("SELECT id FROM customers ORDER BY id FOR UPDATE"))
             conn.execute(update(customers).values(dirty=True))
 
     def due_count(self, now: datetime) -> int:
