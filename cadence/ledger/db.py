@@ -325,7 +325,16 @@ def safe_url(url: str) -> str:
 
 def describe_failure(url: str, exc: BaseException, config: str = "cadence.yaml") -> str:
     """One line for a database that cannot be reached or used: which one (no password), why,
-    and where that is set."""
+    and where that is set. A transaction that lost a conflict with another one (a deadlock, a
+    serialization failure) is said as such: the database is fine, the work was rolled back
+    whole, and running it again is the answer."""
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if state in ("40P01", "40001"):
+        said = str(getattr(exc, "orig", exc)).splitlines()[0].strip()
+        return (
+            f"the database at {safe_url(url)} rolled this work back ({said}): it met another "
+            "transaction at the same rows; nothing was half-written, run it again"
+        )
     reason = _reason(url, exc)
     verb = "reach" if url.startswith("postgresql") else "use"
     return (

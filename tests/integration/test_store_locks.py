@@ -62,3 +62,49 @@ def test_marking_everyone_and_some_at_once_does_not_deadlock(pg_url: str) -> Non
     finally:
         a.close()
         b.close()
+
+
+def test_a_deadlock_is_said_as_work_to_run_again_not_a_database_out_of_reach(
+    pg_url: str,
+) -> None:
+    """Two transactions taking two rows in opposite orders: PostgreSQL rolls one back. What
+    a command then prints says so, not that the database cannot be reached."""
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy import text
+
+    from cadence.ledger.db import describe_failure
+
+    upgrade(pg_url)
+    a, b = Ledger(pg_url), Ledger(pg_url)
+    try:
+        a.ingest.upsert_customers(
+            [(Customer(c, f"{c}@x.test", c), "d") for c in ("c-1", "c-2")], now=NOW
+        )
+        both = threading.Barrier(2)
+        failures: list[sa_exc.DBAPIError] = []
+
+        def take(store: Ledger, first: str, second: str) -> None:
+            try:
+                with store.engine.begin() as conn:
+                    lock = "SELECT id FROM customers WHERE id = :id FOR UPDATE"
+                    conn.execute(text(lock), {"id": first})
+                    both.wait()
+                    conn.execute(text(lock), {"id": second})
+            except sa_exc.DBAPIError as exc:
+                failures.append(exc)
+
+        threads = [
+            threading.Thread(target=take, args=(a, "c-1", "c-2")),
+            threading.Thread(target=take, args=(b, "c-2", "c-1")),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        (failure,) = failures
+        said = describe_failure(pg_url, failure)
+        assert "deadlock detected" in said and "run it again" in said
+        assert "cannot reach" not in said
+    finally:
+        a.close()
+        b.close()
