@@ -1,15 +1,14 @@
 """The `sendgrid` transport: SendGrid's v3 Mail Send API (`POST {api_host}/v3/mail/send`).
 
-`sendgrid_payload` is pure, so what goes to SendGrid can be checked without a network. The
-cadence ids travel in `custom_args`, which SendGrid copies into every event of its event
-webhook: that is how a bounce or an unsubscribe finds its way back to the customer and email.
-The standard library's `http.client` does the HTTP, one kept-alive connection per sending
-thread, each call with the configured timeout (the sendgrid library's own client opens a
-connection per request and has no timeout; why not another client: docs/performance.md).
+The request body is built by `sendgrid_payload` (pure, with SendGrid's helper classes); this
+module sends it. The standard library's `http.client` does the HTTP, one kept-alive
+connection per sending thread, each call with the configured timeout (the sendgrid library's
+own client opens a connection per request and has no timeout; why not another client:
+docs/performance.md).
 
 Failures, sorted as the dispatcher needs them (an email is never sent twice):
 - 4xx other than 429 (400 bad request, 401/403 the key, 413 too large): the email fails at once
-  with SendGrid's own error text (`permanent`);
+  with SendGrid's own error text (`permanent`), as it does when the helpers refuse to build it;
 - 429 and 5xx: SendGrid did not take it, try again later (429: the wait until
   `X-RateLimit-Reset`, which the dispatcher honours within its backoff cap);
 - no answer after the request went out (a timeout, a dropped connection): SendGrid may have
@@ -30,142 +29,38 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from cadence.delivery.compose import H_UNSUBSCRIBE, OutgoingEmail
-from cadence.delivery.mime import message_id
+from cadence.delivery.compose import OutgoingEmail
 from cadence.delivery.transports.base import SendResult, TransportError
+from cadence.delivery.transports.sendgrid_payload import (
+    ARG_CATEGORIES,
+    ARG_CUSTOMER,
+    ARG_EMAIL,
+    ARG_MESSAGES,
+    MAX_PERSONALIZATIONS,
+    UNSUBSCRIBE_TAG,
+    PayloadError,
+    batch_key,
+    sendgrid_batch_payload,
+    sendgrid_payload,
+)
 from cadence.words import plural
 
+__all__ = [
+    "ARG_CATEGORIES",
+    "ARG_CUSTOMER",
+    "ARG_EMAIL",
+    "ARG_MESSAGES",
+    "UNSUBSCRIBE_TAG",
+    "SendgridTransport",
+    "batch_key",
+    "sendgrid_batch_payload",
+    "sendgrid_payload",
+]
+
 SEND_PATH = "/v3/mail/send"
-MAX_CATEGORIES = 10  # SendGrid's limit per email
 #: the longest wait a reset time is reported as (a year): beyond any cap the dispatcher uses,
 #: small enough for any `timedelta`
 MAX_WAIT = timedelta(days=365)
-
-#: keys of `custom_args`; the SendGrid webhook reads them back
-ARG_EMAIL = "cadence_email"
-ARG_CUSTOMER = "cadence_customer"
-ARG_MESSAGES = "cadence_messages"
-ARG_CATEGORIES = "cadence_categories"  # what an `unsubscribe` event from SendGrid covers
-
-
-def _address(email: str, name: str | None) -> dict[str, str]:
-    return {"email": email, "name": name} if name else {"email": email}
-
-
-#: SendGrid's limit of personalizations (emails) in one request
-MAX_PERSONALIZATIONS = 1000
-#: in a request for several emails, each one's unsubscribe URL, substituted by SendGrid into
-#: that recipient's copy (`personalizations[].substitutions`)
-UNSUBSCRIBE_TAG = "-cadence-unsubscribe-url-"
-
-
-def _unsubscribe_url(out: OutgoingEmail) -> str | None:
-    value = out.header(H_UNSUBSCRIBE)
-    return value.strip("<>") if value else None
-
-
-def _content(text: str, html: str | None) -> list[dict[str, str]]:
-    content = [{"type": "text/plain", "value": text}]
-    if html is not None:
-        content.append({"type": "text/html", "value": html})
-    return content
-
-
-def _headers(out: OutgoingEmail) -> dict[str, str]:
-    """The email's headers, with the Message-ID the file and SMTP transports give it
-    (`mime.message_id`): SendGrid keeps a Message-ID it is given (it is not among the
-    headers v3 reserves), so a reply's In-Reply-To names the email by its id, which is how
-    the inbound webhook knows which email, and so which role, a reply answers. Without it,
-    SendGrid makes up its own and a reply is known by its sender's address alone."""
-    return {**dict(out.headers), "Message-ID": message_id(out)}
-
-
-def _custom_args(out: OutgoingEmail) -> dict[str, str]:
-    return {  # values must be strings
-        ARG_EMAIL: out.email_id,
-        ARG_CUSTOMER: out.customer_id,
-        ARG_MESSAGES: ",".join(out.message_ids),
-        ARG_CATEGORIES: ",".join(out.categories),
-    }
-
-
-def _tagged(out: OutgoingEmail) -> tuple[str, str | None]:
-    """The text and HTML with the email's own unsubscribe URL replaced by the tag."""
-    url = _unsubscribe_url(out)
-    if not url:
-        return out.text, out.html
-    html = out.html.replace(url, UNSUBSCRIBE_TAG) if out.html is not None else None
-    return out.text.replace(url, UNSUBSCRIBE_TAG), html
-
-
-def batch_key(out: OutgoingEmail) -> str | None:
-    """Emails with equal keys can go in one request, one personalization each: they share
-    everything SendGrid keeps at the top of a request (sender, reply-to, categories, the
-    content once each one's unsubscribe URL is taken out as a tag). None: this one goes
-    alone (its content already holds the tag, so substituting could change it)."""
-    if UNSUBSCRIBE_TAG in out.text or (out.html is not None and UNSUBSCRIBE_TAG in out.html):
-        return None
-    text, html = _tagged(out)
-    return json.dumps(
-        [out.from_email, out.from_name, out.reply_to, list(out.categories), text, html]
-    )
-
-
-def _request(
-    first: OutgoingEmail,
-    personalizations: list[dict[str, Any]],
-    content: list[dict[str, str]],
-    sandbox: bool,
-    **top: Any,
-) -> dict[str, Any]:
-    """A request body: what all its emails share, taken from the first."""
-    payload: dict[str, Any] = {
-        "personalizations": personalizations,
-        "from": _address(first.from_email, first.from_name),
-        "subject": first.subject,
-        "content": content,
-        **top,
-        "mail_settings": {"sandbox_mode": {"enable": sandbox}},
-    }
-    if first.reply_to:
-        payload["reply_to"] = {"email": first.reply_to}
-    if first.categories:
-        payload["categories"] = list(first.categories[:MAX_CATEGORIES])
-    return payload
-
-
-def sendgrid_batch_payload(
-    outs: Sequence[OutgoingEmail], *, sandbox: bool = False
-) -> dict[str, Any]:
-    """One request for emails of one `batch_key` (distinct recipients, at most
-    MAX_PERSONALIZATIONS): each is a personalization with its own recipient, subject (the
-    top-level one is the first's: SendGrid wants one there), headers, cadence ids and
-    unsubscribe URL; SendGrid sends each as an email of its own."""
-    personalizations = []
-    for out in outs:
-        one: dict[str, Any] = {
-            "to": [_address(out.to_email, out.to_name)],
-            "subject": out.subject,
-            "headers": _headers(out),
-            "custom_args": _custom_args(out),
-        }
-        own = _unsubscribe_url(out)
-        if own:
-            one["substitutions"] = {UNSUBSCRIBE_TAG: own}
-        personalizations.append(one)
-    return _request(outs[0], personalizations, _content(*_tagged(outs[0])), sandbox)
-
-
-def sendgrid_payload(out: OutgoingEmail, *, sandbox: bool = False) -> dict[str, Any]:
-    """The v3 Mail Send request body for one email (text first, then HTML, as SendGrid wants)."""
-    return _request(
-        out,
-        [{"to": [_address(out.to_email, out.to_name)]}],
-        _content(out.text, out.html),
-        sandbox,
-        headers=_headers(out),
-        custom_args=_custom_args(out),
-    )
 
 
 class SendgridTransport:
@@ -226,7 +121,11 @@ class SendgridTransport:
         return conn
 
     def send(self, out: OutgoingEmail) -> SendResult:
-        return self._post(sendgrid_payload(out, sandbox=self.sandbox), "the email")
+        try:
+            payload = sendgrid_payload(out, sandbox=self.sandbox)
+        except PayloadError as exc:
+            raise TransportError(f"not sent to SendGrid: {exc}", permanent=True) from exc
+        return self._post(payload, "the email")
 
     batch_key = staticmethod(batch_key)
 
@@ -235,7 +134,10 @@ class SendgridTransport:
         refuses them together, so they share one outcome."""
         if len(outs) == 1:
             return self.send(outs[0])
-        payload = sendgrid_batch_payload(outs, sandbox=self.sandbox)
+        try:
+            payload = sendgrid_batch_payload(outs, sandbox=self.sandbox)
+        except PayloadError as exc:
+            raise TransportError(f"not sent to SendGrid: {exc}", permanent=True) from exc
         return self._post(payload, plural(len(outs), "email"))
 
     def _post(self, payload: dict[str, Any], what: str) -> SendResult:
