@@ -165,6 +165,15 @@ def run_database(
                     lambda: F.dispatch_rate(store, url, folder, now, min(15000, n), daemons=3),
                 )
             )
+        # a provider that answers in 100 ms, as a real API does: what a daemon's requests in
+        # flight are worth, and whether three daemons go three times as fast
+        steps.append(
+            (
+                "slow-provider",
+                "dispatch to a provider answering in 100 ms",
+                lambda: F.slow_provider(store, url, folder, now, n),
+            )
+        )
         out: list[F.Figure] = []
         for key, label, measure in steps + last:
             if only and key not in only:
@@ -205,7 +214,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help="measure only these (comma-separated): planner, replan, incremental, preview, "
-        "simulate, demo, dispatch, memory, latency",
+        "simulate, demo, dispatch, slow-provider, memory, latency",
     )
     parser.add_argument(
         "--simulate-size",
