@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from cadence.delivery.transports.sendgrid import SendgridTransport
+from cadence.config import SendgridSettings
 from cadence.ledger.ledger import Ledger
 from cadence.ledger.tables import emails
 from tests.e2e.test_daemon import Daemon, seed, until, write_setup
@@ -65,7 +65,7 @@ def test_a_sigkill_mid_send_strands_at_most_the_requests_on_the_wire(
         daemon = Daemon(tmp_path, env)
         until(lambda: len(sg.received) >= 16)
         daemon.stop(signal.SIGKILL)
-        on_the_wire = SendgridTransport.concurrency
+        on_the_wire = SendgridSettings().concurrency  # the setup leaves the default
         stranded = _sending(url)
         # only what was handed over is `sending`: at most one request per sending thread
         assert stranded <= on_the_wire, stranded
