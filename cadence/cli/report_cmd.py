@@ -12,7 +12,7 @@ import typer
 from cadence.cli.base import app, errors, fail, get_app, now_or, parse_time
 
 
-@app.command()
+@app.command(short_help="Per role and rule: proposed, sent, held back, and the answers.")
 def report(
     since: Annotated[str, typer.Option(help="how far back, e.g. 30d or 12w")] = "30d",
     until: Annotated[

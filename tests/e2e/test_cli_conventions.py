@@ -76,9 +76,7 @@ def test_summaries_fit_an_80_column_terminal(cli: Cli) -> None:
     narrow = Cli(cli.cwd, dict(cli.env, COLUMNS="80"))
     for group in GROUPS:
         for row in _command_rows(narrow(*group, "--help").out):
-            # `report`'s summary is its owner's to shorten; it is one sentence, wrapped
-            if not row.startswith("report") and not row.startswith("sent, merged"):
-                assert re.match(r"^[a-z-]+\s{2,}\S", row), f"{group}: {row!r} wrapped"
+            assert re.match(r"^[a-z-]+\s{2,}\S", row), f"{group}: {row!r} wrapped"
 
 
 def test_no_type_is_shown_beside_a_flag(cli: Cli) -> None:
