@@ -139,13 +139,9 @@ class Result:
     #: messages
     lost: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    @property
-    def on_time(self) -> float:
-        return self.transactional_on_time / self.transactional if self.transactional else 1.0
-
-    @property
-    def delivered(self) -> float:
-        return self.distinct_delivered / self.distinct if self.distinct else 1.0
+    # the two shares as `cadence report` defines them, over the same counts
+    on_time = outcome.Outcome.on_time
+    delivered = outcome.Outcome.delivered
 
 
 def _feed(store: Any, folder: Path, at: datetime, batch: dict[str, list[dict[str, Any]]]) -> None:
@@ -265,26 +261,8 @@ def measure(store: Any, m: Month, policy: str) -> Result:
     (`cadence.report.outcome`), each person's weeks counted from their signup."""
     msgs, sent = _rows(store)
     o = outcome.measure(msgs, sent, m.start, m.end, m.signups)
-    return Result(
-        policy=policy,
-        seed=m.seed,
-        size=m.size,
-        p50=o.p50,
-        p95=o.p95,
-        mean=o.mean,
-        transactional_on_time=o.transactional_on_time,
-        transactional=o.transactional,
-        distinct_delivered=o.distinct_delivered,
-        distinct=o.distinct,
-        redundant=o.redundant,
-        pending=o.pending,
-        emails=o.emails,
-        digests=o.digests,
-        passes=0,
-        seconds=0.0,
-        cpu=0.0,
-        lost=o.lost,
-    )
+    shared = {f.name: getattr(o, f.name) for f in fields(Result) if hasattr(o, f.name)}
+    return Result(policy=policy, seed=m.seed, size=m.size, passes=0, seconds=0.0, cpu=0.0, **shared)
 
 
 def _task(args: tuple[int, int, str, str]) -> Result:
