@@ -17,6 +17,8 @@ from cadence.engine.limits import counts_for_account
 #: candidates offered per customer a PostgreSQL batch plans: room for this many daemons'
 #: batches in flight at once before one of them finds nothing left to take
 SHARED_CANDIDATES = 4
+#: looks again in a row after another daemon planned all of a batch's candidates first
+OVERTAKEN_ROUNDS = 3
 
 if TYPE_CHECKING:
     from cadence.ledger.ledger import Ledger
@@ -60,6 +62,7 @@ def plan_some(
     # it plans and takes the first that no other daemon holds (`Planning.batch`), so they
     # share a backlog. SQLite has one writer at a time: the candidates are the batch.
     asked = batch * SHARED_CANDIDATES if store.is_postgres else batch
+    overtaken_rounds = 0
     while True:
         found = store.planning.customers_to_plan(now, asked)
         ids = [i for i in found if i not in previous]
@@ -80,15 +83,17 @@ def plan_some(
                 for p in plan_account(group, rules, now, default_timezone)
             ]
             read.save(plans, rules.version)
-            full = read.full
+            full, overtaken = read.full, read.overtaken
         previous = {p.customer_id for p in plans}
         for p in plans:
             metrics.record_decisions(p.decisions)
         planned += len(plans)
-        if not plans:
-            # every candidate is held by another daemon planning it: it is theirs
+        # nothing planned: every candidate is held by another daemon planning it (theirs),
+        # or was planned by one since the look; then look again, a few times at most
+        overtaken_rounds = overtaken_rounds + 1 if not plans and overtaken else 0
+        if not plans and (not overtaken or overtaken_rounds > OVERTAKEN_ROUNDS):
             return planned, False
-        if len(found) < asked and not full:
+        if len(found) < asked and not full and not overtaken:
             # every customer that needed a plan was in this batch: what is left was marked
             # meanwhile, and the next pass plans it (no second look for nothing each pass)
             return planned, False

@@ -33,6 +33,9 @@ class PlanningBatch:
     _read: dict[str, Any]
     # the batch reached its limit with customers asked for not even tried: more to plan
     full: bool = False
+    # customers asked for that another daemon planned between the look and the lock: the
+    # next look finds others
+    overtaken: bool = False
 
     def save(self, plans: Sequence[Plan], rules_version: str) -> None:
         plan_writing.save_plans(self._db, plans, rules_version, current=self._read)
@@ -224,11 +227,13 @@ class Planning:
         with self.engine.begin() as conn:
             db = Driver(conn)
             units = plan_reading.units(db, ids, accounts=account_mail is not None)
-            full = False
+            full = gone = False
             if self.is_postgres:
                 units, full = _lock_units(conn, units, limit)
                 if limit is not None:
-                    units = _still_due(conn, units, now)
+                    due = _still_due(conn, units, now)
+                    gone = len(due) < len(units)
+                    units = due
             read: dict[str, Any] = {}
             contexts = {
                 c.customer.id: c
@@ -270,7 +275,7 @@ class Planning:
                     contexts[c.customer.id] = c
             groups = [[contexts[i] for i in g] for g in together]
             groups += [[c] for c in (*(contexts[i] for i in against), *alone)]
-            yield PlanningBatch(groups, db, read, full)
+            yield PlanningBatch(groups, db, read, full, gone)
 
 
 def _lock_units(
