@@ -7,8 +7,10 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from cadence.starter.writer import next_monday
 from tests.e2e.conftest import Cli
@@ -35,23 +37,26 @@ def _asked(cli: Cli, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _daemon_env(setup: Cli) -> None:
-    run = setup.cwd / "run"
-    run.mkdir(mode=0o700)
+def _daemon_env(setup: Cli) -> Path:
+    """The daemon's runtime folder, short: a socket's path must fit AF_UNIX's 108 bytes,
+    which a test's own temporary folder (under a parallel worker's) may not."""
+    run = Path(tempfile.mkdtemp(prefix="cad-run-"))
+    run.chmod(0o700)
     setup.env.update(
         XDG_RUNTIME_DIR=str(run),
         # the starter config listens on 8787; any free port here
         CADENCE_HTTP__LISTEN="127.0.0.1:0",
     )
+    return run
 
 
 def test_a_running_daemon_answers_preview_exactly_as_the_command_would(setup: Cli) -> None:
-    _daemon_env(setup)
+    run = _daemon_env(setup)
     at = next_monday(datetime.now(UTC)).isoformat()
     daemon = Daemon(setup.cwd, setup.env)
     try:
         daemon.wait_for("answering previews on")
-        sockets = list((setup.cwd / "run" / "cadence").glob("*.sock"))
+        sockets = list((run / "cadence").glob("*.sock"))
         assert len(sockets) == 1
         for args in (
             ("preview", "c-17", "--at", at, "--days", "21", "--format", "json"),
@@ -76,17 +81,17 @@ def test_a_running_daemon_answers_preview_exactly_as_the_command_would(setup: Cl
         assert _asked(other, "preview", "c-17").returncode == 3
     finally:
         assert daemon.stop() == 0
-    assert not list((setup.cwd / "run" / "cadence").glob("*.sock"))  # removed on the way out
+    assert not list((run / "cadence").glob("*.sock"))  # removed on the way out
     assert _asked(setup, "preview", "c-17").returncode == 3
     assert "c-17" in setup("preview", "c-17", "--format", "json").out
 
 
 def test_a_socket_left_by_a_killed_daemon_is_taken_over(setup: Cli) -> None:
-    _daemon_env(setup)
+    run = _daemon_env(setup)
     first = Daemon(setup.cwd, setup.env)
     first.wait_for("answering previews on")
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
-    left = list((setup.cwd / "run" / "cadence").glob("*.sock"))
+    left = list((run / "cadence").glob("*.sock"))
     assert len(left) == 1  # nobody removed it
     assert _asked(setup, "preview", "c-17").returncode == 3  # nobody answers it either
     assert "c-17" in setup("preview", "c-17", "--format", "json").out
