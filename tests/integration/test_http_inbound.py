@@ -29,7 +29,12 @@ from cadence.flows.passes import run_pass
 from cadence.flows.preview import explain
 from cadence.ledger.tables import events
 from cadence.model import Customer, Event, Message, Status
-from tests.support.inbound_parse import multipart, reply_fields
+from tests.support.inbound_parse import (
+    UNSUBSCRIBE_SECRET_ENV,
+    multipart,
+    reply_fields,
+    served_env,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "inbound-key-only-sendgrid-knows"
@@ -84,16 +89,9 @@ def make_app(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **ext
     rules = tmp_path / "rules"
     rules.mkdir(exist_ok=True)
     (rules / "playbooks.yaml").write_text(PLAYBOOK)
-    monkeypatch.setenv("T_UNSUB_SECRET", "a secret only the test knows")
+    monkeypatch.setenv(UNSUBSCRIBE_SECRET_ENV, "a secret only the test knows")
     env = {
-        "CADENCE_DATABASE_URL": db_url,
-        "CADENCE_RULES_DIR": str(rules),
-        "CADENCE_TEMPLATES_DIR": str(REPO / "templates"),
-        "CADENCE_UNSUBSCRIBE__SECRET_ENV": "T_UNSUB_SECRET",
-        "CADENCE_TRANSPORT__KIND": "file",
-        "CADENCE_TRANSPORT__FILE__DIR": str(tmp_path / "outbox"),
-        "CADENCE_HTTP__SENDGRID_INBOUND_KEY_ENV": "T_INBOUND_KEY",
-        "T_INBOUND_KEY": KEY,
+        **served_env(db_url, rules, REPO / "templates", tmp_path / "outbox", KEY),
         **extra,
     }
     app = App(load_settings(None, env))

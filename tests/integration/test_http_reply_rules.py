@@ -27,7 +27,12 @@ from cadence.feedback.server import start_http
 from cadence.flows.passes import run_pass
 from cadence.flows.preview import explain
 from cadence.model import Customer, Event, Message, Status
-from tests.support.inbound_parse import multipart, reply_fields
+from tests.support.inbound_parse import (
+    UNSUBSCRIBE_SECRET_ENV,
+    multipart,
+    reply_fields,
+    served_env,
+)
 from tests.support.sendgrid_lookalike import SendgridLookalike
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,17 +105,8 @@ def daemon(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     from cadence.ledger.db import upgrade
 
     upgrade(db_url)
-    monkeypatch.setenv("T_UNSUB_SECRET", "a secret only the test knows")
-    env = {
-        "CADENCE_DATABASE_URL": db_url,
-        "CADENCE_RULES_DIR": str(REPO / "rules"),
-        "CADENCE_TEMPLATES_DIR": str(REPO / "templates"),
-        "CADENCE_UNSUBSCRIBE__SECRET_ENV": "T_UNSUB_SECRET",
-        "CADENCE_TRANSPORT__KIND": "file",
-        "CADENCE_TRANSPORT__FILE__DIR": str(tmp_path / "outbox"),
-        "CADENCE_HTTP__SENDGRID_INBOUND_KEY_ENV": "T_INBOUND_KEY",
-        "T_INBOUND_KEY": KEY,
-    }
+    monkeypatch.setenv(UNSUBSCRIBE_SECRET_ENV, "a secret only the test knows")
+    env = served_env(db_url, REPO / "rules", REPO / "templates", tmp_path / "outbox", KEY)
     app = App(load_settings(None, env))
     ana = Customer("c-17", "ana@acme.test", "Ana", "UTC", "acme", {"plan": "pro"})
     # new this week: not yet the quiet customer the starter sweep checks in with

@@ -8,6 +8,28 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
+
+#: the environment variable the test setups keep the unsubscribe secret in
+UNSUBSCRIBE_SECRET_ENV = "T_UNSUB_SECRET"
+
+
+def served_env(
+    db_url: str, rules_dir: Path, templates_dir: Path, outbox: Path, key: str
+) -> dict[str, str]:
+    """Settings, as environment, of a setup whose daemon serves the inbound webhook: the
+    file transport into `outbox`, the webhook's key in `T_INBOUND_KEY`, the unsubscribe
+    secret in the environment variable `UNSUBSCRIBE_SECRET_ENV` (the caller sets it)."""
+    return {
+        "CADENCE_DATABASE_URL": db_url,
+        "CADENCE_RULES_DIR": str(rules_dir),
+        "CADENCE_TEMPLATES_DIR": str(templates_dir),
+        "CADENCE_UNSUBSCRIBE__SECRET_ENV": UNSUBSCRIBE_SECRET_ENV,
+        "CADENCE_TRANSPORT__KIND": "file",
+        "CADENCE_TRANSPORT__FILE__DIR": str(outbox),
+        "CADENCE_HTTP__SENDGRID_INBOUND_KEY_ENV": "T_INBOUND_KEY",
+        "T_INBOUND_KEY": key,
+    }
 
 
 def reply_fields(
