@@ -225,36 +225,23 @@ def _ingest(
     now = now_or(None)
     with errors(), progress_bar(_DOING[kind], fmt=fmt) as progress:
         store = a.store
-        if kind == "customers":
-            report = ingest.import_customers(
-                store,
-                source,
-                now=now,
-                skip_invalid=skip_invalid,
-                fmt=input_format,
-                progress=progress,
-            )
-        elif kind == "submit":
-            report = ingest.submit_messages(
-                store,
-                source,
-                now=now,
-                skip_invalid=skip_invalid,
-                fmt=input_format,
-                progress=progress,
-            )
-        elif kind == "record":
-            report = ingest.record_messages(
-                store,
-                source,
-                now=now,
-                skip_invalid=skip_invalid,
-                fmt=input_format,
-                progress=progress,
-            )
-        else:
+        if kind == "events":
             report = ingest.ingest_events(
                 store, source, now=now, skip_invalid=skip_invalid, progress=progress
+            )
+        else:
+            read = {
+                "customers": ingest.import_customers,
+                "submit": ingest.submit_messages,
+                "record": ingest.record_messages,
+            }[kind]
+            report = read(
+                store,
+                source,
+                now=now,
+                skip_invalid=skip_invalid,
+                fmt=input_format,
+                progress=progress,
             )
         created = cancelled = 0
         if kind == "events" and report.written:
