@@ -128,28 +128,13 @@ class Planning:
             )
         return list(dict.fromkeys(cid for _, cid in rows))[:limit]
 
-    def has_unplanned_transactional(self) -> bool:
-        """Whether a receipt (or other transactional mail) waits for its first plan: what a
-        daemon asks several times a second to start a pass at once (a partial index of the
-        few such messages, so the question costs the same at any size)."""
-        with self.engine.connect() as conn:
-            return bool(self._unplanned_transactional(conn, 1))
-
     def unplanned_transactional_probe(self) -> UrgentProbe:
-        """`has_unplanned_transactional` for a caller that asks many times a second (the
-        daemon's look for receipts): on a connection of its own, held open, and through the
-        driver's own cursor. After an idle wait, a look through a pooled SQLAlchemy
-        connection cost six times the query itself."""
+        """Whether a receipt (or other transactional mail) waits for its first plan, asked
+        many times a second (the daemon's look for receipts, to start a pass at once): a
+        partial index of the few such messages answers at any size, on a connection of its
+        own, held open, through the driver's own cursor. After an idle wait, a look through
+        a pooled SQLAlchemy connection cost six times the query itself."""
         return UrgentProbe(self.engine, self.is_postgres)
-
-    def _unplanned_transactional(self, conn: Connection, limit: int) -> list[str]:
-        where = UNPLANNED_TRANSACTIONAL["postgresql" if self.is_postgres else "sqlite"]
-        return list(
-            conn.scalars(
-                text(f"SELECT DISTINCT customer_id FROM messages WHERE {where} LIMIT :n"),
-                {"n": limit},
-            )
-        )
 
     def mark_all_dirty(self) -> None:
         """Every customer must be planned again (new rules). On PostgreSQL the rows are locked

@@ -180,13 +180,14 @@ def test_an_email_just_due_goes_on_its_plan_a_late_one_waits_for_a_new_plan(
 def test_customers_with_unplanned_transactional_mail_are_planned_first(store: Ledger) -> None:
     customers = tuple(f"c-{i}" for i in range(5))
     _setup(store, [], customers)
-    assert not store.planning.has_unplanned_transactional()
+    waiting = store.planning.unplanned_transactional_probe()
+    assert not waiting()
     store.ingest.add_messages(
         [(Message(f"s{i}", f"c-{i}", "sales", subject="s", send_after=NOW), "d") for i in range(4)]
         + [(Message("r1", "c-4", "billing", subject="Receipt", transactional=True), "d")],
         now=NOW,
     )
-    assert store.planning.has_unplanned_transactional()
+    assert waiting()
     assert store.planning.customers_to_plan(NOW, 2)[0] == "c-4"
     assert sorted(store.planning.customers_to_plan(NOW, 10)) == list(customers)
     save_plans(
@@ -194,8 +195,9 @@ def test_customers_with_unplanned_transactional_mail_are_planned_first(store: Le
         [Plan("c-4", NOW, (), (Decision("r1", Status.SCHEDULED, "r", rules_version="v1"),), None)],
         "v1",
     )
-    assert not store.planning.has_unplanned_transactional()  # planned: no longer waiting
+    assert not waiting()  # planned: no longer waiting
     assert "c-4" not in store.planning.customers_to_plan(NOW, 10)
+    waiting.close()
 
 
 def test_the_daemons_look_for_receipts_sees_what_another_process_writes(db_url: str) -> None:
