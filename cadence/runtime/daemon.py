@@ -281,7 +281,7 @@ class Daemon:
             control = start_control(self.app)
             log.info("cadence daemon started: tick %s, rules version %s", tick, rules.version)
             self.scheduler.start()
-            # the look for receipts, ten times a second, on a thread of its own: as a
+            # the look for receipts, five times a second, on a thread of its own: as a
             # scheduler job each look cost five times the query it runs (most of an idle
             # daemon's CPU), and it needs no more than a wait between looks
             looking = threading.Thread(target=self._look_for_urgent, name="urgent", daemon=True)
@@ -321,8 +321,8 @@ def run_daemon(app: App, log_format: str | None = None) -> None:
     from cadence.runtime import logs
 
     logs.configure(log_format or app.settings.daemon.log_format)
-    # APScheduler says so at INFO each time a job runs: ten times a second for the look for
-    # receipts. Its warnings (a job missed, a job still running) still show.
+    # APScheduler says so at INFO each time a job runs: every 2 s for the rules watch, and
+    # each tick and sweep. Its warnings (a job missed, a job still running) still show.
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     # Alembic lists its plugins at INFO before a first migration; the migrations themselves
     # ("Running upgrade") still show
