@@ -53,6 +53,19 @@ def _kind(column: Column[Any]) -> str:
     return "text"
 
 
+#: each (table, columns) a statement reads, with the kind of every column: asked for every
+#: statement, and the column lists are a few fixed ones
+_KINDS: dict[tuple[str, tuple[str, ...]], list[tuple[str, str]]] = {}
+
+
+def _kinds(table: Table, columns: tuple[str, ...]) -> list[tuple[str, str]]:
+    key = (table.name, columns)
+    found = _KINDS.get(key)
+    if found is None:
+        found = _KINDS[key] = [(name, _kind(table.c[name])) for name in columns]
+    return found
+
+
 class Encoded(str):
     """A JSON value already encoded by `json.dumps`, written as it is (a value written to two
     tables is encoded once)."""
@@ -96,8 +109,12 @@ class Driver:
     """The DBAPI cursor of one SQLAlchemy connection, with the two databases' differences:
     placeholders, id lists, and how each kind of value is kept."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, memo: dict[Any, Any] | None = None) -> None:
         self.postgres = conn.dialect.name == "postgresql"
+        # values converted from rows, by the row as stored (`plan_reading.read_messages`): the
+        # same stored values make the same value, so one kept serves every read of that row.
+        # Given only for a scratch copy, whose size bounds it (a daemon's ledger would not)
+        self.memo = memo
         self._dbapi_error: type[Exception] = conn.dialect.loaded_dbapi.Error
         # the same instants recur in a batch (its decision time, send-window openings,
         # creation times): each is converted once per transaction, either way
@@ -172,11 +189,16 @@ class Driver:
     ) -> list[Row]:
         """A statement whose result is `columns` of `table` (a `SELECT`, an `UPDATE ...
         RETURNING`), each row a dict of the values SQLAlchemy would give for them."""
-        rows = self.fetch(text, params)
+        return self.converted(table, columns, self.fetch(text, params))
+
+    def converted(
+        self, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> list[Row]:
+        """Raw rows of `columns` of `table`, each a dict of the values SQLAlchemy would give."""
         readers = [
             (name, reader)
-            for name in columns
-            if (reader := self.reader(_kind(table.c[name]))) is not None
+            for name, kind in _kinds(table, tuple(columns))
+            if (reader := self.reader(kind)) is not None
         ]
         out = []
         for raw in rows:
@@ -215,7 +237,7 @@ class Driver:
         """Rows of domain values (by column name) as the database keeps them, in `columns`
         order: times (NULL stays NULL) in the database's form, JSON as its text (`None`
         too, as SQLAlchemy's `JSON` writes it)."""
-        kinds = [_kind(table.c[name]) for name in columns]
+        kinds = [kind for _, kind in _kinds(table, tuple(columns))]
         times = [i for i, kind in enumerate(kinds) if kind == "time"]
         texts = [i for i, kind in enumerate(kinds) if kind == "json"]
         time = self.time

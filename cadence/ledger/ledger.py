@@ -5,7 +5,7 @@ listing what matches a filter (`listing`)."""
 
 from __future__ import annotations
 
-from cadence.ledger.db import make_engine
+from cadence.ledger.db import IN_MEMORY, make_engine
 from cadence.ledger.ingest import Ingest
 from cadence.ledger.listing import Listing
 from cadence.ledger.planning import Planning
@@ -19,7 +19,7 @@ class Ledger:
         self.engine = make_engine(url)
         self.is_postgres = url.startswith("postgresql")
         self.ingest = Ingest(self.engine, self.is_postgres)
-        self.planning = Planning(self.engine, self.is_postgres)
+        self.planning = Planning(self.engine, self.is_postgres, memo=url == IN_MEMORY)
         self.sending = Sending(self.engine, self.is_postgres)
         self.reads = Reads(self.engine, self.is_postgres)
         self.listing = Listing(self.engine, self.is_postgres)

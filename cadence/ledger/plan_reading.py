@@ -15,7 +15,15 @@ from cadence.ledger import columns, convert
 from cadence.ledger.common import chunks
 from cadence.ledger.driver import Driver, Row
 from cadence.ledger.tables import customers, emails, messages
-from cadence.model import CustomerContext, EmailStatus, Message, MessageKind, Sent, Status
+from cadence.model import (
+    CustomerContext,
+    Decision,
+    EmailStatus,
+    Message,
+    MessageKind,
+    Sent,
+    Status,
+)
 
 #: emails that went, or may have
 IN_LEDGER = tuple(
@@ -58,11 +66,8 @@ def load_contexts(
     contact = {r["id"]: r["last_contact"] for r in rows}
     where, params = db.in_ids("customer_id", ids)
     open_rows = (
-        db.select(
-            messages,
-            (*columns.MESSAGE, *CURRENT),
-            f"{where} AND final = ? AND in_flight = ? ORDER BY id",
-            [*params, False, False],
+        _open_messages(
+            db, f"{where} AND final = ? AND in_flight = ? ORDER BY id", [*params, False, False]
         )
         if open_messages
         else []
@@ -70,12 +75,12 @@ def load_contexts(
     pending: dict[str, list[Message]] = defaultdict(list)
     previous: dict[str, dict[str, Any]] = defaultdict(dict)
     known: dict[str, Message] = {}
-    for r in open_rows:
-        message = known[r["id"]] = convert.message(r)
-        pending[r["customer_id"]].append(message)
-        previous[r["customer_id"]][r["id"]] = convert.decision(r)
+    for message, decision, current in open_rows:
+        known[message.id] = message
+        pending[message.customer_id].append(message)
+        previous[message.customer_id][message.id] = decision
         if pending_rows is not None:
-            pending_rows[r["id"]] = r
+            pending_rows[message.id] = current
     history = _history(db, ids, since, known=known)
     runs = _playbook_runs(db, ids)
     out = [
@@ -177,8 +182,8 @@ def _history(
     member_ids = sorted({i for r in rows for i in r["members"]} - members.keys())
     for part in chunks(member_ids):
         where, params = db.in_ids("id", part)
-        for m in db.select(messages, columns.MESSAGE, where, params):
-            members[m["id"]] = convert.message(m)
+        for message in read_messages(db, where, params):
+            members[message.id] = message
     out: dict[str, list[Sent]] = defaultdict(list)
     for r in rows:
         at = r["sent_at"] or r["send_at"]
@@ -187,18 +192,53 @@ def _history(
         if planned is not None and r["status"] == EmailStatus.PLANNED:
             planned.add(r["id"])
     where, params = db.in_ids("customer_id", ids)
-    for m in db.select(
-        messages,
-        columns.MESSAGE,
+    for msg in read_messages(
+        db,
         # a touch planned elsewhere counts at its time until it is cancelled
         f"{where} AND kind = ? AND status = ? AND sent_at >= ?",
         [*params, MessageKind.RECORDED.value, Status.RECORDED.value, db.time(since)],
     ):
-        msg = convert.message(m)
         assert msg.sent_at is not None
         out[msg.customer_id].append(Sent(msg.id, msg.sent_at, msg.customer_id, (msg,)))
     for sents in out.values():
         sents.sort(key=lambda s: (s.at, s.id))
+    return out
+
+
+def read_messages(db: Driver, where: str, params: Sequence[Any]) -> list[Message]:
+    """The messages a `WHERE` selects, as values (each converted once per stored row where
+    the driver keeps a memo: a scratch copy reads the same rows pass after pass)."""
+    raw = db.fetch(f"SELECT {', '.join(columns.MESSAGE)} FROM messages WHERE {where}", params)
+    memo = None if db.memo is None else db.memo.setdefault("message", {})
+    if memo is None:
+        return [convert.message(r) for r in db.converted(messages, columns.MESSAGE, raw)]
+    out = []
+    for r in raw:
+        found = memo.get(r)
+        if found is None:
+            found = memo[r] = convert.message(db.converted(messages, columns.MESSAGE, [r])[0])
+        out.append(found)
+    return out
+
+
+#: an open message as a plan reads it: the message, its current decision, and the row of that
+#: decision (what the writing side compares a new one with)
+OpenMessage = tuple[Message, Decision, Row]
+
+
+def _open_messages(db: Driver, where: str, params: Sequence[Any]) -> list[OpenMessage]:
+    names = (*columns.MESSAGE, *CURRENT)
+    raw = db.fetch(f"SELECT {', '.join(names)} FROM messages WHERE {where}", params)
+    memo = None if db.memo is None else db.memo.setdefault("open", {})
+    out = []
+    for r in raw:
+        found = None if memo is None else memo.get(r)
+        if found is None:
+            row = db.converted(messages, names, [r])[0]
+            found = (convert.message(row), convert.decision(row), row)
+            if memo is not None:
+                memo[r] = found
+        out.append(found)
     return out
 
 

@@ -101,8 +101,11 @@ class UrgentProbe:
 class Planning:
     """Who needs a plan, and a batch of them read, planned and written back."""
 
-    def __init__(self, engine: Engine, is_postgres: bool) -> None:
+    def __init__(self, engine: Engine, is_postgres: bool, *, memo: bool = False) -> None:
         self.engine, self.is_postgres = engine, is_postgres
+        # with `memo`, the messages read for plans are converted once per stored row (see
+        # `Driver.memo`): for a ledger in memory, which the memo cannot outgrow by much
+        self._memo: dict[str, dict[Any, Any]] | None = {} if memo else None
 
     def customers_to_plan(self, now: datetime, limit: int) -> list[str]:
         """Customers with transactional mail not planned yet, then those marked dirty, then
@@ -183,7 +186,12 @@ class Planning:
     ) -> list[CustomerContext]:
         with self.engine.connect() as conn:
             return plan_reading.load_contexts(
-                Driver(conn), ids, now, lookback, account=account, open_messages=open_messages
+                Driver(conn, memo=self._memo),
+                ids,
+                now,
+                lookback,
+                account=account,
+                open_messages=open_messages,
             )
 
     @contextmanager
@@ -210,7 +218,7 @@ class Planning:
         next, so several daemons share a backlog instead of queueing for one batch; and
         what another daemon planned meanwhile is left out."""
         with self.engine.begin() as conn:
-            db = Driver(conn)
+            db = Driver(conn, memo=self._memo)
             units = plan_reading.units(db, ids, accounts=account_mail is not None)
             full = gone = False
             if self.is_postgres:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from cadence.ledger import convert
 from cadence.ledger.common import chunks, upsert
+from cadence.ledger.driver import Driver
 from cadence.ledger.tables import customers, decisions, emails, events, messages, meta
 from cadence.model import Customer, Decision, Email, EmailStatus, Message
 from cadence.progress import Progress, quiet
@@ -142,9 +143,11 @@ class Reads:
             return set(conn.scalars(select(events.c.type).distinct()))
 
     def get_meta(self, key: str) -> str | None:
+        # every pass asks (the rules version, the sweeps): through the driver, a statement
+        # SQLAlchemy need not build each time
         with self.engine.connect() as conn:
-            value: str | None = conn.scalar(select(meta.c.value).where(meta.c.key == key))
-            return value
+            found = Driver(conn).fetch("SELECT value FROM meta WHERE key = ?", [key])
+            return str(found[0][0]) if found else None
 
     def meta_once(self, key: str, value: str) -> str:
         """The value kept under `key`: `value` if none was, else the one kept already."""

@@ -146,16 +146,14 @@ class Sending(ClaimOps):
         change is a conditional UPDATE, so an email its daemon settles at the same moment
         keeps that daemon's outcome."""
         with self.engine.connect() as conn:
-            # most passes find none: a read, not a write transaction, says so
-            ran_out = conn.scalar(
-                select(emails.c.id)
-                .where(
-                    emails.c.status.in_((EmailStatus.CLAIMED, EmailStatus.SENDING)),
-                    emails.c.lease_until < now,
-                )
-                .limit(1)
+            # most passes find none: a read, not a write transaction, says so (through the
+            # driver: every pass asks)
+            db = Driver(conn)
+            ran_out = db.fetch(
+                "SELECT id FROM emails WHERE status IN (?, ?) AND lease_until < ? LIMIT 1",
+                [EmailStatus.CLAIMED.value, EmailStatus.SENDING.value, db.time(now)],
             )
-        if ran_out is None:
+        if not ran_out:
             return 0, 0
         with self.engine.begin() as conn:
             expired = list(
