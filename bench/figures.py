@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select, text, update
 
 from bench.generate import generate
+from bench.launch import measured
 from cadence.engine import plan_customer
 from cadence.flows.planning import plan_due
 from cadence.ledger.ledger import Ledger
@@ -239,7 +240,7 @@ def pass_memory(config: Path, now: datetime) -> Figure:
     """Peak RSS of a whole `cadence run --once` over the ledger, in its own process: every
     customer planned, every sweep run, everything due handed to the config's transport (the
     console, its output to /dev/null)."""
-    child = subprocess.Popen(
+    run = measured(
         [
             sys.executable,
             "-m",
@@ -251,16 +252,14 @@ def pass_memory(config: Path, now: datetime) -> Figure:
             "--now",
             now.isoformat(),
         ],
+        report=config.parent / "measured.json",
         stdout=subprocess.DEVNULL,
     )
-    # this child's own peak (RUSAGE_CHILDREN would be the largest of every child so far)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise RuntimeError(f"cadence run --once exited with {child.returncode}")
+    if run.code:
+        raise RuntimeError(f"cadence run --once exited with {run.code}")
     return Figure(
         "peak RSS of a full pass (plan everyone, sweep, send what is due)",
-        usage.ru_maxrss / 1024,
+        run.peak_mb,
         "MB",
         "<= 200",
     )

@@ -7,36 +7,34 @@ the ledger's now), so the figure does not depend on what the other figures did t
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench.figures import REPO, Figure
 from bench.generate import generate
+from bench.launch import measured
 
 DAYS = 14
 
 
 def _timed_child(args: list[str], cwd: Path) -> tuple[float, float]:
-    """Seconds from start to exit, and the child's own peak RSS in MB."""
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "cadence", *args],
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code:
-        err = child.stderr.read().decode() if child.stderr else ""
-        raise RuntimeError(f"cadence {' '.join(args)} exited with {code}: {err[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    """Seconds from start to exit, and the child's own peak RSS in MB (`bench.launch`)."""
+    with tempfile.TemporaryFile() as err:
+        run = measured(
+            [sys.executable, "-m", "cadence", *args],
+            report=cwd / "measured.json",
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        if run.code:
+            err.seek(0)
+            text = err.read().decode()
+            raise RuntimeError(f"cadence {' '.join(args)} exited with {run.code}: {text[-2000:]}")
+    return run.seconds, run.peak_mb
 
 
 def simulate_time(folder: Path, size: int, now: datetime) -> list[Figure]:
