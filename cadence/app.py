@@ -96,10 +96,11 @@ class App:
             self._store = None
 
 
-def open_store(url: str) -> Ledger:
+def open_store(url: str, *, memo: bool | None = None) -> Ledger:
     """The store at `url`. A new embedded SQLite database, or one a first migration left half
     made, is migrated here (the default setup should just work), under `migrate`'s lock; any
-    other database must be upgraded on purpose with `cadence db upgrade`."""
+    other database must be upgraded on purpose with `cadence db upgrade`. `memo`: see
+    `Ledger`."""
     from cadence.ledger.db import migrate, safe_url, schema_state
     from cadence.ledger.ledger import Ledger
 
@@ -111,7 +112,7 @@ def open_store(url: str) -> Ledger:
             "partial": "half made by a first migration that did not finish",
         }[state]
         raise NotReady(f"the database at {safe_url(url)} is {what}: run `cadence db upgrade` first")
-    return Ledger(url)
+    return Ledger(url, memo=memo)
 
 
 def open_app(config: Path | None = None) -> App:

@@ -69,7 +69,7 @@ def build(
     says what it is doing; `advance` how far the passes are through the weeks, in virtual
     seconds."""
     from cadence import ingest
-    from cadence.app import App
+    from cadence.app import App, open_store
     from cadence.config import load_settings
     from cadence.flows.lifecycle import process_events
     from cadence.flows.preview import preview
@@ -81,7 +81,9 @@ def build(
         (folder / stale).unlink(missing_ok=True)
     shutil.rmtree(folder / "outbox", ignore_errors=True)
     write_starter(folder, base, overwrite=True)
-    app = App(load_settings(folder / "cadence.yaml"))
+    settings = load_settings(folder / "cadence.yaml")
+    # the demo's ledger is small and read pass after pass: planning keeps what it converted
+    app = App(settings, _store=open_store(settings.database_url, memo=True))
     result = DemoResult(folder=folder, base=base, end=base + timedelta(weeks=weeks))
     store = app.store
     samples = folder / "samples"

@@ -14,12 +14,17 @@ from cadence.ledger.sending import Sending
 
 
 class Ledger:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, memo: bool | None = None) -> None:
+        """With `memo` (by default for a ledger in memory), what planning converts from a
+        stored row is kept for the next read of that row: for a ledger that stays small (a
+        scratch copy, the demo's), which the memo cannot outgrow by much."""
         self.url = url
         self.engine = make_engine(url)
         self.is_postgres = url.startswith("postgresql")
         self.ingest = Ingest(self.engine, self.is_postgres)
-        self.planning = Planning(self.engine, self.is_postgres, memo=url == IN_MEMORY)
+        self.planning = Planning(
+            self.engine, self.is_postgres, memo=url == IN_MEMORY if memo is None else memo
+        )
         self.sending = Sending(self.engine, self.is_postgres)
         self.reads = Reads(self.engine, self.is_postgres)
         self.listing = Listing(self.engine, self.is_postgres)

@@ -206,18 +206,30 @@ def _history(
 
 
 def read_messages(db: Driver, where: str, params: Sequence[Any]) -> list[Message]:
-    """The messages a `WHERE` selects, as values (each converted once per stored row where
-    the driver keeps a memo: a scratch copy reads the same rows pass after pass)."""
+    """The messages a `WHERE` selects, as values."""
     raw = db.fetch(f"SELECT {', '.join(columns.MESSAGE)} FROM messages WHERE {where}", params)
+    return _messages(db, raw)
+
+
+def _messages(db: Driver, raw: Sequence[Sequence[Any]]) -> list[Message]:
+    """Rows whose first columns are `columns.MESSAGE`, as messages: where the driver keeps a
+    memo (a scratch copy, read pass after pass), each message converted once for as long as
+    its stored row stays the same (one entry a message: the memo holds the newest)."""
+    n = len(columns.MESSAGE)
     memo = None if db.memo is None else db.memo.setdefault("message", {})
     if memo is None:
-        return [convert.message(r) for r in db.converted(messages, columns.MESSAGE, raw)]
+        rows = db.converted(messages, columns.MESSAGE, [r[:n] for r in raw])
+        return [convert.message(r) for r in rows]
     out = []
     for r in raw:
-        found = memo.get(r)
-        if found is None:
-            found = memo[r] = convert.message(db.converted(messages, columns.MESSAGE, [r])[0])
-        out.append(found)
+        key = tuple(r[:n])
+        found = memo.get(key[0])
+        if found is None or found[0] != key:
+            found = memo[key[0]] = (
+                key,
+                convert.message(db.converted(messages, columns.MESSAGE, [key])[0]),
+            )
+        out.append(found[1])
     return out
 
 
@@ -229,16 +241,13 @@ OpenMessage = tuple[Message, Decision, Row]
 def _open_messages(db: Driver, where: str, params: Sequence[Any]) -> list[OpenMessage]:
     names = (*columns.MESSAGE, *CURRENT)
     raw = db.fetch(f"SELECT {', '.join(names)} FROM messages WHERE {where}", params)
-    memo = None if db.memo is None else db.memo.setdefault("open", {})
+    n = len(columns.MESSAGE)
+    # the decision is converted every time: it changes with most plans
+    current = db.converted(messages, CURRENT, [r[n:] for r in raw])
     out = []
-    for r in raw:
-        found = None if memo is None else memo.get(r)
-        if found is None:
-            row = db.converted(messages, names, [r])[0]
-            found = (convert.message(row), convert.decision(row), row)
-            if memo is not None:
-                memo[r] = found
-        out.append(found)
+    for message, row in zip(_messages(db, raw), current, strict=True):
+        row["id"] = message.id
+        out.append((message, convert.decision(row), row))
     return out
 
 
