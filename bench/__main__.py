@@ -70,6 +70,32 @@ def _drop(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _ledger_copy(db: str, url: str, folder: Path, pg_name: str | None) -> tuple[str, str | None]:
+    """A copy of the generated ledger, for a measurement that must not change what the
+    others measure: a file copied through SQLite's backup, or a database made from the other
+    as its template. Returns its URL and, on PostgreSQL, its name (to drop)."""
+    if db == "sqlite":
+        import sqlite3
+
+        target = folder / "full-pass.db"
+        target.unlink(missing_ok=True)
+        source = sqlite3.connect(url.removeprefix("sqlite:///"))
+        copy = sqlite3.connect(target)
+        try:
+            source.backup(copy)
+        finally:
+            source.close()
+            copy.close()
+        return f"sqlite:///{target}", None
+    import psycopg
+
+    assert pg_name is not None
+    name = f"{pg_name}_pass"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_name}"')
+    return url.rsplit("/", 1)[0] + f"/{name}", name
+
+
 def _step(label: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run one measurement, saying on stderr what runs and how long it took: a 100k run
     takes minutes, and the figures go to stdout (JSON for tools)."""
@@ -101,9 +127,9 @@ def run_database(
         url, pg_name = _pg_database()
     try:
         # The ledger's `now` is the present, as in a live deployment: the preview figure's
-        # daemon runs on the real clock, and after the memory figure's full pass at `now` it
-        # finds little to do (on a ledger a week old it would plan and send most of it again
-        # before going idle). Generation is seeded: the same ledger, relative to its `now`.
+        # daemon runs on the real clock, and after a full pass at `now` it finds little to
+        # do (on a ledger a week old it would plan and send most of it again before going
+        # idle). Generation is seeded: the same ledger, relative to its `now`.
         stamp = folder / f"bench-{n}.now"
         if reuse and stamp.exists():
             now = datetime.fromisoformat(stamp.read_text().strip())  # a kept --workdir ledger
@@ -126,18 +152,32 @@ def run_database(
         )
         store = Ledger(url)
         m = min(sample, n)
+
+        def full_pass() -> list[F.Figure]:
+            store.engine.dispose()  # a template database must have no one connected
+            copy_url, copy_name = _ledger_copy(db, url, folder, pg_name)
+            try:
+                return F.full_pass(folder, copy_url, now)
+            finally:
+                if copy_name:
+                    _drop(copy_name)
+
         steps: list[tuple[str, str, Callable[[], F.Figure | list[F.Figure]]]] = [
+            # first, on a copy of the ledger as generated: the same work on either database
+            ("memory", "a full pass on a copy of the ledger", full_pass),
             ("planner", "planner alone", lambda: F.planner_pure(store, now, m)),
             ("replan", "re-plan end to end", lambda: F.plan_end_to_end(store, now, m)),
             ("incremental", "incremental cost", lambda: F.incremental(store, now, n)),
         ]
+
         # the preview figure runs a daemon on the real clock: it sweeps and re-plans what is
         # due, sending mail that the dispatch figure would then miss. So it comes last, after
-        # the memory figure's full pass has settled the ledger (SQLite); on PostgreSQL the
-        # daemon's first pass plans everyone, and the figure is taken with it busy after a
-        # while rather than waiting minutes for it
-        idle_wait = 300.0 if db == "sqlite" else 30.0
-        last = [("preview", "preview", lambda: preview_time(config, folder, now, idle_wait))]
+        # a full pass (not measured) has settled the ledger, so that the daemon soon goes idle
+        def settled_preview() -> list[F.Figure]:
+            F.full_pass(folder, url, now)
+            return preview_time(config, folder, now, 300.0)
+
+        last = [("preview", "preview", settled_preview)]
         if db == "sqlite":
             steps += [
                 (
@@ -155,7 +195,6 @@ def run_database(
                     ],
                 ),
                 ("latency", "latency", lambda: F.latency(folder)),
-                ("memory", "memory of a full pass", lambda: F.pass_memory(config, now)),
             ]
         else:
             steps.append(
