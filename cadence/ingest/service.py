@@ -190,6 +190,7 @@ def _new_only(
 
 
 def _finish(
+    store: Ledger,
     report: IngestReport,
     skip_invalid: bool,
     write: Callable[[], None],
@@ -203,6 +204,8 @@ def _finish(
         return report
     if report.added or report.updated:
         write()
+        # a large load: the database's statistics now, not when autovacuum comes round
+        store.ingest.after_bulk_load(report.added + report.updated)
     report.written = True
     progress(2 * records, 2 * records)
     return report
@@ -245,6 +248,7 @@ def import_customers(
         else:
             report.updated += 1
     return _finish(
+        store,
         report,
         skip_invalid,
         lambda: store.ingest.upsert_customers(rows, now=now),
@@ -304,7 +308,7 @@ def _messages(
         store.ingest.add_messages(rows, now=now)
         store.ingest.touches_done(finished, now=now)
 
-    return _finish(report, skip_invalid, write, progress, len(raws))
+    return _finish(store, report, skip_invalid, write, progress, len(raws))
 
 
 def _touches_done(store: Ledger, checked: _Checked[R], stored: dict[str, str]) -> list[_Item[R]]:
@@ -377,5 +381,10 @@ def ingest_events(
         added=len(rows), unchanged=checked.repeats + unchanged, errors=checked.errors
     )
     return _finish(
-        report, skip_invalid, lambda: store.ingest.add_events(rows, now=now), progress, len(raws)
+        store,
+        report,
+        skip_invalid,
+        lambda: store.ingest.add_events(rows, now=now),
+        progress,
+        len(raws),
     )

@@ -321,3 +321,36 @@ def test_a_missing_file_is_a_clear_error(store: Ledger, tmp_path: Path) -> None:
         submit_messages(store, str(missing), now=NOW)
     with pytest.raises(SourceError, match="only customers can be read from CSV"):
         ingest_events(store, str(tmp_path / "events.csv"), now=NOW)
+
+
+def _analyzed(store: Ledger) -> set[str]:
+    """Tables whose statistics were gathered by an ANALYZE someone asked for (autovacuum's
+    own are kept apart, in last_autoanalyze); SQLite's, in sqlite_stat1 once asked."""
+    with store.engine.connect() as conn:
+        if store.is_postgres:
+            rows = conn.exec_driver_sql(
+                "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL"
+            )
+        else:
+            if not conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
+            ).first():
+                return set()
+            rows = conn.exec_driver_sql("SELECT DISTINCT tbl FROM sqlite_stat1")
+        return {r[0] for r in rows}
+
+
+def test_a_bulk_load_gathers_postgresqls_statistics_at_once(store: Ledger, tmp_path: Path) -> None:
+    from cadence.ledger.ingest import BULK_ROWS
+
+    # one short of a bulk load: left to autovacuum
+    few = [{"id": f"c-{i:05d}", "email": f"c{i}@x.test", "name": "C"} for i in range(BULK_ROWS - 1)]
+    report = import_customers(store, jsonl(tmp_path / "few.jsonl", *few), now=NOW)
+    assert report.added == BULK_ROWS - 1
+    assert _analyzed(store) == set()
+    many = [{"id": f"d-{i:05d}", "email": f"d{i}@x.test", "name": "D"} for i in range(BULK_ROWS)]
+    report = import_customers(store, jsonl(tmp_path / "many.jsonl", *many), now=NOW)
+    assert report.added == BULK_ROWS
+    # SQLite keeps none unless asked, and is not asked
+    expected = {"customers", "messages", "events"} if store.is_postgres else set()
+    assert _analyzed(store) == expected
