@@ -114,6 +114,7 @@ def run_database(
     only: set[str] | None = None,
     simulate_size: int = 1_000,
 ) -> list[F.Figure]:
+    from cadence import collector
     from cadence.ledger.db import upgrade
     from cadence.ledger.ledger import Ledger
 
@@ -151,6 +152,7 @@ def run_database(
             "http: {listen: '127.0.0.1:0'}\n"
         )
         store = Ledger(url)
+        collector.settle()  # as a cadence process does when its store opens
         m = min(sample, n)
 
         def full_pass() -> list[F.Figure]:
@@ -237,6 +239,11 @@ def main() -> None:
 
         shared(sys.argv[2:])
         return
+    from cadence import collector
+
+    # the figures measured in this process (the planner, re-planning) run under the
+    # collector's settings a cadence process has
+    collector.collect_less()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--size", default="10k", choices=SIZES)
     parser.add_argument("--db", default="sqlite,postgresql")

@@ -6,13 +6,14 @@ transports, `rules check` should not open the database).
 
 from __future__ import annotations
 
-import gc
 import os
 import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from cadence import collector
 
 if TYPE_CHECKING:
     from cadence.config import Settings
@@ -46,7 +47,8 @@ class App:
             with self._opening:
                 if self._store is None:
                     self._store = open_store(self.settings.database_url)
-                    _settle_collector()
+                    # what is loaded by now lives as long as the process (`collector`)
+                    collector.settle()
         return self._store
 
     def rules(self, directory: Path | None = None) -> Rules:
@@ -96,20 +98,6 @@ class App:
         if self._store is not None:
             self._store.close()
             self._store = None
-
-
-_settled = False
-
-
-def _settle_collector() -> None:
-    """Once a process: what is loaded when its first store opens (the modules, the settings,
-    the engine and its tables) lives as long as the process, so the collector need not look
-    at it again each time it runs (planning makes many short-lived objects). Only once: a
-    process that opens many stores (the tests) would freeze each one's garbage with it."""
-    global _settled
-    if not _settled:
-        _settled = True
-        gc.freeze()
 
 
 def open_store(url: str, *, memo: bool | None = None) -> Ledger:

@@ -7,13 +7,13 @@ command pays only for what it uses. The setup and input commands are here; `comm
 
 from __future__ import annotations
 
-import gc
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cadence import collector
 from cadence.cli.base import (
     ConfigOption,
     app,
@@ -356,18 +356,11 @@ def _main_and_version(config: ConfigOption = None, version: VersionOption = Fals
     base_callback(config)
 
 
-#: objects made before the collector's youngest generation is looked at (Python's default
-#: is 700): planning and sending make values by the thousand that plain reference counting
-#: frees, and looking every 700 of them was a share of a scratch run worth saving
-#: (docs/performance.md)
-YOUNG_GENERATION = 10_000
-
-
 def main() -> None:
     from cadence.cli import commands, listing, report_cmd  # noqa: F401 - registers the rest
     from cadence.cli.tidy import tidy
 
-    gc.set_threshold(YOUNG_GENERATION, *gc.get_threshold()[1:])
+    collector.collect_less()
 
     try:
         tidy(typer.main.get_command(app))(prog_name="cadence")

@@ -153,6 +153,7 @@ LAYERS = {
     "metrics": 0,
     "words": 0,
     "progress": 0,
+    "collector": 0,
 }
 
 
