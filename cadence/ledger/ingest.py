@@ -28,6 +28,8 @@ BEING_SENT = "it is being sent right now"
 PLAYBOOK_LOCK = 7_000_000_001
 
 
+#: what `convert.event` reads
+EVENT = ("id", "customer_id", "type", "at", "data", "attributes")
 #: rows loaded at once from which PostgreSQL's statistics are gathered on the spot
 BULK_ROWS = 1000
 
@@ -219,11 +221,14 @@ class Ingest:
 
     def unprocessed_events(self, limit: int, until: datetime | None = None) -> list[Event]:
         """Events not yet applied whose time has come (all of them without `until`)."""
-        query = select(events).where(events.c.processed == false())  # indexable, unlike IS
-        if until is not None:
-            query = query.where(events.c.at <= until)
+        # every pass asks: through the driver, not a statement SQLAlchemy builds each time;
+        # `processed = ?` (not IS) so that the index on (processed, at) serves it
         with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(events.c.at, events.c.id).limit(limit)).mappings()
+            db = Driver(conn)
+            where, params = "processed = ?", [False]
+            if until is not None:
+                where, params = f"{where} AND at <= ?", [*params, db.time(until)]
+            rows = db.select(events, EVENT, f"{where} ORDER BY at, id LIMIT ?", [*params, limit])
             return [convert.event(r) for r in rows]
 
     def apply_events(self, applied: Sequence[Event]) -> None:
