@@ -86,6 +86,26 @@ def _template_frame(tb: TracebackType | None, folder: Path) -> tuple[str, int] |
     return found
 
 
+def _stamp(files: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+
+
+#: the frozen renderer of the last scratch run over each templates folder (`frozen_renderer`)
+_FROZEN: dict[Path, Renderer] = {}
+
+
+def frozen_renderer(templates_dir: Path) -> Renderer:
+    """A frozen renderer for a scratch run: the last one made for this folder while its files
+    are as they were then, so that runs one after another (a daemon answering previews)
+    compile the templates once; else a new one."""
+    folder = Path(templates_dir).resolve()
+    found = _FROZEN.get(folder)
+    if found is None or not found.unchanged():
+        found = _FROZEN[folder] = Renderer(folder, frozen=True)
+        found.version()  # what it sees is taken now, before the run
+    return found
+
+
 class Renderer:
     """Renders messages and digests from one templates folder."""
 
@@ -113,12 +133,8 @@ class Renderer:
         The contents are read again only when a file's size or time changed."""
         if self._frozen and self._seen is not None:
             return self._version
-        files = (
-            sorted(p for p in self._folder.rglob("*") if p.is_file())
-            if self._folder.is_dir()
-            else []
-        )
-        seen = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+        files = self._files()
+        seen = _stamp(files)
         if seen != self._seen:
             digest = hashlib.sha256()
             for path in files:
@@ -126,6 +142,16 @@ class Renderer:
                 digest.update(hashlib.sha256(path.read_bytes()).digest())
             self._seen, self._version = seen, digest.hexdigest()[:12]
         return self._version
+
+    def unchanged(self) -> bool:
+        """Whether the folder's files are as this renderer first saw them (names, sizes,
+        times): a frozen renderer that says so renders what a new one would."""
+        return self._seen is not None and _stamp(self._files()) == self._seen
+
+    def _files(self) -> list[Path]:
+        if not self._folder.is_dir():
+            return []
+        return sorted(p for p in self._folder.rglob("*") if p.is_file())
 
     def available(self) -> list[str]:
         """Template names that have both required files."""

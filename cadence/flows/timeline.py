@@ -125,7 +125,7 @@ def run_on_scratch(
     passes on the copy until `end`, as `rules` say, recording what they send. With
     `replay_history`, what other systems sent in between is replayed as candidates."""
     from cadence.app import UNSUBSCRIBE_SECRET, App
-    from cadence.delivery.render import Renderer
+    from cadence.delivery.render import frozen_renderer
     from cadence.delivery.transports import RecordingTransport
 
     store = scratch.scratch_store()
@@ -140,7 +140,7 @@ def run_on_scratch(
             update={"unsubscribe": settings.unsubscribe.model_copy(update={"secret_env": None})}
         )
         transport = RecordingTransport(bodies=bodies)
-        renderer = Renderer(Path(settings.templates_dir), frozen=True)
+        renderer = frozen_renderer(Path(settings.templates_dir))
         app = App(quiet, _store=store, _rules=rules, _renderer=renderer)
         passes = run_between(app, start, end, transport, on_pass)
     except BaseException:

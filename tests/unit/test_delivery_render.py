@@ -212,3 +212,29 @@ def test_error_inside_a_layout_names_the_layout(tmp_path: Path) -> None:
         r.render_message(msg(template="child"), ANA)
     assert (info.value.file, info.value.line) == ("_base.text.j2", 1)
     assert "nickname" in info.value.reason
+
+
+def test_a_frozen_renderer_serves_runs_one_after_another_until_a_template_changes(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    from cadence.delivery.render import frozen_renderer
+
+    (tmp_path / "t.subject.j2").write_text("Hello", encoding="utf-8")
+    (tmp_path / "t.text.j2").write_text("first body", encoding="utf-8")
+    first = frozen_renderer(tmp_path)
+    assert first.render_message(msg(template="t"), ANA).text == "first body\n"
+    # the folder as it was: the same renderer, its templates compiled once
+    assert frozen_renderer(tmp_path) is first
+    body = tmp_path / "t.text.j2"
+    body.write_text("second body", encoding="utf-8")
+    os.utime(body, ns=(body.stat().st_atime_ns, body.stat().st_mtime_ns + 1_000_000))
+    # a template changed: a new renderer, which reads it; the first keeps what it took
+    second = frozen_renderer(tmp_path)
+    assert second is not first
+    assert second.render_message(msg(template="t"), ANA).text == "second body\n"
+    assert first.render_message(msg(template="t"), ANA).text == "first body\n"
+    # a template added is a change too
+    (tmp_path / "u.subject.j2").write_text("Hi", encoding="utf-8")
+    assert frozen_renderer(tmp_path) is not second
