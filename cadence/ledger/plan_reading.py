@@ -179,6 +179,7 @@ def _history(
         [*params, *statuses, db.time(since)],
     )
     members = dict(known)
+    members.update(_settled_members(db, rows))
     member_ids = sorted({i for r in rows for i in r["members"]} - members.keys())
     for part in chunks(member_ids):
         where, params = db.in_ids("id", part)
@@ -230,6 +231,28 @@ def _messages(db: Driver, raw: Sequence[Sequence[Any]]) -> list[Message]:
                 convert.message(db.converted(messages, columns.MESSAGE, [key])[0]),
             )
         out.append(found[1])
+    return out
+
+
+#: where `sent_at` is in a row of `columns.MESSAGE`
+_SENT_AT = columns.MESSAGE.index("sent_at")
+
+
+def _settled_members(db: Driver, emails_rows: Sequence[Row]) -> dict[str, Message]:
+    """The members of sent emails that the driver's memo holds as settled (their `sent_at`
+    set): a message settled as sent in an email is never written again, so the memo's value
+    is what a read would give, and the read is saved. None without a memo."""
+    memo = None if db.memo is None else db.memo.get("message")
+    if not memo:
+        return {}
+    out: dict[str, Message] = {}
+    for r in emails_rows:
+        if r["status"] != EmailStatus.SENT:
+            continue
+        for i in r["members"]:
+            found = memo.get(i)
+            if found is not None and found[0][_SENT_AT] is not None:
+                out[i] = found[1]
     return out
 
 
