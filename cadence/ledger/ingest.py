@@ -41,18 +41,16 @@ class Ingest:
     def __init__(self, engine: Engine, is_postgres: bool) -> None:
         self.engine, self.is_postgres = engine, is_postgres
 
-    def after_bulk_load(self, rows: int) -> bool:
+    def after_bulk_load(self, rows: int) -> None:
         """After a load of BULK_ROWS rows or more, PostgreSQL's statistics are gathered at
         once (ANALYZE samples: a second or so at a million rows). Autovacuum would gather them
         a minute or so later; a pass run before that plans its reads without them and scans
         whole tables (15 ms a batch of 500 customers where the index takes 2, at 10k). SQLite
-        keeps no statistics unless asked, and its plans here do not need them. Returns
-        whether it gathered them."""
+        keeps no statistics unless asked, and its plans here do not need them."""
         if not self.is_postgres or rows < BULK_ROWS:
-            return False
+            return
         with self.engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE customers, messages, events")
-        return True
 
     def _digests(self, table: Any, ids: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -103,8 +103,8 @@ class Planning:
 
     def __init__(self, engine: Engine, is_postgres: bool, *, memo: bool = False) -> None:
         self.engine, self.is_postgres = engine, is_postgres
-        # with `memo`, the messages read for plans are converted once per stored row (see
-        # `Driver.memo`): for a ledger in memory, which the memo cannot outgrow by much
+        # with `memo`, the messages read for plans are converted once while their stored
+        # row stays the same (see `Driver.memo`): for a ledger that stays small
         self._memo: dict[str, dict[Any, Any]] | None = {} if memo else None
 
     def customers_to_plan(self, now: datetime, limit: int) -> list[str]:
