@@ -48,13 +48,15 @@ def load_contexts(
     account: bool = True,
     peers_planned: bool = False,
     open_messages: bool = True,
+    playbook_runs: bool = True,
     pending_rows: dict[str, Row] | None = None,
 ) -> list[CustomerContext]:
     """The customers' contexts; with `pending_rows`, their open messages' rows are left
     there by id (what the writing side compares the new decisions with). Without
     `account`, no other customer's mail (see `with_accounts`); without `open_messages`, no
     open messages nor their decisions (a sweep reads neither: most of a context's
-    reading)."""
+    reading); without `playbook_runs`, none (the planner never reads them: only a
+    playbook's cooldown does)."""
     if not ids:
         return []
     since = now - lookback
@@ -82,7 +84,7 @@ def load_contexts(
         if pending_rows is not None:
             pending_rows[message.id] = current
     history = _history(db, ids, since, known=known)
-    runs = _playbook_runs(db, ids)
+    runs = _playbook_runs(db, ids) if playbook_runs else {}
     out = [
         CustomerContext(
             customer=c,
@@ -292,18 +294,21 @@ def units(db: Driver, ids: Sequence[str], *, accounts: bool) -> list[Unit]:
     they were made together with it, and stand as they were. Sorted: a defined order."""
     if not accounts:
         return [Unit((i,)) for i in sorted(set(ids))]
+    # the customers asked for and every customer of their accounts, in one statement
     where, params = db.in_ids("id", list(ids))
-    asked = db.fetch(f"SELECT id, account FROM customers WHERE {where}", params)
+    rows = db.fetch(
+        f"SELECT id, account, dirty FROM customers WHERE {where} OR account IN "
+        f"(SELECT account FROM customers WHERE {where} AND account IS NOT NULL)",
+        [*params, *params],
+    )
+    wanted = set(ids)
+    asked = [(cid, account) for cid, account, _ in rows if cid in wanted]
     out = [Unit((cid,)) for cid, account in asked if account is None]
     names = sorted({account for _, account in asked if account is not None})
     groups: dict[str, list[tuple[str, bool]]] = defaultdict(list)
-    for part in chunks(names):
-        where, params = db.in_ids("account", part)
-        for cid, account, dirty in db.fetch(
-            f"SELECT id, account, dirty FROM customers WHERE {where}", params
-        ):
+    for cid, account, dirty in rows:
+        if account is not None:
             groups[account].append((cid, bool(dirty)))
-    wanted = {cid for cid, _ in asked}
     for name in names:
         members = sorted(groups[name])
         if any(dirty for _, dirty in members):

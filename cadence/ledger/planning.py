@@ -236,6 +236,7 @@ class Planning:
                     now,
                     lookback,
                     account=False,
+                    playbook_runs=False,
                     pending_rows=read,
                 )
             }
