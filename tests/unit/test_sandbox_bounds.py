@@ -176,3 +176,28 @@ def test_a_template_beyond_the_bound_fails_to_render_naming_the_limit(tmp_path: 
     assert failed.value.reason == (
         "'-' * 10000000000 would make a string of 10000000000 characters; the limit is 1000000"
     )
+
+
+def _function() -> None:
+    pass
+
+
+def test_attribute_safety_kept_per_type_is_jinjas_answer_in_any_order() -> None:
+    """The sandbox keeps each answer per type and attribute name: asked in either order, over
+    safe and unsafe names alike, every answer is what Jinja's own immutable sandbox gives."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    jinja = ImmutableSandboxedEnvironment()
+    objects: list[object] = [[1], {"a": 1}, {1}, "text", str, _function, Customer("c", "c@x", "C")]
+    names = ["append", "keys", "clear", "add", "upper", "mro", "__class__", "_private",
+             "__globals__", "__code__", "email", "items", "pop"]  # fmt: skip
+    asked = [(o, n) for o in objects for n in names]
+    for order in (asked, asked[::-1]):
+        ours = sandbox()
+        for obj, name in order:
+            value = getattr(obj, name, None)
+            expected = jinja.is_safe_attribute(obj, name, value)
+            assert ours.is_safe_attribute(obj, name, value) == expected, (obj, name)
+            assert ours.is_safe_attribute(obj, name, value) == expected, (obj, name)
+    assert not sandbox().is_safe_attribute([1], "append", [].append)
+    assert sandbox().is_safe_attribute([1], "index", [].index)
