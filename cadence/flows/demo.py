@@ -71,6 +71,7 @@ def build(
     from cadence import ingest
     from cadence.app import App, open_store
     from cadence.config import load_settings
+    from cadence.delivery.render import Renderer
     from cadence.flows.lifecycle import process_events
     from cadence.flows.preview import preview
     from cadence.flows.timeline import run_between
@@ -82,8 +83,14 @@ def build(
     shutil.rmtree(folder / "outbox", ignore_errors=True)
     write_starter(folder, base, overwrite=True)
     settings = load_settings(folder / "cadence.yaml")
-    # the demo's ledger is small and read pass after pass: planning keeps what it converted
-    app = App(settings, _store=open_store(settings.database_url, memo=True))
+    # the demo's ledger is small and read pass after pass: planning keeps what it converted;
+    # its templates, written just now, stay as they are for the run: read once, not looked
+    # at again before every email
+    app = App(
+        settings,
+        _store=open_store(settings.database_url, memo=True),
+        _renderer=Renderer(Path(settings.templates_dir), frozen=True),
+    )
     result = DemoResult(folder=folder, base=base, end=base + timedelta(weeks=weeks))
     store = app.store
     samples = folder / "samples"
