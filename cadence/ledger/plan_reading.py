@@ -6,10 +6,12 @@ Through `Driver` (raw rows, converted once into the domain values; see there for
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy import Table
 
 from cadence.ledger import columns, convert
 from cadence.ledger.common import chunks
@@ -24,6 +26,8 @@ from cadence.model import (
     Sent,
     Status,
 )
+
+T = TypeVar("T")
 
 #: emails that went, or may have
 IN_LEDGER = tuple(
@@ -61,11 +65,12 @@ def load_contexts(
         return []
     since = now - lookback
     where, params = db.in_ids("id", ids)
-    rows = db.select(customers, CUSTOMER, where, params)
-    custs = [convert.customer(r) for r in rows]
-    if not custs:
+    raw = db.fetch(f"SELECT {', '.join(CUSTOMER)} FROM customers WHERE {where}", params)
+    read = _memoized(db, customers, CUSTOMER, raw, lambda r: (convert.customer(r), r))
+    if not read:
         return []
-    contact = {r["id"]: r["last_contact"] for r in rows}
+    custs = [c for c, _ in read]
+    contact = {c.id: r["last_contact"] for c, r in read}
     where, params = db.in_ids("customer_id", ids)
     open_rows = (
         _open_messages(
@@ -173,13 +178,12 @@ def _history(
         return {}
     statuses = IN_LEDGER if planned is None else (*IN_LEDGER, EmailStatus.PLANNED.value)
     where, params = db.in_ids("customer_id", ids)
-    rows = db.select(
-        emails,
-        ("id", "customer_id", "status", "sent_at", "send_at", "members"),
-        f"{where} AND status IN ({','.join('?' * len(statuses))}) "
-        "AND coalesce(sent_at, send_at) >= ?",
+    raw = db.fetch(
+        f"SELECT {', '.join(_SENT_EMAIL)} FROM emails WHERE {where} "
+        f"AND status IN ({','.join('?' * len(statuses))}) AND coalesce(sent_at, send_at) >= ?",
         [*params, *statuses, db.time(since)],
     )
+    rows = _memoized(db, emails, _SENT_EMAIL, raw, lambda row: row)
     members = dict(known)
     members.update(_settled_members(db, rows))
     member_ids = sorted({i for r in rows for i in r["members"]} - members.keys())
@@ -215,23 +219,35 @@ def read_messages(db: Driver, where: str, params: Sequence[Any]) -> list[Message
 
 
 def _messages(db: Driver, raw: Sequence[Sequence[Any]]) -> list[Message]:
-    """Rows whose first columns are `columns.MESSAGE`, as messages: where the driver keeps a
-    memo (a scratch copy, read pass after pass), each message converted once for as long as
-    its stored row stays the same (one entry a message: the memo holds the newest)."""
+    """Rows whose first columns are `columns.MESSAGE`, as messages (`_memoized`)."""
     n = len(columns.MESSAGE)
-    memo = None if db.memo is None else db.memo.setdefault("message", {})
+    return _memoized(db, messages, columns.MESSAGE, [r[:n] for r in raw], convert.message)
+
+
+#: an email as a customer's history reads it
+_SENT_EMAIL = ("id", "customer_id", "status", "sent_at", "send_at", "members")
+
+
+def _memoized(
+    db: Driver,
+    table: Table,
+    names: tuple[str, ...],
+    raw: Sequence[Sequence[Any]],
+    make: Callable[[Row], T],
+) -> list[T]:
+    """Raw rows of `names` of `table` (the id first), each converted and made into a value
+    by `make`. Where the driver keeps a memo (a ledger that stays small, read pass after
+    pass), each row is converted once for as long as its stored values stay the same (one
+    entry an id: the memo holds the newest); the values are shared, never changed."""
+    memo = None if db.memo is None else db.memo.setdefault(table.name, {})
     if memo is None:
-        rows = db.converted(messages, columns.MESSAGE, [r[:n] for r in raw])
-        return [convert.message(r) for r in rows]
+        return [make(r) for r in db.converted(table, names, raw)]
     out = []
     for r in raw:
-        key = tuple(r[:n])
+        key = tuple(r)
         found = memo.get(key[0])
         if found is None or found[0] != key:
-            found = memo[key[0]] = (
-                key,
-                convert.message(db.converted(messages, columns.MESSAGE, [key])[0]),
-            )
+            found = memo[key[0]] = (key, make(db.converted(table, names, [key])[0]))
         out.append(found[1])
     return out
 
@@ -244,7 +260,7 @@ def _settled_members(db: Driver, emails_rows: Sequence[Row]) -> dict[str, Messag
     """The members of sent emails that the driver's memo holds as settled (their `sent_at`
     set): a message settled as sent in an email is never written again, so the memo's value
     is what a read would give, and the read is saved. None without a memo."""
-    memo = None if db.memo is None else db.memo.get("message")
+    memo = None if db.memo is None else db.memo.get(messages.name)
     if not memo:
         return {}
     out: dict[str, Message] = {}

@@ -13,6 +13,7 @@ from cadence.ledger.db import make_engine, schema_state, upgrade
 from cadence.ledger.ledger import Ledger
 from cadence.model import (
     Customer,
+    CustomerContext,
     Decision,
     Email,
     Event,
@@ -361,3 +362,53 @@ def test_schema_state_empty_current_outdated(db_url: str) -> None:
     finally:
         engine.dispose()
     assert schema_state(db_url) == "outdated"
+
+
+def test_a_memo_reads_what_a_ledger_without_one_reads_as_rows_change(db_url: str) -> None:
+    """A ledger that keeps converted rows (`Ledger(memo=True)`: a scratch copy, the demo's)
+    gives the same contexts as one that converts every read, after each change to the rows
+    it keeps (a customer's attributes and contact times, an email going planned -> sent, a
+    message settled), and shares the values of rows that did not change."""
+    upgrade(db_url)
+    plain, kept = Ledger(db_url), Ledger(db_url, memo=True)
+    try:
+        plain.ingest.upsert_customers(
+            [(_customer("c-1", attributes={"plan": "pro"}), "d"), (_customer("c-2"), "d")],
+            now=NOW,
+        )
+        plain.ingest.add_messages(
+            [(_msg("m1", after=-H), "a"), (_msg("m2", after=H), "a"), (_msg("p1", "c-2"), "a")],
+            now=NOW,
+        )
+
+        def same() -> dict[str, CustomerContext]:
+            """Both ledgers' contexts, equal; c-1's."""
+            ids = ["c-1", "c-2"]
+            read = kept.planning.load_contexts(ids, NOW, 7 * D)
+            assert read == plain.planning.load_contexts(ids, NOW, 7 * D)
+            return {c.customer.id: c for c in read}
+
+        first = same()
+        assert same()["c-1"].customer is first["c-1"].customer  # nothing changed: the value is kept
+        plain.ingest.upsert_customers(
+            [(_customer("c-1", attributes={"plan": "team"}), "e")], now=NOW
+        )
+        assert same()["c-1"].customer.attributes["plan"] == "team"
+
+        def plan(mid: str, at: datetime, eid: str) -> Plan:
+            e = Email(eid, "c-1", at, (mid,), "success", None, False)
+            return Plan("c-1", NOW, (e,), (Decision(mid, Status.SCHEDULED, "r", at, eid),), None)
+
+        save_plans(plain, [plan("m1", NOW - H, "e-1")], "v1")
+        assert [s.id for s in same()["c-1"].history] == []
+        for c in plain.sending.claim_due(NOW, "d", timedelta(minutes=5), 10):
+            assert c.email.id in plain.sending.mark_sending_many([c.email.id], "d", NOW)
+            assert [s.id for s in same()["c-1"].history] == ["e-1"]  # sending counts already
+            plain.sending.mark_sent_many([(c.email.id, "p")], NOW)
+        ctx = same()["c-1"]
+        assert [(s.id, [m.id for m in s.members]) for s in ctx.history] == [("e-1", ["m1"])]
+        assert ctx.history[0].members[0].sent_at == NOW  # the member as settled, not as kept
+        assert ctx.last_contact["any"] == NOW
+    finally:
+        plain.close()
+        kept.close()
