@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
@@ -121,21 +121,20 @@ class Reads:
             return {r.id: r.timezone for r in rows}
 
     def reachable_customer_ids(self, after: str | None, limit: int) -> list[str]:
-        """Customers a sweep may check in with: not bounced, not complaining, not gone."""
-        query = (
-            select(customers.c.id)
-            .where(
-                customers.c.hard_bounced.is_(False),
-                customers.c.spam_reported.is_(False),
-                customers.c.unsubscribed_all.is_(False),
-            )
-            .order_by(customers.c.id)
-            .limit(limit)
+        """Customers a sweep may check in with: not bounced, not complaining, not gone.
+        Every sweep asks, a batch at a time: through the driver, a statement SQLAlchemy need
+        not build each time (the three flags are never NULL)."""
+        text = (
+            "SELECT id FROM customers "
+            "WHERE hard_bounced = ? AND spam_reported = ? AND unsubscribed_all = ?"
         )
+        params: list[Any] = [False, False, False]
         if after is not None:
-            query = query.where(customers.c.id > after)
+            text += " AND id > ?"
+            params.append(after)
         with self.engine.connect() as conn:
-            return list(conn.scalars(query))
+            rows = Driver(conn).fetch(f"{text} ORDER BY id LIMIT ?", [*params, limit])
+            return [i for (i,) in rows]
 
     def event_types(self) -> set[str]:
         """Every event type the ledger has had, from files, webhooks and links alike."""

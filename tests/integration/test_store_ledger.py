@@ -412,3 +412,24 @@ def test_a_memo_reads_what_a_ledger_without_one_reads_as_rows_change(db_url: str
     finally:
         plain.close()
         kept.close()
+
+
+def test_a_sweep_pages_through_the_reachable_customers_only(store: Ledger) -> None:
+    """`reachable_customer_ids`: in id order, a page at a time, without the customers who
+    hard-bounced, reported spam or unsubscribed from everything (a category alone leaves a
+    customer reachable)."""
+    store.ingest.upsert_customers([(_customer(f"c-{i}"), "d") for i in range(7)], now=NOW)
+    gone = [
+        Event("e1", "c-1", "bounced", NOW, {"kind": "hard"}),
+        Event("e2", "c-3", "spam_reported", NOW),
+        Event("e3", "c-4", "unsubscribed", NOW),
+        Event("e4", "c-5", "unsubscribed", NOW, {"categories": ["tip"]}),
+        Event("e5", "c-6", "bounced", NOW, {"kind": "soft"}),
+    ]
+    store.ingest.add_events([(e, "x") for e in gone], now=NOW)
+    store.ingest.apply_events(store.ingest.unprocessed_events(10))
+    reads = store.reads
+    assert reads.reachable_customer_ids(None, 10) == ["c-0", "c-2", "c-5", "c-6"]
+    assert reads.reachable_customer_ids(None, 2) == ["c-0", "c-2"]
+    assert reads.reachable_customer_ids("c-2", 2) == ["c-5", "c-6"]
+    assert reads.reachable_customer_ids("c-6", 2) == []
