@@ -158,11 +158,13 @@ class Reads:
 
     def set_meta(self, key: str, value: str) -> None:
         # one upsert: three daemons starting together all write the rules version, and a
-        # look-then-insert let two of them insert it (a unique violation that stopped them)
+        # look-then-insert let two of them insert it (a unique violation that stopped them);
+        # every sweep writes its period: through the driver (both databases take this form)
         with self.engine.begin() as conn:
-            statement = upsert(conn, meta).values(key=key, value=value)
-            conn.execute(
-                statement.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value})
+            Driver(conn).execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
             )
 
     def report_rows(
