@@ -52,3 +52,29 @@ def test_upgrade_on_a_connection_given_by_the_caller(db_url: str) -> None:
     finally:
         engine.dispose()
     assert schema_state(db_url) == "current"
+
+
+def test_a_scratch_copy_starts_empty_at_the_models_schema_each_its_own() -> None:
+    """Scratch ledgers (what simulate and preview run on) are copied from an empty ledger
+    made once a process: each has exactly the models' schema, starts empty, and what one
+    holds the next does not."""
+    from sqlalchemy import text
+
+    from cadence.ledger.scratch import scratch_store
+
+    first, second = scratch_store(), scratch_store()
+    try:
+        for store in (first, second):
+            with store.engine.connect() as conn:
+                context = MigrationContext.configure(conn, opts={"compare_type": True})
+                assert compare_metadata(context, SQLModel.metadata) == []
+                assert conn.execute(text("SELECT count(*) FROM meta")).scalar_one() == 0
+        first.reads.set_meta("k", "v")
+        assert first.reads.get_meta("k") == "v"
+        assert second.reads.get_meta("k") is None
+        third = scratch_store()
+        assert third.reads.get_meta("k") is None
+        third.close()
+    finally:
+        first.close()
+        second.close()
