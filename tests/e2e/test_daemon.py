@@ -29,7 +29,7 @@ limits:
 
 
 def write_setup(
-    folder: Path, url: str, sg: SendgridLookalike, rules: str = RULES
+    folder: Path, url: str, sg: SendgridLookalike, rules: str = RULES, timeout: str = "5s"
 ) -> dict[str, str]:
     (folder / "rules").mkdir(parents=True, exist_ok=True)
     (folder / "rules" / "limits.yaml").write_text(rules)
@@ -37,7 +37,7 @@ def write_setup(
         f"database_url: {url}\n"
         f"templates_dir: {REPO / 'templates'}\n"
         "transport:\n  kind: sendgrid\n"
-        f"  sendgrid: {{api_host: '{sg.url}', api_key_env: SG_KEY, timeout: 5s}}\n"
+        f"  sendgrid: {{api_host: '{sg.url}', api_key_env: SG_KEY, timeout: {timeout}}}\n"
         "http: {listen: '127.0.0.1:0'}\n"
         "daemon: {tick: 1s, lease: 3s, claim_batch: 50}\n"
     )
