@@ -87,7 +87,7 @@ def _template_frame(tb: TracebackType | None, folder: Path) -> tuple[str, int] |
 
 
 def _stamp(files: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
-    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return tuple((str(p), (st := p.stat()).st_size, st.st_mtime_ns) for p in files)
 
 
 #: the frozen renderer of the last scratch run over each templates folder (`frozen_renderer`)

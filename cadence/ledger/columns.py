@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Table
 
-from cadence.ledger.tables import customers, decisions, emails, messages
+from cadence.ledger.tables import customers, decisions, emails, events, messages
 
 
 def all_but(table: Table, *left_out: str) -> tuple[str, ...]:
@@ -49,3 +49,5 @@ HISTORY = all_but(decisions, "id")
 EMAIL_CONTENT = only(
     emails, "members", "role", "category", "transactional", "merge_rule", "template", "to_owner"
 )
+#: the event as `convert.event` reads it
+EVENT = only(events, "id", "customer_id", "type", "at", "data", "attributes")

@@ -111,10 +111,11 @@ class Driver:
 
     def __init__(self, conn: Connection, *, memo: dict[Any, Any] | None = None) -> None:
         self.postgres = conn.dialect.name == "postgresql"
-        # values converted from rows (`plan_reading._messages`), one entry a message id with
-        # the row it came from: the same stored values make the same value, so an entry
-        # serves every read while its row stays the same. Given only for a ledger that stays
-        # small (a scratch copy, the demo's), whose size bounds it; a daemon's would not
+        # values converted from rows (`plan_reading._memoized`: customers, messages, history
+        # emails), by table, one entry a row id with the row it came from: the same stored
+        # values make the same value, so an entry serves every read while its row stays the
+        # same. Given only for a ledger that stays small (a scratch copy, the demo's), whose
+        # size bounds it; a daemon's would not
         self.memo = memo
         self._dbapi_error: type[Exception] = conn.dialect.loaded_dbapi.Error
         # the same instants recur in a batch (its decision time, send-window openings,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, bindparam, delete, false, insert, or_, select, text, update
 
 from cadence.engine.events import apply_events
-from cadence.ledger import convert
+from cadence.ledger import columns, convert
 from cadence.ledger.common import chunks, mark_dirty, touch_contacts, upsert
 from cadence.ledger.driver import Driver
 from cadence.ledger.tables import customers, decisions, emails, events, messages
@@ -28,8 +28,6 @@ BEING_SENT = "it is being sent right now"
 PLAYBOOK_LOCK = 7_000_000_001
 
 
-#: what `convert.event` reads
-EVENT = ("id", "customer_id", "type", "at", "data", "attributes")
 #: rows loaded at once from which PostgreSQL's statistics are gathered on the spot
 BULK_ROWS = 1000
 
@@ -226,7 +224,9 @@ class Ingest:
             where, params = "processed = ?", [False]
             if until is not None:
                 where, params = f"{where} AND at <= ?", [*params, db.time(until)]
-            rows = db.select(events, EVENT, f"{where} ORDER BY at, id LIMIT ?", [*params, limit])
+            rows = db.select(
+                events, columns.EVENT, f"{where} ORDER BY at, id LIMIT ?", [*params, limit]
+            )
             return [convert.event(r) for r in rows]
 
     def apply_events(self, applied: Sequence[Event]) -> None:

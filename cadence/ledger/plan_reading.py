@@ -225,7 +225,7 @@ def _messages(db: Driver, raw: Sequence[Sequence[Any]]) -> list[Message]:
 
 
 #: an email as a customer's history reads it
-_SENT_EMAIL = ("id", "customer_id", "status", "sent_at", "send_at", "members")
+_SENT_EMAIL = columns.only(emails, "id", "customer_id", "status", "sent_at", "send_at", "members")
 
 
 def _memoized(

@@ -103,8 +103,8 @@ class Planning:
 
     def __init__(self, engine: Engine, is_postgres: bool, *, memo: bool = False) -> None:
         self.engine, self.is_postgres = engine, is_postgres
-        # with `memo`, the messages read for plans are converted once while their stored
-        # row stays the same (see `Driver.memo`): for a ledger that stays small
+        # with `memo`, the rows read for plans (customers, messages, history emails) are
+        # converted once while they stay the same (see `Driver.memo`): for a small ledger
         self._memo: dict[str, dict[Any, Any]] | None = {} if memo else None
 
     def customers_to_plan(self, now: datetime, limit: int) -> list[str]:
