@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import Connection, Table, select, update
 
@@ -66,15 +66,8 @@ def mark_dirty(conn: Connection, ids: Iterable[str]) -> None:
 def look_again(db: Driver, ids: Iterable[str], at: datetime) -> None:
     """The customers' plans stand (an email of theirs went, or failed, as planned) but want a
     fresh look from `at`: their history and contact times moved. Unlike the dirty mark, this
-    does not stop their other due emails from being claimed meanwhile. On the driver's cursor:
-    the dispatcher asks it for every chunk it records."""
-    for part in chunks(sorted(set(ids))):
-        where, params = db.in_ids("id", part)
-        db.execute(
-            "UPDATE customers SET next_plan_at = ? "
-            f"WHERE {where} AND (next_plan_at IS NULL OR next_plan_at > ?)",
-            [db.time(at), *params, db.time(at)],
-        )
+    does not stop their other due emails from being claimed meanwhile (see `revise`)."""
+    revise(db, ids, at)
 
 
 class Contact(Protocol):
@@ -107,38 +100,47 @@ class Settled(NamedTuple):
 
 def touch_contacts(db: Driver, sent: Sequence[Contact], at: datetime | None = None) -> None:
     """Keep each customer's last contact times ("any", "human", "role:<r>", "role:<r>:human",
-    "channel:<c>")
-    from messages that went (at `at`, or their own `sent_at`): the one writer of them.
-    Internal owner alerts did not reach the customer and count for nothing. The rows are
-    read first, in id order, locked on PostgreSQL: each transaction that writes several
-    customers then takes them in one order."""
-    latest = contacts_by_customer(sent, at)
-    if not latest:
+    "channel:<c>") from messages that went (at `at`, or their own `sent_at`). Internal owner
+    alerts did not reach the customer and count for nothing (see `revise`)."""
+    revise(db, (), None, sent, at)
+
+
+def revise(
+    db: Driver,
+    ids: Iterable[str],
+    look_at: datetime | None,
+    went: Sequence[Contact] = (),
+    went_at: datetime | None = None,
+) -> None:
+    """The one writer of a customer's look again and of its contact times. The customers of
+    `ids` want a fresh look from `look_at` (their `next_plan_at` moves up to it, never
+    later); those of `went`, messages that went (at `went_at`, or their own `sent_at`), keep
+    their last contact times. One read and one write, whichever of the two and however many
+    customers: the rows are read in id order, locked on PostgreSQL (each transaction that
+    writes several customers takes them in one order, so two never deadlock), and written
+    back where they change. The dispatcher asks it for every chunk it records."""
+    looked = set(ids) if look_at is not None else set()
+    latest = contacts_by_customer(went, went_at)
+    wanted = sorted(looked | latest.keys())
+    if not wanted:
         return
     lock = " FOR UPDATE" if db.postgres else ""
-    current: dict[str, Any] = {}
-    for part in chunks(sorted(latest)):
-        where, params = db.in_ids("id", part)
-        for r in db.select(customers, ("id", "last_contact"), f"{where} ORDER BY id{lock}", params):
-            current[r["id"]] = r["last_contact"]
     updates = []
-    for cid in sorted(latest):
-        if cid in current:
-            merged = merge_contacts(current[cid], latest[cid])
-            if merged is not None:
-                updates.append({"id": cid, "last_contact": merged})
+    for part in chunks(wanted):
+        where, params = db.in_ids("id", part)
+        for r in db.select(customers, _REVISED, f"{where} ORDER BY id{lock}", params):
+            cid, nxt, contact = r["id"], r["next_plan_at"], r["last_contact"]
+            if cid in looked and (nxt is None or (look_at is not None and nxt > look_at)):
+                nxt = look_at
+            merged = merge_contacts(contact, latest[cid]) if cid in latest else None
+            if nxt != r["next_plan_at"] or merged is not None:
+                kept = contact if merged is None else merged
+                updates.append({"id": cid, "next_plan_at": nxt, "last_contact": kept})
     db.update(customers, "id", updates, single=True)
 
 
-def lock_customers(db: Driver, ids: Iterable[str]) -> None:
-    """On PostgreSQL, the customers' rows locked in id order for the transaction, before
-    any write to them: two transactions that write several customers take them in one
-    order, and cannot deadlock."""
-    if not db.postgres:
-        return
-    for part in chunks(sorted(set(ids))):
-        where, params = db.in_ids("id", part)
-        db.fetch(f"SELECT id FROM customers WHERE {where} ORDER BY id FOR UPDATE", params)
+#: what `revise` reads of a customer and writes back
+_REVISED = ("id", "next_plan_at", "last_contact")
 
 
 def contacts_by_customer(

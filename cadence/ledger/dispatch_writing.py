@@ -19,14 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from cadence.ledger import convert
-from cadence.ledger.common import (
-    Settled,
-    chunks,
-    lock_customers,
-    look_again,
-    touch_contacts,
-)
-from cadence.ledger.driver import Driver
+from cadence.ledger.common import Settled, chunks, revise
+from cadence.ledger.driver import Driver, Row
 from cadence.ledger.tables import decisions, emails, messages
 from cadence.model import EmailStatus, Status
 
@@ -65,10 +59,10 @@ def mark_sending(db: Driver, ids: Sequence[str], owner: str, now: datetime | Non
 
 def record_sent(db: Driver, sent: Sequence[tuple[str, str | None]], at: datetime) -> None:
     """Emails the transport took (id, provider id), at `at`: the emails `sent`, their members
-    settled `sent` (`settle`), the customers' contact times kept."""
+    settled `sent` (`settle`, which keeps the customers' contact times)."""
     if not sent:
         return
-    db.update(
+    rows = db.update(
         emails,
         "id",
         [{"id": i, "provider_id": provider} for i, provider in sent],
@@ -79,10 +73,14 @@ def record_sent(db: Driver, sent: Sequence[tuple[str, str | None]], at: datetime
             "lease_owner": None,
         },
         single=True,
+        returning=_OWNERS,
     )
     ids = [i for i, _ in sent]
-    settled = settle(db, ids, Status.SENT, lambda email_id: f"sent in {email_id}", at, sent_at=at)
-    touch_contacts(db, settled, at)
+    settle(db, ids, Status.SENT, lambda email_id: f"sent in {email_id}", at, sent_at=at, read=rows)
+
+
+#: what `settle` reads of an email: whose it is, and its members
+_OWNERS = ("id", "customer_id", "members")
 
 
 def settle(
@@ -93,24 +91,24 @@ def settle(
     at: datetime,
     *,
     sent_at: datetime | None = None,
+    read: Sequence[Row] | None = None,
 ) -> list[Settled]:
     """The members of these emails take the emails' fate at `at` (`sent`, `failed`,
     `unconfirmed`, `held`), each with its reason and a line of decision history; their
-    customers' plans are looked at again from `at` (they stand, but their history moved).
-    The one writer of this change, whoever settles an email. Returns the members as the
-    contact times need them, email by email in the order given."""
+    customers' plans are looked at again from `at` (they stand, but their history moved),
+    and given `sent_at` (they went then), their contact times kept. The one writer of this
+    change, whoever settles an email; `read`: the emails' `_OWNERS` columns, where the caller
+    has them already. Returns the members as the contact times need them, email by email in
+    the order given."""
     email_of: dict[str, str] = {}
     owners: set[str] = set()
-    for part in chunks(list(email_ids)):
-        where, params = db.in_ids("id", part)
-        for r in db.select(emails, ("id", "customer_id", "members"), where, params):
-            owners.add(r["customer_id"])
-            email_of.update({m: r["id"] for m in r["members"]})
+    for r in read if read is not None else _owners(db, email_ids):
+        owners.add(r["customer_id"])
+        email_of.update({m: r["id"] for m in r["members"]})
     # members, then customers, each in id order: the order every writer of both takes them
     members = _members(db, sorted(email_of))
-    lock_customers(db, owners)
     if not members:
-        look_again(db, owners, at)
+        revise(db, owners, at)
         return []
     reasons = {m["id"]: reason(email_of[m["id"]]) for m in members}
     fixed: dict[str, Any] = {
@@ -147,14 +145,23 @@ def settle(
         ],
         single=True,
     )
-    look_again(db, owners, at)
     # email by email in the order given (a customer's new contact keys go into its
     # last_contact in that order, as when its emails were recorded one chunk each)
     rank = {email_id: i for i, email_id in enumerate(email_ids)}
-    return [
+    settled = [
         Settled(m["customer_id"], m["role"], m["human"], m["recipient"], sent_at or m["sent_at"])
         for m in sorted(members, key=lambda m: (rank[email_of[m["id"]]], m["id"]))
     ]
+    revise(db, owners, at, settled if sent_at is not None else (), sent_at)
+    return settled
+
+
+def _owners(db: Driver, email_ids: Sequence[str]) -> list[Row]:
+    out: list[Row] = []
+    for part in chunks(list(email_ids)):
+        where, params = db.in_ids("id", part)
+        out += db.select(emails, _OWNERS, where, params)
+    return out
 
 
 def _members(db: Driver, ids: Sequence[str]) -> list[dict[str, Any]]:

@@ -296,13 +296,15 @@ class Driver:
         *,
         fixed: Mapping[str, Any] | None = None,
         single: bool = False,
-    ) -> None:
+        returning: Sequence[str] = (),
+    ) -> list[Row]:
         """Set the columns each row names (the same in every row) of the row whose `key` it
         holds, and the `fixed` columns to the same value in every row, in one statement on
         PostgreSQL; with `single`, on SQLite too (`UPDATE ... FROM (VALUES ...)`, see
-        `_parts`). A key appears once in `rows`."""
+        `_parts`). A key appears once in `rows`. With `returning` (and `single` on SQLite),
+        those columns of the rows updated, as `rows` gives them."""
         if not rows:
-            return
+            return []
         columns = [c for c in rows[0] if c != key]
         values = self._prepare(table, [key, *columns], rows)
         fixed = fixed or {}
@@ -321,29 +323,42 @@ class Driver:
             )
             statement = (
                 f"UPDATE {table.name} AS t SET {sets} FROM unnest({arrays}) "
-                f"AS v({', '.join(names)}) WHERE t.{key} = v.{key}"
+                f"AS v({', '.join(names)}) WHERE t.{key} = v.{key}" + _returning("t", returning)
             )
             with self._errors(statement):
                 self._cursor.execute(
                     statement, [*same, *(list(col) for col in zip(*values, strict=True))]
                 )
-            return
+                got = self._cursor.fetchall() if returning else []
+            return self.converted(table, returning, got)
         if single:
             # SQLite names a VALUES list's columns column1, column2...: the key is column1
             sets = ", ".join(constant + [f"{n} = v.column{j}" for j, n in enumerate(columns, 2)])
             one = f"({', '.join('?' * (len(columns) + 1))})"
+            out: list[Any] = []
             for part in _parts(values, len(columns) + 1):
                 statement = (
                     f"UPDATE {table.name} SET {sets} FROM (VALUES {', '.join([one] * len(part))})"
                     f" AS v WHERE {table.name}.{key} = v.column1"
+                    + _returning(table.name, returning)
                 )
                 with self._errors(statement):
                     self._cursor.execute(statement, [*same, *(x for v in part for x in v)])
-            return
+                    if returning:
+                        out += self._cursor.fetchall()
+            return self.converted(table, returning, out)
+        assert not returning, "RETURNING needs one statement: `single`"
         sets = ", ".join(constant + [f"{n} = ?" for n in columns])
         statement = f"UPDATE {table.name} SET {sets} WHERE {key} = ?"
         with self._errors(statement):
             self._cursor.executemany(statement, [[*same, *v[1:], v[0]] for v in values])
+        return []
+
+
+def _returning(table: str, names: Sequence[str]) -> str:
+    """A `RETURNING` clause for these columns of `table` (named: a `FROM` list may hold the
+    same names), or nothing."""
+    return f" RETURNING {', '.join(f'{table}.{n}' for n in names)}" if names else ""
 
 
 #: values bound to one SQLite statement at most (SQLite allows 32,766 since 3.32)

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 
 from cadence.ledger import convert
 from cadence.ledger.claims import Claimed, ClaimOps
-from cadence.ledger.common import mark_dirty, touch_contacts
+from cadence.ledger.common import mark_dirty
 from cadence.ledger.dispatch_writing import mark_sending, record_sent, settle
 from cadence.ledger.driver import Driver
 from cadence.ledger.tables import emails, messages
@@ -258,7 +258,7 @@ class Sending(ClaimOps):
                 .where(emails.c.id == email_id)
                 .values(status=EmailStatus.SENT, sent_at=row["send_at"], error=None, updated_at=at)
             )
-            members = settle(
+            settle(
                 Driver(conn),
                 [email_id],
                 Status.SENT,
@@ -266,7 +266,6 @@ class Sending(ClaimOps):
                 at,
                 sent_at=row["send_at"],
             )
-            touch_contacts(Driver(conn), members, row["send_at"])
         else:
             conn.execute(
                 update(messages)

@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, select, update
 
+from cadence.ledger.common import Settled, revise
+from cadence.ledger.driver import Driver
 from cadence.ledger.ledger import Ledger
 from cadence.ledger.tables import customers, decisions, emails, messages
 from cadence.model import Customer, Decision, Email, Message, Plan, Sender, Status
@@ -173,3 +175,78 @@ def test_a_claim_reads_what_sqlalchemy_reads(store: Ledger) -> None:
     (human,) = claimed["qa-e-1"].members
     assert human.human is True and human.sender == Sender("rep@v.test", "Rep")
     assert claimed["qa-e-0"].email.members == ("qa-m-1", "qa-m-2")
+
+
+def test_revise_looks_again_and_keeps_contacts_in_one_read_and_one_write(store: Ledger) -> None:
+    """`revise`, the one writer of a customer's look again and of its contact times: a look
+    moves `next_plan_at` up to its time, never later; contacts merge in, an internal alert
+    adds none; a customer in both gets both; one read and one write for all of them."""
+    store.ingest.upsert_customers(
+        [(Customer(f"r-{i}", f"r{i}@x.test", "R", "UTC", None, {}), "d") for i in range(5)],
+        now=NOW,
+    )
+    earlier, later = NOW - 10 * M, NOW + 10 * M
+    with store.engine.begin() as conn:
+        conn.execute(update(customers).values(next_plan_at=later))
+        conn.execute(update(customers).where(customers.c.id == "r-1").values(next_plan_at=None))
+        conn.execute(update(customers).where(customers.c.id == "r-2").values(next_plan_at=earlier))
+    went = [
+        Settled("r-0", "success", False, None, None),
+        Settled("r-3", "sales", True, None, None),
+        Settled("r-4", "success", False, "owner", None),  # an alert to the account owner
+    ]
+    statements: list[str] = []
+    with store.engine.begin() as conn:
+        db = Driver(conn)
+        real = db._cursor
+
+        class Counting:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def execute(self, statement: str, params: Any = None) -> Any:
+                statements.append(statement)
+                return real.execute(statement, params)
+
+        db._cursor = Counting()
+        revise(db, ["r-0", "r-1", "r-2"], NOW, went, NOW - M)
+    assert len(statements) == 2, statements
+    with store.engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(customers))}
+    assert rows["r-0"].next_plan_at == NOW  # was later: looked at now
+    assert rows["r-1"].next_plan_at == NOW  # had none
+    assert rows["r-2"].next_plan_at == earlier  # an earlier look stands
+    assert rows["r-3"].next_plan_at == later and rows["r-4"].next_plan_at == later  # not asked
+    at = (NOW - M).isoformat()
+    assert rows["r-0"].last_contact == {"any": at, "role:success": at, "channel:email": at}
+    assert rows["r-3"].last_contact == {
+        "any": at,
+        "human": at,
+        "role:sales": at,
+        "role:sales:human": at,
+        "channel:email": at,
+    }
+    assert rows["r-1"].last_contact == {} and rows["r-4"].last_contact == {}
+
+
+def test_an_update_returns_the_rows_it_changed(store: Ledger) -> None:
+    _ledger(store, "qa-")
+    with store.engine.begin() as conn:
+        got = Driver(conn).update(
+            emails,
+            "id",
+            [{"id": "qa-e-0", "provider_id": "p0"}, {"id": "qa-e-1", "provider_id": "p1"}],
+            fixed={"updated_at": NOW + M},
+            single=True,
+            returning=("id", "customer_id", "members", "updated_at"),
+        )
+    later = NOW + M
+    assert sorted(got, key=lambda r: r["id"]) == [
+        {
+            "id": "qa-e-0",
+            "customer_id": "qa-c-0",
+            "members": ["qa-m-1", "qa-m-2"],
+            "updated_at": later,
+        },
+        {"id": "qa-e-1", "customer_id": "qa-c-1", "members": ["qa-m-3"], "updated_at": later},
+    ]
