@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
-from cadence.ledger.driver import Driver, Encoded, json_loads
+from cadence.ledger.driver import FEW, Driver, Encoded, json_loads
 from cadence.ledger.ledger import Ledger
 from cadence.ledger.tables import customers, decisions, emails, messages
 from cadence.model import Customer, Message
@@ -100,9 +100,11 @@ def _seed(store: Ledger) -> None:
 
 @pytest.mark.parametrize("single", [False, True], ids=["executemany", "one-statement"])
 @pytest.mark.parametrize("table", ["emails", "decisions"])
+@pytest.mark.parametrize("many", [False, True], ids=["few", "many"])
 def test_rows_inserted_by_the_driver_are_stored_as_sqlalchemy_stores_them(
-    store: Ledger, table: str, single: bool
+    store: Ledger, table: str, single: bool, many: bool
 ) -> None:
+    """A few rows and many (on PostgreSQL arrays in one statement, and `COPY`)."""
     _seed(store)
     if table == "emails":
         rows = [_email(i, m) for i, m in enumerate([[], ["m-1"], ["m-1", "m-2"], []])]
@@ -110,6 +112,9 @@ def test_rows_inserted_by_the_driver_are_stored_as_sqlalchemy_stores_them(
     else:
         rows = [_decision(i, doc) for i, doc in enumerate(DOCS)]
         target, key = decisions, "message_id"
+    if many:
+        rows = [{**r, key: f"{r[key]}-{k}"} for k in range(FEW // len(rows) + 1) for r in rows]
+        assert len(rows) > FEW
     # the same values but the key: each row once through SQLAlchemy, once by the driver
     pairs = [(a, {**a, key: f"{a[key]}-d"}) for a in rows]
     with store.engine.begin() as conn:
