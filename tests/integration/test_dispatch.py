@@ -292,11 +292,17 @@ def test_only_what_is_marked_sending_goes_and_only_what_is_on_the_wire_is_sendin
     if batching:
         # a request carries a claim's emails of one content (40 at most): two such requests
         # on the wire at once
-        assert transport.requests < 141 / 10 and 16 < transport.most <= 2 * 40
+        assert transport.requests < 141 / 10 and transport.most > 16
+        bound = 2 * 40
     else:
         # one email a request: only the emails of the requests on the wire are `sending`
-        assert 0 < transport.most <= transport.concurrency
-    assert report.most_sending == transport.most
+        assert transport.most > 0
+        bound = transport.concurrency
+    # the report's figure is what a crash could strand: never less than the ledger showed a
+    # request, never more than the places hold. (Not equal to what the requests saw: a
+    # request looks when its thread runs, and on a busy machine the write after the request
+    # before it may have recorded that one as sent already.)
+    assert transport.most <= report.most_sending <= bound
 
 
 def test_a_provider_that_keeps_failing_is_tried_max_attempts_times_then_failed(app: App) -> None:
