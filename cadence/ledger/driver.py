@@ -268,13 +268,9 @@ class Driver:
         names = ", ".join(columns)
         if self.postgres and len(values) <= FEW:
             # a few rows (a chunk's history): one round trip, where COPY takes two
-            arrays = ", ".join(f"CAST(%b AS {_pg_type(table.c[n])}[])" for n in columns)
-            picks = ", ".join(
-                f"v.{n}::json" if _kind(table.c[n]) == "json" else f"v.{n}" for n in columns
-            )
+            picks = ", ".join(_pg_value(table, n) for n in columns)
             statement = (
-                f"INSERT INTO {table.name} ({names}) SELECT {picks} "
-                f"FROM unnest({arrays}) AS v({names})"
+                f"INSERT INTO {table.name} ({names}) SELECT {picks} FROM {_pg_rows(table, columns)}"
             )
             with self._errors(statement):
                 self._cursor.execute(statement, [list(c) for c in zip(*values, strict=True)])
@@ -324,19 +320,12 @@ class Driver:
         (same,) = self._prepare(table, list(fixed), [fixed]) if fixed else [[]]
         constant = [f"{n} = ?" for n in fixed]
         if self.postgres:
-            names = [key, *columns]
-            # arrays dumped in binary (`%b`), which psycopg builds at less cost than text
-            arrays = ", ".join(f"CAST(%b AS {_pg_type(table.c[n])}[])" for n in names)
             sets = ", ".join(
-                [f"{n} = %s" for n in fixed]
-                + [
-                    f"{n} = v.{n}::json" if _kind(table.c[n]) == "json" else f"{n} = v.{n}"
-                    for n in columns
-                ]
+                [f"{n} = %s" for n in fixed] + [f"{n} = {_pg_value(table, n)}" for n in columns]
             )
             statement = (
-                f"UPDATE {table.name} AS t SET {sets} FROM unnest({arrays}) "
-                f"AS v({', '.join(names)}) WHERE t.{key} = v.{key}" + _returning("t", returning)
+                f"UPDATE {table.name} AS t SET {sets} FROM {_pg_rows(table, [key, *columns])} "
+                f"WHERE t.{key} = v.{key}" + _returning("t", returning)
             )
             with self._errors(statement):
                 self._cursor.execute(
@@ -366,6 +355,18 @@ class Driver:
         with self._errors(statement):
             self._cursor.executemany(statement, [[*same, *v[1:], v[0]] for v in values])
         return []
+
+
+def _pg_rows(table: Table, names: Sequence[str]) -> str:
+    """Rows sent to PostgreSQL as one array a column, read back as a table `v` of `names`:
+    the arrays dumped in binary (`%b`), which psycopg builds at less cost than text."""
+    arrays = ", ".join(f"CAST(%b AS {_pg_type(table.c[n])}[])" for n in names)
+    return f"unnest({arrays}) AS v({', '.join(names)})"
+
+
+def _pg_value(table: Table, name: str) -> str:
+    """A column of `v` (`_pg_rows`) as its table keeps it: JSON travels as its text."""
+    return f"v.{name}::json" if _kind(table.c[name]) == "json" else f"v.{name}"
 
 
 def _returning(table: str, names: Sequence[str]) -> str:
