@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.__main__ import _drop, _pg_database
+from cadence.config import SendgridSettings
 from cadence.flows.planning import plan_due
 from cadence.ledger import driver
 from cadence.ledger.db import upgrade
@@ -34,7 +35,7 @@ from cadence.rules.loader import load_rules
 #: no window, no hold: every email is due at once
 RULES = "limits:\n  - name: one-a-week\n    max: 1\n    per: 7d\n"
 #: requests on the wire at once: the SendGrid transport's default concurrency
-PLACES = 16
+PLACES = SendgridSettings().concurrency
 
 
 @contextmanager
@@ -50,7 +51,7 @@ def _database(db: str) -> Iterator[str]:
         _drop(name)
 
 
-class _Timed:
+class TimedCursor:
     """A DBAPI cursor that times each statement it runs (a proxy for the rest)."""
 
     def __init__(self, cursor: Any, seen: dict[str, list[float]]) -> None:
@@ -96,7 +97,7 @@ def _counted() -> Iterator[dict[str, list[float]]]:
 
     def init(self: driver.Driver, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        self._cursor = _Timed(self._cursor, seen)
+        self._cursor = TimedCursor(self._cursor, seen)
 
     driver.Driver.__init__ = init  # type: ignore[method-assign]
     try:

@@ -8,11 +8,13 @@ database: each sent one way, every row they touch must be stored alike, the pref
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Table, select, update
 
+from bench.completion import TimedCursor
 from cadence.ledger.common import Settled, revise
 from cadence.ledger.driver import Driver
 from cadence.ledger.ledger import Ledger
@@ -195,22 +197,12 @@ def test_revise_looks_again_and_keeps_contacts_in_one_read_and_one_write(store: 
         Settled("r-3", "sales", True, None, None),
         Settled("r-4", "success", False, "owner", None),  # an alert to the account owner
     ]
-    statements: list[str] = []
+    statements: dict[str, list[float]] = defaultdict(list)
     with store.engine.begin() as conn:
         db = Driver(conn)
-        real = db._cursor
-
-        class Counting:
-            def __getattr__(self, name: str) -> Any:
-                return getattr(real, name)
-
-            def execute(self, statement: str, params: Any = None) -> Any:
-                statements.append(statement)
-                return real.execute(statement, params)
-
-        db._cursor = Counting()
+        db._cursor = TimedCursor(db._cursor, statements)
         revise(db, ["r-0", "r-1", "r-2"], NOW, went, NOW - M)
-    assert len(statements) == 2, statements
+    assert sum(len(times) for times in statements.values()) == 2, statements
     with store.engine.connect() as conn:
         rows = {r.id: r for r in conn.execute(select(customers))}
     assert rows["r-0"].next_plan_at == NOW  # was later: looked at now
