@@ -13,7 +13,10 @@ The order of work:
 4. units are placed one at a time, earliest feasible slot first (the higher priority wins a
    tie, then the lead message's id), each limit checked against the ledger and the units
    placed before it: the customer's own, and for a limit of account scope every customer's
-   planned together.
+   planned together (`placing`).
+
+A `CustomerPlanner` holds one customer's plan as it is made: its decisions, its emails, the
+moments it wants to be planned again, and its ledger as each limit counts it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
@@ -29,24 +32,20 @@ from cadence.engine import explain
 from cadence.engine.holds import limit_condition_failed, next_look, waiting
 from cadence.engine.limits import (
     OWN_CAP,
-    Blocked,
     Counted,
     PointSet,
-    check,
     counting,
     own_cap,
     own_cap_points,
 )
 from cadence.engine.merge import Candidate, Unit, form_units
+from cadence.engine.placing import place
 from cadence.engine.scope import ScopeFactory
 from cadence.engine.suppress import by_rules, reachability
-from cadence.engine.windows import for_country, next_open, next_open_all, window_for, zone
+from cadence.engine.windows import for_country, next_open, window_for, zone
 from cadence.model import CustomerContext, Decision, Email, Message, Plan, Sent, Status
 from cadence.rules.calendars import CUSTOMER, country_of
-from cadence.rules.model import Limit, Over, Rules, Scope, SendWindow
-
-_STEP = timedelta(seconds=1)
-_MAX_STEPS = 1000
+from cadence.rules.model import Limit, Rules, Scope, SendWindow
 
 
 def email_id(member_ids: Iterable[str]) -> str:
@@ -92,7 +91,9 @@ class _Account:
         return found
 
 
-class _Planner:
+class CustomerPlanner:
+    """One customer's plan as it is made: decisions, emails, wake-ups, the ledger as counted."""
+
     def __init__(
         self,
         ctx: CustomerContext,
@@ -141,7 +142,7 @@ class _Planner:
             )
         return found
 
-    def _limits_of(self, unit: Unit) -> list[tuple[Limit, PointSet]]:
+    def limits_of(self, unit: Unit) -> list[tuple[Limit, PointSet]]:
         """The limits the unit's members match and that apply to this customer (a limit's
         `when`), in rule order, each with its points."""
         if unit.limits is None:
@@ -229,7 +230,7 @@ class _Planner:
                 continue
             blocked = reachability(self.ctx, message)
             if blocked is not None:
-                self._suppress(message, ready, blocked.rule, blocked.reason)
+                self.suppress(message, ready, blocked.rule, blocked.reason)
                 continue
             if message.to == "owner" or message.transactional:
                 email = self.add_email([message], ready, to_owner=message.to == "owner")
@@ -257,7 +258,7 @@ class _Planner:
                 if verdict.held:
                     self.decide(message, Status.HELD, verdict.reason, rule=verdict.rule)
                 else:
-                    self._suppress(message, ready, verdict.rule, verdict.reason)
+                    self.suppress(message, ready, verdict.rule, verdict.reason)
                 continue
             window = window_for(message, self.rules)
             if window is not None and window.holidays == CUSTOMER:
@@ -347,7 +348,7 @@ class _Planner:
     def _order(self, message: Message) -> tuple[datetime, int, str]:
         return (message.send_after or self.now, -self.rules.priority_of(message), message.id)
 
-    def _suppress(
+    def suppress(
         self,
         message: Message,
         ready: datetime,
@@ -359,163 +360,6 @@ class _Planner:
         if not final:
             self.wakeups.append(ready)  # looked at again when it would have gone
         self.decide(message, Status.SUPPRESSED, reason, rule=rule, counted=counted, final=final)
-
-    # -- placing units under the limits -----------------------------------------------------
-
-    def _slot(self, unit: Unit) -> tuple[datetime | None, list[Blocked]]:
-        """The earliest time every rule allows this unit, and what pushed it there."""
-        limits, tz = self._limits_of(unit), self.tz
-        blocks: list[Blocked] = []
-        t = unit.ready
-        for step in range(_MAX_STEPS):
-            if step or not unit.ready_open:
-                opened = next_open_all(t, unit.windows, tz)
-                if opened is None:
-                    return None, blocks
-                t = opened
-            for lim, points in limits:  # the first limit that blocks t, in rule order
-                blocked = check(
-                    lim, points, t, self.account.tz if lim.scope is Scope.ACCOUNT else tz
-                )
-                if blocked is not None:
-                    break
-            else:
-                return t, blocks
-            blocks.append(blocked)
-            if blocked.limit.over == Over.DROP or t > unit.expires:
-                return t, blocks
-            t = max(blocked.next_try, t + _STEP)
-        return None, blocks
-
-    def _commit(self, unit: Unit, t: datetime, blocks: list[Blocked]) -> None:
-        ordered = unit.members
-        if len(ordered) > 1:
-            ordered = sorted(ordered, key=lambda c: (-c.priority, c.base, c.message.id))
-        messages = [c.message for c in ordered]
-        merged = len(messages) > 1
-        email = self.add_email(
-            messages,
-            t,
-            merge_rule=unit.rule.name if unit.rule else None,
-            template=unit.rule.template if unit.rule and merged else None,
-        )
-        self.placed_lead[email.id] = messages[0].id
-        for _, points in self._limits_of(unit):
-            points.add(t, email.id)
-        self.labels.add_email(email, messages)
-        first = blocks[-1] if blocks else None  # the block that settled the final time
-        counted = first.counted if first else ()
-        won_by = None
-        for i in counted:  # most commits were blocked by nothing: no generator for them
-            if i in self.placed_lead:
-                won_by = self.placed_lead[i]
-                break
-        when = explain.local(t, self.tz)
-        held = explain.held(first, None, self.tz, self.labels) if first else ""
-        for c in ordered:
-            window_note = explain.window_note(c, t, self.tz) if not first else ""
-            mine = c.message
-            other_won = won_by if won_by != mine.id else None
-            if merged:
-                others = ", ".join(m.id for m in messages if m.id != mine.id)
-                rule = unit.rule.name if unit.rule else None
-                status = Status.MERGED
-                reason = (
-                    f"merged by {rule} with {others} into one email at {when}{held}{window_note}"
-                )
-            elif first:
-                rule, status, reason = first.limit.name, Status.DEFERRED, f"held until {when}{held}"
-            else:
-                digest = f" (waits for the {unit.rule.name} digest)" if unit.rule else ""
-                rule = unit.rule.name if unit.rule else None
-                status, reason = Status.SCHEDULED, f"goes {when}{digest}{window_note}"
-            self.decide(
-                mine,
-                status,
-                reason,
-                rule=rule,
-                send_at=t,
-                email_id=email.id,
-                counted=counted,
-                won_by=other_won,
-                next_allowed=t if first else None,
-            )
-
-    def _drop(self, unit: Unit, block: Blocked) -> None:
-        why = explain.held(block, None, self.tz, self.labels)
-        for c in unit.members:
-            self._suppress(
-                c.message, c.ready, block.limit.name, f"dropped (over: drop){why}", block.counted
-            )
-
-    def _expire(self, c: Candidate, t: datetime, blocks: list[Blocked]) -> None:
-        block = blocks[-1] if blocks else None
-        final = c.expires <= self.now
-        if not final:
-            self.wakeups.append(c.expires)
-        why = explain.held(block, t, self.tz, self.labels) if block else ""
-        self.decide(
-            c.message,
-            Status.EXPIRED,
-            f"cannot go before it expires at {explain.local(c.expires, self.tz)}{why}",
-            rule=block.limit.name if block else None,
-            counted=block.counted if block else (),
-            next_allowed=t,
-            final=final,
-        )
-
-
-Entry = tuple[_Planner, Unit]
-
-
-def _place(entries: list[Entry]) -> None:
-    """Place the units, one at a time, each in the earliest slot every rule allows (the
-    higher priority first at the same slot): the units of one customer, or of every customer
-    of an account planned together, whose account-scope limits share their points."""
-    pending = list(entries)
-    # A unit's slot depends only on the points of its limits: worked out again only when
-    # a commit added a point to one of them, not for every unit after every placement.
-    slots: dict[int, tuple[datetime | None, list[Blocked]]] = {}
-    never: datetime | None = None
-    while pending:
-        for planner, u in pending:
-            if id(u) not in slots:
-                slots[id(u)] = planner._slot(u)
-        if len(pending) == 1:
-            entry = pending[0]
-        else:
-            if never is None:
-                never = datetime.max.replace(tzinfo=pending[0][0].now.tzinfo)
-            entry = min(
-                pending,
-                key=lambda e, slots=slots, never=never: (  # type: ignore[misc]
-                    slots[id(e[1])][0] or never,
-                    e[1].rank,
-                ),
-            )
-        pending.remove(entry)
-        planner, unit = entry
-        t, blocks = slots.pop(id(unit))  # popped: a later unit may reuse its id
-        if t is None:
-            for c in unit.members:
-                planner.decide(c.message, Status.HELD, "its send windows never open together")
-            continue
-        if blocks and blocks[-1].limit.over == Over.DROP:
-            planner._drop(unit, blocks[-1])
-            continue
-        if t > unit.expires:
-            late = [c for c in unit.members if c.expires < t]
-            for c in late:
-                planner._expire(c, t, blocks)
-            rest = [c for c in unit.members if c.expires >= t]
-            if rest:  # what is left once the members that expire first are gone
-                pending.append((planner, Unit(rest, max(c.base for c in rest), unit.rule)))
-            continue
-        planner._commit(unit, t, blocks)
-        touched = {id(points) for _, points in planner._limits_of(unit)}
-        for other, u in pending:
-            if any(id(points) in touched for _, points in other._limits_of(u)):
-                slots.pop(id(u), None)
 
 
 def _zone(ctx: CustomerContext, default_timezone: str) -> ZoneInfo:
@@ -537,8 +381,10 @@ def plan_account(
     if len(contexts) == 1:
         return [plan_customer(contexts[0], rules, now, default_timezone)]
     account = _Account(contexts, rules, zone(default_timezone))
-    planners = [_Planner(c, rules, now, _zone(c, default_timezone), account) for c in contexts]
-    _place([(p, u) for p in planners for u in p.prepare()])
+    planners = [
+        CustomerPlanner(c, rules, now, _zone(c, default_timezone), account) for c in contexts
+    ]
+    place([(p, u) for p in planners for u in p.prepare()])
     return [p.finish() for p in planners]
 
 
@@ -549,6 +395,6 @@ def plan_customer(
     if now.tzinfo is None:
         raise ValueError("plan_customer needs an aware `now`")
     account = _Account((ctx,), rules, zone(default_timezone))
-    planner = _Planner(ctx, rules, now, _zone(ctx, default_timezone), account)
-    _place([(planner, u) for u in planner.prepare()])
+    planner = CustomerPlanner(ctx, rules, now, _zone(ctx, default_timezone), account)
+    place([(planner, u) for u in planner.prepare()])
     return planner.finish()
