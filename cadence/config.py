@@ -3,7 +3,8 @@
 Why it is built this way:
 - The contract promises that an unknown key or a wrong type is reported at start, naming the
   key and the file; so every model forbids extra keys, the YAML is read with line numbers, and
-  pydantic's errors are rewritten as `FILE:LINE: key: reason` (or `environment VAR: ...`).
+  pydantic's errors are rewritten as `FILE:LINE: key: reason` (or `environment VAR: ...`;
+  `config_errors`).
 - The environment must win over the file (containers and CI override one key without editing
   the file), so the environment source comes before the init arguments that carry the file.
 - Relative paths are relative to the config file, so `cadence --config demo/cadence.yaml` works
@@ -15,14 +16,13 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
@@ -45,13 +45,12 @@ from pydantic_settings import (
     SettingsError,
 )
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from cadence.config_file import CONFIG_ENV, ConfigMissing, config_file
+from cadence.config_errors import describe, describe_env_error, env_keys, env_var, suggest
+from cadence.config_file import ENV_PREFIX, ConfigMissing, config_file
 from cadence.durations import format_duration, parse_duration
-
-ENV_PREFIX = "CADENCE_"
 
 
 class ConfigError(Exception):
@@ -307,12 +306,12 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     try:
         settings = Settings(**_plain(data))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, file, data, env)) from None
+        raise ConfigError(describe(Settings, exc, file, data, env)) from None
     except SettingsError as exc:
-        raise ConfigError([_describe_env_error(exc, env)]) from None
+        raise ConfigError([describe_env_error(exc, env)]) from None
     finally:
         _ENVIRON.reset(token)
-    settings = _resolve_paths(settings, file, _env_keys(env))
+    settings = _resolve_paths(settings, file, env_keys(env))
     settings._source = file
     settings._environ = environ
     return settings
@@ -342,7 +341,9 @@ def _read_yaml(file: Path) -> Any:
     for key in data:
         if not isinstance(key, str) or key.startswith("_"):
             line = data.lc.key(key)[0] + 1
-            raise ConfigError([f"{file}:{line}: unknown key {key!r}{_suggest((), str(key))}"])
+            raise ConfigError(
+                [f"{file}:{line}: unknown key {key!r}{suggest(Settings, (), str(key))}"]
+            )
     return data
 
 
@@ -353,136 +354,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
-
-
-def _env_keys(env: Mapping[str, str]) -> dict[tuple[str, ...], str]:
-    """The config keys the environment sets, each with the variable that sets it."""
-    keys: dict[tuple[str, ...], str] = {}
-    for name in env:
-        if name.upper().startswith(ENV_PREFIX) and name.upper() != CONFIG_ENV:
-            keys[tuple(name[len(ENV_PREFIX) :].lower().split("__"))] = name
-    return keys
-
-
-def _env_var(loc: tuple[str, ...], env_keys: Mapping[tuple[str, ...], str]) -> str | None:
-    """The variable that set `loc` or a section holding it (CADENCE_TRANSPORT='{...}')."""
-    for depth in range(len(loc), 0, -1):
-        if loc[:depth] in env_keys:
-            return env_keys[loc[:depth]]
-    return None
-
-
-# --- errors a person can act on ----------------------------------------------------------
-
-
-def _model_at(loc: Sequence[str]) -> type[BaseModel] | None:
-    model: type[BaseModel] = Settings
-    for part in loc:
-        field = model.model_fields.get(part)
-        if field is None or not isinstance(field.annotation, type):
-            return None
-        if not issubclass(field.annotation, BaseModel):
-            return None
-        model = field.annotation
-    return model
-
-
-def _suggest(parent: tuple[str, ...], key: str) -> str:
-    model = _model_at(parent)
-    if model is None:
-        return ""
-    allowed = list(model.model_fields)
-    prefix = ".".join(parent) + "." if parent else ""
-    close = difflib.get_close_matches(key.lower(), allowed, n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean {prefix + close[0]!r}?)"
-    return " (allowed: " + ", ".join(prefix + a for a in allowed) + ")"
-
-
-def _choices(loc: tuple[str, ...]) -> list[str] | None:
-    model = _model_at(loc[:-1])
-    field = model.model_fields.get(loc[-1]) if model else None
-    if field is None or get_origin(field.annotation) is not Literal:
-        return None
-    return [str(a) for a in get_args(field.annotation)]
-
-
-_REASONS = {
-    "int_parsing": "expected a whole number",
-    "int_type": "expected a whole number",
-    "int_from_float": "expected a whole number",
-    "bool_parsing": "expected true or false",
-    "bool_type": "expected true or false",
-    "string_type": "expected text",
-    "model_type": "expected a mapping of keys",
-    "model_attributes_type": "expected a mapping of keys",
-    "dict_type": "expected a mapping of keys",
-    "path_type": "expected a path",
-}
-
-
-def _reason(error: Mapping[str, Any], loc: tuple[str, ...]) -> str:
-    kind = error["type"]
-    value = error.get("input")
-    if kind == "literal_error":
-        choices = _choices(loc) or []
-        return f"{value!r} is not one of {', '.join(choices)}"
-    if kind == "value_error":
-        return str(error["msg"]).removeprefix("Value error, ")
-    if kind in _REASONS:
-        return f"{_REASONS[kind]}, not {value!r}"
-    return f"{error['msg']} (got {value!r})"
-
-
-def _line(data: Any, loc: tuple[str, ...]) -> int | None:
-    """The 1-based line of the deepest part of `loc` the file has."""
-    line: int | None = None
-    node = data
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and part.isdigit() and int(part) < len(node):
-            line = node.lc.item(int(part))[0] + 1
-            node = node[int(part)]
-        else:
-            break
-    return line
-
-
-def _describe(
-    exc: ValidationError, file: Path | None, data: Any, env: Mapping[str, str]
-) -> list[str]:
-    """One line per error, the file's in line order, then the environment's."""
-    env_keys = _env_keys(env)
-    problems: list[tuple[int, str]] = []
-    for error in exc.errors():
-        loc = tuple(str(p) for p in error["loc"])
-        var = _env_var(loc, env_keys)
-        line = None
-        if var is not None:
-            where = f"environment {var}"
-        elif file is not None:
-            line = _line(data, loc)
-            where = f"{file}:{line}" if line else str(file)
-        else:
-            where = "defaults"
-        dotted = ".".join(loc)
-        if error["type"] == "extra_forbidden":
-            text = f"{where}: unknown key {dotted!r}{_suggest(loc[:-1], loc[-1])}"
-        else:
-            text = f"{where}: {dotted}: {_reason(error, loc)}"
-        problems.append((line if line is not None else 1 << 30, text))
-    return [text for _, text in sorted(problems, key=lambda p: p[0])]
-
-
-def _describe_env_error(exc: SettingsError, env: Mapping[str, str]) -> str:
-    """pydantic-settings' own error names the field, not the variable; name the variable."""
-    match = re.search(r'field "(\w+)"', str(exc))
-    var = _env_var((match[1],), _env_keys(env)) if match else None
-    if var is None:
-        return f"environment: {exc}"
-    return f"environment {var}: {match[1] if match else ''}: not valid JSON for this section"
 
 
 # --- relative paths ----------------------------------------------------------------------
@@ -501,13 +372,13 @@ def _sqlite_url(url: str, base: Path) -> str:
 
 
 def _resolve_paths(
-    settings: Settings, file: Path | None, env_keys: Mapping[tuple[str, ...], str]
+    settings: Settings, file: Path | None, set_by_env: Mapping[tuple[str, ...], str]
 ) -> Settings:
     file_base = file.resolve().parent if file is not None else Path.cwd()
     cwd = Path.cwd()
 
     def base(*loc: str) -> Path:
-        return cwd if _env_var(loc, env_keys) else file_base
+        return cwd if env_var(loc, set_by_env) else file_base
 
     def absolute(path: Path, *loc: str) -> Path:
         return path if path.is_absolute() else (base(*loc) / path).resolve()

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 CONFIG_ENV = "CADENCE_CONFIG"
+#: what every environment variable that sets a key starts with (`CADENCE_TRANSPORT__KIND`)
+ENV_PREFIX = "CADENCE_"
 DEFAULT_FILE = "cadence.yaml"
 
 

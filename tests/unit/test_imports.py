@@ -149,6 +149,7 @@ LAYERS = {
     "jinja": 0,
     "config": 0,
     "config_file": 0,
+    "config_errors": 0,
     "shipped": 0,
     "metrics": 0,
     "words": 0,
