@@ -4,12 +4,12 @@ events, as pydantic models that turn into `cadence.model` values.
 Why so strict: every record is kept for good and decides what customers receive, so a guess
 made here (a naive time read as UTC, `"yes"` read as true, a misspelt field ignored) would
 become a wrong email later. Models forbid unknown fields and validate strictly; a record that
-does not fit gets one reason a person can act on (`explain`), never a pydantic dump.
+does not fit gets one reason a person can act on (`record_errors.explain`), never a pydantic
+dump.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cadence.model import Customer, Event, Message, MessageKind, Sender
 
@@ -33,13 +33,13 @@ __all__ = [
     "aware",
     "check_address",
     "check_zone",
-    "explain",
+    "show",
 ]
 
 INT32 = 2**31 - 1  # `priority` is an INTEGER column on both databases
 
 
-def _show(value: Any, limit: int = 60) -> str:
+def show(value: Any, limit: int = 60) -> str:
     """A value as the user wrote it (JSON), cut short: error reasons stay one readable line."""
     try:
         text = json.dumps(value, ensure_ascii=False)
@@ -60,7 +60,7 @@ def check_address(value: str) -> str:
         return validate_email(value, check_deliverability=False, test_environment=True).normalized
     except EmailNotValidError as exc:
         why = str(exc).rstrip(".")
-        raise ValueError(f"{_show(value)} is not an email address: {why}") from None
+        raise ValueError(f"{show(value)} is not an email address: {why}") from None
 
 
 def check_zone(value: str) -> str:
@@ -69,7 +69,7 @@ def check_zone(value: str) -> str:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(
-            f"{_show(value)} is not a time zone; use an IANA name like Europe/Berlin"
+            f"{show(value)} is not a time zone; use an IANA name like Europe/Berlin"
         ) from None
     return value
 
@@ -82,12 +82,12 @@ def aware(value: Any) -> datetime:
             raise ValueError(f"{value.isoformat()} has no UTC offset")
         return value.astimezone(UTC)
     if not isinstance(value, str):
-        raise ValueError(f"{_show(value)} is not a time; write it like 2026-11-02T09:00:00Z")
+        raise ValueError(f"{show(value)} is not a time; write it like 2026-11-02T09:00:00Z")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(
-            f"{_show(value)} is not an ISO 8601 time; write it like 2026-11-02T09:00:00Z"
+            f"{show(value)} is not an ISO 8601 time; write it like 2026-11-02T09:00:00Z"
         ) from None
     if parsed.tzinfo is None:
         if "T" not in value.upper() and " " not in value:
@@ -107,7 +107,7 @@ class Record(BaseModel):
     @classmethod
     def _id(cls, value: str) -> str:
         if value != value.strip():
-            raise ValueError(f"{_show(value)} has spaces around it")
+            raise ValueError(f"{show(value)} has spaces around it")
         return value
 
     @model_validator(mode="before")
@@ -306,7 +306,7 @@ class RecordedIn(_MessageFields):
     def _channel(cls, value: str) -> str:
         if not _CHANNEL.match(value):
             raise ValueError(
-                f"{_show(value)} is not a channel name: lower-case letters, digits, - and _ "
+                f"{show(value)} is not a channel name: lower-case letters, digits, - and _ "
                 "(email, call, meeting, chat, in_app, sms, ...)"
             )
         return value
@@ -362,7 +362,7 @@ class EventIn(Record):
             and not (isinstance(cats, list) and all(isinstance(c, str) for c in cats))
         ):
             raise ValueError(
-                f"`data.categories` is a list of category names (none: all), not {_show(cats)}"
+                f"`data.categories` is a list of category names (none: all), not {show(cats)}"
             )
         most = self.data.get("max_per_week")
         if (
@@ -372,11 +372,11 @@ class EventIn(Record):
         ):
             raise ValueError(
                 f"`data.max_per_week` is the most emails a week the customer wants (1 or more), "
-                f"or null for as they come, not {_show(most)}"
+                f"or null for as they come, not {show(most)}"
             )
         kind = self.data.get("kind")
         if self.type == "bounced" and kind not in ("hard", "soft"):
-            raise ValueError(f"a bounced event needs `data.kind`: hard or soft, not {_show(kind)}")
+            raise ValueError(f"a bounced event needs `data.kind`: hard or soft, not {show(kind)}")
         return self
 
     def to_model(self) -> Event:
@@ -388,60 +388,3 @@ class EventIn(Record):
             data=dict(self.data),
             attributes=dict(self.attributes),
         )
-
-
-# -- reasons a person can act on ----------------------------------------------------------------
-
-_MUST = {
-    "string_type": "must be text",
-    "int_type": "must be a whole number",
-    "bool_type": "must be true or false",
-    "dict_type": "must be a JSON object",
-    "model_type": "must be a JSON object",
-    "datetime_type": "must be a time like 2026-11-02T09:00:00Z",
-}
-
-
-_NESTED: dict[str, type[BaseModel]] = {"from": FromIn}
-
-
-def _field_names(model: type[BaseModel]) -> list[str]:
-    return sorted(f.alias or name for name, f in model.model_fields.items())
-
-
-def _unknown(loc: str, model: type[BaseModel]) -> str:
-    """An unknown field, with the likely intended one or the list of those allowed."""
-    parent, _, name = loc.rpartition(".")
-    allowed = _field_names(_NESTED.get(parent, model))
-    close = difflib.get_close_matches(name, allowed, n=1)
-    if close:
-        return f"unknown field `{loc}` (did you mean `{close[0]}`?)"
-    return f"unknown field `{loc}`; allowed: {', '.join(allowed)}"
-
-
-def explain(exc: ValidationError, model: type[BaseModel]) -> str:
-    """Pydantic's errors as one line: each names its field and says what is wrong with it."""
-    parts: list[str] = []
-    missing: list[str] = []
-    for error in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in error["loc"])
-        kind = error["type"]
-        if kind == "missing":
-            missing.append(f"`{loc}`")
-        elif kind == "extra_forbidden":
-            parts.append(_unknown(loc, model))
-        elif kind == "value_error":
-            message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
-            parts.append(f"`{loc}`: {message}" if loc else message)
-        elif kind == "string_too_short":
-            parts.append(f"`{loc}` must not be empty")
-        elif kind in _MUST:
-            parts.append(f"`{loc}` {_MUST[kind]}, not {_show(error['input'])}")
-        elif kind in ("less_than_equal", "greater_than_equal"):
-            parts.append(f"`{loc}` must be between {-INT32} and {INT32}")
-        else:
-            parts.append(f"`{loc}`: {error['msg']}" if loc else error["msg"])
-    if missing:
-        label = "missing field" if len(missing) == 1 else "missing fields"
-        parts.insert(0, f"{label} {', '.join(missing)}")
-    return "; ".join(parts)

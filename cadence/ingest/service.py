@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from pydantic import ValidationError
 
 from cadence.ingest.readers import MESSAGES, Raw, read_source
+from cadence.ingest.record_errors import explain
 from cadence.ingest.records import (
     CustomerIn,
     EventIn,
@@ -30,7 +31,6 @@ from cadence.ingest.records import (
     Record,
     RecordedIn,
     expiry_problem,
-    explain,
 )
 from cadence.model import Customer, Message
 from cadence.progress import Progress, quiet

@@ -34,7 +34,8 @@ from ruamel.yaml import YAML
 
 from cadence.config import iter_keys, load_settings
 from cadence.ingest.readers import CUSTOMERS, MESSAGES, Table, parse_csv, parse_jsonl
-from cadence.ingest.records import CustomerIn, EventIn, MessageIn, Record, RecordedIn, explain
+from cadence.ingest.record_errors import explain
+from cadence.ingest.records import CustomerIn, EventIn, MessageIn, Record, RecordedIn
 from cadence.rules import schema
 from cadence.rules.expressions import NAMES
 from cadence.starter.writer import next_monday

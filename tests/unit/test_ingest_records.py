@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from cadence.ingest.records import CustomerIn, EventIn, MessageIn, RecordedIn, explain
+from cadence.ingest.record_errors import explain
+from cadence.ingest.records import CustomerIn, EventIn, MessageIn, RecordedIn
 from cadence.model import MessageKind, Sender
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
