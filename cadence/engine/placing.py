@@ -53,6 +53,8 @@ def slot(planner: CustomerPlanner, unit: Unit) -> tuple[datetime | None, list[Bl
 
 
 def commit(planner: CustomerPlanner, unit: Unit, t: datetime, blocks: list[Blocked]) -> None:
+    """The unit goes at `t`: its email, its point on each limit it counts against, and each
+    member's decision (merged, held until `t` by the last limit that blocked it, or scheduled)."""
     ordered = unit.members
     if len(ordered) > 1:
         ordered = sorted(ordered, key=lambda c: (-c.priority, c.base, c.message.id))
@@ -106,6 +108,7 @@ def commit(planner: CustomerPlanner, unit: Unit, t: datetime, blocks: list[Block
 
 
 def drop(planner: CustomerPlanner, unit: Unit, block: Blocked) -> None:
+    """Over a limit whose `over` is `drop`: each member suppressed, naming the limit."""
     why = explain.held(block, None, planner.tz, planner.labels)
     for c in unit.members:
         planner.suppress(
@@ -114,6 +117,7 @@ def drop(planner: CustomerPlanner, unit: Unit, block: Blocked) -> None:
 
 
 def expire(planner: CustomerPlanner, c: Candidate, t: datetime, blocks: list[Blocked]) -> None:
+    """A member that cannot go before its `expires_at`: expired, naming what held it back."""
     block = blocks[-1] if blocks else None
     final = c.expires <= planner.now
     if not final:
