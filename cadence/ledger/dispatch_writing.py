@@ -35,7 +35,6 @@ MEMBER = (
     "role",
     "human",
     "recipient",
-    "sent_at",
 )
 
 
@@ -92,14 +91,13 @@ def settle(
     *,
     sent_at: datetime | None = None,
     read: Sequence[Row] | None = None,
-) -> list[Settled]:
+) -> None:
     """The members of these emails take the emails' fate at `at` (`sent`, `failed`,
     `unconfirmed`, `held`), each with its reason and a line of decision history; their
     customers' plans are looked at again from `at` (they stand, but their history moved),
     and given `sent_at` (they went then), their contact times kept. The one writer of this
     change, whoever settles an email; `read`: the emails' `_OWNERS` columns, where the caller
-    has them already. Returns the members as the contact times need them, email by email in
-    the order given."""
+    has them already."""
     email_of: dict[str, str] = {}
     owners: set[str] = set()
     for r in read if read is not None else _owners(db, email_ids):
@@ -109,7 +107,7 @@ def settle(
     members = _members(db, sorted(email_of))
     if not members:
         revise(db, owners, at)
-        return []
+        return
     reasons = {m["id"]: reason(email_of[m["id"]]) for m in members}
     fixed: dict[str, Any] = {
         "status": str(status),
@@ -145,15 +143,17 @@ def settle(
         ],
         single=True,
     )
+    if sent_at is None:  # nothing went: no contact to keep
+        revise(db, owners, at)
+        return
     # email by email in the order given (a customer's new contact keys go into its
     # last_contact in that order, as when its emails were recorded one chunk each)
     rank = {email_id: i for i, email_id in enumerate(email_ids)}
-    settled = [
-        Settled(m["customer_id"], m["role"], m["human"], m["recipient"], sent_at or m["sent_at"])
+    went = [
+        Settled(m["customer_id"], m["role"], m["human"], m["recipient"], sent_at)
         for m in sorted(members, key=lambda m: (rank[email_of[m["id"]]], m["id"]))
     ]
-    revise(db, owners, at, settled if sent_at is not None else (), sent_at)
-    return settled
+    revise(db, owners, at, went, sent_at)
 
 
 def _owners(db: Driver, email_ids: Sequence[str]) -> list[Row]:
