@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -36,7 +35,7 @@ SIZES = {"1k": 1_000, "10k": 10_000}
 _SUMMARY = re.compile(r"^summary: (\d+)$", re.MULTILINE)
 
 
-def counted(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> list[int]:
+def counted(command: list[str], cwd: Path) -> list[int]:
     """The instructions each process of `command` ran, the first process first."""
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed: apt-get install valgrind")
@@ -50,7 +49,6 @@ def counted(command: list[str], cwd: Path, env: dict[str, str] | None = None) ->
             *command,
         ],
         cwd=cwd,
-        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -99,7 +97,7 @@ def simulate_counts(python: str, size: int, days: int, folder: Path) -> Counts:
     end = now + timedelta(days=days)
     command = [python, "-m", "cadence", "simulate", "--start", now.isoformat()]
     command += ["--end", end.isoformat(), "--format", "json"]
-    first, *parts = counted(command, folder, dict(os.environ))
+    first, *parts = counted(command, folder)
     return Counts(" ".join(["python", *command[1:]]), size, days, first, tuple(parts))
 
 
