@@ -27,7 +27,7 @@ from cadence import metrics
 from cadence.clock import utcnow
 from cadence.delivery.unsubscribe import ExpiredToken, UnsubscribeClaim
 from cadence.feedback import ledger, preferences, replies, webhook
-from cadence.feedback.common import (
+from cadence.feedback.pages import (
     NOT_VALID,
     PAGE_HEADERS,
     Served,

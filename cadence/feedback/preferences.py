@@ -4,7 +4,7 @@ honours: the categories left are not sent, and at most N emails a week go across
 
 Plain server-rendered HTML, no script: every input has a label, the groups are fieldsets with
 a legend, the page works with a keyboard alone and shows where its focus is (see
-`common.PAGE`). The token is a preference token (`delivery.unsubscribe`): signed like an
+`pages.PAGE`). The token is a preference token (`delivery.unsubscribe`): signed like an
 unsubscribe link's, under another domain string, and living as long.
 
 Cross-site requests: a POST acts only with a valid token in its path, and the token is the
@@ -38,7 +38,7 @@ from cadence.delivery.unsubscribe import (
     make_preferences_token,
 )
 from cadence.feedback import ledger
-from cadence.feedback.common import (
+from cadence.feedback.pages import (
     NOT_VALID,
     PAGE_HEADERS,
     Served,

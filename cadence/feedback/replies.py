@@ -21,7 +21,7 @@ from starlette.routing import Route
 from cadence import metrics
 from cadence.clock import utcnow
 from cadence.feedback import inbound, ledger
-from cadence.feedback.common import Served, guarded, read_body
+from cadence.feedback.pages import Served, guarded, read_body
 
 log = logging.getLogger("cadence.http")
 

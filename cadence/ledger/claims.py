@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, update
 
 from cadence.ledger import columns, convert
-from cadence.ledger.common import chunks, look_again, mark_dirty
+from cadence.ledger.attention import look_again, mark_dirty
 from cadence.ledger.driver import Driver
+from cadence.ledger.statements import chunks
 from cadence.ledger.tables import customers, emails, messages
 from cadence.model import Customer, Email, EmailStatus, Message
 
@@ -71,7 +72,10 @@ DUE = (
 CLAIM = "UPDATE emails SET status = ?, lease_owner = ?, lease_until = ?, updated_at = ? WHERE "
 
 
-class ClaimOps:
+class Claiming:
+    """Taking due emails to send, and giving back what a stopped sender held: the claiming
+    half of `Sending`, which adds the writes that follow a claim."""
+
     engine: Engine
     is_postgres: bool
 

@@ -19,8 +19,9 @@ from datetime import datetime
 from typing import Any
 
 from cadence.ledger import convert
-from cadence.ledger.common import Settled, chunks, revise
+from cadence.ledger.attention import Settled, revise
 from cadence.ledger.driver import Driver, Row
+from cadence.ledger.statements import chunks
 from cadence.ledger.tables import decisions, emails, messages
 from cadence.model import EmailStatus, Status
 

@@ -14,8 +14,9 @@ from sqlalchemy import and_, bindparam, delete, false, insert, or_, select, text
 
 from cadence.engine.events import apply_events
 from cadence.ledger import columns, convert
-from cadence.ledger.common import chunks, mark_dirty, touch_contacts, upsert
+from cadence.ledger.attention import mark_dirty, touch_contacts
 from cadence.ledger.driver import Driver
+from cadence.ledger.statements import chunks, upsert
 from cadence.ledger.tables import customers, decisions, emails, events, messages
 from cadence.model import Customer, EmailStatus, Event, Message, MessageKind, Status
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, select, type_coerce
 
 from cadence.ledger import convert
-from cadence.ledger.common import chunks
+from cadence.ledger.statements import chunks
 from cadence.ledger.tables import UTCDateTime, customers, emails, messages
 from cadence.model import PLANNED, Email, EmailStatus, Status
 

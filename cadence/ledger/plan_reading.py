@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Table
 
 from cadence.ledger import columns, convert
-from cadence.ledger.common import chunks
 from cadence.ledger.driver import Driver, Row
+from cadence.ledger.statements import chunks
 from cadence.ledger.tables import customers, emails, messages
 from cadence.model import (
     CustomerContext,

@@ -15,9 +15,9 @@ from typing import Any
 
 from cadence.ledger import convert
 from cadence.ledger.columns import EMAIL_CONTENT
-from cadence.ledger.common import aware, chunks
 from cadence.ledger.driver import Driver, Encoded, Row
 from cadence.ledger.plan_reading import current_decisions
+from cadence.ledger.statements import aware, chunks
 from cadence.ledger.tables import customers, decisions, emails, messages
 from cadence.model import Email, EmailStatus, Plan
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from cadence.ledger import convert
-from cadence.ledger.common import chunks, upsert
 from cadence.ledger.driver import Driver
+from cadence.ledger.statements import chunks, upsert
 from cadence.ledger.tables import customers, decisions, emails, events, messages, meta
 from cadence.model import Customer, Decision, Email, EmailStatus, Message
 from cadence.progress import Progress, quiet

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select
 
-from cadence.ledger.common import chunks
+from cadence.ledger.statements import chunks
 from cadence.ledger.tables import customers, decisions, emails, events, messages
 from cadence.model import EmailStatus, MessageKind, Status
 from cadence.progress import Progress, quiet

@@ -32,10 +32,11 @@ from sqlalchemy import Table
 
 from cadence.engine.events import apply_events
 from cadence.ledger import convert
+from cadence.ledger.attention import Settled, contacts_by_customer, merge_contacts
 from cadence.ledger.columns import HISTORY
-from cadence.ledger.common import Settled, chunks, contacts_by_customer, merge_contacts
 from cadence.ledger.db import IN_MEMORY
 from cadence.ledger.driver import Driver, Row
+from cadence.ledger.statements import chunks
 from cadence.ledger.tables import customers, decisions, emails, events, messages, meta
 from cadence.model import (
     Decision,

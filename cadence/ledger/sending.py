@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select, update
 
 from cadence.ledger import convert
-from cadence.ledger.claims import Claimed, ClaimOps
-from cadence.ledger.common import mark_dirty
+from cadence.ledger.attention import mark_dirty
+from cadence.ledger.claims import Claimed, Claiming
 from cadence.ledger.dispatch_writing import mark_sending, record_sent, settle
 from cadence.ledger.driver import Driver
 from cadence.ledger.tables import emails, messages
@@ -34,7 +34,7 @@ UNCONFIRMED_REASON = (
 )
 
 
-class Sending(ClaimOps):
+class Sending(Claiming):
     """Due emails claimed, and what became of each: sent, failed, unconfirmed, held, retried,
     settled; leases that ran out."""
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, select, update
 
 from bench.completion import TimedCursor
-from cadence.ledger.common import Settled, revise
+from cadence.ledger.attention import Settled, revise
 from cadence.ledger.driver import Driver
 from cadence.ledger.ledger import Ledger
 from cadence.ledger.tables import customers, decisions, emails, messages

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cadence.ledger.common import mark_dirty
+from cadence.ledger.attention import mark_dirty
 from cadence.ledger.db import upgrade
 from cadence.ledger.ledger import Ledger
 from cadence.model import Customer

@@ -1,50 +1,22 @@
-"""Helpers every part of the store shares: id chunks, the dirty mark, last-contact times.
+"""Which customers want the planner's attention, and from when: the dirty mark (plan again
+now, something they can receive changed) and the look again from a time (their plans stand,
+their history moved); and their last contact times, which the same write keeps (`revise`).
 
-They take an open connection, so each runs inside the caller's one transaction.
+Each takes an open connection, so it runs inside the caller's one transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
+from typing import NamedTuple, Protocol
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, select, update
 
 from cadence.engine.scope import contact_keys
 from cadence.ledger.driver import Driver
-
-if TYPE_CHECKING:
-    from sqlalchemy.dialects.postgresql import Insert as PgInsert
-    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from cadence.ledger.statements import chunks
 from cadence.ledger.tables import customers
-
-T = TypeVar("T")
-CHUNK = 500  # ids per IN (...) list: well under every database's parameter limit
-
-
-def chunks(ids: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
-    for i in range(0, len(ids), size):
-        yield ids[i : i + size]
-
-
-def aware(t: datetime | None) -> datetime | None:
-    """A time read outside the UTC column type (an aggregate on SQLite) made aware UTC."""
-    if t is None:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-def upsert(conn: Connection, table: Table) -> PgInsert | SqliteInsert:
-    """An INSERT that takes `ON CONFLICT` clauses, in the connection's own dialect (SQLite and
-    PostgreSQL spell them alike, but SQLAlchemy has one construct for each)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table)
 
 
 def mark_dirty(conn: Connection, ids: Iterable[str]) -> None:
