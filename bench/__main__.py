@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench import delivery as D
 from bench import figures as F
 from bench.generate import generate
 from bench.preview import preview_time
@@ -192,18 +193,18 @@ def run_database(
                     "dispatch",
                     "dispatch, one daemon",
                     lambda: [
-                        F.dispatch_rate(store, url, folder, now, min(5000, n)),
-                        F.dispatch_rate(store, url, folder, now, min(5000, n), unique=True),
+                        D.dispatch_rate(store, url, folder, now, min(5000, n)),
+                        D.dispatch_rate(store, url, folder, now, min(5000, n), unique=True),
                     ],
                 ),
-                ("latency", "latency", lambda: F.latency(folder)),
+                ("latency", "latency", lambda: D.latency(folder)),
             ]
         else:
             steps.append(
                 (
                     "dispatch",
                     "dispatch, 3 daemons",
-                    lambda: F.dispatch_rate(store, url, folder, now, min(15000, n), daemons=3),
+                    lambda: D.dispatch_rate(store, url, folder, now, min(15000, n), daemons=3),
                 )
             )
         # a provider that answers in 100 ms, as a real API does: what a daemon's requests in
@@ -212,7 +213,7 @@ def run_database(
             (
                 "slow-provider",
                 "dispatch to a provider answering in 100 ms",
-                lambda: F.slow_provider(store, url, folder, now, n),
+                lambda: D.slow_provider(store, url, folder, now, n),
             )
         )
         out: list[F.Figure] = []

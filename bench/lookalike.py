@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 API_KEY = "SG.test-key"
+REPO = Path(__file__).resolve().parents[1]
 
 
 class Lookalike:
@@ -100,3 +103,41 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+
+
+class LookalikeProcess:
+    """The SendGrid look-alike in a process of its own, so it does not share our GIL."""
+
+    api_key = "SG.test-key"
+
+    def __init__(self, latency_ms: float = 0) -> None:
+        self.latency_ms = latency_ms
+
+    def __enter__(self) -> LookalikeProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.lookalike", str(self.latency_ms)],
+            cwd=REPO,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        out, _ = self.proc.communicate("", timeout=30)
+        self.arrivals: dict[str, float] = dict(json.loads(out.strip() or "[]"))
+
+
+def sendgrid_config(
+    path: Path, url: str, sg: LookalikeProcess, rules_dir: Path, extra: str = ""
+) -> Path:
+    """A cadence.yaml sending through the look-alike (the key in $SG_KEY)."""
+    path.write_text(
+        f"database_url: {url}\ntemplates_dir: {REPO / 'templates'}\n"
+        f"rules_dir: {rules_dir}\n"
+        "transport:\n  kind: sendgrid\n"
+        f"  sendgrid: {{api_host: '{sg.url}', api_key_env: SG_KEY}}\n" + extra
+    )
+    return path
