@@ -183,6 +183,11 @@ def lost_label(status: str, rule: str | None, reason: str) -> str:
     return f"{status}: {gist.strip() or '-'}"
 
 
+def share(part: int, whole: int) -> float:
+    """`part` of `whole`; all of nothing counts as all (no receipt due: every one on time)."""
+    return part / whole if whole else 1.0
+
+
 @dataclass
 class Outcome:
     """The three figures over one period."""
@@ -204,11 +209,11 @@ class Outcome:
 
     @property
     def on_time(self) -> float:
-        return self.transactional_on_time / self.transactional if self.transactional else 1.0
+        return share(self.transactional_on_time, self.transactional)
 
     @property
     def delivered(self) -> float:
-        return self.distinct_delivered / self.distinct if self.distinct else 1.0
+        return share(self.distinct_delivered, self.distinct)
 
     def figures(self) -> dict[str, Any]:
         """JSON-ready, the two shares included."""
