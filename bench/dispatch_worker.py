@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 from cadence.app import App
 from cadence.config import load_settings
@@ -21,7 +22,7 @@ from cadence.flows.sending import Dispatcher
 
 
 def main(config: str, now: str, name: str) -> None:
-    app = App(load_settings(config))
+    app = App(load_settings(Path(config)))
     transport = make_transport(app.settings)
     dispatcher = Dispatcher(
         app.store, transport, app.renderer(), app.settings, b"bench-secret", name

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, Table
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from cadence.ledger.db import make_engine, upgrade
 from cadence.ledger.tables import customers, emails, events, messages
@@ -25,7 +26,9 @@ ZONES = [
     "UTC",
     "America/Sao_Paulo",
 ]
-MIX = [  # role, category, topic pool, transactional, weight
+#: role, category, topic pool, transactional, weight
+Kind = tuple[str, str, list[str | None], bool, int]
+MIX: list[Kind] = [
     ("marketing", "announcement", ["feature:reports", "feature:sso", "webinar"], False, 3),
     ("product", "tip", ["feature:reports", "tips:dashboards", "tips:alerts"], False, 3),
     ("sales", "offer", ["pricing", "upgrade"], False, 2),
@@ -188,7 +191,7 @@ def _bulk_insert(engine: Engine, table: Table, batch: list[dict[str, Any]]) -> N
     # a column the generator leaves out takes the model's default, as an insert through
     # the store would (the channel of a message, the flag of a planned touch)
     defaults = {
-        c.name: c.default.arg for c in columns if c.default is not None and c.default.is_scalar
+        c.name: c.default.arg for c in columns if isinstance(c.default, ScalarElementColumnDefault)
     }
     values = [
         tuple(
