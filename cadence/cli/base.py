@@ -121,10 +121,12 @@ def parse_time(text: str | None, option: str) -> datetime | None:
     """An ISO 8601 time with an offset; anything else is wrong usage (exit 2)."""
     if text is None:
         return None
-    from cadence.clock import NoOffset, parse_instant
+    from cadence.instants import DateOnly, NoOffset, parse_instant
 
     try:
         return parse_instant(text)
+    except DateOnly as e:
+        fail(f"error: {option} {text!r} is a date, not a time; write e.g. {e.suggestion}", 2)
     except NoOffset:
         fail(f"error: {option} {text!r} has no UTC offset; write e.g. {text}Z", 2)
     except ValueError:

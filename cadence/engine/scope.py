@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from cadence.durations import parse_duration
+from cadence.instants import DateOnly, NoOffset, parse_instant
 from cadence.model import Customer, Event, Message, Sent
 from cadence.rules.model import Expression
 from cadence.views import View, customer_view, event_view, message_view
@@ -25,15 +26,18 @@ _DAY = 86400.0
 
 def to_time(value: object) -> datetime:
     """A datetime or an ISO 8601 text with an offset (attributes arrive as text)."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    else:
+    if isinstance(value, str):
+        try:
+            return parse_instant(value)
+        except DateOnly as e:
+            raise ValueError(f"{value!r} is a date, not a time; write {e.suggestion}") from None
+        except NoOffset:
+            raise ValueError(f"{value!r} has no UTC offset") from None
+    if not isinstance(value, datetime):
         raise TypeError(f"expected a time, got {value!r}")
-    if parsed.tzinfo is None:
+    if value.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset")
-    return parsed
+    return value
 
 
 def _matches(

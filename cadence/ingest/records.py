@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cadence.instants import DateOnly, NoOffset, parse_instant
 from cadence.model import Customer, Event, Message, MessageKind, Sender
 
 __all__ = [
@@ -84,16 +85,15 @@ def aware(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError(f"{show(value)} is not a time; write it like 2026-11-02T09:00:00Z")
     try:
-        parsed = datetime.fromisoformat(value)
+        return parse_instant(value)
+    except DateOnly as e:
+        raise ValueError(f"{value} is a date, not a time; write {e.suggestion}") from None
+    except NoOffset:
+        raise ValueError(f"{value} has no UTC offset; write {value}Z or +01:00") from None
     except ValueError:
         raise ValueError(
             f"{show(value)} is not an ISO 8601 time; write it like 2026-11-02T09:00:00Z"
         ) from None
-    if parsed.tzinfo is None:
-        if "T" not in value.upper() and " " not in value:
-            raise ValueError(f"{value} is a date, not a time; write {value}T00:00:00Z")
-        raise ValueError(f"{value} has no UTC offset; write {value}Z or +01:00")
-    return parsed.astimezone(UTC)
 
 
 class Record(BaseModel):

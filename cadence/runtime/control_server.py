@@ -31,8 +31,9 @@ def answer_preview(app: App, request: dict[str, Any]) -> str | None:
     """What `cadence preview` would print for `request`, or None to let the command do it."""
     from rich.console import Console
 
-    from cadence.clock import parse_instant, utcnow
+    from cadence.clock import utcnow
     from cadence.flows.preview import UnknownCustomer, preview
+    from cadence.instants import parse_instant
     from cadence.printing import write_preview
 
     customer, days, fmt = request.get("customer"), request.get("days"), request.get("format")

@@ -290,7 +290,11 @@ def test_upcoming_lists_every_customers_planned_emails_soonest_first(setup: Cli)
 
 def test_upcoming_refuses_bad_input_in_one_line(setup: Cli) -> None:
     for args, said in (
-        (("--at", "2026-12-01"), "error: --at '2026-12-01' has no UTC offset"),
+        (("--at", "2026-12-01T09:00"), "error: --at '2026-12-01T09:00' has no UTC offset"),
+        (
+            ("--at", "2026-12-01Z"),
+            "error: --at '2026-12-01Z' is a date, not a time; write e.g. 2026-12-01T00:00:00Z",
+        ),
         (("--days", "0"), "error: --days must be 1 or more"),
         (("--format", "yaml"), "error: --format must be table, json or csv"),
     ):

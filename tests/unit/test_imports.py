@@ -145,6 +145,7 @@ LAYERS = {
     "model": 0,
     "views": 0,
     "clock": 0,
+    "instants": 0,
     "durations": 0,
     "jinja": 0,
     "config": 0,
