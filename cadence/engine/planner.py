@@ -91,6 +91,10 @@ class _Account:
         return found
 
 
+#: the statuses of a message kept back from going, whose reason an expiry repeats
+_KEPT_BACK = frozenset({Status.DEFERRED, Status.HELD})
+
+
 class CustomerPlanner:
     """One customer's plan as it is made: decisions, emails, wake-ups, the ledger as counted."""
 
@@ -302,17 +306,14 @@ class CustomerPlanner:
             )
             return
         reason = f"its expires_at {explain.local(expires, self.tz)} passed before it could go"
-        rule = None
-        if before is not None and before.rule is not None and before.status == Status.DEFERRED:
-            rule, reason = before.rule, f"{reason} (the last plan: {before.reason})"
-        self.decide(
-            message,
-            Status.EXPIRED,
-            reason,
-            rule=rule,
-            counted=before.counted if rule and before else (),
-            final=True,
-        )
+        rule: str | None = None
+        counted: tuple[str, ...] = ()
+        if before is not None and before.status in _KEPT_BACK:
+            # what kept it back (a limit or a hold deferring it; a rule whose condition failed,
+            # windows that never open, holding it) is why it expired
+            rule, counted = before.rule, before.counted
+            reason = f"{reason} (the last plan: {before.reason})"
+        self.decide(message, Status.EXPIRED, reason, rule=rule, counted=counted, final=True)
 
     def _wait(
         self,

@@ -23,6 +23,7 @@ from tests.unit.engine_helpers import (
     limit,
     msg,
     rules,
+    suppress,
     window,
 )
 
@@ -76,6 +77,20 @@ def test_a_failing_condition_holds_the_message_with_the_reason() -> None:
     r = rules(hold=(hold("broken", "customer.no_such_field > 0"),))
     d = decisions(plan_customer(context(msg("m-1", "sales", "offer", H)), r, NOW))["m-1"]
     assert d.status is Status.HELD and "no_such_field" in d.reason
+
+
+def test_a_message_held_by_a_failing_rule_expires_naming_the_rule_and_the_failure() -> None:
+    # a typo in a suppress rule's attribute holds what the rule covers; when the message's
+    # time runs out, the expiry still says which rule kept it back and how it failed
+    r = rules(suppress=(suppress("typo", when=compile_expression('customer.helth == "red"', LOC)),))
+    news = msg("mkt-1", "marketing", "newsletter", H, expires_at=NOW + D)
+    first = decisions(plan_customer(context(news), r, NOW))["mkt-1"]
+    assert first.status is Status.HELD and first.rule == "typo" and "helth" in first.reason
+    later = plan_customer(context(news, previous={"mkt-1": first}), r, NOW + 2 * D)
+    d = decisions(later)["mkt-1"]
+    assert d.status is Status.EXPIRED and d.final and d.rule == "typo"
+    assert "passed before it could go (the last plan: held: rule typo failed" in d.reason
+    assert "helth" in d.reason
 
 
 def test_a_limit_with_when_caps_only_its_segment() -> None:
