@@ -62,6 +62,24 @@ def view(kind: str, values: Mapping[str, Any]) -> View:
     return cls(kind, values)
 
 
+#: what `customer.<name>` reads besides the customer's attributes (which these override)
+CUSTOMER_FIELDS = frozenset(
+    {
+        "last_open_at",
+        "last_click_at",
+        "last_reply_at",
+        "opens",
+        "clicks",
+        "replies",
+        "id",
+        "email",
+        "name",
+        "timezone",
+        "account",
+    }
+)
+
+
 def customer_view(customer: Customer) -> View:
     values: dict[str, Any] = dict(customer.attributes)
     e = customer.engagement  # from the provider's events and replies: ours, not an attribute

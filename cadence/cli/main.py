@@ -148,14 +148,14 @@ def rules_check(
     fmt: Annotated[str, typer.Option("--format", help="text or json")] = "text",
 ) -> None:
     """Validate rule files and the templates they name; FILE:LINE:COL for each problem."""
-    from cadence.flows.checks import ledger_event_types, run_check
+    from cadence.flows.checks import ledger_seen, run_check
 
     if fmt not in ("text", "json"):
         fail(f"error: --format must be text or json, not {fmt!r}", 2)
     a = get_app()
     folder = directory or Path(a.settings.rules_dir)
-    known = ledger_event_types(a.settings.database_url)
-    check = run_check(folder, templates or Path(a.settings.templates_dir), known)
+    seen = ledger_seen(a.settings.database_url)
+    check = run_check(folder, templates or Path(a.settings.templates_dir), seen)
     if fmt == "json":
         import json
 

@@ -7,25 +7,53 @@ held against what can arrive: the types cadence makes itself and, when the ledge
 read, every type it has had. A name close to one of those is a likely typo: a warning with
 the name it is close to. A name nothing has produced yet is listed under the summary, not
 warned about: a team's own type is unknown until its first event arrives (a churn).
+
+What the expressions read of the customer (`customer.plan`) is held the same way against the
+customer's own fields and every attribute the ledger's customers and events carry: a typo
+there holds every message the rule covers (its condition fails) or silently never matches
+(behind `| default`).
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from cadence.engine.events import OWN_TYPES
 from cadence.rules import RuleError, RuleErrors, load_rules
-from cadence.rules.model import Rules
+from cadence.rules.expressions import customer_names
+from cadence.rules.model import Expression, Location, Rules
 from cadence.rules.sites import Site, sites
+from cadence.views import CUSTOMER_FIELDS
 from cadence.words import plural
 
 #: closer than the rule compiler's 0.6: `ticket_opened` is a team's own type, not a typo of
 #: `opened`, while `ticket_resolvd` and `unsubscribe` are typos of what is known
 _EVENT_CUTOFF = 0.8
+#: `plna` is a typo of `plan` (0.75), `seats` is not one of `sets`' (0.73)
+_ATTRIBUTE_CUTOFF = 0.75
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the ledger has had: the event types, the attribute names of its customers and
+    events, how many customers."""
+
+    event_types: frozenset[str]
+    attributes: frozenset[str]
+    customers: int
+
+
+@dataclass(frozen=True)
+class Reads:
+    """A name an expression reads of the customer, in `what` (`suppress rule `x``)."""
+
+    name: str
+    what: str
+    location: Location
 
 
 @dataclass
@@ -37,6 +65,8 @@ class Check:
     warnings: list[RuleError] = field(default_factory=list)
     #: event types the rules wait for that neither cadence nor the ledger has produced
     unseen: list[Site] = field(default_factory=list)
+    #: names read of the customer that no customer or event of the ledger has
+    unseen_attributes: list[Reads] = field(default_factory=list)
     rules: Rules | None = None
 
     def counts(self) -> dict[str, int]:
@@ -69,16 +99,20 @@ class Check:
         ) + self._unseen_line()
 
     def _unseen_line(self) -> str:
-        if not self.unseen:
-            return ""
-        waits = ", ".join(f"{s.name} ({s.what}, {s.key})" for s in self.unseen)
-        return f"\nno event of these types has arrived yet: {waits}"
+        lines = ""
+        if self.unseen:
+            waits = ", ".join(f"{s.name} ({s.what}, {s.key})" for s in self.unseen)
+            lines += f"\nno event of these types has arrived yet: {waits}"
+        if self.unseen_attributes:
+            reads = ", ".join(f"{r.name} ({r.what})" for r in self.unseen_attributes)
+            lines += f"\nno customer has these attributes yet: {reads}"
+        return lines
 
     def as_json(self) -> dict[str, Any]:
         def entry(e: RuleError) -> dict[str, Any]:
             return {"file": e.file, "line": e.line, "column": e.column, "message": e.message}
 
-        def entry_at(s: Site) -> dict[str, Any]:
+        def entry_at(s: Site | Reads) -> dict[str, Any]:
             at = s.location
             return {"file": at.file, "line": at.line, "column": at.column}
 
@@ -89,6 +123,9 @@ class Check:
             "warnings": [entry(e) for e in self.warnings],
             "unseen_event_types": [
                 {"type": s.name, "rule": s.what, "key": s.key, **entry_at(s)} for s in self.unseen
+            ],
+            "unseen_attributes": [
+                {"name": r.name, "rule": r.what, **entry_at(r)} for r in self.unseen_attributes
             ],
             "counts": self.counts() if not self.problems else None,
             "rules_version": self.rules.version if self.rules and not self.problems else None,
@@ -131,10 +168,54 @@ def _events(
     return warnings, unseen
 
 
-def ledger_event_types(database_url: str) -> set[str] | None:
-    """The event types the ledger has had, or None when there is no ledger to read: a SQLite
-    file not made yet (a check does not make one), a database at an older schema or one that
-    cannot be reached. The check goes on without it, as it would before the first event."""
+#: each kind of rule whose expressions may read the customer, as a warning names it
+_KINDS = (
+    ("limits", "limit"),
+    ("suppress", "suppress rule"),
+    ("hold", "hold rule"),
+    ("playbooks", "playbook"),
+    ("cancel", "cancel rule"),
+)
+
+
+def customer_reads(rules: Rules) -> list[Reads]:
+    """Every name an expression of the rules reads of the customer, in rule order."""
+    out = []
+    for attr, kind in _KINDS:
+        for rule in getattr(rules, attr):
+            for f in fields(rule):
+                value = getattr(rule, f.name)
+                if isinstance(value, Expression):
+                    what = f"{kind} `{rule.name}`"
+                    out += [Reads(n, what, value.location) for n in customer_names(value.source)]
+    return out
+
+
+def _attributes(reads: list[Reads], seen: Seen | None) -> tuple[list[RuleError], list[Reads]]:
+    """(warnings for names close to a known one, the names no customer has yet). Nothing
+    when the ledger could not be read or holds no customer: then every name is unknown."""
+    if seen is None or not seen.customers:
+        return [], []
+    known = sorted(CUSTOMER_FIELDS | seen.attributes)
+    warnings: list[RuleError] = []
+    unseen: list[Reads] = []
+    for r in reads:
+        if r.name in known:
+            continue
+        close = difflib.get_close_matches(r.name, known, n=1, cutoff=_ATTRIBUTE_CUTOFF)
+        if close:
+            at = r.location
+            why = f"no customer has attribute `{r.name}`; did you mean `{close[0]}`?"
+            warnings.append(RuleError(at.file, at.line, at.column, f"warning: {r.what}: {why}"))
+        elif all(u.name != r.name for u in unseen):
+            unseen.append(r)
+    return warnings, unseen
+
+
+def ledger_seen(database_url: str) -> Seen | None:
+    """What the ledger has had, or None when there is no ledger to read: a SQLite file not
+    made yet (a check does not make one), a database at an older schema or one that cannot
+    be reached. The check goes on without it, as it would before the first event."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -151,18 +232,17 @@ def ledger_event_types(database_url: str) -> set[str] | None:
 
         store = open_store(database_url)
         try:
-            return store.reads.event_types()
+            attributes, customers = store.reads.attribute_names()
+            return Seen(frozenset(store.reads.event_types()), frozenset(attributes), customers)
         finally:
             store.close()
     except (SQLAlchemyError, db.HalfMade, db.UnsupportedDatabase, ValueError):
         return None
 
 
-def run_check(
-    rules_dir: Path, templates_dir: Path, ledger_types: Collection[str] | None = None
-) -> Check:
-    """Every problem and warning in `rules_dir`, in file and line order. `ledger_types`: the
-    event types the ledger has had (None when it could not be read)."""
+def run_check(rules_dir: Path, templates_dir: Path, seen: Seen | None = None) -> Check:
+    """Every problem and warning in `rules_dir`, in file and line order. `seen`: what the
+    ledger has had (None when it could not be read)."""
     check = Check(Path(rules_dir))
     try:
         check.rules = load_rules(rules_dir)
@@ -170,7 +250,11 @@ def run_check(
         check.problems += exc.errors
     named, waited = sites(rules_dir) if Path(rules_dir).is_dir() else ([], [])
     check.problems += _template_problems(named, templates_dir)
-    check.warnings, check.unseen = _events(waited, ledger_types)
+    check.warnings, check.unseen = _events(waited, seen.event_types if seen else None)
+    if check.rules is not None:
+        misread, check.unseen_attributes = _attributes(customer_reads(check.rules), seen)
+        check.warnings += misread
+    check.warnings.sort(key=lambda e: (e.file, e.line, e.column))
     check.problems.sort(key=lambda e: (e.file, e.line, e.column))
     return check
 

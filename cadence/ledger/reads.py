@@ -141,6 +141,30 @@ class Reads:
         with self.engine.connect() as conn:
             return set(conn.scalars(select(events.c.type).distinct()))
 
+    def attribute_names(self) -> tuple[set[str], int]:
+        """(every key of a customer's attributes, or of attributes an event brings, that the
+        ledger holds; how many customers it holds): what `rules check` holds the rules'
+        `customer.<name>` against. One scan of each table, in the database's JSON functions."""
+        if self.is_postgres:
+            keys = (
+                "SELECT DISTINCT json_object_keys(attributes) FROM {table} "
+                "WHERE json_typeof(attributes) = 'object'"
+            )
+        else:
+            keys = (
+                "SELECT DISTINCT j.key FROM {table}, json_each({table}.attributes) AS j "
+                "WHERE json_type({table}.attributes) = 'object'"
+            )
+        with self.engine.connect() as conn:
+            db = Driver(conn)
+            names = {
+                row[0]
+                for t in ("customers", "events")
+                for row in db.fetch(keys.format(table=t), [])
+            }
+            count = db.fetch("SELECT count(*) FROM customers", [])[0][0]
+        return names, int(count)
+
     def get_meta(self, key: str) -> str | None:
         # every pass asks (the rules version, the sweeps): through the driver, a statement
         # SQLAlchemy need not build each time

@@ -92,3 +92,20 @@ def compile_expression(source: str, location: Location, *, fast: bool = True) ->
         return value
 
     return Expression(source=text, location=location, run=run_fast, names=reads)
+
+
+def customer_names(source: str) -> list[str]:
+    """The names `source` reads of the customer (`customer.plan`, `customer["plan"]`), in the
+    order written, once each: what `rules check` holds against the ledger's attributes."""
+    tree = environment().parse("{{ (" + source.strip() + ") }}")
+    found: dict[str, None] = {}
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if isinstance(node, nodes.Getattr):
+            target, name = node.node, node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            target, name = node.node, node.arg.value
+        else:
+            continue
+        if isinstance(target, nodes.Name) and target.name == "customer" and isinstance(name, str):
+            found[name] = None
+    return list(found)

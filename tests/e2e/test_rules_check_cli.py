@@ -90,6 +90,39 @@ def test_rules_check_knows_the_event_types_the_ledger_has_had(cli: Cli) -> None:
     ).items()
 
 
+def test_rules_check_holds_what_the_rules_read_of_the_customer_against_the_ledger(
+    cli: Cli,
+) -> None:
+    cli("init", ".")
+    typos = (
+        "suppress:\n"
+        "  - name: unhappy\n"
+        "    categories: [offer]\n"
+        '    when: customer.plna == "pro" or customer["helth"] == "red"\n'
+    )
+    (cli.cwd / "rules" / "typos.yaml").write_text(typos, encoding="utf-8")
+    # no customer yet: every name is unknown, so nothing is said of them
+    empty = cli("rules", "check")
+    assert "plna" not in empty.out + empty.err
+    cli("customers", "import", "samples/customers.jsonl")
+    result = cli("rules", "check")  # warnings alone do not fail the check
+    assert (
+        "rules/typos.yaml:4:11: warning: suppress rule `unhappy`: no customer has attribute "
+        "`plna`; did you mean `plan`?"
+    ) in result.err
+    # close to nothing the samples have: listed, not warned about (a team's own attribute)
+    assert "no customer has these attributes yet: helth (suppress rule `unhappy`)" in result.out
+    # the starter rules read only what the samples' customers and events carry
+    assert result.err.count("warning") == 1 and result.out.count("helth") == 1
+    as_json = json.loads(cli("rules", "check", "--format", "json").out)
+    assert [w["message"] for w in as_json["warnings"]] == [
+        "warning: suppress rule `unhappy`: no customer has attribute `plna`; did you mean `plan`?"
+    ]
+    (unseen,) = as_json["unseen_attributes"]
+    assert unseen["name"] == "helth" and unseen["rule"] == "suppress rule `unhappy`"
+    assert (unseen["line"], unseen["column"]) == (4, 11)
+
+
 def test_rules_check_as_json(cli: Cli) -> None:
     cli("init", ".")
     ok = json.loads(cli("rules", "check", "--format", "json").out)

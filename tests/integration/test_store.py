@@ -51,6 +51,25 @@ def test_round_trip_with_aware_times(store) -> None:  # type: ignore[no-untyped-
     assert store.ingest.message_digests(["m1", "nope"]) == {"m1": "d1"}
 
 
+def test_attribute_names_are_every_key_customers_and_events_carry(store) -> None:  # type: ignore[no-untyped-def]
+    assert store.reads.attribute_names() == (set(), 0)
+    _customers(store, "c-1", "c-2")  # {"plan": "pro"} each
+    store.ingest.upsert_customers(
+        [
+            (
+                Customer("c-3", "c-3@acme.test", "c-3", "UTC", None, {"health": "red", "seats": 4}),
+                "d",
+            )
+        ],
+        now=NOW,
+    )
+    # an event's attributes count before it is applied: the customers will have them then
+    store.ingest.add_events(
+        [(Event("e1", "c-1", "ticket_opened", NOW + H, {}, {"open_tickets": 1}), "x")], now=NOW
+    )
+    assert store.reads.attribute_names() == ({"plan", "health", "seats", "open_tickets"}, 3)
+
+
 def test_events_apply_at_their_time_in_order(store) -> None:  # type: ignore[no-untyped-def]
     _customers(store, "c-1")
     store.ingest.add_events(

@@ -13,7 +13,12 @@ from typing import Any
 
 import pytest
 
-from cadence.rules.expressions import NAMES, ExpressionSyntaxError, compile_expression
+from cadence.rules.expressions import (
+    NAMES,
+    ExpressionSyntaxError,
+    compile_expression,
+    customer_names,
+)
 from cadence.rules.model import ExpressionError, Location
 
 LOC = Location("rules/fatigue.yaml", 12, 11)
@@ -178,3 +183,30 @@ def test_filters_and_tests_of_the_template_language_work() -> None:
         "[1, 2, 3] | select('odd') | list | length == 2 and message.topic is none", LOC
     )
     assert expression.evaluate(scope()) is True
+
+
+@pytest.mark.parametrize(
+    ("source", "names"),
+    [
+        ('customer.helth == "red"', ["helth"]),
+        (
+            'customer["plan"] != "free" and days_since(customer.signup_at) < 14',
+            ["plan", "signup_at"],
+        ),
+        ("customer.open_tickets | default(0) > 0 and customer.open_tickets < 9", ["open_tickets"]),
+        ("customer.address.city == 'Berlin'", ["address"]),
+        ("message.data.customer == 1 and event.customer", []),
+        ("customer[message.category]", []),
+    ],
+)
+def test_customer_names_are_what_an_expression_reads_of_the_customer(
+    source: str, names: list[str]
+) -> None:
+    assert customer_names(source) == names
+
+
+def test_customer_fields_are_what_the_customer_view_adds_to_the_attributes() -> None:
+    from cadence.model import Customer
+    from cadence.views import CUSTOMER_FIELDS, customer_view
+
+    assert set(customer_view(Customer("c-1", "a@b.test", "A", "UTC", None, {}))) == CUSTOMER_FIELDS
