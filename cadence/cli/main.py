@@ -236,6 +236,8 @@ def _ingest(
                 "submit": ingest.submit_messages,
                 "record": ingest.record_messages,
             }[kind]
+            # a message naming a missing or broken template is stored, with a warning
+            checks = {"templates": a.renderer().check} if kind == "submit" else {}
             report = read(
                 store,
                 source,
@@ -243,13 +245,14 @@ def _ingest(
                 skip_invalid=skip_invalid,
                 fmt=input_format,
                 progress=progress,
+                **checks,
             )
         created = cancelled = 0
         if kind == "events" and report.written:
             created, cancelled = process_events(store, a.rules(), now)
     name = "<stdin>" if source == "-" else source
-    for error in report.errors:
-        typer.echo(str(error), err=True)
+    for problem in (*report.errors, *report.warnings):
+        typer.echo(str(problem), err=True)
     if fmt == "json":
         import json
 

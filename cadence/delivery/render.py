@@ -25,6 +25,7 @@ from markupsafe import Markup
 
 from cadence.jinja import sandbox
 from cadence.model import EMPTY, Customer, Message, Sender
+from cadence.rules.errors import suggest
 from cadence.views import customer_view, message_view, sender_view, view
 
 PARTS = ("subject", "text", "html")
@@ -259,8 +260,10 @@ class Renderer:
             except TemplateSyntaxError as exc:
                 raise RenderError(name, exc.message or str(exc), file, exc.lineno) from None
         if missing:
+            # no file of it at all: most likely a misspelt name, so say the closest one
+            hint = suggest(name, self.available()) if len(missing) == len(REQUIRED) else ""
             raise RenderError(
-                name, f"missing {' and '.join(missing)} in {self.templates_dir}", missing[0]
+                name, f"missing {' and '.join(missing)} in {self.templates_dir}{hint}", missing[0]
             )
         return loaded
 

@@ -15,7 +15,7 @@ Customers are the exception: importing a changed customer updates it (upsert by 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -76,6 +76,9 @@ class IngestReport:
     unchanged: int = 0
     errors: list[InputError] = field(default_factory=list)
     written: bool = False
+    #: what is stored but will not go as it stands (a message naming a template that is
+    #: missing or broken: its email is held until the template is fixed)
+    warnings: list[InputError] = field(default_factory=list)
 
     def as_json(self, file: str) -> dict[str, Any]:
         """What `--format json` prints: the counts, whether the file was stored, every bad
@@ -88,6 +91,7 @@ class IngestReport:
             "unchanged": self.unchanged,
             "invalid": len(self.errors),
             "errors": [{"line": e.line, "reason": e.reason} for e in self.errors],
+            "warnings": [{"line": w.line, "reason": w.reason} for w in self.warnings],
         }
 
 
@@ -257,6 +261,10 @@ def import_customers(
     )
 
 
+#: what is wrong with each of these templates (`Renderer.check`); {} when all are fine
+TemplateCheck = Callable[[Iterable[str]], Mapping[str, str]]
+
+
 def _messages(
     store: Ledger,
     source: str,
@@ -265,6 +273,7 @@ def _messages(
     skip_invalid: bool,
     fmt: str | None,
     progress: Progress,
+    templates: TemplateCheck | None = None,
 ) -> IngestReport:
     _check_now(now)
     # a CSV row of a message has the JSON Lines fields (from.email, data as JSON, human as
@@ -301,6 +310,7 @@ def _messages(
         updated=len(done),
         unchanged=checked.repeats + unchanged,
         errors=checked.errors,
+        warnings=_template_warnings(name, fresh, templates) if templates else [],
     )
     finished = [(item.record.to_model(now), item.digest) for item in done]
 
@@ -309,6 +319,21 @@ def _messages(
         store.ingest.touches_done(finished, now=now)
 
     return _finish(store, report, skip_invalid, write, progress, len(raws))
+
+
+def _template_warnings(name: str, items: list[_Item[R]], check: TemplateCheck) -> list[InputError]:
+    """A warning for each new message naming a template that is missing or broken."""
+    named = [(i.line, t) for i in items if (t := getattr(i.record, "template", None))]
+    wrong = check(t for _, t in named)
+    return [
+        InputError(
+            name,
+            line,
+            f"warning: template `{t}` (its email is held until it is fixed): {wrong[t]}",
+        )
+        for line, t in named
+        if t in wrong
+    ]
 
 
 def _touches_done(store: Ledger, checked: _Checked[R], stored: dict[str, str]) -> list[_Item[R]]:
@@ -339,10 +364,13 @@ def submit_messages(
     skip_invalid: bool = False,
     fmt: str | None = None,
     progress: Progress = quiet,
+    templates: TemplateCheck | None = None,
 ) -> IngestReport:
     """Messages for cadence to send (`messages submit`), from JSON Lines or CSV (`fmt`:
-    `jsonl`/`csv`; default by suffix); `send_after` defaults to `now`."""
-    return _messages(store, source, MessageIn, now, skip_invalid, fmt, progress)
+    `jsonl`/`csv`; default by suffix); `send_after` defaults to `now`. With `templates`, a
+    message naming a template that is missing or broken is stored with a warning: the
+    template may be on its way, and its email is held until it is fixed."""
+    return _messages(store, source, MessageIn, now, skip_invalid, fmt, progress, templates)
 
 
 def record_messages(

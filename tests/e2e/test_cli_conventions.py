@@ -113,6 +113,35 @@ def test_import_summary_counts_in_words(cli: Cli) -> None:
     assert cli("messages", "cancel", "nope", check=False).out.strip() == "0 messages cancelled"
 
 
+def test_a_message_naming_a_missing_template_is_stored_with_a_warning(cli: Cli) -> None:
+    cli("init", ".")
+    cli("customers", "import", "samples/customers.jsonl")
+    misspelt = cli.cwd / "tips.jsonl"
+    misspelt.write_text(
+        '{"id": "t-1", "customer": "c-17", "role": "product", "template": "product_tour"}\n'
+        '{"id": "t-2", "customer": "c-17", "role": "product", "template": "product_tur"}\n',
+        encoding="utf-8",
+    )
+    # stored all the same (the template may be on its way), exit 0, the warning at its line
+    out = cli("messages", "submit", str(misspelt))
+    assert out.out.strip() == "2 added, 0 updated, 0 unchanged"
+    assert out.err.strip() == (
+        f"{misspelt}:2: warning: template `product_tur` (its email is held until it is fixed): "
+        f"missing product_tur.subject.j2 and product_tur.text.j2 in {cli.cwd / 'templates'}; "
+        "did you mean `product_tour`?"
+    )
+    again = cli.cwd / "more.jsonl"
+    again.write_text(
+        '{"id": "t-3", "customer": "c-17", "role": "product", "template": "nosuch"}\n',
+        encoding="utf-8",
+    )
+    summary = json.loads(cli("messages", "submit", str(again), "--format", "json").out)
+    assert summary["stored"] is True and summary["added"] == 1
+    ((warning),) = summary["warnings"]
+    assert warning["line"] == 1 and warning["reason"].startswith("warning: template `nosuch`")
+    assert "did you mean" not in warning["reason"]
+
+
 def test_import_summary_as_json(cli: Cli) -> None:
     path = _customers(cli, ANA)
     first = json.loads(cli("customers", "import", str(path), "--format", "json").out)
@@ -124,6 +153,7 @@ def test_import_summary_as_json(cli: Cli) -> None:
         "unchanged": 0,
         "invalid": 0,
         "errors": [],
+        "warnings": [],
     }
     again = json.loads(cli("customers", "import", str(path), "--format", "json").out)
     assert (again["added"], again["unchanged"]) == (0, 1)
