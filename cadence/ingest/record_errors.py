@@ -34,7 +34,13 @@ def _unknown(loc: str, model: type[BaseModel]) -> str:
     close = difflib.get_close_matches(name, allowed, n=1)
     if close:
         return f"unknown field `{loc}` (did you mean `{close[0]}`?)"
-    return f"unknown field `{loc}`; allowed: {', '.join(allowed)}"
+    # a CRM export's own column (`plan`) is most often meant as an attribute
+    attribute = (
+        f"; an attribute goes inside `attributes` (as a CSV column: `attributes.{name}`)"
+        if not parent and "attributes" in allowed
+        else ""
+    )
+    return f"unknown field `{loc}`; allowed: {', '.join(allowed)}{attribute}"
 
 
 def explain(exc: ValidationError, model: type[BaseModel]) -> str:

@@ -142,6 +142,19 @@ def test_unknown_fields_name_the_likely_one_or_all() -> None:
     assert "(did you mean `name`?)" in reason(
         MessageIn, {**MSG, "from": {"email": "k@vendor.test", "nmae": "K"}}
     )
+    # a message has no attributes to point to
+    assert "attribute" not in text
+
+
+def test_an_unknown_field_of_a_customer_or_event_points_to_its_attributes() -> None:
+    ana = {"id": "c-1", "email": "ana@acme.test", "name": "Ana", "plan": "pro"}
+    assert reason(CustomerIn, ana) == (
+        "unknown field `plan`; allowed: account, attributes, email, id, name, timezone; an "
+        "attribute goes inside `attributes` (as a CSV column: `attributes.plan`)"
+    )
+    assert "(as a CSV column: `attributes.open_tickets`)" in reason(
+        EventIn, {**EVENT, "open_tickets": 1}
+    )
 
 
 @pytest.mark.parametrize(
