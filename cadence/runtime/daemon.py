@@ -324,6 +324,11 @@ def run_daemon(app: App, log_format: str | None = None) -> None:
     # APScheduler says so at INFO each time a job runs: every 2 s for the rules watch, and
     # each tick and sweep. Its warnings (a job missed, a job still running) still show.
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+    # and "Adding job tentatively" for each job added before it starts, which reads like a
+    # problem and is none; "Added job" and "Scheduler started" follow and stay
+    logging.getLogger("apscheduler.scheduler").addFilter(
+        lambda record: "tentatively" not in record.getMessage()
+    )
     # Alembic lists its plugins at INFO before a first migration; the migrations themselves
     # ("Running upgrade") still show
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
