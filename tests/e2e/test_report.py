@@ -71,6 +71,31 @@ def test_the_table_is_printed_once_with_counts_that_agree(demo: Cli) -> None:
     assert "week 2 is partial (3 of 7 days)" in " ".join(out.split())
 
 
+def test_since_is_a_span_back_from_until_or_a_time_of_its_own(demo: Cli) -> None:
+    """`ledger --since` takes a time; `report --since` a span, and now a time too: the same
+    period asked both ways gives the same figures."""
+    from datetime import datetime
+
+    from cadence.clock import utcnow
+    from cadence.flows.demo import next_monday
+
+    end = next_monday(utcnow()) + timedelta(weeks=1)
+    config = str(demo.cwd / "demo" / "cadence.yaml")
+    base = ("-c", config, "report", "--until", end.isoformat(), "--format", "json")
+    by_span = json.loads(demo(*base, "--since", "10d").out)
+    start = (end - timedelta(days=10)).isoformat()
+    by_time = json.loads(demo(*base, "--since", start).out)
+    assert by_time == by_span and by_time["totals"]["messages"] > 0
+    assert datetime.fromisoformat(by_time["since"]) == end - timedelta(days=10)
+    for since, said in (
+        ("2026-11-01", "error: --since '2026-11-01' is a date, not a time; write e.g. "),
+        ("3x", "error: --since: '3x' is not a duration"),
+        (end.isoformat(), f"error: --since '{end.isoformat()}' is not before the end"),
+    ):
+        r = demo(*base, "--since", since, check=False)
+        assert r.code == 2 and r.err.startswith(said), (since, r)
+
+
 def test_demo_report_renders_with_its_charts(demo: Cli, tmp_path: Path) -> None:
     if CHROMIUM is None:
         if os.environ.get("CI"):
