@@ -33,7 +33,8 @@ from cadence.words import plural
 #: closer than the rule compiler's 0.6: `ticket_opened` is a team's own type, not a typo of
 #: `opened`, while `ticket_resolvd` and `unsubscribe` are typos of what is known
 _EVENT_CUTOFF = 0.8
-#: `plna` is a typo of `plan` (0.75), `seats` is not one of `sets`' (0.73)
+#: `plna` is a typo of `plan` (0.75) and `helth` of `health` (0.91); `country` is not one of
+#: `account` (0.71), nor `region` of `reason` (0.67): a team's own attributes, listed instead
 _ATTRIBUTE_CUTOFF = 0.75
 
 
