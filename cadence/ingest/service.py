@@ -205,6 +205,7 @@ def _finish(
     progress(records, 2 * records)
     if report.errors and not skip_invalid:
         report.added = report.updated = 0
+        report.warnings = []  # nothing was stored, so nothing will be held
         return report
     if report.added or report.updated:
         write()
@@ -305,12 +306,14 @@ def _messages(
             )
             continue
         rows.append((message, item.digest))
+    kept = {message.id for message, _ in rows}
+    stored_now = [item for item in fresh if item.record.id in kept]
     report = IngestReport(
         added=len(rows),
         updated=len(done),
         unchanged=checked.repeats + unchanged,
         errors=checked.errors,
-        warnings=_template_warnings(name, fresh, templates) if templates else [],
+        warnings=_template_warnings(name, stored_now, templates) if templates else [],
     )
     finished = [(item.record.to_model(now), item.digest) for item in done]
 
