@@ -352,12 +352,14 @@ def print_planned(
     for p in planned:
         item = planned_json(p, default_tz)
         note = " [dim](digest)[/dim]" if len(p.email.members) > 1 else ""
+        if item["subject"] is None and p.template is not None:  # known once rendered
+            note = f"[dim](template {escape(p.template)})[/dim]"
         local = p.email.send_at.astimezone(ZoneInfo(p.timezone or default_tz))
         table.add_row(
             f"{utc_short(p.email.send_at)}\n[dim]{local.strftime('%a %H:%M %Z')}[/dim]",
             p.email.customer_id,
             f"{p.email.role}\n[dim]{escape(p.email.category or '')}[/dim]",
-            escape(item["subject"] or "") + note,
+            (escape(item["subject"] or "") + note).strip(),
             ", ".join(p.email.members),
         )
     if not planned:

@@ -65,6 +65,8 @@ class PlannedEmail:
     email: Email
     timezone: str | None
     subject: str | None
+    #: a single message's template, whose rendering gives the subject (None otherwise)
+    template: str | None = None
 
 
 def entry_time() -> ColumnElement[Any]:
@@ -163,14 +165,17 @@ class Listing:
             ]
             singles = [em.members[0] for em, _ in rows if len(em.members) == 1]
             subjects: dict[str, str] = {}
+            templates: dict[str, str] = {}
+            m = messages.c
             for part in chunks(singles):
-                own = select(messages.c.id, messages.c.subject).where(
-                    messages.c.id.in_(part),
-                    messages.c.subject.is_not(None),
-                    messages.c.body_text.is_not(None),
-                )
-                subjects.update({r.id: r.subject for r in conn.execute(own)})
-        return [
-            PlannedEmail(em, tz, subjects.get(em.members[0]) if len(em.members) == 1 else None)
-            for em, tz in rows
-        ]
+                own = select(m.id, m.subject, m.body_text, m.template).where(m.id.in_(part))
+                for r in conn.execute(own):
+                    if r.subject is not None and r.body_text is not None:
+                        subjects[r.id] = r.subject
+                    elif r.template is not None:
+                        templates[r.id] = r.template
+        out = []
+        for em, tz in rows:
+            single = em.members[0] if len(em.members) == 1 else ""
+            out.append(PlannedEmail(em, tz, subjects.get(single), templates.get(single)))
+        return out

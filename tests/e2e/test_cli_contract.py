@@ -283,6 +283,8 @@ def test_upcoming_lists_every_customers_planned_emails_soonest_first(setup: Cli)
     table = setup("upcoming", "--at", at.isoformat(), "--days", "14").out
     assert f"{len(emails)} planned emails, " in table and "soonest first" in table
     assert all(e["id"] not in table for e in emails) and "Your renewal" in table
+    # a template's subject is known once rendered: the table names the template instead
+    assert "(template product_tour)" in " ".join(table.split())
     one = setup("upcoming", "--at", at.isoformat(), "--days", "14", "--category", "renewal")
     count = len([e for e in emails if e["category"] == "renewal"])
     assert f"{count} planned email{'' if count == 1 else 's'}, " in one.out
