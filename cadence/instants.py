@@ -4,6 +4,7 @@ refuse a date or a time without one, each error saying what to write instead."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 
@@ -41,3 +42,20 @@ def parse_instant(text: str) -> datetime:
     if value.tzinfo is None:
         raise NoOffset(text)
     return value.astimezone(UTC)
+
+
+def read_instant(text: str) -> datetime:
+    """`parse_instant`, its refusal said in one sentence a person can act on (an input
+    record's field, an attribute a rule reads as a time)."""
+    try:
+        return parse_instant(text)
+    except DateOnly as e:
+        raise ValueError(f"{text} is a date, not a time; write {e.suggestion}") from None
+    except NoOffset:
+        raise ValueError(f"{text} has no UTC offset; write {text}Z or +01:00") from None
+    except ValueError:
+        # as the user wrote it (input records are JSON), cut short: one readable line
+        shown = json.dumps(text if len(text) <= 58 else text[:57] + "…", ensure_ascii=False)
+        raise ValueError(
+            f"{shown} is not an ISO 8601 time; write it like 2026-11-02T09:00:00Z"
+        ) from None

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from cadence.durations import parse_duration
-from cadence.instants import DateOnly, NoOffset, parse_instant
+from cadence.instants import read_instant
 from cadence.model import Customer, Event, Message, Sent
 from cadence.rules.model import Expression
 from cadence.views import View, customer_view, event_view, message_view
@@ -27,12 +27,7 @@ _DAY = 86400.0
 def to_time(value: object) -> datetime:
     """A datetime or an ISO 8601 text with an offset (attributes arrive as text)."""
     if isinstance(value, str):
-        try:
-            return parse_instant(value)
-        except DateOnly as e:
-            raise ValueError(f"{value!r} is a date, not a time; write {e.suggestion}") from None
-        except NoOffset:
-            raise ValueError(f"{value!r} has no UTC offset") from None
+        return read_instant(value)
     if not isinstance(value, datetime):
         raise TypeError(f"expected a time, got {value!r}")
     if value.tzinfo is None:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cadence.instants import DateOnly, NoOffset, parse_instant
+from cadence.instants import read_instant
 from cadence.model import Customer, Event, Message, MessageKind, Sender
 
 __all__ = [
@@ -84,16 +84,7 @@ def aware(value: Any) -> datetime:
         return value.astimezone(UTC)
     if not isinstance(value, str):
         raise ValueError(f"{show(value)} is not a time; write it like 2026-11-02T09:00:00Z")
-    try:
-        return parse_instant(value)
-    except DateOnly as e:
-        raise ValueError(f"{value} is a date, not a time; write {e.suggestion}") from None
-    except NoOffset:
-        raise ValueError(f"{value} has no UTC offset; write {value}Z or +01:00") from None
-    except ValueError:
-        raise ValueError(
-            f"{show(value)} is not an ISO 8601 time; write it like 2026-11-02T09:00:00Z"
-        ) from None
+    return read_instant(value)
 
 
 class Record(BaseModel):
