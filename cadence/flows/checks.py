@@ -20,7 +20,7 @@ import difflib
 from collections.abc import Collection
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from cadence.engine.events import OWN_TYPES
 from cadence.rules import RuleError, RuleErrors, load_rules
@@ -149,24 +149,50 @@ def _template_problems(named: list[Site], templates_dir: Path) -> list[RuleError
     ]
 
 
+class Named(Protocol):
+    """A name written in a rule, where, and in which rule: an event type it waits for
+    (`Site`), a name it reads of the customer (`Reads`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def what(self) -> str: ...
+    @property
+    def location(self) -> Location: ...
+
+
+N = TypeVar("N", bound=Named)
+
+
+def _typos(
+    names: list[N], known: Collection[str], cutoff: float, missing: str
+) -> tuple[list[RuleError], list[N]]:
+    """(a warning for each name close to a known one: a likely typo, the names close to
+    none). `missing` says what is not there, with `{}` for the name."""
+    choices = sorted(known)
+    warnings: list[RuleError] = []
+    rest: list[N] = []
+    for n in names:
+        if n.name in known:
+            continue
+        close = difflib.get_close_matches(n.name, choices, n=1, cutoff=cutoff)
+        if close:
+            at = n.location
+            why = f"{missing.format(n.name)}; did you mean `{close[0]}`?"
+            warnings.append(RuleError(at.file, at.line, at.column, f"warning: {n.what}: {why}"))
+        else:
+            rest.append(n)
+    return warnings, rest
+
+
 def _events(
     waited: list[Site], ledger_types: Collection[str] | None
 ) -> tuple[list[RuleError], list[Site]]:
     """(warnings for names close to a known type, the names nothing has produced yet)."""
-    known = sorted(OWN_TYPES | set(ledger_types or ()))
-    warnings = []
-    unseen = []
-    for s in waited:
-        if s.name in known:
-            continue
-        close = difflib.get_close_matches(s.name, known, n=1, cutoff=_EVENT_CUTOFF)
-        if close:
-            at = s.location
-            why = f"no event of type `{s.name}` has arrived; did you mean `{close[0]}`?"
-            warnings.append(RuleError(at.file, at.line, at.column, f"warning: {s.what}: {why}"))
-        elif ledger_types is not None:
-            unseen.append(s)
-    return warnings, unseen
+    known = OWN_TYPES | set(ledger_types or ())
+    missing = "no event of type `{}` has arrived"
+    warnings, rest = _typos(waited, known, _EVENT_CUTOFF, missing)
+    return warnings, rest if ledger_types is not None else []
 
 
 #: each kind of rule whose expressions may read the customer, as a warning names it
@@ -193,24 +219,17 @@ def customer_reads(rules: Rules) -> list[Reads]:
 
 
 def _attributes(reads: list[Reads], seen: Seen | None) -> tuple[list[RuleError], list[Reads]]:
-    """(warnings for names close to a known one, the names no customer has yet). Nothing
-    when the ledger could not be read or holds no customer: then every name is unknown."""
+    """(warnings for names close to a known one, the names no customer has yet, once each).
+    Nothing when the ledger could not be read or holds no customer: then every name is
+    unknown."""
     if seen is None or not seen.customers:
         return [], []
-    known = sorted(CUSTOMER_FIELDS | seen.attributes)
-    warnings: list[RuleError] = []
-    unseen: list[Reads] = []
-    for r in reads:
-        if r.name in known:
-            continue
-        close = difflib.get_close_matches(r.name, known, n=1, cutoff=_ATTRIBUTE_CUTOFF)
-        if close:
-            at = r.location
-            why = f"no customer has attribute `{r.name}`; did you mean `{close[0]}`?"
-            warnings.append(RuleError(at.file, at.line, at.column, f"warning: {r.what}: {why}"))
-        elif all(u.name != r.name for u in unseen):
-            unseen.append(r)
-    return warnings, unseen
+    missing = "no customer has attribute `{}`"
+    warnings, rest = _typos(reads, CUSTOMER_FIELDS | seen.attributes, _ATTRIBUTE_CUTOFF, missing)
+    first: dict[str, Reads] = {}
+    for r in rest:
+        first.setdefault(r.name, r)
+    return warnings, list(first.values())
 
 
 def ledger_seen(database_url: str) -> Seen | None:
