@@ -10,9 +10,9 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import wraps
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -29,6 +29,9 @@ from cadence.delivery.unsubscribe import (
 
 if TYPE_CHECKING:
     from cadence.app import App
+
+#: the claim a link carries: an unsubscribe or a preference claim
+C = TypeVar("C", UnsubscribeClaim, PreferencesClaim)
 
 log = logging.getLogger("cadence.http")
 
@@ -130,30 +133,26 @@ class Served:
     def unsubscribe_claim(self, token: str) -> UnsubscribeClaim | ExpiredToken | None:
         """The claim of a valid unsubscribe link; the ExpiredToken of a genuine one past its
         time to live (it gets its own page); None for anything else."""
+        return self._claim(check_token, token, "unsubscribe")
+
+    def preferences_claim(self, token: str) -> PreferencesClaim | ExpiredToken | None:
+        """As `unsubscribe_claim`, for a preference link."""
+        return self._claim(check_preferences_token, token, "preference")
+
+    def _claim(
+        self, check: Callable[[bytes, str, datetime, timedelta], C], token: str, kind: str
+    ) -> C | ExpiredToken | None:
         try:
-            return check_token(self.secret, token, utcnow(), self.ttl)
+            return check(self.secret, token, utcnow(), self.ttl)
         except ExpiredToken as exc:
             log.warning(
-                "expired unsubscribe link used by customer %s (%s): nothing changed",
+                "expired %s link used by customer %s (%s): nothing changed",
+                kind,
                 exc.claim.customer_id,
                 exc,
             )
             return exc
         except (InvalidToken, ValueError):  # ValueError: a non-ASCII payload fails to encode
-            return None
-
-    def preferences_claim(self, token: str) -> PreferencesClaim | ExpiredToken | None:
-        """As `unsubscribe_claim`, for a preference link."""
-        try:
-            return check_preferences_token(self.secret, token, utcnow(), self.ttl)
-        except ExpiredToken as exc:
-            log.warning(
-                "expired preference link used by customer %s (%s): nothing changed",
-                exc.claim.customer_id,
-                exc,
-            )
-            return exc
-        except (InvalidToken, ValueError):
             return None
 
     def apply_now(self) -> None:
