@@ -52,6 +52,8 @@ class PassReport:
         ]
         if d.failed:
             parts.append(f"failed {len(d.failed)}")
+        if d.retried:  # the transport refused for now: each is tried again after a wait
+            parts.append(f"{plural(d.retried, 'email')} to retry")
         if d.held:
             parts.append(f"held {len(d.held)} (template errors)")
         if d.unconfirmed:
@@ -95,6 +97,10 @@ def run_pass(
     store = app.store
     adopt_rules(store, live_version(rules, app.renderer()))
     report = PassReport(at=now)
+    # leases that ran out first (a retry's wait over, a stopped daemon's claims): their
+    # customers want a look again, which this pass's planning then gives, so the emails go
+    # in this pass, not the next
+    released, unconfirmed = store.sending.recover_leases(now)
     report.created, report.cancelled = process_events(store, rules, now)
     if sweep:
         report.swept = sweep_all(store, rules, now)
@@ -126,6 +132,8 @@ def run_pass(
         )
         report.dispatch = dispatcher.run(now, batch=claim_batch)
         d = report.dispatch
+        d.released += released
+        d.unconfirmed += unconfirmed
         metrics.record_dispatch(len(d.sent), len(d.failed), d.retried, d.unconfirmed)
         if (d.sent or d.failed or d.retried) and not report.more_to_plan and keep_planning():
             # the customers whose emails went (or failed) want a look at once (their history

@@ -127,6 +127,23 @@ def test_429s_wait_at_least_the_floor_at_most_the_cap_and_the_email_goes_once(
             assert wait >= timedelta(seconds=0.5)
 
 
+def test_a_retry_whose_wait_is_long_over_goes_in_the_next_pass(app: App) -> None:
+    """A pass an hour after the wait (a `run --once` later, a daemon that was down) gives the
+    customer its look again before it claims, so the email goes in that pass, not the next."""
+    _receipt(app)
+    with SendgridLookalike() as sg:
+        sg.then(_too_many(int(time.time())))
+        transport = SendgridTransport(sg.api_key, sg.url, timeout=5)
+        first = run_pass(app, NOW, transport=transport)
+        assert first.dispatch.retried == 1 and "1 email to retry" in first.summary()
+        parked = _parked(app)
+        assert parked is not None
+        later = run_pass(app, parked + timedelta(hours=1), transport=transport)
+        assert later.dispatch.released == 1 and later.dispatch.sent
+        assert [r.status for r in sg.received] == [429, 202]
+    assert _decision(app).status is Status.SENT
+
+
 def test_a_retry_that_would_come_after_the_expiry_expires_the_message_saying_why(
     app: App,
 ) -> None:
