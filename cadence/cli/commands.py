@@ -37,6 +37,8 @@ def preview(
     from cadence.flows.preview import preview as make_preview
 
     _check_format(fmt)
+    if days < 1:
+        fail(f"error: --days must be 1 or more, not {days}", 2)
     a = get_app()
     as_of = now_or(at, "--at")
     with errors():

@@ -42,6 +42,8 @@ def answer_preview(app: App, request: dict[str, Any]) -> str | None:
         return None
     if not isinstance(days, int) or isinstance(days, bool) or not isinstance(render, bool):
         return None
+    if days < 1:  # the command says what is wrong with it
+        return None
     at = request.get("at")
     if at is not None and not isinstance(at, str):
         return None

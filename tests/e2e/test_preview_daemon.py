@@ -76,6 +76,13 @@ def test_a_running_daemon_answers_preview_exactly_as_the_command_would(setup: Cl
         assert missing.code == 1 and "no customer with id 'nobody'" in missing.err
         bad = setup("preview", "c-17", "--at", "tomorrow", check=False)
         assert bad.code == 2 and "not an ISO 8601 time" in bad.err
+        # a horizon of no days or fewer is refused, not drawn as "+ -3 days"
+        assert _asked(setup, "preview", "c-17", "--days", "-3").returncode == 3
+        for days in ("0", "-3"):
+            short = setup("preview", "c-17", "--days", days, check=False)
+            assert short.code == 2 and short.err.strip() == (
+                f"error: --days must be 1 or more, not {days}"
+            ), short
         # other settings (here another database) are another daemon's: not this one
         other = Cli(setup.cwd, {**setup.env, "CADENCE_DATABASE_URL": "sqlite:///other.db"})
         assert _asked(other, "preview", "c-17").returncode == 3
