@@ -69,6 +69,10 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
+    if url.startswith(("postgresql://", "postgres://")):
+        # no driver named: psycopg 3, the one cadence installs (SQLAlchemy would take
+        # psycopg2, which it does not)
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("postgresql+psycopg://"):
         # a connect_timeout in the URL wins (connect_args would override it)
         timeout = {} if "connect_timeout=" in url else {"connect_timeout": PG_CONNECT_TIMEOUT}
@@ -77,7 +81,8 @@ def make_engine(url: str) -> Engine:
         )
     if url.startswith("postgresql"):
         raise UnsupportedDatabase(
-            f"{url.split('://')[0]}: use postgresql+psycopg://user@host/db (psycopg 3)"
+            f"{url.split('://')[0]}: cadence speaks to PostgreSQL through psycopg 3 only; use "
+            "postgresql://user@host/db (or postgresql+psycopg://)"
         )
     raise UnsupportedDatabase(
         f"unsupported database_url {url.split('://')[0]}://...: use sqlite:///cadence.db or "

@@ -115,3 +115,21 @@ def test_a_server_that_refuses_the_login_says_why(cli: Cli, pg_url: str, wrong: 
     assert r.err.rstrip().endswith(
         "does not exist; check database_url in cadence.yaml (or CADENCE_DATABASE_URL)"
     ), r.err
+
+
+@pytest.mark.postgres
+def test_a_postgresql_url_without_a_driver_is_psycopg_3(cli: Cli, pg_url: str) -> None:
+    """`postgresql://` (and Heroku's `postgres://`) as most tools write it: psycopg 3, the one
+    driver cadence installs. Another driver named is refused in one line that says so."""
+    _, rest = pg_url.split("://", 1)
+    plain = with_database(cli, f"postgresql://{rest}")
+    assert plain("db", "upgrade").out.startswith("database schema: upgraded")
+    assert plain("customers", "import", "samples/customers.jsonl").code == 0
+    heroku = Cli(plain.cwd, {**plain.env, "CADENCE_DATABASE_URL": f"postgres://{rest}"})
+    assert heroku("db", "status").out.startswith("database schema: current")
+    other = Cli(plain.cwd, {**plain.env, "CADENCE_DATABASE_URL": f"postgresql+psycopg2://{rest}"})
+    r = other("db", "status", check=False)
+    assert r.code == 1 and r.err.strip() == (
+        "error: postgresql+psycopg2: cadence speaks to PostgreSQL through psycopg 3 only; use "
+        "postgresql://user@host/db (or postgresql+psycopg://)"
+    ), r.err
