@@ -3,6 +3,7 @@ share. Events through playbooks, sweeps, re-planning what changed, sending what 
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -90,7 +91,10 @@ def run_pass(
     keep_planning: Callable[[], bool] = lambda: True,
     plan_batch: int = 500,
     claim_batch: int | None = None,
+    dispatch_log: logging.Logger | None = None,
 ) -> PassReport:
+    """One pass as of `now`. `dispatch_log`: where the dispatch says what became of each
+    email (default: the dispatch's own logger)."""
     from cadence.delivery.transports import make_transport
 
     rules = app.rules()
@@ -129,6 +133,7 @@ def run_pass(
             should_stop=should_stop,
             keep_claiming=keep_claiming,
             max_delay=rules.max_delay,
+            **({"log": dispatch_log} if dispatch_log is not None else {}),
         )
         report.dispatch = dispatcher.run(now, batch=claim_batch)
         d = report.dispatch

@@ -171,6 +171,8 @@ class Dispatcher:
     # how long a message may wait when it names no `expires_at` (the rules' `max_delay`): a
     # retry is never put past a member's expiry
     max_delay: timedelta | None = None
+    # where what became of each email is logged (a scratch copy's passes have their own)
+    log: logging.Logger = log
     _placed: int = field(default=0, init=False, repr=False)
 
     def run(self, now: datetime, *, batch: int | None = None) -> DispatchReport:
@@ -287,7 +289,7 @@ class Dispatcher:
         for item, _ in sent:
             email = item.email
             report.sent.append(email.id)
-            log.info(
+            self.log.info(
                 "sent email=%s customer=%s messages=%s",
                 email.id,
                 email.customer_id,
@@ -325,13 +327,13 @@ class Dispatcher:
         if exc.maybe_sent:
             self.store.sending.mark_unconfirmed(email.id, exc.reason, now)
             report.unconfirmed += 1
-            log.error("unconfirmed %s: %s", ids, exc.reason)
+            self.log.error("unconfirmed %s: %s", ids, exc.reason)
             return
         if exc.permanent or item.attempts + 1 >= MAX_ATTEMPTS:
             spent = "" if exc.permanent else f" (after {item.attempts + 1} attempts)"
             self.store.sending.mark_failed(email.id, exc.reason + spent, now)
             report.failed.append(email.id)
-            log.error("failed %s: %s%s", ids, exc.reason, spent)
+            self.log.error("failed %s: %s%s", ids, exc.reason, spent)
             return
         at = now + backoff(item.attempts, exc.retry_after)
         expiry = self._expiry(item, now)
@@ -342,11 +344,11 @@ class Dispatcher:
             )
             self.store.sending.expire_email(email.id, reason, now)
             report.expired.append(email.id)
-            log.error("expired %s: %s", ids, reason)
+            self.log.error("expired %s: %s", ids, reason)
             return
         self.store.sending.retry_later(email.id, at, exc.reason)
         report.retried += 1
-        log.warning("retry %s at %s: %s", ids, at.isoformat(), exc.reason)
+        self.log.warning("retry %s at %s: %s", ids, at.isoformat(), exc.reason)
 
     def _expiry(self, item: Claimed, now: datetime) -> datetime | None:
         """The earliest expiry among the email's members (None when the rules' `max_delay`
@@ -379,5 +381,5 @@ class Dispatcher:
                 email.id, f"held: {str(exc) or type(exc).__name__}", now=now
             )
             report.held.append(email.id)
-            log.warning("held email=%s customer=%s: %s", email.id, email.customer_id, exc)
+            self.log.warning("held email=%s customer=%s: %s", email.id, email.customer_id, exc)
             return None

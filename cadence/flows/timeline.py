@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     from cadence.rules.model import Rules
 
 log = logging.getLogger("cadence.timeline")
+#: what the passes on a scratch copy log of each email: only errors. An email held for its
+#: template is in the run's decisions, which `preview` and `simulate` print; logged as well,
+#: every preview a daemon answers would log the customer's held emails again, as if live.
+SCRATCH_LOG = logging.getLogger("cadence.scratch")
+SCRATCH_LOG.setLevel(logging.ERROR)
 
 #: what signs the unsubscribe links of emails rendered on a scratch copy: never a live secret
 SCRATCH_SECRET = "scratch copy: links made here unsubscribe nobody"
@@ -55,16 +60,18 @@ def run_between(
     end: datetime,
     transport: Transport,
     on_pass: Callable[[PassReport], None] = lambda _: None,
+    dispatch_log: logging.Logger | None = None,
 ) -> int:
     """Run a pass at `start` and at every due moment up to `end` (included), on `app`'s
-    ledger and rules, handing what is due to `transport`; returns how many passes ran."""
+    ledger and rules, handing what is due to `transport`; returns how many passes ran.
+    `dispatch_log`: where the dispatch says what became of each email (see `run_pass`)."""
     from cadence.flows.passes import run_pass
 
     rules = app.rules()
     t = start
     passes = again = 0
     while True:
-        on_pass(run_pass(app, t, transport=transport))
+        on_pass(run_pass(app, t, transport=transport, dispatch_log=dispatch_log))
         passes += 1
         later = next_moment(app.store, rules, t)
         if later is None:
@@ -142,7 +149,7 @@ def run_on_scratch(
         transport = RecordingTransport(bodies=bodies)
         renderer = frozen_renderer(Path(settings.templates_dir))
         app = App(quiet, _store=store, _rules=rules, _renderer=renderer)
-        passes = run_between(app, start, end, transport, on_pass)
+        passes = run_between(app, start, end, transport, on_pass, SCRATCH_LOG)
     except BaseException:
         store.close()
         raise

@@ -265,3 +265,28 @@ def test_a_cancelled_booking_is_no_contact_in_simulate_as_in_the_passes(
     _step(app, T0, end)
     sent = sorted((c, m, at) for c in ("ana", "bo") for m, at in _sent(app, c))
     assert sent == predicted
+
+
+def test_a_held_email_is_logged_by_the_live_pass_not_by_preview_or_simulate(
+    app: App, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Preview and simulate run the passes on a scratch copy; an email held there for its
+    template is in their decisions, not in the log (a daemon answering previews would log
+    it again for every preview, as if it were held live). The live pass logs it."""
+    tip = {
+        "id": "tip-1",
+        "customer": "ana",
+        "role": "product",
+        "template": "no_such_template",
+        "send_after": (T0 + 10 * H).isoformat(),  # Monday 10:00 in New York
+    }
+    assert not ingest.submit_messages(app.store, _jsonl(tmp_path / "t.jsonl", [tip]), now=T0).errors
+    caplog.set_level("INFO")
+    p = preview(app.store, app.settings, app.rules(), "ana", T0, 3)
+    (held,) = [d for d in p.decisions if d.message_id == "tip-1"]
+    assert held.status is Status.HELD and "no_such_template" in held.reason
+    simulate(app.store, app.settings, app.rules(), T0, T0 + 3 * D)
+    assert not [r for r in caplog.records if "held email" in r.getMessage()]
+    _step(app, T0, T0 + D)
+    (line,) = [r for r in caplog.records if "held email" in r.getMessage()]
+    assert line.levelname == "WARNING" and line.name == "cadence.dispatch"
