@@ -15,6 +15,7 @@ from cadence import metrics
 from cadence.flows.lifecycle import process_events, sweep_all
 from cadence.flows.planning import plan_some
 from cadence.flows.sending import Dispatcher, DispatchReport
+from cadence.flows.sending import log as sending_log
 from cadence.words import plural
 
 if TYPE_CHECKING:
@@ -133,12 +134,12 @@ def run_pass(
             should_stop=should_stop,
             keep_claiming=keep_claiming,
             max_delay=rules.max_delay,
-            **({"log": dispatch_log} if dispatch_log is not None else {}),
+            log=dispatch_log or sending_log,
         )
         report.dispatch = dispatcher.run(now, batch=claim_batch)
         d = report.dispatch
-        d.released += released
-        d.unconfirmed += unconfirmed
+        d.released = released
+        d.unconfirmed += unconfirmed  # and those the transport's answers left unsettled
         metrics.record_dispatch(len(d.sent), len(d.failed), d.retried, d.unconfirmed)
         if (d.sent or d.failed or d.retried) and not report.more_to_plan and keep_planning():
             # the customers whose emails went (or failed) want a look at once (their history

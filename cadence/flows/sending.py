@@ -176,8 +176,8 @@ class Dispatcher:
     _placed: int = field(default=0, init=False, repr=False)
 
     def run(self, now: datetime, *, batch: int | None = None) -> DispatchReport:
+        # leases that ran out are the pass's to recover, before it plans (`run_pass`)
         report = DispatchReport()
-        report.released, report.unconfirmed = self.store.sending.recover_leases(now)
         limit = batch or self.settings.daemon.claim_batch
         # emails handed over side by side, as many as the transport can take at once (an SMTP
         # connection takes one; SendGrid's HTTP API many): its latency, not ours, sets the pace
