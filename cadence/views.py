@@ -62,24 +62,6 @@ def view(kind: str, values: Mapping[str, Any]) -> View:
     return cls(kind, values)
 
 
-#: what `customer.<name>` reads besides the customer's attributes (which these override)
-CUSTOMER_FIELDS = frozenset(
-    {
-        "last_open_at",
-        "last_click_at",
-        "last_reply_at",
-        "opens",
-        "clicks",
-        "replies",
-        "id",
-        "email",
-        "name",
-        "timezone",
-        "account",
-    }
-)
-
-
 def customer_view(customer: Customer) -> View:
     values: dict[str, Any] = dict(customer.attributes)
     e = customer.engagement  # from the provider's events and replies: ours, not an attribute
@@ -138,3 +120,8 @@ def event_view(event: Event) -> View:
             "attributes": view("attributes", event.attributes),
         },
     )
+
+
+#: what `customer.<name>` reads besides the customer's attributes (which these override):
+#: the names `customer_view` adds, read off a customer with no attributes
+CUSTOMER_FIELDS = frozenset(customer_view(Customer(id="", email="", name="")))

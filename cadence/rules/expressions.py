@@ -42,6 +42,12 @@ def _did_you_mean(name: str, say_which: bool) -> str:
     return hint.replace("?", f" for `{name}`?") if hint and say_which else hint
 
 
+def _tree(text: str) -> nodes.Template:
+    """An expression as Jinja parses it: one output node holding it, whose names the
+    compiler reads and `customer_names` walks."""
+    return environment().parse("{{ (" + text + ") }}")
+
+
 def compile_expression(source: str, location: Location, *, fast: bool = True) -> Expression:
     """Compile `source`; raises ExpressionSyntaxError with a message a CSM can act on. The
     common shapes run as closures (`fastpath`) with Jinja's meaning; without `fast`, every
@@ -53,7 +59,7 @@ def compile_expression(source: str, location: Location, *, fast: bool = True) ->
     try:
         # Jinja's own compile first: its message is about what was written, not the wrapper
         compiled = env.compile_expression(text, undefined_to_none=False)
-        tree = env.parse("{{ (" + text + ") }}")
+        tree = _tree(text)
     except TemplateSyntaxError as exc:
         message = (exc.message or "").replace("end of template", "end of the expression")
         where = f" (line {exc.lineno} of the expression)" if (exc.lineno or 1) > 1 else ""
@@ -97,8 +103,8 @@ def compile_expression(source: str, location: Location, *, fast: bool = True) ->
 def customer_names(source: str) -> list[str]:
     """The names `source` reads of the customer (`customer.plan`, `customer["plan"]`), in the
     order written, once each: what `rules check` holds against the ledger's attributes."""
-    tree = environment().parse("{{ (" + source.strip() + ") }}")
     found: dict[str, None] = {}
+    tree = _tree(source.strip())
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         if isinstance(node, nodes.Getattr):
             target, name = node.node, node.attr

@@ -210,3 +210,20 @@ def test_customer_fields_are_what_the_customer_view_adds_to_the_attributes() -> 
     from cadence.views import CUSTOMER_FIELDS, customer_view
 
     assert set(customer_view(Customer("c-1", "a@b.test", "A", "UTC", None, {}))) == CUSTOMER_FIELDS
+    # derived from the view, so held to the names a rule may read of any customer, and to
+    # nothing of one customer's attributes
+    assert {
+        "id",
+        "email",
+        "name",
+        "timezone",
+        "account",
+        "opens",
+        "clicks",
+        "replies",
+        "last_open_at",
+        "last_click_at",
+        "last_reply_at",
+    } == CUSTOMER_FIELDS
+    pro = customer_view(Customer("c-1", "a@b.test", "A", "UTC", None, {"plan": "pro"}))
+    assert set(pro) == CUSTOMER_FIELDS | {"plan"}
