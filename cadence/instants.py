@@ -4,9 +4,10 @@ refuse a date or a time without one, each error saying what to write instead."""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
+
+from cadence.words import show
 
 _OFFSET = re.compile(r"[Zz]|[+-]\d{2}(:?\d{2})?")
 
@@ -54,8 +55,6 @@ def read_instant(text: str) -> datetime:
     except NoOffset:
         raise ValueError(f"{text} has no UTC offset; write {text}Z or +01:00") from None
     except ValueError:
-        # as the user wrote it (input records are JSON), cut short: one readable line
-        shown = json.dumps(text if len(text) <= 58 else text[:57] + "…", ensure_ascii=False)
         raise ValueError(
-            f"{shown} is not an ISO 8601 time; write it like 2026-11-02T09:00:00Z"
+            f"{show(text)} is not an ISO 8601 time; write it like 2026-11-02T09:00:00Z"
         ) from None

@@ -1,6 +1,10 @@
-"""Counting things in words: "1 email", "2 emails", never "1 emails"."""
+"""Things said in words: counts ("1 email", "2 emails", never "1 emails"), and a value as
+the user wrote it, in an error that quotes it."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 #: words whose plural is not the word plus "s"
 _IRREGULAR = {"pass": "passes"}
@@ -12,3 +16,12 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     if n == 1:
         return f"{n} {word}"
     return f"{n} {many or _IRREGULAR.get(word) or word + 's'}"
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """A value as the user wrote it (JSON), cut short: error reasons stay one readable line."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -8,7 +8,8 @@ import difflib
 
 from pydantic import BaseModel, ValidationError
 
-from cadence.ingest.records import INT32, FromIn, show
+from cadence.ingest.records import INT32, FromIn
+from cadence.words import show
 
 _MUST = {
     "string_type": "must be text",

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cadence.instants import read_instant
 from cadence.model import Customer, Event, Message, MessageKind, Sender
+from cadence.words import show
 
 __all__ = [
     "CustomerIn",
@@ -34,19 +35,9 @@ __all__ = [
     "aware",
     "check_address",
     "check_zone",
-    "show",
 ]
 
 INT32 = 2**31 - 1  # `priority` is an INTEGER column on both databases
-
-
-def show(value: Any, limit: int = 60) -> str:
-    """A value as the user wrote it (JSON), cut short: error reasons stay one readable line."""
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def check_address(value: str) -> str:
