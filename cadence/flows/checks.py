@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 from cadence.engine.events import OWN_TYPES
 from cadence.rules import RuleError, RuleErrors, load_rules
 from cadence.rules.expressions import customer_names
+from cadence.rules.loader import KINDS
 from cadence.rules.model import Expression, Location, Rules
 from cadence.rules.sites import Site, sites
 from cadence.views import CUSTOMER_FIELDS
@@ -195,20 +196,10 @@ def _events(
     return warnings, rest if ledger_types is not None else []
 
 
-#: each kind of rule whose expressions may read the customer, as a warning names it
-_KINDS = (
-    ("limits", "limit"),
-    ("suppress", "suppress rule"),
-    ("hold", "hold rule"),
-    ("playbooks", "playbook"),
-    ("cancel", "cancel rule"),
-)
-
-
 def customer_reads(rules: Rules) -> list[Reads]:
     """Every name an expression of the rules reads of the customer, in rule order."""
     out = []
-    for attr, kind in _KINDS:
+    for attr, kind in KINDS.items():  # those without expressions give none
         for rule in getattr(rules, attr):
             for f in fields(rule):
                 value = getattr(rule, f.name)

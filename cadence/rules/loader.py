@@ -24,7 +24,8 @@ from cadence.rules.model import Rules
 from cadence.rules.schema import TEXT_KINDS, RuleFile
 from cadence.rules.yaml_errors import describe as describe_yaml_error
 
-_KIND = {
+#: each section of a rule file, and what one of its rules is called in a message
+KINDS = {
     "limits": "limit",
     "send_windows": "send window",
     "suppress": "suppress rule",
@@ -67,7 +68,7 @@ class Positions:
     def name_of(self, loc: Sequence[str | int]) -> str:
         """`limit `weekly-total`` for a location inside the first rule of `limits`."""
         if len(loc) >= 2 and isinstance(loc[0], str) and isinstance(loc[1], int):
-            kind = _KIND.get(loc[0], loc[0])
+            kind = KINDS.get(loc[0], loc[0])
             items = self.root.get(loc[0]) if isinstance(self.root, CommentedMap) else None
             item = (
                 items[loc[1]] if isinstance(items, CommentedSeq) and loc[1] < len(items) else None
